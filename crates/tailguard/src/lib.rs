@@ -1,0 +1,6 @@
+//! tailguard keeps a service's tail latency safe from its own background work.
+//!
+//! Work in progress: see the repository's README and `DESIGN.md` for the architecture.
+
+pub mod clock;
+pub mod histogram;
