@@ -1,0 +1,255 @@
+//! The experiment's report: the figures of every mode, rendered as a terminal table, JSON and a
+//! self-contained HTML page with plots.
+//!
+//! The data model ([`DemoReport`]) is plain serde data, so the JSON written with `--json` holds every
+//! figure the table and the page show, and more (the time series and the latency CDFs).
+
+mod html;
+mod svg;
+mod table;
+
+use serde::{Deserialize, Serialize};
+
+pub use html::render_html;
+pub use table::render_table;
+
+/// Everything one run of the experiment measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DemoReport {
+    /// The machine the run was taken on.
+    pub machine: Machine,
+    /// The settings of the run.
+    pub settings: Settings,
+    /// One entry per mode, in the order they ran.
+    pub modes: Vec<ModeResult>,
+    /// Notes that explain the figures (what limited a goal, warnings about the run).
+    pub notes: Vec<String>,
+}
+
+/// The machine the run was taken on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU cores available to the process.
+    pub cores: usize,
+    /// Operating system and architecture.
+    pub os: String,
+}
+
+/// The settings of the run, as given or defaulted.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Settings {
+    /// Length of each mode's measurement, in seconds.
+    pub duration_secs: f64,
+    /// Target foreground load as a fraction of the machine.
+    pub load: f64,
+    /// Offered foreground rate, requests per second (from calibration).
+    pub rate_rps: f64,
+    /// Keys in the store.
+    pub keys: u64,
+    /// Seed of the keyspace and the request schedule.
+    pub seed: u64,
+    /// Target p99 scheduling latency of the limiter, in milliseconds.
+    pub target_p99_ms: f64,
+    /// Where elastic work ran: `threads` or `runtime`.
+    pub elastic_on: String,
+}
+
+/// What one mode measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ModeResult {
+    /// The mode, e.g. `baseline`, `uncontrolled`, `static:0.25`, `elastic`.
+    pub name: String,
+    /// The foreground service.
+    pub foreground: Foreground,
+    /// p99 scheduling latency of the foreground runtime over the run, in milliseconds.
+    pub sched_p99_ms: Option<f64>,
+    /// The elastic work; `None` when the mode ran none (baseline).
+    pub elastic: Option<Elastic>,
+    /// One point per sampling interval.
+    pub series: Vec<SeriesPoint>,
+    /// Foreground latency CDF: `(latency_ms, fraction of requests at or below it)`.
+    pub latency_cdf: Vec<(f64, f64)>,
+}
+
+/// Foreground figures of one mode.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Foreground {
+    /// Requests completed.
+    pub requests: u64,
+    /// Completed requests per second.
+    pub throughput_rps: f64,
+    /// Latency percentiles from the scheduled arrival, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// 99.9th percentile latency, ms.
+    pub p999_ms: f64,
+    /// Largest latency, ms.
+    pub max_ms: f64,
+    /// Share of the machine's CPU the foreground used.
+    pub cpu_share: f64,
+}
+
+/// Elastic figures of one mode.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Elastic {
+    /// Keys backed up (and scanned) per second.
+    pub keys_per_sec: f64,
+    /// Backup bytes written per second (compressed).
+    pub bytes_per_sec: f64,
+    /// Share of the whole machine's CPU the elastic work used.
+    pub cpu_share: f64,
+    /// Elastic CPU as a fraction of the CPU the foreground left idle.
+    pub idle_share_used: f64,
+    /// Export requests issued; each one took a grant.
+    pub requests: u64,
+    /// Export requests that stopped at `over_limit()` before the end of their range.
+    pub preemptions: u64,
+    /// Whether every completed backup restored to exactly the source data.
+    pub verified: Option<bool>,
+    /// Mean elastic share the limiter allowed, of all cores (None when uncontrolled).
+    pub mean_share: Option<f64>,
+}
+
+/// One sampling interval of a mode.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Seconds since the mode started.
+    pub t_secs: f64,
+    /// Foreground requests completed per second in this interval.
+    pub fg_rps: f64,
+    /// Foreground p50 latency in this interval, ms.
+    pub fg_p50_ms: Option<f64>,
+    /// Foreground p99 latency in this interval, ms.
+    pub fg_p99_ms: Option<f64>,
+    /// Scheduling-latency p99 over the limiter's window, ms.
+    pub sched_p99_ms: Option<f64>,
+    /// Elastic share allowed by the limiter, of all cores.
+    pub share: Option<f64>,
+    /// Elastic CPU used in this interval, as a share of all cores.
+    pub elastic_cpu_share: Option<f64>,
+    /// Offered foreground load in this interval, as a share of the machine (the adapt scenario
+    /// moves it).
+    pub offered_load: Option<f64>,
+}
+
+impl DemoReport {
+    /// The mode named `name`, if it ran.
+    pub fn mode(&self, name: &str) -> Option<&ModeResult> {
+        self.modes.iter().find(|m| m.name == name)
+    }
+
+    /// Foreground p99 of `mode` relative to baseline's, when both ran.
+    pub fn p99_vs_baseline(&self, mode: &ModeResult) -> Option<f64> {
+        let base = self.mode("baseline")?.foreground.p99_ms;
+        (base > 0.0).then(|| mode.foreground.p99_ms / base)
+    }
+}
+
+/// Formats milliseconds compactly: `0.412`, `12.3`, `1840`.
+pub fn fmt_ms(ms: f64) -> String {
+    if !ms.is_finite() {
+        "-".to_owned()
+    } else if ms < 1.0 {
+        format!("{ms:.3}")
+    } else if ms < 100.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
+/// Formats a fraction as a percentage: `41.7%`.
+pub fn fmt_pct(fraction: f64) -> String {
+    if fraction.is_finite() { format!("{:.1}%", fraction * 100.0) } else { "-".to_owned() }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small report with every field filled, shared by the renderers' tests.
+    pub(crate) fn sample_report() -> DemoReport {
+        let mode = |name: &str, p99: f64, elastic: Option<f64>| ModeResult {
+            name: name.to_owned(),
+            foreground: Foreground {
+                requests: 10_000,
+                throughput_rps: 1000.0,
+                p50_ms: 0.2,
+                p99_ms: p99,
+                p999_ms: p99 * 2.0,
+                max_ms: p99 * 5.0,
+                cpu_share: 0.4,
+            },
+            sched_p99_ms: Some(p99 / 2.0),
+            elastic: elastic.map(|share| Elastic {
+                keys_per_sec: 50_000.0 * share,
+                bytes_per_sec: 1e7 * share,
+                cpu_share: share,
+                idle_share_used: share / 0.6,
+                requests: 40,
+                preemptions: 30,
+                verified: Some(true),
+                mean_share: Some(share),
+            }),
+            series: (0..10)
+                .map(|i| SeriesPoint {
+                    t_secs: f64::from(i),
+                    fg_rps: 1000.0,
+                    fg_p50_ms: Some(0.2),
+                    fg_p99_ms: Some(p99 + f64::from(i) * 0.01),
+                    sched_p99_ms: Some(p99 / 2.0),
+                    share: elastic,
+                    elastic_cpu_share: elastic,
+                    offered_load: Some(0.4),
+                })
+                .collect(),
+            latency_cdf: vec![(0.1, 0.2), (0.2, 0.5), (p99, 0.99), (p99 * 5.0, 1.0)],
+        };
+        DemoReport {
+            machine: Machine { cores: 2, os: "linux x86_64".into() },
+            settings: Settings {
+                duration_secs: 10.0,
+                load: 0.4,
+                rate_rps: 1000.0,
+                keys: 100_000,
+                seed: 7,
+                target_p99_ms: 1.0,
+                elastic_on: "threads".into(),
+            },
+            modes: vec![
+                mode("baseline", 0.8, None),
+                mode("uncontrolled", 12.0, Some(0.6)),
+                mode("elastic", 1.1, Some(0.45)),
+                mode("static:0.25", 1.0, Some(0.25)),
+            ],
+            notes: vec!["a note <with> markup & such".into()],
+        }
+    }
+
+    #[test]
+    fn ratios_against_baseline() {
+        let report = sample_report();
+        let elastic = report.mode("elastic").unwrap();
+        let ratio = report.p99_vs_baseline(elastic).unwrap();
+        assert!((ratio - 1.1 / 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let report = sample_report();
+        let json = serde_json::to_string(&report).unwrap();
+        let back: DemoReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.modes.len(), 4);
+        assert_eq!(back.modes[2].series.len(), 10);
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_ms(0.4123), "0.412");
+        assert_eq!(fmt_ms(12.345), "12.35");
+        assert_eq!(fmt_ms(1840.2), "1840");
+        assert_eq!(fmt_ms(f64::NAN), "-");
+        assert_eq!(fmt_pct(0.417), "41.7%");
+    }
+}
