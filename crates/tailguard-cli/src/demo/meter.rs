@@ -1,0 +1,127 @@
+//! Counters the elastic jobs bump as they work, read by the demo's sampler once per interval.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tailguard::clock::{Clock, SystemClock};
+
+/// What the elastic work has done so far in one mode. Every counter is monotonically increasing
+/// and never reset; the sampler takes differences.
+#[derive(Debug, Default)]
+pub struct ElasticMeter {
+    cpu_nanos: AtomicU64,
+    keys: AtomicU64,
+    bytes: AtomicU64,
+    requests: AtomicU64,
+    preemptions: AtomicU64,
+    backups_verified: AtomicU64,
+    backups_failed: AtomicU64,
+}
+
+/// A copy of an [`ElasticMeter`]'s counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeterReading {
+    /// CPU time used by elastic work, in nanoseconds.
+    pub cpu_nanos: u64,
+    /// Keys exported by backups and walked by scans.
+    pub keys: u64,
+    /// Compressed bytes written to backup files.
+    pub bytes: u64,
+    /// Export requests issued.
+    pub requests: u64,
+    /// Export requests that stopped before the end of their range.
+    pub preemptions: u64,
+    /// Backups that completed and verified.
+    pub backups_verified: u64,
+    /// Backups that completed and failed to verify.
+    pub backups_failed: u64,
+}
+
+impl ElasticMeter {
+    /// Adds work done.
+    pub fn add_work(&self, keys: u64, bytes: u64) {
+        self.keys.fetch_add(keys, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts one export request, and whether it was preempted.
+    pub fn add_request(&self, preempted: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if preempted {
+            self.preemptions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one completed backup and its verification result.
+    pub fn add_backup(&self, verified: bool) {
+        let counter = if verified { &self.backups_verified } else { &self.backups_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads every counter.
+    pub fn read(&self) -> MeterReading {
+        MeterReading {
+            cpu_nanos: self.cpu_nanos.load(Ordering::Relaxed),
+            keys: self.keys.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            preemptions: self.preemptions.load(Ordering::Relaxed),
+            backups_verified: self.backups_verified.load(Ordering::Relaxed),
+            backups_failed: self.backups_failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A per-thread CPU accountant that charges this meter.
+    pub fn cpu_account(&self) -> CpuAccount<'_> {
+        CpuAccount { meter: self, last_nanos: SystemClock.thread_cpu_nanos() }
+    }
+}
+
+/// Charges the calling thread's CPU time to a meter, in increments, each time it is flushed.
+/// Lives on one thread: the thread CPU clock is per thread.
+#[derive(Debug)]
+pub struct CpuAccount<'a> {
+    meter: &'a ElasticMeter,
+    last_nanos: u64,
+}
+
+impl CpuAccount<'_> {
+    /// Charges the CPU used by this thread since the last flush (a system call: call it once per
+    /// export request or every few milliseconds of work, not per key).
+    pub fn flush(&mut self) {
+        let now = SystemClock.thread_cpu_nanos();
+        self.meter.cpu_nanos.fetch_add(now.saturating_sub(self.last_nanos), Ordering::Relaxed);
+        self.last_nanos = now;
+    }
+}
+
+impl Drop for CpuAccount<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_counts_and_charges_cpu() {
+        let meter = ElasticMeter::default();
+        meter.add_work(10, 400);
+        meter.add_request(true);
+        meter.add_request(false);
+        meter.add_backup(true);
+        {
+            let mut account = meter.cpu_account();
+            let mut x = 0u64;
+            for i in 0..3_000_000u64 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+            account.flush();
+        }
+        let r = meter.read();
+        assert_eq!((r.keys, r.bytes, r.requests, r.preemptions, r.backups_verified), (10, 400, 2, 1, 1));
+        assert!(r.cpu_nanos > 0);
+    }
+}

@@ -1,0 +1,131 @@
+//! The experiment's modes: how elastic work runs beside the foreground.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How the elastic work is run in one mode of the experiment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// The foreground alone: no elastic work.
+    Baseline,
+    /// Elastic work runs flat out beside the foreground.
+    Uncontrolled,
+    /// Elastic work is held to a fixed share of all cores by the token bucket, without feedback.
+    Static(f64),
+    /// Elastic threads run at the lowest OS priority (SCHED_IDLE), without tokens.
+    OsPriority,
+    /// Elastic work is admitted by tailguard's feedback controller, optionally also at the lowest
+    /// OS priority.
+    Elastic {
+        /// Whether elastic threads also run at SCHED_IDLE.
+        os_priority: bool,
+    },
+}
+
+impl Mode {
+    /// The modes of the default run: every mode, with a sweep of three static shares.
+    pub const DEFAULTS: &'static str =
+        "baseline,uncontrolled,static:0.1,static:0.25,static:0.5,os-priority,elastic,elastic+os-priority";
+
+    /// Whether this mode runs elastic work.
+    pub fn runs_elastic(self) -> bool {
+        self != Mode::Baseline
+    }
+
+    /// Whether elastic work goes through a limiter (and so holds grants).
+    pub fn uses_limiter(self) -> bool {
+        matches!(self, Mode::Static(_) | Mode::Elastic { .. })
+    }
+
+    /// Whether elastic threads run at the lowest OS priority.
+    pub fn os_priority(self) -> bool {
+        matches!(self, Mode::OsPriority | Mode::Elastic { os_priority: true })
+    }
+
+    /// Parses a comma-separated list of modes.
+    ///
+    /// # Errors
+    ///
+    /// The first mode that does not parse, with what was expected.
+    pub fn parse_list(list: &str) -> Result<Vec<Mode>, ModeError> {
+        let modes = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect::<Result<Vec<_>, _>>()?;
+        if modes.is_empty() {
+            return Err(ModeError(list.to_owned(), "no modes given"));
+        }
+        Ok(modes)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Baseline => f.write_str("baseline"),
+            Mode::Uncontrolled => f.write_str("uncontrolled"),
+            Mode::Static(share) => write!(f, "static:{share}"),
+            Mode::OsPriority => f.write_str("os-priority"),
+            Mode::Elastic { os_priority: false } => f.write_str("elastic"),
+            Mode::Elastic { os_priority: true } => f.write_str("elastic+os-priority"),
+        }
+    }
+}
+
+/// A mode that could not be parsed: the text and what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bad mode {0:?}: {1}; modes are baseline, uncontrolled, static:<share in (0, 1]>, os-priority, elastic, elastic+os-priority")]
+pub struct ModeError(pub String, pub &'static str);
+
+impl FromStr for Mode {
+    type Err = ModeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why| ModeError(s.to_owned(), why);
+        Ok(match s {
+            "baseline" => Mode::Baseline,
+            "uncontrolled" => Mode::Uncontrolled,
+            "os-priority" => Mode::OsPriority,
+            "elastic" => Mode::Elastic { os_priority: false },
+            "elastic+os-priority" | "os-priority+elastic" => Mode::Elastic { os_priority: true },
+            _ => {
+                let share = s.strip_prefix("static:").ok_or_else(|| bad("unknown mode"))?;
+                let share: f64 = share.parse().map_err(|_| bad("the share is not a number"))?;
+                if !(share > 0.0 && share <= 1.0) {
+                    return Err(bad("the share must be within (0, 1]"));
+                }
+                Mode::Static(share)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_print_back() {
+        let modes = Mode::parse_list(Mode::DEFAULTS).unwrap();
+        assert_eq!(modes.len(), 8);
+        let printed: Vec<String> = modes.iter().map(Mode::to_string).collect();
+        assert_eq!(printed.join(","), Mode::DEFAULTS);
+        assert!(modes.contains(&Mode::Static(0.25)));
+    }
+
+    #[test]
+    fn bad_modes_say_why() {
+        let err = Mode::parse_list("baseline,static:2").unwrap_err();
+        assert!(err.to_string().contains("within (0, 1]"), "{err}");
+        assert!(Mode::parse_list("fast").unwrap_err().to_string().contains("unknown mode"));
+        assert!(Mode::parse_list("static:x").unwrap_err().to_string().contains("not a number"));
+        assert!(Mode::parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn mode_properties() {
+        assert!(!Mode::Baseline.runs_elastic());
+        assert!(Mode::Static(0.1).uses_limiter());
+        assert!(!Mode::OsPriority.uses_limiter());
+        assert!(Mode::OsPriority.os_priority());
+        assert!(Mode::Elastic { os_priority: true }.os_priority());
+        assert!(!Mode::Elastic { os_priority: false }.os_priority());
+    }
+}
