@@ -7,3 +7,74 @@
 //! |---|---|---|
 //! | [`instrument`] | wake→poll delay and poll duration of wrapped futures, per task and in aggregate | nothing |
 pub mod instrument;
+#[cfg(feature = "tokio")]
+pub mod runtime_probe;
+
+use std::time::Duration;
+
+use crate::histogram::{InvalidWindow, WindowConfig};
+
+/// The slowest rate a probe or sampler accepts, in Hz.
+pub const MIN_RATE_HZ: u32 = 1;
+/// The fastest rate a probe or sampler accepts, in Hz: at 10 kHz a probe already costs a few
+/// percent of a core, and OS timers cannot keep up much beyond it.
+pub const MAX_RATE_HZ: u32 = 10_000;
+/// The default probing rate: 1 kHz, fine enough to see a 1 ms p99 target within one window.
+pub const DEFAULT_RATE_HZ: u32 = 1_000;
+
+/// A probe or sampler setting that cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The rate must be within [`MIN_RATE_HZ`] ..= [`MAX_RATE_HZ`].
+    #[error("rate of {0} Hz is out of range: use 1 ..= 10000 Hz (default 1000)")]
+    Rate(u32),
+    /// The window shape is out of range.
+    #[error(transparent)]
+    Window(#[from] InvalidWindow),
+}
+
+/// Settings shared by the periodic probes ([`runtime_probe`](crate::observe) and
+/// [`thread_probe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// How often the probe fires, in Hz. Default [`DEFAULT_RATE_HZ`].
+    pub rate_hz: u32,
+    /// The window its samples go into. Default 25 × 100 ms.
+    pub window: WindowConfig,
+}
+
+impl ProbeConfig {
+    /// The default settings at another rate.
+    pub fn with_rate_hz(rate_hz: u32) -> Self {
+        Self { rate_hz, ..Self::default() }
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Rate`] when the rate is outside 1 Hz ..= 10 kHz, [`ConfigError::Window`]
+    /// when the window shape is out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&self.rate_hz) {
+            return Err(ConfigError::Rate(self.rate_hz));
+        }
+        self.window.validate()?;
+        Ok(())
+    }
+
+    /// Time between two firings.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `rate_hz` is zero; [`validate`](Self::validate) first.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs(1) / self.rate_hz
+    }
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self { rate_hz: DEFAULT_RATE_HZ, window: WindowConfig::DEFAULT }
+    }
+}
