@@ -7,6 +7,8 @@
 //! |---|---|---|
 //! | [`instrument`] | wake→poll delay and poll duration of wrapped futures, per task and in aggregate | nothing |
 pub mod instrument;
+pub mod psi;
+pub mod run_queue;
 #[cfg(feature = "tokio")]
 pub mod runtime_probe;
 
