@@ -1,18 +1,50 @@
 //! Signals: how long runnable work waits for a CPU.
 //!
-//! Each source feeds a [`WindowedHistogram`](crate::histogram::WindowedHistogram) exposed by a
-//! `window()` accessor, which the controller (or a dashboard) reads:
+//! Each latency source feeds a [`WindowedHistogram`](crate::histogram::WindowedHistogram)
+//! (default 25 slots of 100 ms) exposed by a `window()` accessor, which the controller or a
+//! dashboard reads; the OS-level sources complement them:
 //!
 //! | source | what it measures | needs |
 //! |---|---|---|
-//! | [`instrument`] | wake→poll delay and poll duration of wrapped futures, per task and in aggregate | nothing |
+//! | [`instrument`] | wake→poll delay and poll duration of wrapped futures, per task ([`TaskStats`]) and in aggregate | nothing |
+//! | [`runtime_probe`] | wake→poll delay of a probe task woken at 1 kHz from outside a tokio runtime | feature `tokio` |
+//! | [`thread_probe`] | timer overshoot of a sleeping thread (cyclictest) | nothing |
+//! | [`run_queue`] | runnable OS threads (`/proc/loadavg`) and tokio's global queue depth, averaged per tick | Linux `/proc` (else `None`) |
+//! | [`psi`] | `/proc/pressure/cpu` stall percentages | Linux PSI (else `None`) |
+//!
+//! Running-time queries: [`TaskStats::total_running`] is a task's wall time while polled (like
+//! Go's `grunning.Time()`, it counts time the OS descheduled the worker mid-poll);
+//! [`TaskStats::estimated_cpu`] scales sampled true-CPU readings; a thread's true CPU time is
+//! [`thread_cpu_time`](crate::clock::thread_cpu_time), which never counts descheduled time.
+//!
+//! With the `metrics` feature, `export` publishes every window's quantiles as gauges.
+//!
+//! # Bad input
+//!
+//! Rates outside 1 Hz ..= 10 kHz and out-of-range windows are refused with a [`ConfigError`]
+//! saying what to use; a missing `/proc` file gives `None`, never an error or a panic.
+//!
+//! # Examples
+//!
+//! ```
+//! use tailguard::observe::{ConfigError, ProbeConfig};
+//! use tailguard::observe::thread_probe::ThreadProbe;
+//!
+//! let err = ThreadProbe::start(ProbeConfig::with_rate_hz(50_000)).unwrap_err();
+//! assert_eq!(err, ConfigError::Rate(50_000));
+//! assert_eq!(err.to_string(), "rate of 50000 Hz is out of range: use 1 ..= 10000 Hz (default 1000)");
+//! ```
+
 pub mod instrument;
 pub mod psi;
 pub mod run_queue;
 #[cfg(feature = "tokio")]
 pub mod runtime_probe;
+pub mod thread_probe;
 
 use std::time::Duration;
+
+pub use instrument::{Instrumented, PollMonitor, PollMonitorConfig, TaskStats, TaskStatsHandle};
 
 use crate::histogram::{InvalidWindow, WindowConfig};
 
@@ -35,8 +67,7 @@ pub enum ConfigError {
     Window(#[from] InvalidWindow),
 }
 
-/// Settings shared by the periodic probes ([`runtime_probe`](crate::observe) and
-/// [`thread_probe`]).
+/// Settings shared by the periodic probes (`runtime_probe` and [`thread_probe`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeConfig {
     /// How often the probe fires, in Hz. Default [`DEFAULT_RATE_HZ`].
