@@ -152,6 +152,45 @@ struct Sums {
     samples: u32,
 }
 
+/// Running sums of every sample since the sampler started (monotonically increasing, never
+/// reset): the difference of two readings ([`RunQueueTotals::since`]) averages any interval,
+/// not only whole ticks.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunQueueTotals {
+    /// Samples taken.
+    pub samples: u64,
+    /// Samples in which `/proc/loadavg` could be read.
+    pub os_samples: u64,
+    /// Sum of runnable OS threads (excluding the sampler) over those samples.
+    pub os_runnable_sum: f64,
+    /// Sum of tokio's global queue depth over all samples (0 without a runtime).
+    pub tokio_global_queue_sum: f64,
+    /// Sum of the runtime's alive tasks over all samples (0 without a runtime).
+    pub tokio_alive_tasks_sum: f64,
+    /// The runtime's worker count; `None` without a runtime.
+    pub tokio_workers: Option<usize>,
+}
+
+impl RunQueueTotals {
+    /// The averages of the samples taken between `earlier` and `self`; `None` when none were.
+    pub fn since(&self, earlier: &RunQueueTotals) -> Option<RunQueueTick> {
+        let samples = self.samples.checked_sub(earlier.samples).filter(|&n| n > 0)?;
+        let os_samples = self.os_samples.saturating_sub(earlier.os_samples);
+        let n = samples as f64;
+        let runtime = self.tokio_workers.is_some();
+        Some(RunQueueTick {
+            os_runnable: (os_samples > 0)
+                .then(|| (self.os_runnable_sum - earlier.os_runnable_sum) / os_samples as f64),
+            tokio_global_queue: runtime
+                .then(|| (self.tokio_global_queue_sum - earlier.tokio_global_queue_sum) / n),
+            tokio_alive_tasks: runtime
+                .then(|| (self.tokio_alive_tasks_sum - earlier.tokio_alive_tasks_sum) / n),
+            tokio_workers: self.tokio_workers,
+            samples: u32::try_from(samples).unwrap_or(u32::MAX),
+        })
+    }
+}
+
 /// A thread (`tailguard-runq`) that samples run-queue depths; stops when dropped.
 pub struct RunQueueSampler {
     shared: Arc<Shared>,
@@ -162,6 +201,7 @@ pub struct RunQueueSampler {
 struct Shared {
     stop: AtomicBool,
     latest: Mutex<Option<RunQueueTick>>,
+    totals: Mutex<RunQueueTotals>,
 }
 
 impl RunQueueSampler {
@@ -199,7 +239,11 @@ impl RunQueueSampler {
 
     fn spawn(config: RunQueueConfig, source: Source) -> Result<Self, ConfigError> {
         config.validate()?;
-        let shared = Arc::new(Shared { stop: AtomicBool::new(false), latest: Mutex::new(None) });
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            latest: Mutex::new(None),
+            totals: Mutex::new(RunQueueTotals::default()),
+        });
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tailguard-runq".into())
@@ -211,6 +255,11 @@ impl RunQueueSampler {
     /// The averages of the last complete tick; `None` before the first tick ends.
     pub fn latest(&self) -> Option<RunQueueTick> {
         *self.shared.latest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Running sums of every sample so far; subtract two readings to average any interval.
+    pub fn totals(&self) -> RunQueueTotals {
+        *self.shared.totals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The sampler's settings.
@@ -260,18 +309,32 @@ impl Source {
         }
     }
 
-    fn sample(&mut self, sums: &mut Sums) {
-        if let Some(running) = self.loadavg.runnable() {
-            // The sampler is running while it reads: do not count it.
-            *sums.os.get_or_insert(0.0) += f64::from(running.saturating_sub(1));
-        }
+    fn sample(&mut self, sums: &mut Sums, totals: &Mutex<RunQueueTotals>) {
+        // The sampler is running while it reads: do not count it.
+        let os = self.loadavg.runnable().map(|running| f64::from(running.saturating_sub(1)));
+        let (mut global, mut alive, mut workers) = (0.0, 0.0, None);
         #[cfg(feature = "tokio")]
         if let Some(runtime) = &self.runtime {
             let metrics = runtime.metrics();
-            sums.global += metrics.global_queue_depth() as f64;
-            sums.alive += metrics.num_alive_tasks() as f64;
+            global = metrics.global_queue_depth() as f64;
+            alive = metrics.num_alive_tasks() as f64;
+            workers = Some(metrics.num_workers());
         }
+        if let Some(os) = os {
+            *sums.os.get_or_insert(0.0) += os;
+        }
+        sums.global += global;
+        sums.alive += alive;
         sums.samples += 1;
+        let mut totals = totals.lock().unwrap_or_else(|p| p.into_inner());
+        totals.samples += 1;
+        if let Some(os) = os {
+            totals.os_samples += 1;
+            totals.os_runnable_sum += os;
+        }
+        totals.tokio_global_queue_sum += global;
+        totals.tokio_alive_tasks_sum += alive;
+        totals.tokio_workers = workers;
     }
 
     fn finish(&self, sums: &Sums) -> RunQueueTick {
@@ -309,7 +372,7 @@ fn sample_loop(shared: &Shared, config: RunQueueConfig, mut source: Source) {
             }
             std::thread::park_timeout(next - now);
         }
-        source.sample(&mut sums);
+        source.sample(&mut sums, &shared.totals);
         let now = Instant::now();
         if now >= tick_end {
             let tick = source.finish(&sums);
@@ -347,6 +410,26 @@ mod tests {
     }
 
     #[test]
+    fn totals_average_an_interval() {
+        let earlier =
+            RunQueueTotals { samples: 10, os_samples: 10, os_runnable_sum: 5.0, ..Default::default() };
+        let later = RunQueueTotals {
+            samples: 14,
+            os_samples: 12,
+            os_runnable_sum: 11.0,
+            tokio_global_queue_sum: 8.0,
+            tokio_alive_tasks_sum: 40.0,
+            tokio_workers: Some(2),
+        };
+        let tick = later.since(&earlier).unwrap();
+        assert_eq!(tick.os_runnable, Some(3.0));
+        assert_eq!(tick.tokio_global_queue, Some(2.0));
+        assert_eq!(tick.tokio_alive_tasks, Some(10.0));
+        assert_eq!(tick.tokio_global_queue_per_worker(), Some(1.0));
+        assert_eq!(tick.samples, 4);
+    }
+
+    #[test]
     fn rejects_bad_settings() {
         let bad_rate = RunQueueConfig { rate_hz: 0, ..RunQueueConfig::default() };
         assert_eq!(RunQueueSampler::start(bad_rate).unwrap_err(), ConfigError::Rate(0));
@@ -371,6 +454,11 @@ mod tests {
         };
         assert!(tick.samples >= 1);
         assert_eq!(tick.tokio_workers, Some(2));
+        let totals = sampler.totals();
+        assert!(totals.samples >= u64::from(tick.samples));
+        let average = totals.since(&RunQueueTotals::default()).unwrap();
+        assert_eq!(average.tokio_workers, Some(2));
+        assert_eq!(totals.since(&totals), None, "no samples between equal readings");
         assert!(tick.tokio_global_queue.is_some_and(|d| d >= 0.0));
         assert_eq!(tick.os_runnable.is_some(), std::fs::metadata(LOADAVG_PATH).is_ok());
     }
