@@ -205,10 +205,11 @@ fn probe_thread(shared: &Shared, period: Duration) {
         }
         if shared.stamp_nanos.load(Ordering::Relaxed) == 0 {
             shared.stamp_nanos.store(shared.clock.now_nanos().max(1), Ordering::Relaxed);
+            shared.notify.notify_one();
         } else {
+            // The last wake is still pending: waking again would only add a wasted poll.
             shared.missed.fetch_add(1, Ordering::Relaxed);
         }
-        shared.notify.notify_one();
         let ticks = shared.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         if ticks % CPU_READ_EVERY == 1 {
             shared.probe_cpu_nanos.store(duration_nanos(thread_cpu_time()), Ordering::Relaxed);
