@@ -17,7 +17,8 @@
 //! [`TaskStats::estimated_cpu`] scales sampled true-CPU readings; a thread's true CPU time is
 //! [`thread_cpu_time`](crate::clock::thread_cpu_time), which never counts descheduled time.
 //!
-//! With the `metrics` feature, `export` publishes every window's quantiles as gauges.
+//! With the `metrics` feature, `export` publishes every signal as gauges with units in their
+//! names.
 //!
 //! # Bad input
 //!
@@ -35,6 +36,8 @@
 //! assert_eq!(err.to_string(), "rate of 50000 Hz is out of range: use 1 ..= 10000 Hz (default 1000)");
 //! ```
 
+#[cfg(feature = "metrics")]
+pub mod export;
 pub mod instrument;
 pub mod psi;
 pub mod run_queue;

@@ -312,14 +312,7 @@ impl Source {
     fn sample(&mut self, sums: &mut Sums, totals: &Mutex<RunQueueTotals>) {
         // The sampler is running while it reads: do not count it.
         let os = self.loadavg.runnable().map(|running| f64::from(running.saturating_sub(1)));
-        let (mut global, mut alive, mut workers) = (0.0, 0.0, None);
-        #[cfg(feature = "tokio")]
-        if let Some(runtime) = &self.runtime {
-            let metrics = runtime.metrics();
-            global = metrics.global_queue_depth() as f64;
-            alive = metrics.num_alive_tasks() as f64;
-            workers = Some(metrics.num_workers());
-        }
+        let (global, alive, workers) = self.runtime_depths();
         if let Some(os) = os {
             *sums.os.get_or_insert(0.0) += os;
         }
@@ -335,6 +328,20 @@ impl Source {
         totals.tokio_global_queue_sum += global;
         totals.tokio_alive_tasks_sum += alive;
         totals.tokio_workers = workers;
+    }
+
+    /// Global queue depth, alive tasks and workers of the runtime; zeros and `None` without one.
+    fn runtime_depths(&self) -> (f64, f64, Option<usize>) {
+        #[cfg(feature = "tokio")]
+        if let Some(runtime) = &self.runtime {
+            let metrics = runtime.metrics();
+            return (
+                metrics.global_queue_depth() as f64,
+                metrics.num_alive_tasks() as f64,
+                Some(metrics.num_workers()),
+            );
+        }
+        (0.0, 0.0, None)
     }
 
     fn finish(&self, sums: &Sums) -> RunQueueTick {
