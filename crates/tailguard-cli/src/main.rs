@@ -1,4 +1,7 @@
 //! The `tailguard` command.
+//!
+//! `tailguard observe` watches this machine's scheduling latency live; further subcommands
+//! (`demo`, `serve`, `sim`) join the [`Command`] enum.
 #![forbid(unsafe_code)]
 // A binary: `pub` marks each module's interface to the rest of the crate.
 #![allow(unreachable_pub)]
@@ -6,8 +9,43 @@
 #[allow(dead_code)] // wired into `tailguard demo`
 mod report;
 
+mod duration;
+mod observe;
+
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// Keeps a service's tail latency safe from its own background work.
+#[derive(Debug, Parser)]
+#[command(name = "tailguard", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch scheduling latency, run-queue depth and CPU pressure live, once per interval.
+    Observe(observe::ObserveArgs),
+}
+
+/// Any error that ends the command; its message is printed after `tailguard: `.
+type CliError = Box<dyn std::error::Error + Send + Sync>;
+
 fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tailguard: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), CliError> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Observe(args) => observe::run(&args),
+    }
 }

@@ -4,3 +4,4 @@
 
 pub mod clock;
 pub mod histogram;
+pub mod observe;
