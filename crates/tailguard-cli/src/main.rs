@@ -11,6 +11,7 @@ mod report;
 
 mod duration;
 mod observe;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Watch scheduling latency, run-queue depth and CPU pressure live, once per interval.
     Observe(observe::ObserveArgs),
+    /// Simulate how per-hop scheduling tails show up in requests that cross many tasks.
+    Sim(sim::SimArgs),
 }
 
 /// Any error that ends the command; its message is printed after `tailguard: `.
@@ -47,5 +50,6 @@ fn run() -> Result<(), CliError> {
     let cli = Cli::parse();
     match cli.command {
         Command::Observe(args) => observe::run(&args),
+        Command::Sim(args) => sim::run(&args),
     }
 }

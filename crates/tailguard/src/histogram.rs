@@ -40,7 +40,7 @@ pub const BUCKETS: usize = SUB_BUCKETS + (MAX_EXP - SUB_BITS) as usize * SUB_BUC
 
 /// The bucket index of a value in nanoseconds.
 #[inline]
-fn bucket_index(nanos: u64) -> usize {
+pub(crate) fn bucket_index(nanos: u64) -> usize {
     if nanos < SUB_BUCKETS as u64 {
         return nanos as usize;
     }
@@ -141,6 +141,13 @@ impl HistogramSnapshot {
     /// A snapshot with no samples.
     pub fn empty() -> Self {
         Self { counts: vec![0; BUCKETS].into_boxed_slice(), total: 0, max_nanos: 0 }
+    }
+
+    /// A snapshot from plain counts indexed like the buckets (for single-threaded producers).
+    pub(crate) fn from_counts(counts: Vec<u64>, max_nanos: u64) -> Self {
+        debug_assert_eq!(counts.len(), BUCKETS);
+        let total = counts.iter().sum();
+        Self { counts: counts.into_boxed_slice(), total, max_nanos }
     }
 
     /// Number of samples.

@@ -5,3 +5,4 @@
 pub mod clock;
 pub mod histogram;
 pub mod observe;
+pub mod sim;
