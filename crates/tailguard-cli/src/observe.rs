@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use tailguard::histogram::{HistogramSnapshot, WindowedHistogram};
-use tailguard::observe::ProbeConfig;
 use tailguard::observe::psi;
 use tailguard::observe::run_queue::{RunQueueConfig, RunQueueSampler, RunQueueTick};
 use tailguard::observe::runtime_probe::RuntimeProbe;
 use tailguard::observe::thread_probe::ThreadProbe;
+use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig};
 
 use crate::CliError;
 use crate::duration::parse_duration;
@@ -50,7 +50,8 @@ pub(crate) struct ObserveArgs {
 /// Where `--load` runs its busy loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum LoadKind {
-    /// Tasks on the probed runtime, each spinning 5 ms per poll: raises the runtime probe.
+    /// Instrumented tasks on the probed runtime, each spinning 5 ms per poll: raises the runtime
+    /// probe, and adds a `tasks` row with the tasks' own wake→poll delays.
     Tasks,
     /// Plain OS threads spinning: raises OS run-queue depth and the thread probe.
     Threads,
@@ -88,7 +89,8 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
     )?;
 
     let stop_load = Arc::new(AtomicBool::new(false));
-    let load_threads = start_load(args, &runtime, &stop_load)?;
+    let monitor = PollMonitor::new(PollMonitorConfig::default())?;
+    let load_threads = start_load(args, &runtime, &monitor, &stop_load)?;
 
     let (interrupt_tx, interrupt_rx) = mpsc::channel::<()>();
     runtime.spawn(async move {
@@ -97,8 +99,12 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         }
     });
 
-    let sources: [(&str, &WindowedHistogram); 2] =
-        [("runtime", runtime_probe.window()), ("thread", thread_probe.window())];
+    let mut sources: Vec<(&str, &WindowedHistogram)> =
+        vec![("runtime", runtime_probe.window()), ("thread", thread_probe.window())];
+    if args.load > 0 && args.load_kind == LoadKind::Tasks {
+        // The load tasks are instrumented: their own wake→poll delays.
+        sources.push(("tasks", monitor.scheduling_window()));
+    }
     let mut previous_run_queue = sampler.totals();
     let mut previous: Vec<HistogramSnapshot> =
         sources.iter().map(|(_, w)| w.cumulative().snapshot()).collect();
@@ -164,6 +170,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
 fn start_load(
     args: &ObserveArgs,
     runtime: &tokio::runtime::Runtime,
+    monitor: &PollMonitor,
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, CliError> {
     let mut threads = Vec::new();
@@ -171,12 +178,12 @@ fn start_load(
         let stop = stop.clone();
         match args.load_kind {
             LoadKind::Tasks => {
-                runtime.spawn(async move {
+                runtime.spawn(monitor.instrument(async move {
                     while !stop.load(Ordering::Relaxed) {
                         spin(LOAD_SLICE);
                         tokio::task::yield_now().await;
                     }
-                });
+                }));
             }
             LoadKind::Threads => {
                 let thread =
