@@ -1,7 +1,7 @@
 //! `tailguard observe`: a live view of this machine's scheduling latency.
 //!
-//! Starts a tokio runtime (`--workers`, default 2) with the runtime probe, a thread probe, the
-//! run-queue sampler and PSI, optionally a synthetic CPU-bound load (`--load N`), and prints
+//! Starts a tokio runtime (`--workers`, default 2) with the runtime probe (which also samples
+//! run-queue depths at each firing), a thread probe and PSI, optionally a synthetic CPU-bound load (`--load N`), and prints
 //! once per `--interval` the latency quantiles each source saw during that interval, the mean
 //! run-queue depths and PSI's `some avg10`. Ends after `--duration` or on Ctrl-C.
 
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use tailguard::histogram::{HistogramSnapshot, WindowedHistogram};
 use tailguard::observe::psi;
-use tailguard::observe::run_queue::{RunQueueConfig, RunQueueSampler, RunQueueTick};
+use tailguard::observe::run_queue::RunQueueTick;
 use tailguard::observe::runtime_probe::RuntimeProbe;
 use tailguard::observe::thread_probe::ThreadProbe;
 use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig};
@@ -81,12 +81,9 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         .thread_name("tailguard-worker")
         .enable_all()
         .build()?;
-    let runtime_probe = RuntimeProbe::start(runtime.handle(), probe_config)?;
+    // The probe thread also samples run-queue depths at each firing: no sampler thread of its own.
+    let runtime_probe = RuntimeProbe::start_with_run_queue(runtime.handle(), probe_config)?;
     let thread_probe = ThreadProbe::start(probe_config)?;
-    let sampler = RunQueueSampler::start_with_runtime(
-        RunQueueConfig { tick: args.interval, ..Default::default() },
-        runtime.handle(),
-    )?;
 
     let stop_load = Arc::new(AtomicBool::new(false));
     let monitor = PollMonitor::new(PollMonitorConfig::default())?;
@@ -105,7 +102,8 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         // The load tasks are instrumented: their own wake→poll delays.
         sources.push(("tasks", monitor.scheduling_window()));
     }
-    let mut previous_run_queue = sampler.totals();
+    let run_queue_totals = || runtime_probe.run_queue_totals().unwrap_or_default();
+    let mut previous_run_queue = run_queue_totals();
     let mut previous: Vec<HistogramSnapshot> =
         sources.iter().map(|(_, w)| w.cumulative().snapshot()).collect();
     if !args.json {
@@ -140,7 +138,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
             elapsed: now - start,
             rows,
             run_queue: {
-                let totals = sampler.totals();
+                let totals = run_queue_totals();
                 let interval = totals.since(&previous_run_queue);
                 previous_run_queue = totals;
                 interval
@@ -162,7 +160,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
     for thread in load_threads {
         let _ = thread.join();
     }
-    drop((runtime_probe, thread_probe, sampler));
+    drop((runtime_probe, thread_probe));
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

@@ -136,6 +136,9 @@ fn background_costs() {
         cpu_cost(&format!("cpu_cost/runtime_probe_{rate_hz}hz"), |handle| {
             RuntimeProbe::start(handle, ProbeConfig::with_rate_hz(rate_hz)).unwrap()
         });
+        cpu_cost(&format!("cpu_cost/runtime_probe_with_run_queue_{rate_hz}hz"), |handle| {
+            RuntimeProbe::start_with_run_queue(handle, ProbeConfig::with_rate_hz(rate_hz)).unwrap()
+        });
         cpu_cost(&format!("cpu_cost/run_queue_sampler_{rate_hz}hz"), |handle| {
             let config = RunQueueConfig { rate_hz, ..RunQueueConfig::default() };
             RunQueueSampler::start_with_runtime(config, handle).unwrap()
