@@ -96,9 +96,11 @@ impl LoadavgReader {
 /// Settings of a [`RunQueueSampler`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunQueueConfig {
-    /// Samples per second. Default 200 Hz: 20 samples per default tick. A sample itself is cheap
+    /// Samples per second. Default 200 Hz: 20 samples per default tick. For 1 kHz at little extra
+    /// cost, let the runtime probe sample at its firings instead
+    /// (`RuntimeProbe::start_with_run_queue`). A sample itself is cheap
     /// (~1.5 µs), but on the project's VMs every wake of a sleeping thread costs ~10–15 µs of CPU,
-    /// so the sampler costs ~1.7 % of a core at 1 kHz against ~0.5 % at 200 Hz
+    /// so the sampler costs ~1.7–2.1 % of a core at 1 kHz against ~0.5–0.9 % at 200 Hz
     /// (`benches/observe.rs`, `cpu_cost/run_queue_sampler_*`).
     pub rate_hz: u32,
     /// The averaging period: one [`RunQueueTick`] is published per tick. Default 100 ms (the

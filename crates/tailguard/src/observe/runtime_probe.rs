@@ -17,8 +17,9 @@
 //! firings, so the ~0.7 µs CPU-clock read is amortised).
 //!
 //! Measured on the project's 2-core VMs as extra process CPU on an idle 2-worker runtime
-//! (`benches/observe.rs`, `cpu_cost/*`): **~3–4 % of one core at 1 kHz, ~0.9–1.5 % at 200 Hz**,
-//! against ~1 % for a bare thread sleeping 1 ms at a time. That is above the 0.5 % aimed for:
+//! (`benches/observe.rs`, `cpu_cost/*`, noisy across runs): **~3–4.5 % of one core at 1 kHz,
+//! ~0.9–1.9 % at 200 Hz**, against ~1–1.2 % for a bare thread sleeping 1 ms at a time; sampling
+//! the run queue at each firing ([`RuntimeProbe::start_with_run_queue`]) adds ~1.4 µs per firing. That is above the 0.5 % aimed for:
 //! on these VMs every wake of a sleeping thread costs ~10–20 µs of CPU (timer and
 //! inter-processor interrupts exit to the hypervisor), and each firing wakes two threads, the
 //! probe and a parked worker. On a busy runtime the worker is already awake and the second wake
