@@ -319,6 +319,26 @@ mod tests {
     }
 
     #[test]
+    fn runs_briefly_with_each_load_and_ends_on_its_own() {
+        for kind in ["tasks", "threads"] {
+            let w = Wrapper::try_parse_from([
+                "x",
+                "--duration",
+                "60ms",
+                "--interval",
+                "20ms",
+                "--load",
+                "1",
+                "--load-kind",
+                kind,
+                "--json",
+            ])
+            .unwrap();
+            run(&w.args).unwrap();
+        }
+    }
+
+    #[test]
     fn parses_flags_and_refuses_bad_ones() {
         let w = Wrapper::try_parse_from(["x", "--duration", "2m", "--load", "3", "--json"]).unwrap();
         assert_eq!(w.args.duration, Duration::from_secs(120));
