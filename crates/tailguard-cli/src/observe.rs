@@ -1,7 +1,7 @@
 //! `tailguard observe`: a live view of this machine's scheduling latency.
 //!
-//! Starts a tokio runtime (`--workers`, default 2) with the runtime probe, a thread probe, the
-//! run-queue sampler and PSI, optionally a synthetic CPU-bound load (`--load N`), and prints
+//! Starts a tokio runtime (`--workers`, default 2) with the runtime probe (which also samples
+//! run-queue depths at each firing), a thread probe and PSI, optionally a synthetic CPU-bound load (`--load N`), and prints
 //! once per `--interval` the latency quantiles each source saw during that interval, the mean
 //! run-queue depths and PSI's `some avg10`. Ends after `--duration` or on Ctrl-C.
 
@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use tailguard::histogram::{HistogramSnapshot, WindowedHistogram};
-use tailguard::observe::ProbeConfig;
 use tailguard::observe::psi;
-use tailguard::observe::run_queue::{RunQueueConfig, RunQueueSampler, RunQueueTick};
+use tailguard::observe::run_queue::RunQueueTick;
 use tailguard::observe::runtime_probe::RuntimeProbe;
 use tailguard::observe::thread_probe::ThreadProbe;
+use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig};
 
 use crate::CliError;
 use crate::duration::parse_duration;
@@ -50,7 +50,8 @@ pub(crate) struct ObserveArgs {
 /// Where `--load` runs its busy loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum LoadKind {
-    /// Tasks on the probed runtime, each spinning 5 ms per poll: raises the runtime probe.
+    /// Instrumented tasks on the probed runtime, each spinning 5 ms per poll: raises the runtime
+    /// probe, and adds a `tasks` row with the tasks' own wake→poll delays.
     Tasks,
     /// Plain OS threads spinning: raises OS run-queue depth and the thread probe.
     Threads,
@@ -80,15 +81,13 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         .thread_name("tailguard-worker")
         .enable_all()
         .build()?;
-    let runtime_probe = RuntimeProbe::start(runtime.handle(), probe_config)?;
+    // The probe thread also samples run-queue depths at each firing: no sampler thread of its own.
+    let runtime_probe = RuntimeProbe::start_with_run_queue(runtime.handle(), probe_config)?;
     let thread_probe = ThreadProbe::start(probe_config)?;
-    let sampler = RunQueueSampler::start_with_runtime(
-        RunQueueConfig { tick: args.interval, ..Default::default() },
-        runtime.handle(),
-    )?;
 
     let stop_load = Arc::new(AtomicBool::new(false));
-    let load_threads = start_load(args, &runtime, &stop_load)?;
+    let monitor = PollMonitor::new(PollMonitorConfig::default())?;
+    let load_threads = start_load(args, &runtime, &monitor, &stop_load)?;
 
     let (interrupt_tx, interrupt_rx) = mpsc::channel::<()>();
     runtime.spawn(async move {
@@ -97,9 +96,14 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         }
     });
 
-    let sources: [(&str, &WindowedHistogram); 2] =
-        [("runtime", runtime_probe.window()), ("thread", thread_probe.window())];
-    let mut previous_run_queue = sampler.totals();
+    let mut sources: Vec<(&str, &WindowedHistogram)> =
+        vec![("runtime", runtime_probe.window()), ("thread", thread_probe.window())];
+    if args.load > 0 && args.load_kind == LoadKind::Tasks {
+        // The load tasks are instrumented: their own wake→poll delays.
+        sources.push(("tasks", monitor.scheduling_window()));
+    }
+    let run_queue_totals = || runtime_probe.run_queue_totals().unwrap_or_default();
+    let mut previous_run_queue = run_queue_totals();
     let mut previous: Vec<HistogramSnapshot> =
         sources.iter().map(|(_, w)| w.cumulative().snapshot()).collect();
     if !args.json {
@@ -134,7 +138,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
             elapsed: now - start,
             rows,
             run_queue: {
-                let totals = sampler.totals();
+                let totals = run_queue_totals();
                 let interval = totals.since(&previous_run_queue);
                 previous_run_queue = totals;
                 interval
@@ -156,7 +160,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
     for thread in load_threads {
         let _ = thread.join();
     }
-    drop((runtime_probe, thread_probe, sampler));
+    drop((runtime_probe, thread_probe));
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }
@@ -164,6 +168,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
 fn start_load(
     args: &ObserveArgs,
     runtime: &tokio::runtime::Runtime,
+    monitor: &PollMonitor,
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, CliError> {
     let mut threads = Vec::new();
@@ -171,12 +176,12 @@ fn start_load(
         let stop = stop.clone();
         match args.load_kind {
             LoadKind::Tasks => {
-                runtime.spawn(async move {
+                runtime.spawn(monitor.instrument(async move {
                     while !stop.load(Ordering::Relaxed) {
                         spin(LOAD_SLICE);
                         tokio::task::yield_now().await;
                     }
-                });
+                }));
             }
             LoadKind::Threads => {
                 let thread =
@@ -311,6 +316,26 @@ mod tests {
         assert_eq!(human(Some(Duration::from_nanos(12_345))), "12.3µs");
         assert_eq!(human(Some(Duration::from_micros(4_560))), "4.56ms");
         assert_eq!(human(Some(Duration::from_millis(1_200))), "1.20s");
+    }
+
+    #[test]
+    fn runs_briefly_with_each_load_and_ends_on_its_own() {
+        for kind in ["tasks", "threads"] {
+            let w = Wrapper::try_parse_from([
+                "x",
+                "--duration",
+                "60ms",
+                "--interval",
+                "20ms",
+                "--load",
+                "1",
+                "--load-kind",
+                kind,
+                "--json",
+            ])
+            .unwrap();
+            run(&w.args).unwrap();
+        }
     }
 
     #[test]

@@ -5,19 +5,25 @@
 //!   variants wake themselves each poll (as `yield_now` does), adding the wake path.
 //! - `os_runnable/*`: reading the OS's runnable count from `/proc/loadavg` (open each time, or
 //!   kept open) vs `/proc/stat`'s `procs_running`.
-//! - After the criterion groups (only under `cargo bench`): the runtime probe's CPU cost at
-//!   1 kHz, as extra process CPU time per second of wall time against an idle runtime.
+//! - `cpu_cost/*`, after the criterion groups (only under `cargo bench`): the CPU cost of the
+//!   runtime probe and of the run-queue sampler at 1 kHz and 200 Hz, and of a bare 1 ms sleep
+//!   loop (the floor of any 1 kHz timer), as extra process CPU per second of wall time against
+//!   an idle 2-worker runtime.
 
 use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use tailguard::clock::process_cpu_time;
-use tailguard::observe::run_queue::{LoadavgReader, read_loadavg_running, read_procs_running};
+use tailguard::observe::run_queue::{
+    LoadavgReader, RunQueueConfig, RunQueueSampler, read_loadavg_running, read_procs_running,
+};
 use tailguard::observe::runtime_probe::RuntimeProbe;
 use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig};
 
@@ -75,49 +81,69 @@ fn os_runnable(c: &mut Criterion) {
     group.finish();
 }
 
-/// Extra process CPU per second of wall time with a probe at `rate_hz` on an idle 2-worker runtime.
-fn probe_cpu_cost(rate_hz: u32) {
-    let seconds = 3;
+/// Extra process CPU, in % of one core, that the background work started by `start` costs on an
+/// idle 2-worker runtime, against the same runtime alone, over `SECONDS` each.
+fn cpu_cost<T>(name: &str, start: impl FnOnce(&tokio::runtime::Handle) -> T) {
+    const SECONDS: u64 = 3;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let cpu_over = |d: Duration| {
+    let cpu_over = || {
         let start = process_cpu_time();
-        std::thread::sleep(d);
+        std::thread::sleep(Duration::from_secs(SECONDS));
         process_cpu_time() - start
     };
     std::thread::sleep(Duration::from_millis(300));
-    let idle = cpu_over(Duration::from_secs(seconds));
-    let probe = RuntimeProbe::start(runtime.handle(), ProbeConfig::with_rate_hz(rate_hz)).unwrap();
+    let idle = cpu_over();
+    let running = start(runtime.handle());
     std::thread::sleep(Duration::from_millis(300));
-    let probed = cpu_over(Duration::from_secs(seconds));
-    let thread_cpu = probe.probe_thread_cpu();
-    let ticks = probe.ticks();
-    drop(probe);
-    // The floor on this machine: a plain thread sleeping 1 ms at a time, doing nothing else.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sleeper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    let busy = cpu_over();
+    drop(running);
+    let percent = busy.saturating_sub(idle).as_secs_f64() / SECONDS as f64 * 100.0;
+    println!(
+        "{name}: {percent:.3} % of one core (process CPU {:.3} ms/s idle, {:.3} ms/s with it)",
+        idle.as_secs_f64() * 1e3 / SECONDS as f64,
+        busy.as_secs_f64() * 1e3 / SECONDS as f64,
+    );
+}
+
+/// A plain thread sleeping 1 ms at a time: the floor any 1 kHz timer pays on this machine.
+struct SleepLoop(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl SleepLoop {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let for_thread = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !for_thread.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(1));
             }
-        })
-    };
-    let sleeping = cpu_over(Duration::from_secs(seconds));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    sleeper.join().unwrap();
-    println!(
-        "runtime_probe/floor_1khz_sleep_loop: a bare 1 ms sleep loop costs {:.3} % of one core",
-        sleeping.saturating_sub(idle).as_secs_f64() / seconds as f64 * 100.0
-    );
-    let extra = probed.saturating_sub(idle).as_secs_f64() / seconds as f64;
-    println!(
-        "runtime_probe/cpu_cost_{rate_hz}hz: process CPU {:.3} ms/s idle, {:.3} ms/s probed => probe costs {:.3} % of \
-         one core (probe thread alone: {:?} over {ticks} firings)",
-        idle.as_secs_f64() * 1e3 / seconds as f64,
-        probed.as_secs_f64() * 1e3 / seconds as f64,
-        extra * 100.0,
-        thread_cpu,
-    );
+        });
+        Self(stop, Some(thread))
+    }
+}
+
+impl Drop for SleepLoop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.1.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+fn background_costs() {
+    cpu_cost("cpu_cost/floor_sleep_loop_1000hz", |_| SleepLoop::start());
+    for rate_hz in [1_000, 200] {
+        cpu_cost(&format!("cpu_cost/runtime_probe_{rate_hz}hz"), |handle| {
+            RuntimeProbe::start(handle, ProbeConfig::with_rate_hz(rate_hz)).unwrap()
+        });
+        cpu_cost(&format!("cpu_cost/runtime_probe_with_run_queue_{rate_hz}hz"), |handle| {
+            RuntimeProbe::start_with_run_queue(handle, ProbeConfig::with_rate_hz(rate_hz)).unwrap()
+        });
+        cpu_cost(&format!("cpu_cost/run_queue_sampler_{rate_hz}hz"), |handle| {
+            let config = RunQueueConfig { rate_hz, ..RunQueueConfig::default() };
+            RunQueueSampler::start_with_runtime(config, handle).unwrap()
+        });
+    }
 }
 
 criterion_group! {
@@ -129,8 +155,7 @@ criterion_group! {
 fn main() {
     benches();
     if std::env::args().any(|a| a == "--bench") {
-        probe_cpu_cost(1_000);
-        probe_cpu_cost(200);
+        background_costs();
     }
     Criterion::default().configure_from_args().final_summary();
 }

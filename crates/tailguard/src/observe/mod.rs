@@ -9,7 +9,7 @@
 //! | [`instrument`] | wake→poll delay and poll duration of wrapped futures, per task ([`TaskStats`]) and in aggregate | nothing |
 //! | [`runtime_probe`] | wake→poll delay of a probe task woken at 1 kHz from outside a tokio runtime | feature `tokio` |
 //! | [`thread_probe`] | timer overshoot of a sleeping thread (cyclictest) | nothing |
-//! | [`run_queue`] | runnable OS threads (`/proc/loadavg`) and tokio's global queue depth, averaged per tick | Linux `/proc` (else `None`) |
+//! | [`run_queue`] | runnable OS threads (`/proc/loadavg`) and tokio's global queue depth, sampled at 200 Hz, averaged per tick | Linux `/proc` (else `None`) |
 //! | [`psi`] | `/proc/pressure/cpu` stall percentages | Linux PSI (else `None`) |
 //!
 //! Running-time queries: [`TaskStats::total_running`] is a task's wall time while polled (like
