@@ -6,7 +6,7 @@
 // A binary: `pub` marks each module's interface to the rest of the crate.
 #![allow(unreachable_pub)]
 
-#[allow(dead_code)] // wired into `tailguard demo`
+#[allow(dead_code, unused_imports)] // wired into `tailguard demo`
 mod report;
 
 mod duration;
