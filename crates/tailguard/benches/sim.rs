@@ -17,7 +17,8 @@ fn bench_sim(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim");
     group.sample_size(10);
     for composition in [Composition::Serial, Composition::Parallel] {
-        let config = SimConfig { hops: NonZeroU32::new(10).unwrap(), requests: 10_000_000, seed: 1, composition };
+        let config =
+            SimConfig { hops: NonZeroU32::new(10).unwrap(), requests: 10_000_000, seed: 1, composition };
         group.bench_function(format!("{composition:?}/10M requests x 10 hops"), |b| {
             b.iter(|| simulate(&hops, &config))
         });
