@@ -5,6 +5,7 @@
 
 #[allow(dead_code)] // wired into `tailguard demo`
 mod report;
+mod workload;
 
 use std::process::ExitCode;
 
