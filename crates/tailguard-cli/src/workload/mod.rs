@@ -3,4 +3,5 @@
 
 pub mod backup;
 pub mod keyspace;
+pub mod service;
 pub mod store;
