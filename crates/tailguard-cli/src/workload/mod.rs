@@ -2,6 +2,7 @@
 #![allow(dead_code)] // wired into the demo by the integrator
 
 pub mod backup;
+pub mod generator;
 pub mod keyspace;
 pub mod service;
 pub mod store;
