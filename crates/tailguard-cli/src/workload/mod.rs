@@ -4,5 +4,6 @@
 pub mod backup;
 pub mod generator;
 pub mod keyspace;
+pub mod scan;
 pub mod service;
 pub mod store;
