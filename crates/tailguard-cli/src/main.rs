@@ -8,6 +8,7 @@
 
 #[allow(dead_code, unused_imports)] // wired into `tailguard demo`
 mod report;
+mod workload;
 
 mod duration;
 mod observe;
