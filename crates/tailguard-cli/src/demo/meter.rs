@@ -13,8 +13,6 @@ pub struct ElasticMeter {
     bytes: AtomicU64,
     requests: AtomicU64,
     preemptions: AtomicU64,
-    backups_verified: AtomicU64,
-    backups_failed: AtomicU64,
 }
 
 /// A copy of an [`ElasticMeter`]'s counters.
@@ -30,10 +28,6 @@ pub struct MeterReading {
     pub requests: u64,
     /// Export requests that stopped before the end of their range.
     pub preemptions: u64,
-    /// Backups that completed and verified.
-    pub backups_verified: u64,
-    /// Backups that completed and failed to verify.
-    pub backups_failed: u64,
 }
 
 impl ElasticMeter {
@@ -43,18 +37,10 @@ impl ElasticMeter {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Counts one export request, and whether it was preempted.
-    pub fn add_request(&self, preempted: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if preempted {
-            self.preemptions.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts one completed backup and its verification result.
-    pub fn add_backup(&self, verified: bool) {
-        let counter = if verified { &self.backups_verified } else { &self.backups_failed };
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Counts export requests, and how many of them were preempted.
+    pub fn add_requests(&self, requests: u64, preempted: u64) {
+        self.requests.fetch_add(requests, Ordering::Relaxed);
+        self.preemptions.fetch_add(preempted, Ordering::Relaxed);
     }
 
     /// Reads every counter.
@@ -65,8 +51,6 @@ impl ElasticMeter {
             bytes: self.bytes.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             preemptions: self.preemptions.load(Ordering::Relaxed),
-            backups_verified: self.backups_verified.load(Ordering::Relaxed),
-            backups_failed: self.backups_failed.load(Ordering::Relaxed),
         }
     }
 
@@ -108,9 +92,7 @@ mod tests {
     fn meter_counts_and_charges_cpu() {
         let meter = ElasticMeter::default();
         meter.add_work(10, 400);
-        meter.add_request(true);
-        meter.add_request(false);
-        meter.add_backup(true);
+        meter.add_requests(2, 1);
         {
             let mut account = meter.cpu_account();
             let mut x = 0u64;
@@ -121,7 +103,7 @@ mod tests {
             account.flush();
         }
         let r = meter.read();
-        assert_eq!((r.keys, r.bytes, r.requests, r.preemptions, r.backups_verified), (10, 400, 2, 1, 1));
+        assert_eq!((r.keys, r.bytes, r.requests, r.preemptions), (10, 400, 2, 1));
         assert!(r.cpu_nanos > 0);
     }
 }

@@ -17,6 +17,11 @@ impl Progress {
         Self { total_modes, tty: std::io::stderr().is_terminal(), quiet }
     }
 
+    /// Number of modes in the run.
+    pub fn total(&self) -> usize {
+        self.total_modes
+    }
+
     /// Reports that mode number `index` (0-based) is `elapsed` into its `duration`.
     pub fn update(&self, index: usize, mode: &str, elapsed: Duration, duration: Duration, detail: &str) {
         if self.quiet || !self.tty {

@@ -137,16 +137,16 @@ fn summary_table(report: &DemoReport) -> String {
     let mut t = String::from(
         "<table><tr><th>mode</th><th>fg req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th>\
          <th>max ms</th><th>p99 &times; baseline</th><th>sched p99 ms</th><th>elastic keys/s</th>\
-         <th>elastic CPU</th><th>of idle CPU</th><th>mean share</th><th>verified</th></tr>",
+         <th>elastic CPU</th><th>of idle CPU</th><th>mean share</th><th>backups</th></tr>",
     );
     let dash = || "-".to_owned();
     for mode in &report.modes {
         let fg = &mode.foreground;
         let e = mode.elastic.as_ref();
-        let verified = match e.and_then(|e| e.verified) {
-            Some(true) => "yes".to_owned(),
-            Some(false) => "<span class=\"bad\">NO</span>".to_owned(),
-            None => dash(),
+        let verified = match e.map(|e| (e.verified, e.backups)) {
+            Some((Some(true), n)) => format!("{n} verified"),
+            Some((Some(false), _)) => "<span class=\"bad\">NOT VERIFIED</span>".to_owned(),
+            _ => dash(),
         };
         let _ = write!(
             t,

@@ -105,7 +105,10 @@ pub struct Elastic {
     pub requests: u64,
     /// Export requests that stopped at `over_limit()` before the end of their range.
     pub preemptions: u64,
-    /// Whether every completed backup restored to exactly the source data.
+    /// Backups completed during the mode.
+    pub backups: u64,
+    /// Whether every completed backup restored to exactly the source data (`None` when none
+    /// completed).
     pub verified: Option<bool>,
     /// Mean elastic share the limiter allowed, of all cores (None when uncontrolled).
     pub mean_share: Option<f64>,
@@ -189,6 +192,7 @@ pub(crate) mod tests {
                 idle_share_used: share / 0.6,
                 requests: 40,
                 preemptions: 30,
+                backups: 3,
                 verified: Some(true),
                 mean_share: Some(share),
             }),

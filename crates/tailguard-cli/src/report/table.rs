@@ -19,7 +19,7 @@ pub fn render_table(report: &DemoReport) -> String {
         "elastic CPU",
         "of idle",
         "mean share",
-        "verified",
+        "backups",
     ];
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(report.modes.len());
     for mode in &report.modes {
@@ -38,10 +38,10 @@ pub fn render_table(report: &DemoReport) -> String {
             elastic.map_or_else(|| "-".to_owned(), |e| fmt_pct(e.cpu_share)),
             elastic.map_or_else(|| "-".to_owned(), |e| fmt_pct(e.idle_share_used)),
             elastic.and_then(|e| e.mean_share).map_or_else(|| "-".to_owned(), fmt_pct),
-            match elastic.and_then(|e| e.verified) {
-                Some(true) => "yes".to_owned(),
-                Some(false) => "NO".to_owned(),
-                None => "-".to_owned(),
+            match elastic.map(|e| (e.verified, e.backups)) {
+                Some((Some(true), n)) => format!("{n} ok"),
+                Some((Some(false), _)) => "NO".to_owned(),
+                _ => "-".to_owned(),
             },
         ]);
     }

@@ -1,0 +1,270 @@
+//! The elastic side of one mode: backup workers and a catch-up scan, admitted (or not) by a
+//! limiter, with their CPU charged to a meter.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use tailguard::elastic::{AcquireRequest, Limiter, ThreadPriority, set_current_thread_priority};
+use tailguard::histogram::WindowedHistogram;
+
+use super::meter::ElasticMeter;
+use super::{Bench, DemoArgs, Plan};
+use crate::CliError;
+use crate::report;
+use crate::workload::backup::{BackupDriver, BackupError, verify};
+use crate::workload::scan::catch_up_scan;
+use crate::workload::store::Store;
+
+/// Where elastic work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Placement {
+    /// On threads of its own, beside the foreground runtime's workers.
+    Threads,
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Placement::Threads => "threads",
+        })
+    }
+}
+
+/// Length of an uncontrolled export request, in wall time: the same size as a default grant,
+/// so requests are comparable across modes.
+const UNCONTROLLED_SLICE: Duration = Duration::from_millis(100);
+
+/// Keys between two CPU-accounting flushes of the scan (a flush reads the thread CPU clock).
+const SCAN_FLUSH_KEYS: u64 = 1024;
+
+/// The running elastic work of one mode.
+pub struct ElasticRun {
+    limiter: Option<Limiter>,
+    meter: Arc<ElasticMeter>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
+    started: Instant,
+}
+
+/// What the sampler reads from a running [`ElasticRun`].
+pub struct Observer {
+    limiter: Option<Limiter>,
+    meter: Arc<ElasticMeter>,
+}
+
+impl Observer {
+    /// Elastic CPU so far, nanoseconds.
+    pub fn cpu_nanos(&self) -> u64 {
+        self.meter.read().cpu_nanos
+    }
+
+    /// The share the limiter allows now, of all cores; `None` without a limiter.
+    pub fn share(&self) -> Option<f64> {
+        self.limiter.as_ref().map(|l| l.snapshot().share)
+    }
+}
+
+impl ElasticRun {
+    /// Starts one backup worker per core and one catch-up scan.
+    pub fn start(
+        bench: &Bench,
+        plan: &Plan,
+        args: &DemoArgs,
+        window: &Arc<WindowedHistogram>,
+    ) -> Result<ElasticRun, CliError> {
+        let limiter = if plan.mode.uses_limiter() {
+            Some(
+                Limiter::builder()
+                    .cores(bench.cores as f64)
+                    .target(args.target)
+                    .controller(plan.controller)
+                    .latency_window(Arc::clone(window))
+                    .start()?,
+            )
+        } else {
+            None
+        };
+        let meter = Arc::new(ElasticMeter::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let os_priority = plan.mode.os_priority();
+        let mut workers = Vec::new();
+        for worker in 0..bench.cores {
+            let job = Job {
+                limiter: limiter.clone(),
+                meter: Arc::clone(&meter),
+                stop: Arc::clone(&stop),
+                store: Arc::clone(&bench.store),
+                os_priority,
+            };
+            let dir = bench.backup_dir.clone();
+            let name = plan.name.replace([':', '/', '+'], "-");
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("backup-{worker}"))
+                    .spawn(move || job.backups(&dir, &format!("{name}-{worker}")))?,
+            );
+        }
+        let job = Job {
+            limiter: limiter.clone(),
+            meter: Arc::clone(&meter),
+            stop: Arc::clone(&stop),
+            store: Arc::clone(&bench.store),
+            os_priority,
+        };
+        workers.push(std::thread::Builder::new().name("catch-up-scan".into()).spawn(move || {
+            job.scans();
+            Ok(Vec::new())
+        })?);
+        Ok(ElasticRun { limiter, meter, stop, workers, started: Instant::now() })
+    }
+
+    /// A read-only view for the sampler.
+    pub fn observer(&self) -> Observer {
+        Observer { limiter: self.limiter.clone(), meter: Arc::clone(&self.meter) }
+    }
+
+    /// Stops the work, verifies each worker's last complete backup against the store, and
+    /// returns the figures over `wall`, the measured time.
+    pub fn finish(self, bench: &Bench, wall: Duration) -> Result<report::Elastic, CliError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let reading = self.meter.read();
+        let measured = self.started.elapsed().max(wall);
+        if let Some(limiter) = &self.limiter {
+            limiter.stop();
+        }
+        // Every complete backup must restore to exactly the source data.
+        let (mut backups, mut failures) = (0u64, Vec::new());
+        for worker in self.workers {
+            for path in worker.join().map_err(|_| "an elastic worker panicked")?? {
+                backups += 1;
+                if let Err(error) = verify(&path, &bench.store) {
+                    failures.push(format!("{}: {error}", path.display()));
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        for failure in &failures {
+            eprintln!("tailguard demo: backup did not verify: {failure}");
+        }
+        let verified = (backups > 0).then_some(failures.is_empty());
+        let secs = measured.as_secs_f64();
+        Ok(report::Elastic {
+            keys_per_sec: reading.keys as f64 / secs,
+            bytes_per_sec: reading.bytes as f64 / secs,
+            cpu_share: reading.cpu_nanos as f64 / (secs * 1e9 * bench.cores as f64),
+            idle_share_used: f64::NAN,
+            requests: reading.requests,
+            preemptions: reading.preemptions,
+            backups,
+            verified,
+            mean_share: None,
+        })
+    }
+}
+
+/// One elastic thread's share of the work.
+struct Job {
+    limiter: Option<Limiter>,
+    meter: Arc<ElasticMeter>,
+    stop: Arc<AtomicBool>,
+    store: Arc<Store>,
+    os_priority: bool,
+}
+
+impl Job {
+    fn lower_priority(&self) {
+        if self.os_priority {
+            // Best effort: where the OS refuses, the mode runs at normal priority and says so.
+            if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
+                eprintln!("tailguard demo: cannot lower an elastic thread's priority: {error}");
+            }
+        }
+    }
+
+    /// Runs backups back to back until stopped; returns the paths of the complete ones.
+    fn backups(&self, dir: &std::path::Path, prefix: &str) -> Result<Vec<PathBuf>, String> {
+        self.lower_priority();
+        let mut account = self.meter.cpu_account();
+        let mut complete = Vec::new();
+        for n in 0.. {
+            let path = dir.join(format!("{prefix}-{n}.tgbak"));
+            let driver = BackupDriver::new(Arc::clone(&self.store), &path);
+            let progress = driver.progress();
+            let mut seen = (0, 0, 0, 0);
+            let mut charge = |account: &mut super::meter::CpuAccount<'_>| {
+                account.flush();
+                let now = (
+                    progress.keys.load(Ordering::Relaxed),
+                    progress.compressed_bytes.load(Ordering::Relaxed),
+                    progress.requests.load(Ordering::Relaxed),
+                    progress.preemptions.load(Ordering::Relaxed),
+                );
+                self.meter.add_work(now.0 - seen.0, now.1 - seen.1);
+                self.meter.add_requests(now.2 - seen.2, now.3 - seen.3);
+                seen = now;
+            };
+            let stop = &self.stop;
+            let result = driver.run(
+                || -> Box<dyn FnMut() -> bool> {
+                    charge(&mut account);
+                    match &self.limiter {
+                        Some(limiter) => {
+                            let handle = limiter.acquire(&AcquireRequest::new());
+                            Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
+                        }
+                        None => {
+                            let deadline = Instant::now() + UNCONTROLLED_SLICE;
+                            let mut keys = 0u32;
+                            Box::new(move || {
+                                keys = keys.wrapping_add(1);
+                                keys % 64 == 0
+                                    && (Instant::now() >= deadline || stop.load(Ordering::Relaxed))
+                            })
+                        }
+                    }
+                },
+                &|| stop.load(Ordering::Relaxed),
+            );
+            charge(&mut account);
+            match result {
+                Ok(_) => complete.push(path),
+                Err(BackupError::Cancelled { .. }) => break,
+                Err(error) => return Err(format!("backup to {} failed: {error}", path.display())),
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        Ok(complete)
+    }
+
+    /// Runs catch-up scans back to back until stopped, paced by the limiter when there is one.
+    fn scans(&self) {
+        self.lower_priority();
+        let mut account = self.meter.cpu_account();
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut keys = 0u64;
+            let mut handle = self.limiter.as_ref().map(|l| l.acquire(&AcquireRequest::new()));
+            let summary = catch_up_scan(&self.store, 4096, &mut || {
+                keys += 1;
+                if keys % SCAN_FLUSH_KEYS == 0 {
+                    account.flush();
+                }
+                if let (Some(limiter), Some(h)) = (&self.limiter, &handle) {
+                    if h.over_limit().0 && !self.stop.load(Ordering::Relaxed) {
+                        handle = None;
+                        handle = Some(limiter.acquire(&AcquireRequest::new()));
+                    }
+                }
+            });
+            drop(handle);
+            account.flush();
+            self.meter.add_work(summary.keys, 0);
+        }
+    }
+}

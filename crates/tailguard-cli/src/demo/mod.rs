@@ -1,0 +1,491 @@
+//! `tailguard demo`: the foreground-vs-backup experiment.
+//!
+//! A key-value service on a tokio runtime serves an open-loop Poisson load while elastic work — a
+//! backup in preemptible export requests and a paced catch-up scan — runs beside it, once per
+//! mode: alone (`baseline`), flat out (`uncontrolled`), under a fixed CPU share (`static:<share>`),
+//! at the lowest OS priority (`os-priority`), and under tailguard's feedback control (`elastic`,
+//! `elastic+os-priority`). The `adapt` scenario steps the foreground load while the backup runs
+//! and compares the reference controller with the adaptive one. The report goes to the terminal,
+//! and optionally to JSON and a self-contained HTML page.
+
+mod elastic;
+mod meter;
+mod mode;
+mod progress;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use tailguard::clock::process_cpu_time;
+use tailguard::elastic::ControllerKind;
+use tailguard::observe::{ProbeConfig, RuntimeProbe};
+
+use crate::CliError;
+use crate::duration::parse_duration;
+use crate::report::{self, DemoReport, Foreground, Machine, ModeResult, SeriesPoint, Settings};
+use crate::workload::generator::{self, GeneratorConfig, GeneratorReport, RateSchedule};
+use crate::workload::keyspace::KeyspaceConfig;
+use crate::workload::service::{Service, WorkConfig};
+use crate::workload::store::Store;
+
+use self::elastic::{ElasticRun, Placement};
+pub use self::mode::Mode;
+use self::progress::Progress;
+
+/// Arguments of `tailguard demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// What to run: the mode comparison, or the load-step scenario that compares controllers.
+    #[arg(long, value_enum, default_value_t = Scenario::Compare)]
+    scenario: Scenario,
+    /// Measurement time per mode (default 6s for compare, 30s for adapt).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Comma-separated modes for the compare scenario.
+    #[arg(long, default_value = Mode::DEFAULTS)]
+    modes: String,
+    /// Foreground load as a fraction of the whole machine (calibrated at start).
+    #[arg(long, default_value_t = 0.4)]
+    load: f64,
+    /// Keys in the store.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Mean value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Where elastic work runs: on threads of its own, or as tasks in the foreground runtime.
+    #[arg(long, value_enum, default_value_t = Placement::Threads)]
+    elastic_on: Placement,
+    /// Target p99 scheduling latency of the limiter.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    target: Duration,
+    /// Controller of the elastic modes in the compare scenario.
+    #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]
+    controller: ControllerChoice,
+    /// Seed of the keyspace and the request schedule.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Length of one point of the time series.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    interval: Duration,
+    /// Worker threads of the foreground runtime (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a self-contained HTML page with plots to this file.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Print no progress, only the final table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The experiment to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Every mode side by side at a constant foreground load.
+    Compare,
+    /// Foreground load steps 20 % → 60 % → 20 % while the backup runs; reference vs adaptive
+    /// controller.
+    Adapt,
+}
+
+/// Which feedback controller the elastic modes use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ControllerChoice {
+    /// CockroachDB's rule and constants: tiny steps.
+    Reference,
+    /// tailguard's controller: steps scaled with the error.
+    Adaptive,
+}
+
+impl ControllerChoice {
+    fn kind(self) -> ControllerKind {
+        match self {
+            ControllerChoice::Reference => ControllerKind::Reference,
+            ControllerChoice::Adaptive => ControllerKind::Adaptive,
+        }
+    }
+}
+
+/// One mode to run: how, under which name, and at what foreground load.
+struct Plan {
+    name: String,
+    mode: Mode,
+    controller: ControllerKind,
+    loads: Vec<f64>,
+}
+
+/// Everything the modes share.
+struct Bench {
+    runtime: tokio::runtime::Runtime,
+    service: Arc<Service>,
+    store: Arc<Store>,
+    cores: usize,
+    rate_at_full_load: f64,
+    backup_dir: PathBuf,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Runs `tailguard demo`.
+pub fn run(args: &DemoArgs) -> Result<(), CliError> {
+    let plans = plan(args)?;
+    let duration = args.duration.unwrap_or(match args.scenario {
+        Scenario::Compare => Duration::from_secs(6),
+        Scenario::Adapt => Duration::from_secs(30),
+    });
+    if duration < Duration::from_secs(1) || args.interval < Duration::from_millis(50) || args.interval > duration {
+        return Err("--duration must be at least 1s, and --interval between 50ms and the duration".into());
+    }
+    if !(args.load > 0.0 && args.load <= 1.0) {
+        return Err(format!("--load {} is out of range: give a fraction of the machine in (0, 1]", args.load).into());
+    }
+    if args.keys == 0 || args.value_size == 0 {
+        return Err("--keys and --value-size must be at least 1".into());
+    }
+    let progress = Progress::new(plans.len(), args.quiet);
+    let bench = set_up(args, &progress)?;
+    let mut report = DemoReport {
+        machine: Machine { cores: bench.cores, os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH) },
+        settings: Settings {
+            duration_secs: duration.as_secs_f64(),
+            load: args.load,
+            rate_rps: bench.rate_at_full_load * args.load,
+            keys: args.keys,
+            seed: args.seed,
+            target_p99_ms: args.target.as_secs_f64() * 1e3,
+            elastic_on: args.elastic_on.to_string(),
+        },
+        ..DemoReport::default()
+    };
+    for (index, plan) in plans.iter().enumerate() {
+        if bench.cancelled.load(Ordering::Relaxed) {
+            report.notes.push("interrupted by Ctrl-C: the remaining modes did not run".into());
+            break;
+        }
+        let result = run_mode(&bench, args, plan, duration, index, &progress)?;
+        progress.finish(index, &plan.name, &summary_line(&result));
+        report.modes.push(result);
+    }
+    let _ = std::fs::remove_dir_all(&bench.backup_dir);
+    report.notes.extend(assess(&report, args.scenario));
+    println!("{}", report::render_table(&report));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        progress.note(&format!("wrote {}", path.display()));
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, report::render_html(&report)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        progress.note(&format!("wrote {}", path.display()));
+    }
+    if report.modes.iter().filter_map(|m| m.elastic.as_ref()).any(|e| e.verified == Some(false)) {
+        return Err("a backup did not verify against the source data".into());
+    }
+    Ok(())
+}
+
+fn plan(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
+    Ok(match args.scenario {
+        Scenario::Compare => Mode::parse_list(&args.modes)?
+            .into_iter()
+            .map(|mode| Plan {
+                name: mode.to_string(),
+                mode,
+                controller: match mode {
+                    Mode::Static(share) => ControllerKind::Fixed(share),
+                    _ => args.controller.kind(),
+                },
+                loads: vec![args.load],
+            })
+            .collect(),
+        Scenario::Adapt => [ControllerChoice::Reference, ControllerChoice::Adaptive]
+            .into_iter()
+            .map(|choice| Plan {
+                name: format!("adapt/{}", choice.to_possible_value().map_or("?".into(), |v| v.get_name().to_owned())),
+                mode: Mode::Elastic { os_priority: false },
+                controller: choice.kind(),
+                loads: vec![0.2, 0.6, 0.2],
+            })
+            .collect(),
+    })
+}
+
+fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or(cores).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("foreground")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the foreground runtime: {e}"))?;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    {
+        let cancelled = Arc::clone(&cancelled);
+        runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancelled.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    progress.note(&format!("building {} keys of ~{} B (seed {})…", args.keys, args.value_size, args.seed));
+    let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
+    let store = Arc::new(Store::populate(&keyspace, 16));
+    let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
+    progress.note("calibrating the cost of a foreground request…");
+    let calibration = generator::calibrate(&service, 20_000, 2 * workers, args.keys);
+    let rate_at_full_load = calibration.rate_for_load(1.0);
+    progress.note(&format!(
+        "{} cores; a request costs {:.1} µs of CPU; {:.0} req/s is {:.0} % of the machine",
+        cores,
+        calibration.cpu_per_request.as_secs_f64() * 1e6,
+        rate_at_full_load * args.load,
+        args.load * 100.0
+    ));
+    let backup_dir = std::env::temp_dir().join(format!("tailguard-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&backup_dir).map_err(|e| format!("cannot create {}: {e}", backup_dir.display()))?;
+    Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, cancelled })
+}
+
+fn run_mode(
+    bench: &Bench,
+    args: &DemoArgs,
+    plan: &Plan,
+    duration: Duration,
+    index: usize,
+    progress: &Progress,
+) -> Result<ModeResult, CliError> {
+    let probe = RuntimeProbe::start(bench.runtime.handle(), ProbeConfig::default())?;
+    let schedule = RateSchedule::from_loads(&plan.loads, bench.rate_at_full_load)?;
+    let mut gen_config =
+        GeneratorConfig::new(schedule, duration, args.seed.wrapping_add(index as u64), args.keys);
+    gen_config.interval = args.interval;
+    let elastic = if plan.mode.runs_elastic() {
+        Some(ElasticRun::start(bench, plan, args, probe.window())?)
+    } else {
+        None
+    };
+    let cpu_before = process_cpu_time();
+    let started = Instant::now();
+    // The sampler reads the scheduling window, the limiter and the elastic meter once per interval
+    // on its own thread while the generator runs on this one.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = Arc::clone(&sampling);
+        let window = Arc::clone(probe.window());
+        let elastic = elastic.as_ref().map(ElasticRun::observer);
+        let (interval, cores, name) = (args.interval, bench.cores, plan.name.clone());
+        let quiet_progress = Progress::new(progress.total(), args.quiet);
+        std::thread::Builder::new().name("demo-sampler".into()).spawn(move || {
+            let mut samples = Vec::new();
+            let mut next = started + interval;
+            let mut last_cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
+            while sampling.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if now < next {
+                    std::thread::sleep((next - now).min(Duration::from_millis(50)));
+                    continue;
+                }
+                next += interval;
+                let sched = window.snapshot();
+                let cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
+                let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores as f64);
+                last_cpu = cpu;
+                let share = elastic.as_ref().and_then(|e| e.share());
+                samples.push(Sample {
+                    sched_p99_ms: sched.histogram.p99().map(|d| d.as_secs_f64() * 1e3),
+                    share,
+                    elastic_cpu_share: elastic.as_ref().map(|_| used),
+                });
+                let detail = match share {
+                    Some(share) => format!("share {:.0}%  elastic CPU {:.0}%", share * 100.0, used * 100.0),
+                    None if elastic.is_some() => format!("elastic CPU {:.0}%", used * 100.0),
+                    None => String::new(),
+                };
+                quiet_progress.update(index, &name, started.elapsed(), duration, &detail);
+            }
+            samples
+        })?
+    };
+    let cancelled = Arc::clone(&bench.cancelled);
+    let fg = generator::run(&bench.service, &gen_config, Duration::from_secs(2), &move || {
+        cancelled.load(Ordering::Relaxed)
+    });
+    let wall = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    let samples = sampler.join().map_err(|_| "the sampler thread panicked")?;
+    let cpu_total = process_cpu_time().saturating_sub(cpu_before);
+    let elastic_result = match elastic {
+        Some(run) => Some(run.finish(bench, wall)?),
+        None => None,
+    };
+    let sched_p99_ms = probe.window().cumulative().snapshot().p99().map(|d| d.as_secs_f64() * 1e3);
+    drop(probe);
+    Ok(assemble(bench, plan, &fg, &samples, elastic_result, sched_p99_ms, cpu_total, wall))
+}
+
+/// What the sampler saw in one interval.
+struct Sample {
+    sched_p99_ms: Option<f64>,
+    share: Option<f64>,
+    elastic_cpu_share: Option<f64>,
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the pieces of one mode's result
+fn assemble(
+    bench: &Bench,
+    plan: &Plan,
+    fg: &GeneratorReport,
+    samples: &[Sample],
+    elastic: Option<report::Elastic>,
+    sched_p99_ms: Option<f64>,
+    cpu_total: Duration,
+    wall: Duration,
+) -> ModeResult {
+    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    let latency = &fg.latency;
+    let machine_nanos = wall.as_secs_f64() * 1e9 * bench.cores as f64;
+    let elastic_share = elastic.as_ref().map_or(0.0, |e| e.cpu_share);
+    let fg_share = (cpu_total.as_secs_f64() * 1e9 / machine_nanos - elastic_share).max(0.0);
+    let shares: Vec<f64> = samples.iter().filter_map(|s| s.share).collect();
+    let elastic = elastic.map(|mut e| {
+        let idle = 1.0 - fg_share;
+        e.idle_share_used = if idle > 0.0 { e.cpu_share / idle } else { f64::NAN };
+        e.mean_share = (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64);
+        e
+    });
+    let series = fg
+        .intervals
+        .iter()
+        .enumerate()
+        .map(|(i, interval)| {
+            let sample = samples.get(i);
+            SeriesPoint {
+                t_secs: (interval.start + interval.length).as_secs_f64(),
+                fg_rps: interval.throughput_per_sec,
+                fg_p50_ms: interval.latency.p50.map(|d| d.as_secs_f64() * 1e3),
+                fg_p99_ms: interval.latency.p99.map(|d| d.as_secs_f64() * 1e3),
+                sched_p99_ms: sample.and_then(|s| s.sched_p99_ms),
+                share: sample.and_then(|s| s.share),
+                elastic_cpu_share: sample.and_then(|s| s.elastic_cpu_share),
+                offered_load: Some(interval.offered_rate_per_sec / bench.rate_at_full_load),
+            }
+        })
+        .collect();
+    ModeResult {
+        name: plan.name.clone(),
+        foreground: Foreground {
+            requests: fg.completed,
+            throughput_rps: fg.completed as f64 / fg.elapsed.as_secs_f64().max(1e-9),
+            p50_ms: ms(latency.p50()),
+            p99_ms: ms(latency.p99()),
+            p999_ms: ms(latency.p999()),
+            max_ms: ms(latency.max()),
+            cpu_share: fg_share,
+        },
+        sched_p99_ms,
+        elastic,
+        series,
+        latency_cdf: cdf(latency),
+    }
+}
+
+/// The latency CDF at each non-empty bucket's upper bound, in milliseconds.
+fn cdf(latency: &tailguard::histogram::HistogramSnapshot) -> Vec<(f64, f64)> {
+    let total = latency.count().max(1) as f64;
+    let mut below = 0u64;
+    latency
+        .buckets()
+        .map(|(_, high, count)| {
+            below += count;
+            (high as f64 / 1e6, below as f64 / total)
+        })
+        .collect()
+}
+
+fn summary_line(mode: &ModeResult) -> String {
+    let fg = &mode.foreground;
+    let mut line = format!("p99 {} ms, {:.0} req/s", report::fmt_ms(fg.p99_ms), fg.throughput_rps);
+    if let Some(e) = &mode.elastic {
+        line.push_str(&format!(", elastic CPU {}, {:.0} keys/s", report::fmt_pct(e.cpu_share), e.keys_per_sec));
+    }
+    line
+}
+
+/// Reads the run against the experiment's goals and says where it stands.
+fn assess(report: &DemoReport, scenario: Scenario) -> Vec<String> {
+    let mut notes = Vec::new();
+    if scenario == Scenario::Adapt {
+        return notes;
+    }
+    let Some(baseline) = report.mode("baseline") else {
+        return notes;
+    };
+    for elastic in report.modes.iter().filter(|m| m.name.starts_with("elastic")) {
+        let Some(e) = &elastic.elastic else { continue };
+        let ratio = elastic.foreground.p99_ms / baseline.foreground.p99_ms;
+        notes.push(format!(
+            "{}: foreground p99 {:.2}x baseline (goal <= 1.5x) while elastic work used {} of the idle CPU (goal >= 70%)",
+            elastic.name,
+            ratio,
+            report::fmt_pct(e.idle_share_used)
+        ));
+        if let Some(unc) = report.mode("uncontrolled") {
+            notes.push(format!(
+                "{}: foreground p99 {:.1}x lower than uncontrolled",
+                elastic.name,
+                unc.foreground.p99_ms / elastic.foreground.p99_ms
+            ));
+        }
+        let dominated_by: Vec<&str> = report
+            .modes
+            .iter()
+            .filter(|m| m.name.starts_with("static:"))
+            .filter(|m| {
+                m.elastic.as_ref().is_some_and(|s| {
+                    m.foreground.p99_ms < elastic.foreground.p99_ms && s.keys_per_sec > e.keys_per_sec
+                })
+            })
+            .map(|m| m.name.as_str())
+            .collect();
+        notes.push(if dominated_by.is_empty() {
+            format!("{}: on or beyond the static frontier (no static share has both lower p99 and more elastic throughput)", elastic.name)
+        } else {
+            format!("{}: behind the static frontier: {} gave lower p99 and more elastic throughput", elastic.name, dominated_by.join(", "))
+        });
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample_report;
+
+    #[test]
+    fn assessment_names_the_goals_and_the_frontier() {
+        let notes = assess(&sample_report(), Scenario::Compare);
+        assert!(notes.iter().any(|n| n.contains("1.38x baseline")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("lower than uncontrolled")));
+        // static:0.25 has lower p99 (1.0 < 1.1) but less elastic throughput: not dominating.
+        assert!(notes.iter().any(|n| n.contains("on or beyond the static frontier")), "{notes:?}");
+    }
+
+    #[test]
+    fn cdf_ends_at_one() {
+        let h = tailguard::histogram::Histogram::new();
+        for v in [1_000, 2_000, 3_000_000] {
+            h.record(v);
+        }
+        let points = cdf(&h.snapshot());
+        assert_eq!(points.len(), 3);
+        assert!((points[2].1 - 1.0).abs() < 1e-12);
+        assert!(points.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+    }
+}
