@@ -158,8 +158,9 @@ mod tests {
             let t = std::time::Instant::now();
             verify(&path, &store).unwrap();
             println!(
-                "backup preempted every {every} keys: {} requests, {:.0} keys/s, {:.1} MB/s raw, {:.1} MB compressed, \
+                "backup preempted every {} keys: {} requests, {:.0} keys/s, {:.1} MB/s raw, {:.1} MB compressed, \
                  verify {:?}",
+                if every == u64::MAX { "∞".to_owned() } else { every.to_string() },
                 stats.requests,
                 stats.keys_per_sec(),
                 stats.raw_bytes_per_sec() / 1e6,
