@@ -51,8 +51,8 @@ pub use backup::{
     RestoreError, VerifyError, VerifyReport, export, restore, verify,
 };
 pub use generator::{
-    Arrival, Calibration, GeneratorConfig, GeneratorReport, IntervalReport, RateSchedule, ScheduleError,
-    calibrate,
+    Arrival, Calibration, DEFAULT_LOAD, GeneratorConfig, GeneratorReport, IntervalReport, RateSchedule,
+    ScheduleError, calibrate,
 };
 pub use keyspace::{Key, KeyspaceConfig, Value};
 pub use scan::{ScanSummary, catch_up_scan};
