@@ -168,6 +168,21 @@ mod tests {
                 t.elapsed()
             );
         }
+        let schedule = RateSchedule::constant(cal.rate_for_load(DEFAULT_LOAD)).unwrap();
+        let config = GeneratorConfig::new(schedule, Duration::from_secs(3), 1, keyspace.keys);
+        let fg = generator::run(&service, &config, Duration::from_secs(5), &|| false);
+        let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+        println!(
+            "foreground alone at 40 %: {} offered, {} completed, {} late starts (max lag {:?}), \
+             p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
+            fg.offered,
+            fg.completed,
+            fg.late_starts,
+            fg.max_start_lag,
+            ms(fg.latency.p50()),
+            ms(fg.latency.p99()),
+            ms(fg.latency.p999())
+        );
         let t = std::time::Instant::now();
         let summary = catch_up_scan(&store, 1_000, &mut || ());
         println!("catch-up scan: {} keys in {:?}", summary.keys, t.elapsed());
