@@ -301,6 +301,10 @@ impl BackupWriter {
             let _ = fs::remove_file(&self.partial);
             return Err(BackupError::Io { path: self.path.clone(), source });
         }
+        // Make the rename durable too (best effort: not every platform can sync a directory).
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
         Ok(manifest)
     }
 }

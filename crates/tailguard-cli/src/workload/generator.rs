@@ -118,6 +118,9 @@ impl RateSchedule {
     }
 }
 
+/// The default foreground load: the fraction of the machine's cores that requests keep busy.
+pub const DEFAULT_LOAD: f64 = 0.4;
+
 /// One scheduled request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arrival {
@@ -501,6 +504,48 @@ mod tests {
         let err = RateSchedule::piecewise(vec![(1.0, 1.0), (0.0, 1.0)]).unwrap_err();
         assert!(err.to_string().contains("positive finite"), "{err}");
         assert!(RateSchedule::constant(f64::NAN).is_err());
+    }
+
+    /// A clock whose first reading is 0 and every later one 10 s: the dispatcher sees every
+    /// arrival as 10 s late, without sleeping.
+    #[derive(Debug, Default)]
+    struct JumpClock(AtomicU64);
+
+    impl tailguard::clock::Clock for JumpClock {
+        fn now_nanos(&self) -> u64 {
+            if self.0.swap(1, Relaxed) == 0 { 0 } else { 10_000_000_000 }
+        }
+        fn thread_cpu_nanos(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn a_generator_that_falls_behind_counts_late_starts_and_charges_the_lag_to_latency() {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let keyspace = KeyspaceConfig { keys: 100, mean_value_bytes: 16, seed: 2 };
+        let store = Arc::new(Store::populate(&keyspace, 1));
+        let service =
+            Service::new(runtime.handle().clone(), store, keyspace, WorkConfig { hash_bytes_per_hop: 16 });
+        let cfg = GeneratorConfig::new(RateSchedule::constant(50.0).unwrap(), Duration::from_secs(2), 5, 100);
+        let first = cfg.arrivals().next().unwrap().offset_nanos;
+        let report = run_with_clock(
+            &service,
+            &cfg,
+            Duration::from_secs(10),
+            &|| false,
+            Arc::new(JumpClock::default()),
+        );
+        assert!(report.offered > 50);
+        assert_eq!(report.late_starts, report.offered);
+        assert_eq!(report.max_start_lag, Duration::from_nanos(10_000_000_000 - first));
+        assert_eq!(report.latency.max().map(|d| d >= Duration::from_secs(8)), Some(true));
+        assert_eq!(
+            report.intervals[1].completed, report.completed,
+            "completions at 10 s land in the last interval"
+        );
+        assert_eq!(report.intervals.iter().map(|i| i.late_starts).sum::<u64>(), report.offered);
     }
 
     #[test]
