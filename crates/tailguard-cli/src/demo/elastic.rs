@@ -140,12 +140,17 @@ impl ElasticRun {
         // Every complete backup must restore to exactly the source data.
         let (mut backups, mut failures) = (0u64, Vec::new());
         for worker in self.workers {
-            for path in worker.join().map_err(|_| "an elastic worker panicked")?? {
+            let paths = worker.join().map_err(|_| "an elastic worker panicked")??;
+            let last = paths.len().saturating_sub(1);
+            for (i, path) in paths.iter().enumerate() {
                 backups += 1;
-                if let Err(error) = verify(&path, &bench.store) {
+                if let Err(error) = verify(path, &bench.store) {
                     failures.push(format!("{}: {error}", path.display()));
                 }
-                let _ = std::fs::remove_file(&path);
+                // Kept backups (one per worker) can be checked again with `tailguard restore`.
+                if !(bench.keep_backups && i == last) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
         for failure in &failures {

@@ -74,6 +74,10 @@ pub struct DemoArgs {
     /// Worker threads of the foreground runtime (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Keep the last complete backup of each worker in this directory (for `tailguard restore`);
+    /// by default backups go to a temporary directory that is removed.
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -129,6 +133,7 @@ struct Bench {
     cores: usize,
     rate_at_full_load: f64,
     backup_dir: PathBuf,
+    keep_backups: bool,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -172,7 +177,9 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         progress.finish(index, &plan.name, &summary_line(&result));
         report.modes.push(result);
     }
-    let _ = std::fs::remove_dir_all(&bench.backup_dir);
+    if !bench.keep_backups {
+        let _ = std::fs::remove_dir_all(&bench.backup_dir);
+    }
     report.notes.extend(assess(&report, args.scenario));
     println!("{}", report::render_table(&report));
     if let Some(path) = &args.json {
@@ -248,9 +255,13 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         rate_at_full_load * args.load,
         args.load * 100.0
     ));
-    let backup_dir = std::env::temp_dir().join(format!("tailguard-demo-{}", std::process::id()));
+    let keep_backups = args.backup_dir.is_some();
+    let backup_dir = args
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("tailguard-demo-{}", std::process::id())));
     std::fs::create_dir_all(&backup_dir).map_err(|e| format!("cannot create {}: {e}", backup_dir.display()))?;
-    Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, cancelled })
+    Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, keep_backups, cancelled })
 }
 
 fn run_mode(
