@@ -3,4 +3,5 @@
 //! Work in progress: see the repository's README and `DESIGN.md` for the architecture.
 
 pub mod clock;
+pub mod elastic;
 pub mod histogram;
