@@ -2,8 +2,10 @@
 //!
 //! See [`controller`] for the control rule and its constants.
 
+pub mod bucket;
 pub mod config;
 pub mod controller;
 
+pub use bucket::TokenBucket;
 pub use config::{ConfigError, ControllerKind, LimiterConfig};
 pub use controller::{Controller, ControllerInput};
