@@ -1,11 +1,25 @@
 //! Elastic CPU limiting: decide how much CPU background work may use, and enforce it.
 //!
-//! See [`controller`] for the control rule and its constants.
+//! - [`controller`]: the share rule (reference and adaptive variants) and its constants.
+//! - [`bucket`]: the CPU-nanosecond token bucket.
+//! - [`Limiter`]: the façade — builder, control loop, wait queue, snapshots.
+//! - [`ElasticHandle`]: a grant, with the cheap `over_limit()` check.
 
 pub mod bucket;
 pub mod config;
 pub mod controller;
+mod handle;
+mod limiter;
+mod request;
 
 pub use bucket::TokenBucket;
 pub use config::{ConfigError, ControllerKind, LimiterConfig};
 pub use controller::{Controller, ControllerInput};
+pub use handle::{CHECK_INTERVAL_NANOS, ElasticHandle};
+pub use limiter::{
+    AcquireFuture, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot, TickRecord,
+};
+pub use request::{AcquireError, AcquireRequest};
+
+#[cfg(test)]
+mod tests;
