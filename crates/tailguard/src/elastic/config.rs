@@ -59,6 +59,8 @@ pub struct LimiterConfig {
     /// Share before the first full window; the limiter grants at `floor` until then
     /// ("blind start"). Default: the inactive point.
     pub initial_share: Option<f64>,
+    /// OS priority for elastic threads spawned by the limiter (default: none, unchanged).
+    pub elastic_priority: Option<super::priority::ThreadPriority>,
 }
 
 impl Default for LimiterConfig {
@@ -77,6 +79,7 @@ impl Default for LimiterConfig {
             cores: detected_cores(),
             controller: ControllerKind::Adaptive,
             initial_share: None,
+            elastic_priority: None,
         }
     }
 }

@@ -223,6 +223,11 @@ impl LimiterBuilder {
         self.config.initial_share = Some(share);
         self
     }
+    /// OS priority for threads spawned with [`Limiter::spawn_elastic_thread`].
+    pub fn elastic_priority(mut self, priority: super::priority::ThreadPriority) -> Self {
+        self.config.elastic_priority = Some(priority);
+        self
+    }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: LimiterConfig) -> Self {
         self.config = config;
@@ -401,6 +406,34 @@ impl Limiter {
             controller: self.shared.config.controller,
             ticks: state.ticks,
         }
+    }
+
+    pub(crate) fn config_clock_now(&self) -> u64 {
+        self.shared.clock.now_nanos()
+    }
+
+    /// Spawns a thread for elastic work, at the configured [`LimiterConfig::elastic_priority`]
+    /// if one is set (a refused priority change is ignored: tokens still bound the work).
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the thread cannot be spawned.
+    pub fn spawn_elastic_thread<F, T>(
+        &self,
+        name: &str,
+        work: F,
+    ) -> std::io::Result<std::thread::JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let priority = self.shared.config.elastic_priority;
+        std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            if let Some(priority) = priority {
+                let _ignored = super::priority::set_current_thread_priority(priority);
+            }
+            work()
+        })
     }
 
     /// The most recent ticks, oldest first (at most [`HISTORY_TICKS`]).

@@ -4,12 +4,16 @@
 //! - [`bucket`]: the CPU-nanosecond token bucket.
 //! - [`Limiter`]: the façade — builder, control loop, wait queue, snapshots.
 //! - [`ElasticHandle`]: a grant, with the cheap `over_limit()` check.
+//! - [`Pacer`]: run-to-completion work, sync and async.
+//! - [`priority`]: OS priority (`SCHED_IDLE`, nice) for elastic threads.
 
 pub mod bucket;
 pub mod config;
 pub mod controller;
 mod handle;
 mod limiter;
+mod pacer;
+pub mod priority;
 mod request;
 
 pub use bucket::TokenBucket;
@@ -19,6 +23,8 @@ pub use handle::{CHECK_INTERVAL_NANOS, ElasticHandle};
 pub use limiter::{
     AcquireFuture, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot, TickRecord,
 };
+pub use pacer::{DEFAULT_QUANTUM, Pacer};
+pub use priority::{ThreadPriority, set_current_thread_priority};
 pub use request::{AcquireError, AcquireRequest};
 
 #[cfg(test)]
