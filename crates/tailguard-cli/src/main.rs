@@ -6,8 +6,9 @@
 // A binary: `pub` marks each module's interface to the rest of the crate.
 #![allow(unreachable_pub)]
 
-#[allow(dead_code, unused_imports)] // wired into `tailguard demo`
+mod demo;
 mod report;
+mod restore;
 mod workload;
 
 mod duration;
@@ -28,10 +29,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the foreground-vs-backup experiment in every mode and report it side by side.
+    Demo(demo::DemoArgs),
     /// Watch scheduling latency, run-queue depth and CPU pressure live, once per interval.
     Observe(observe::ObserveArgs),
     /// Simulate how per-hop scheduling tails show up in requests that cross many tasks.
     Sim(sim::SimArgs),
+    /// Verify a backup file written by `demo --backup-dir` against its source keyspace.
+    Restore(restore::RestoreArgs),
 }
 
 /// Any error that ends the command; its message is printed after `tailguard: `.
@@ -52,5 +57,7 @@ fn run() -> Result<(), CliError> {
     match cli.command {
         Command::Observe(args) => observe::run(&args),
         Command::Sim(args) => sim::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Restore(args) => restore::run(&args),
     }
 }

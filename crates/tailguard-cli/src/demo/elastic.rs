@@ -9,7 +9,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use tailguard::elastic::{AcquireRequest, Limiter, ThreadPriority, set_current_thread_priority};
+use tailguard::elastic::{
+    AcquireRequest, ElasticHandle, Limiter, Pacer, ThreadPriority, set_current_thread_priority,
+};
 use tailguard::histogram::WindowedHistogram;
 
 use super::meter::ElasticMeter;
@@ -38,6 +40,9 @@ impl fmt::Display for Placement {
 /// Length of an uncontrolled export request, in wall time: the same size as a default grant,
 /// so requests are comparable across modes.
 const UNCONTROLLED_SLICE: Duration = Duration::from_millis(100);
+
+/// How often a waiting elastic thread looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Keys between two CPU-accounting flushes of the scan (a flush reads the thread CPU clock).
 const SCAN_FLUSH_KEYS: u64 = 1024;
@@ -70,7 +75,8 @@ impl Observer {
 }
 
 impl ElasticRun {
-    /// Starts one backup worker per core and one catch-up scan.
+    /// Starts the elastic threads: one catch-up scan and a backup worker per remaining core (at
+    /// least one), so that uncontrolled elastic work can fill the machine.
     pub fn start(
         bench: &Bench,
         plan: &Plan,
@@ -93,7 +99,7 @@ impl ElasticRun {
         let stop = Arc::new(AtomicBool::new(false));
         let os_priority = plan.mode.os_priority();
         let mut workers = Vec::new();
-        for worker in 0..bench.cores {
+        for worker in 0..bench.cores.saturating_sub(1).max(1) {
             let job = Job {
                 limiter: limiter.clone(),
                 meter: Arc::clone(&meter),
@@ -160,6 +166,7 @@ impl ElasticRun {
         let secs = measured.as_secs_f64();
         Ok(report::Elastic {
             keys_per_sec: reading.keys as f64 / secs,
+            scan_keys_per_sec: reading.scan_keys as f64 / secs,
             bytes_per_sec: reading.bytes as f64 / secs,
             cpu_share: reading.cpu_nanos as f64 / (secs * 1e9 * bench.cores as f64),
             idle_share_used: f64::NAN,
@@ -182,6 +189,18 @@ struct Job {
 }
 
 impl Job {
+    /// Waits for a grant, looking at the stop flag every [`STOP_POLL`]; `None` once stopped.
+    fn grant(&self, limiter: &Limiter) -> Option<ElasticHandle> {
+        loop {
+            if let Ok(handle) = limiter.acquire_timeout(&AcquireRequest::new(), STOP_POLL) {
+                return Some(handle);
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+        }
+    }
+
     fn lower_priority(&self) {
         if self.os_priority {
             // Best effort: where the OS refuses, the mode runs at normal priority and says so.
@@ -218,17 +237,20 @@ impl Job {
                 || -> Box<dyn FnMut() -> bool> {
                     charge(&mut account);
                     match &self.limiter {
-                        Some(limiter) => {
-                            let handle = limiter.acquire(&AcquireRequest::new());
-                            Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
-                        }
+                        Some(limiter) => match self.grant(limiter) {
+                            Some(handle) => {
+                                Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
+                            }
+                            // Stopped while waiting: the request ends at once and the backup
+                            // is cancelled before the next one.
+                            None => Box::new(|| true),
+                        },
                         None => {
                             let deadline = Instant::now() + UNCONTROLLED_SLICE;
                             let mut keys = 0u32;
                             Box::new(move || {
                                 keys = keys.wrapping_add(1);
-                                keys % 64 == 0
-                                    && (Instant::now() >= deadline || stop.load(Ordering::Relaxed))
+                                keys % 64 == 0 && (Instant::now() >= deadline || stop.load(Ordering::Relaxed))
                             })
                         }
                     }
@@ -252,24 +274,24 @@ impl Job {
     fn scans(&self) {
         self.lower_priority();
         let mut account = self.meter.cpu_account();
+        let mut pacer = self
+            .limiter
+            .as_ref()
+            .map(|l| Pacer::new(l.clone(), AcquireRequest::new()).with_timeout(STOP_POLL));
         while !self.stop.load(Ordering::Relaxed) {
             let mut keys = 0u64;
-            let mut handle = self.limiter.as_ref().map(|l| l.acquire(&AcquireRequest::new()));
             let summary = catch_up_scan(&self.store, 4096, &mut || {
                 keys += 1;
                 if keys % SCAN_FLUSH_KEYS == 0 {
                     account.flush();
                 }
-                if let (Some(limiter), Some(h)) = (&self.limiter, &handle) {
-                    if h.over_limit().0 && !self.stop.load(Ordering::Relaxed) {
-                        handle = None;
-                        handle = Some(limiter.acquire(&AcquireRequest::new()));
-                    }
+                if let Some(pacer) = pacer.as_mut() {
+                    // Waits are bounded so a stop is seen; no key runs without a grant.
+                    while pacer.pace().is_err() && !self.stop.load(Ordering::Relaxed) {}
                 }
             });
-            drop(handle);
             account.flush();
-            self.meter.add_work(summary.keys, 0);
+            self.meter.add_scanned(summary.keys);
         }
     }
 }

@@ -10,6 +10,7 @@ use tailguard::clock::{Clock, SystemClock};
 pub struct ElasticMeter {
     cpu_nanos: AtomicU64,
     keys: AtomicU64,
+    scan_keys: AtomicU64,
     bytes: AtomicU64,
     requests: AtomicU64,
     preemptions: AtomicU64,
@@ -20,8 +21,10 @@ pub struct ElasticMeter {
 pub struct MeterReading {
     /// CPU time used by elastic work, in nanoseconds.
     pub cpu_nanos: u64,
-    /// Keys exported by backups and walked by scans.
+    /// Keys exported by backups.
     pub keys: u64,
+    /// Keys walked by catch-up scans.
+    pub scan_keys: u64,
     /// Compressed bytes written to backup files.
     pub bytes: u64,
     /// Export requests issued.
@@ -31,7 +34,12 @@ pub struct MeterReading {
 }
 
 impl ElasticMeter {
-    /// Adds work done.
+    /// Adds keys walked by a catch-up scan.
+    pub fn add_scanned(&self, keys: u64) {
+        self.scan_keys.fetch_add(keys, Ordering::Relaxed);
+    }
+
+    /// Adds backup work done.
     pub fn add_work(&self, keys: u64, bytes: u64) {
         self.keys.fetch_add(keys, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -48,6 +56,7 @@ impl ElasticMeter {
         MeterReading {
             cpu_nanos: self.cpu_nanos.load(Ordering::Relaxed),
             keys: self.keys.load(Ordering::Relaxed),
+            scan_keys: self.scan_keys.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             preemptions: self.preemptions.load(Ordering::Relaxed),

@@ -48,7 +48,12 @@ impl Mode {
     ///
     /// The first mode that does not parse, with what was expected.
     pub fn parse_list(list: &str) -> Result<Vec<Mode>, ModeError> {
-        let modes = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect::<Result<Vec<_>, _>>()?;
+        let modes = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<_>, _>>()?;
         if modes.is_empty() {
             return Err(ModeError(list.to_owned(), "no modes given"));
         }
@@ -71,7 +76,9 @@ impl fmt::Display for Mode {
 
 /// A mode that could not be parsed: the text and what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("bad mode {0:?}: {1}; modes are baseline, uncontrolled, static:<share in (0, 1]>, os-priority, elastic, elastic+os-priority")]
+#[error(
+    "bad mode {0:?}: {1}; modes are baseline, uncontrolled, static:<share in (0, 1]>, os-priority, elastic, elastic+os-priority"
+)]
 pub struct ModeError(pub String, pub &'static str);
 
 impl FromStr for Mode {

@@ -136,7 +136,7 @@ fn series_of(modes: &[ModeResult], pick: fn(&SeriesPoint) -> Option<f64>) -> Vec
 fn summary_table(report: &DemoReport) -> String {
     let mut t = String::from(
         "<table><tr><th>mode</th><th>fg req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th>\
-         <th>max ms</th><th>p99 &times; baseline</th><th>sched p99 ms</th><th>elastic keys/s</th>\
+         <th>max ms</th><th>p99 &times; baseline</th><th>sched p99 ms</th><th>backup keys/s</th>\
          <th>elastic CPU</th><th>of idle CPU</th><th>mean share</th><th>backups</th></tr>",
     );
     let dash = || "-".to_owned();

@@ -74,8 +74,12 @@ pub struct ModeResult {
 /// Foreground figures of one mode.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Foreground {
+    /// Requests the generator scheduled.
+    pub offered: u64,
     /// Requests completed.
     pub requests: u64,
+    /// Requests that failed or were still in flight when the mode ended.
+    pub failed: u64,
     /// Completed requests per second.
     pub throughput_rps: f64,
     /// Latency percentiles from the scheduled arrival, in milliseconds.
@@ -86,15 +90,22 @@ pub struct Foreground {
     pub p999_ms: f64,
     /// Largest latency, ms.
     pub max_ms: f64,
-    /// Share of the machine's CPU the foreground used.
+    /// Share of the machine's CPU the foreground used (the whole process less elastic work).
     pub cpu_share: f64,
+    /// Requests the generator dispatched more than 1 ms after their scheduled time (their
+    /// latency still counts from the schedule).
+    pub late_starts: u64,
+    /// The generator's largest lag behind its schedule, ms.
+    pub max_start_lag_ms: f64,
 }
 
 /// Elastic figures of one mode.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Elastic {
-    /// Keys backed up (and scanned) per second.
+    /// Keys backed up per second.
     pub keys_per_sec: f64,
+    /// Keys walked by the catch-up scan per second.
+    pub scan_keys_per_sec: f64,
     /// Backup bytes written per second (compressed).
     pub bytes_per_sec: f64,
     /// Share of the whole machine's CPU the elastic work used.
@@ -183,10 +194,15 @@ pub(crate) mod tests {
                 p999_ms: p99 * 2.0,
                 max_ms: p99 * 5.0,
                 cpu_share: 0.4,
+                late_starts: 0,
+                max_start_lag_ms: 0.1,
+                offered: 10_000,
+                failed: 0,
             },
             sched_p99_ms: Some(p99 / 2.0),
             elastic: elastic.map(|share| Elastic {
                 keys_per_sec: 50_000.0 * share,
+                scan_keys_per_sec: 500_000.0 * share,
                 bytes_per_sec: 1e7 * share,
                 cpu_share: share,
                 idle_share_used: share / 0.6,

@@ -15,7 +15,7 @@ pub fn render_table(report: &DemoReport) -> String {
         "max ms",
         "p99 x base",
         "sched p99",
-        "elastic keys/s",
+        "backup keys/s",
         "elastic CPU",
         "of idle",
         "mean share",

@@ -367,6 +367,7 @@ pub struct BackupStats {
     pub elapsed: Duration,
 }
 
+#[cfg(test)]
 impl BackupStats {
     /// Keys per second of wall time (0 when no time passed).
     pub fn keys_per_sec(&self) -> f64 {
@@ -378,6 +379,7 @@ impl BackupStats {
     }
 }
 
+#[cfg(test)]
 fn per_sec(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 { count as f64 / secs } else { 0.0 }

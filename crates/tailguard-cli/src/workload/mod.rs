@@ -36,8 +36,6 @@
 //! // Catch-up scan under a pacer:
 //! let summary = catch_up_scan(&store, 1_000, &mut || pacer.pace());
 //! ```
-#![allow(dead_code)] // wired into the demo by the integrator
-#![allow(unused_imports)] // the re-exports below are the demo driver's interface, unused until it is wired
 
 pub mod backup;
 pub mod generator;
@@ -45,19 +43,6 @@ pub mod keyspace;
 pub mod scan;
 pub mod service;
 pub mod store;
-
-pub use backup::{
-    BackupDriver, BackupError, BackupProgress, BackupStats, ExportEnd, ExportGrant, ExportOutcome,
-    RestoreError, VerifyError, VerifyReport, export, restore, verify,
-};
-pub use generator::{
-    Arrival, Calibration, DEFAULT_LOAD, GeneratorConfig, GeneratorReport, IntervalReport, RateSchedule,
-    ScheduleError, calibrate,
-};
-pub use keyspace::{Key, KeyspaceConfig, Value};
-pub use scan::{ScanSummary, catch_up_scan};
-pub use service::{Op, Service, WorkConfig};
-pub use store::Store;
 
 #[cfg(test)]
 mod tests {

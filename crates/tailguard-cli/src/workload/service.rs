@@ -87,19 +87,9 @@ impl Service {
         Arc::new(Self { handle, store, keyspace, work })
     }
 
-    /// The store served.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     /// The runtime the request tasks run on.
     pub fn handle(&self) -> &Handle {
         &self.handle
-    }
-
-    /// The CPU work per request.
-    pub fn work(&self) -> WorkConfig {
-        self.work
     }
 
     /// Runs one request along the whole path; the calling task is the client.

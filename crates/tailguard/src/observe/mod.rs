@@ -48,6 +48,10 @@ pub mod thread_probe;
 use std::time::Duration;
 
 pub use instrument::{Instrumented, PollMonitor, PollMonitorConfig, TaskStats, TaskStatsHandle};
+pub use run_queue::{RunQueueConfig, RunQueueSampler, RunQueueTick};
+#[cfg(feature = "tokio")]
+pub use runtime_probe::RuntimeProbe;
+pub use thread_probe::ThreadProbe;
 
 use crate::histogram::{InvalidWindow, WindowConfig};
 
