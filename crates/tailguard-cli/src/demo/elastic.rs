@@ -14,7 +14,7 @@ use tailguard::elastic::{
 };
 use tailguard::histogram::WindowedHistogram;
 
-use super::meter::ElasticMeter;
+use super::meter::{ElasticMeter, MeterReading};
 use super::{Bench, DemoArgs, Plan};
 use crate::CliError;
 use crate::report;
@@ -37,10 +37,6 @@ impl fmt::Display for Placement {
     }
 }
 
-/// Length of an uncontrolled export request, in wall time: the same size as a default grant,
-/// so requests are comparable across modes.
-const UNCONTROLLED_SLICE: Duration = Duration::from_millis(100);
-
 /// How often a waiting elastic thread looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
@@ -53,7 +49,8 @@ pub struct ElasticRun {
     meter: Arc<ElasticMeter>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
-    started: Instant,
+    /// When measurement began, and the meter's reading then.
+    measured_from: (Instant, MeterReading),
 }
 
 /// What the sampler reads from a running [`ElasticRun`].
@@ -90,6 +87,7 @@ impl ElasticRun {
                     .target(args.target)
                     .controller(plan.controller)
                     .latency_window(Arc::clone(window))
+                    .grant(args.grant)
                     .start()?,
             )
         } else {
@@ -98,15 +96,18 @@ impl ElasticRun {
         let meter = Arc::new(ElasticMeter::default());
         let stop = Arc::new(AtomicBool::new(false));
         let os_priority = plan.mode.os_priority();
+        let new_job = || Job {
+            limiter: limiter.clone(),
+            meter: Arc::clone(&meter),
+            stop: Arc::clone(&stop),
+            store: Arc::clone(&bench.store),
+            os_priority,
+            slice: args.grant,
+            interrupted: Arc::clone(&bench.cancelled),
+        };
         let mut workers = Vec::new();
         for worker in 0..bench.cores.saturating_sub(1).max(1) {
-            let job = Job {
-                limiter: limiter.clone(),
-                meter: Arc::clone(&meter),
-                stop: Arc::clone(&stop),
-                store: Arc::clone(&bench.store),
-                os_priority,
-            };
+            let job = new_job();
             let dir = bench.backup_dir.clone();
             let name = plan.name.replace([':', '/', '+'], "-");
             workers.push(
@@ -115,18 +116,18 @@ impl ElasticRun {
                     .spawn(move || job.backups(&dir, &format!("{name}-{worker}")))?,
             );
         }
-        let job = Job {
-            limiter: limiter.clone(),
-            meter: Arc::clone(&meter),
-            stop: Arc::clone(&stop),
-            store: Arc::clone(&bench.store),
-            os_priority,
-        };
+        let job = new_job();
         workers.push(std::thread::Builder::new().name("catch-up-scan".into()).spawn(move || {
             job.scans();
             Ok(Vec::new())
         })?);
-        Ok(ElasticRun { limiter, meter, stop, workers, started: Instant::now() })
+        let measured_from = (Instant::now(), meter.read());
+        Ok(ElasticRun { limiter, meter, stop, workers, measured_from })
+    }
+
+    /// Starts the measured part: figures count from now.
+    pub fn begin_measurement(&mut self) {
+        self.measured_from = (Instant::now(), self.meter.read());
     }
 
     /// A read-only view for the sampler.
@@ -138,8 +139,8 @@ impl ElasticRun {
     /// returns the figures over `wall`, the measured time.
     pub fn finish(self, bench: &Bench, wall: Duration) -> Result<report::Elastic, CliError> {
         self.stop.store(true, Ordering::Relaxed);
-        let reading = self.meter.read();
-        let measured = self.started.elapsed().max(wall);
+        let reading = self.meter.read().since(&self.measured_from.1);
+        let measured = self.measured_from.0.elapsed().max(wall);
         if let Some(limiter) = &self.limiter {
             limiter.stop();
         }
@@ -186,6 +187,11 @@ struct Job {
     stop: Arc<AtomicBool>,
     store: Arc<Store>,
     os_priority: bool,
+    /// Set by Ctrl-C: backups in progress are abandoned (their partial files removed).
+    interrupted: Arc<AtomicBool>,
+    /// Wall-time length of an uncontrolled export request: the grant size, so requests are
+    /// comparable across modes.
+    slice: Duration,
 }
 
 impl Job {
@@ -236,17 +242,21 @@ impl Job {
             let result = driver.run(
                 || -> Box<dyn FnMut() -> bool> {
                     charge(&mut account);
+                    if stop.load(Ordering::Relaxed) {
+                        // The mode is over: the backup in progress runs to completion outside
+                        // the measurement, so that it can be verified however often it was
+                        // preempted.
+                        return Box::new(|| false);
+                    }
                     match &self.limiter {
                         Some(limiter) => match self.grant(limiter) {
                             Some(handle) => {
                                 Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
                             }
-                            // Stopped while waiting: the request ends at once and the backup
-                            // is cancelled before the next one.
-                            None => Box::new(|| true),
+                            None => Box::new(|| false),
                         },
                         None => {
-                            let deadline = Instant::now() + UNCONTROLLED_SLICE;
+                            let deadline = Instant::now() + self.slice;
                             let mut keys = 0u32;
                             Box::new(move || {
                                 keys = keys.wrapping_add(1);
@@ -255,7 +265,7 @@ impl Job {
                         }
                     }
                 },
-                &|| stop.load(Ordering::Relaxed),
+                &|| self.interrupted.load(Ordering::Relaxed),
             );
             charge(&mut account);
             match result {

@@ -33,6 +33,20 @@ pub struct MeterReading {
     pub preemptions: u64,
 }
 
+impl MeterReading {
+    /// The counts since `earlier`.
+    pub fn since(&self, earlier: &MeterReading) -> MeterReading {
+        MeterReading {
+            cpu_nanos: self.cpu_nanos - earlier.cpu_nanos,
+            keys: self.keys - earlier.keys,
+            scan_keys: self.scan_keys - earlier.scan_keys,
+            bytes: self.bytes - earlier.bytes,
+            requests: self.requests - earlier.requests,
+            preemptions: self.preemptions - earlier.preemptions,
+        }
+    }
+}
+
 impl ElasticMeter {
     /// Adds keys walked by a catch-up scan.
     pub fn add_scanned(&self, keys: u64) {

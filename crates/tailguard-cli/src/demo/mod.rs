@@ -41,7 +41,7 @@ pub struct DemoArgs {
     /// What to run: the mode comparison, or the load-step scenario that compares controllers.
     #[arg(long, value_enum, default_value_t = Scenario::Compare)]
     scenario: Scenario,
-    /// Measurement time per mode (default 6s for compare, 30s for adapt).
+    /// Measurement time per mode (default 5s for compare, 30s for adapt).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Comma-separated modes for the compare scenario.
@@ -68,6 +68,14 @@ pub struct DemoArgs {
     /// Seed of the keyspace and the request schedule.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Time each mode runs before it is measured: the limiter's window fills and its share
+    /// settles.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// CPU time granted to one elastic export request (the limiter's grant size); uncontrolled
+    /// requests run for as long in wall time.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    grant: Duration,
     /// Length of one point of the time series.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     interval: Duration,
@@ -141,7 +149,7 @@ struct Bench {
 pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let plans = plan(args)?;
     let duration = args.duration.unwrap_or(match args.scenario {
-        Scenario::Compare => Duration::from_secs(6),
+        Scenario::Compare => Duration::from_secs(5),
         Scenario::Adapt => Duration::from_secs(30),
     });
     if duration < Duration::from_secs(1)
@@ -261,11 +269,25 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
     progress.note("calibrating the cost of a foreground request…");
     let calibration = generator::calibrate(&service, 20_000, 2 * workers, args.keys);
-    let rate_at_full_load = calibration.rate_for_load(1.0);
+    // The closed-loop burst misses what the open-loop run also pays for (the generator's
+    // dispatching, timers, the probe), so one open-loop trial at the estimated rate corrects it.
+    let estimate = calibration.rate_for_load(args.load);
+    let trial = Duration::from_millis(1500);
+    let probe = RuntimeProbe::start(runtime.handle(), ProbeConfig::default())?;
+    let cpu_before = process_cpu_time();
+    let trial_config =
+        GeneratorConfig::new(RateSchedule::constant(estimate)?, trial, args.seed ^ 0x7472_6961_6c, args.keys);
+    let trial_report = generator::run(&service, &trial_config, Duration::from_secs(1), &|| false);
+    let used = process_cpu_time().saturating_sub(cpu_before).as_secs_f64()
+        / (trial_report.elapsed.as_secs_f64().max(1e-3) * cores as f64);
+    drop(probe);
+    let rate_at_full_load = if used > 0.0 { estimate / used } else { calibration.rate_for_load(1.0) };
     progress.note(&format!(
-        "{} cores; a request costs {:.1} µs of CPU; {:.0} req/s is {:.0} % of the machine",
+        "{} cores; a request costs {:.1} µs of CPU in a closed loop, {:.1} µs open-loop with the probe; \
+         {:.0} req/s is {:.0} % of the machine",
         cores,
         calibration.cpu_per_request.as_secs_f64() * 1e6,
+        cores as f64 / rate_at_full_load * 1e6,
         rate_at_full_load * args.load,
         args.load * 100.0
     ));
@@ -295,11 +317,27 @@ fn run_mode(
     let mut gen_config =
         GeneratorConfig::new(schedule, duration, args.seed.wrapping_add(index as u64), args.keys);
     gen_config.interval = args.interval;
-    let elastic = if plan.mode.runs_elastic() {
+    let mut elastic = if plan.mode.runs_elastic() {
         Some(ElasticRun::start(bench, plan, args, probe.window())?)
     } else {
         None
     };
+    let cancelled = Arc::clone(&bench.cancelled);
+    if args.warmup > Duration::ZERO {
+        // Warm up: foreground and elastic work run, the limiter's window fills and its share
+        // settles; nothing of this part is measured.
+        progress.update(index, &plan.name, Duration::ZERO, duration, "warming up");
+        let mut warm = gen_config.clone();
+        warm.duration = args.warmup;
+        warm.seed = !gen_config.seed;
+        let cancelled = Arc::clone(&cancelled);
+        generator::run(&bench.service, &warm, Duration::from_millis(500), &move || {
+            cancelled.load(Ordering::Relaxed)
+        });
+    }
+    if let Some(run) = elastic.as_mut() {
+        run.begin_measurement();
+    }
     let cpu_before = process_cpu_time();
     let started = Instant::now();
     // The sampler reads the scheduling window, the limiter and the elastic meter once per interval
@@ -342,7 +380,6 @@ fn run_mode(
             samples
         })?
     };
-    let cancelled = Arc::clone(&bench.cancelled);
     let fg = generator::run(&bench.service, &gen_config, Duration::from_secs(2), &move || {
         cancelled.load(Ordering::Relaxed)
     });
