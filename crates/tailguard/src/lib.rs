@@ -5,3 +5,4 @@
 pub mod clock;
 pub mod elastic;
 pub mod histogram;
+mod sync;

@@ -4,8 +4,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use super::handle::ElasticHandle;
 use super::request::{AcquireError, AcquireRequest};
 use crate::clock::{SharedClock, SystemClock, duration_nanos};
 use crate::histogram::{WindowSnapshot, WindowedHistogram};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard};
 
 /// Ticks kept in [`Limiter::history`] (one minute at the default 100 ms tick).
 pub const HISTORY_TICKS: usize = 600;

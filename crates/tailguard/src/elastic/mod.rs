@@ -29,3 +29,6 @@ pub use request::{AcquireError, AcquireRequest};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
