@@ -636,6 +636,15 @@ impl Shared {
         let at = Duration::from_nanos(now.saturating_sub(self.created_nanos));
         let p99 = state.latest_p99;
         state.history.push_back(TickRecord { at, share, p99, waiting_fraction, used_fraction });
+        #[cfg(feature = "metrics")]
+        super::metrics::record(&super::metrics::TickMetrics {
+            share,
+            p99,
+            waiters: state.queue.len(),
+            balance_nanos: state.bucket.balance_nanos(),
+            total_granted_nanos: self.total_granted_nanos.load(Ordering::Relaxed),
+            total_used_nanos: self.total_used_nanos.load(Ordering::Relaxed),
+        });
         if self.grant_waiters(&mut state, now) {
             self.changed.notify_all();
         }
