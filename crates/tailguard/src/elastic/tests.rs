@@ -369,3 +369,57 @@ fn the_limiter_steps_down_when_latency_is_over_target() {
     let last = history.last().unwrap();
     assert!(last.share < 0.5 && last.share > 0.498, "{}", last.share);
 }
+
+#[test]
+fn permanent_overload_still_grants_at_the_floor() {
+    let clock = ManualClock::new();
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.75)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .build()
+        .unwrap();
+    let mut granted = Duration::ZERO;
+    for tick in 0..600 {
+        window.record(Duration::from_millis(50)); // 50× over target, forever
+        clock.advance(100 * MS);
+        limiter.tick();
+        while let Ok(handle) = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)) {
+            if tick >= 100 {
+                granted += handle.granted();
+            }
+            clock.advance_cpu(10 * MS);
+        }
+        if tick >= 100 {
+            assert_eq!(limiter.snapshot().share, 0.05, "tick {tick}");
+        }
+    }
+    // From tick 100 on: 50 s at 5 % of 2 cores = 5 s of CPU, give or take the bucket's
+    // 0.1 s capacity and one grant: the floor keeps elastic work going.
+    assert!((granted.as_secs_f64() - 5.0).abs() <= 0.11, "{granted:?}");
+}
+
+#[test]
+fn a_handle_moved_to_another_thread_rebaselines_instead_of_charging_garbage() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let handle = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+    clock.advance_cpu(5 * MS);
+    assert_eq!(handle.over_limit(), (false, 5 * MS));
+    let moved_clock = clock.clone();
+    let handle = std::thread::spawn(move || {
+        // The other thread's CPU clock has an unrelated origin: the first check there only
+        // re-baselines; CPU from then on counts.
+        moved_clock.advance_cpu(3 * MS);
+        assert_eq!(handle.over_limit(), (false, 5 * MS));
+        moved_clock.advance_cpu(2 * MS);
+        assert_eq!(handle.used(), 7 * MS);
+        handle
+    })
+    .join()
+    .unwrap();
+    drop(handle);
+    assert_eq!(limiter.snapshot().total_used, 7 * MS);
+}
