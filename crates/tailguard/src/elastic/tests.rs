@@ -469,14 +469,14 @@ mod cancellation_property {
                     Op::Poll(i) if !futures.is_empty() => {
                         let i = i % futures.len();
                         if let Poll::Ready(handle) = poll(&mut futures[i].1) {
-                            futures.remove(i);
+                            drop(futures.remove(i));
                             collected += handle.granted();
                             handles.push(handle);
                         }
                     }
                     Op::DropFuture(i) if !futures.is_empty() => {
                         let i = i % futures.len();
-                        futures.remove(i);
+                        drop(futures.remove(i));
                     }
                     Op::DropHandle(i) if !handles.is_empty() => {
                         let i = i % handles.len();
