@@ -254,13 +254,17 @@ impl LimiterBuilder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the field out of range.
+    /// A [`ConfigError`] naming the field out of range, or [`ConfigError::MissingSignal`] for
+    /// a feedback controller without a latency signal.
     pub fn build(self) -> Result<Limiter, ConfigError> {
         self.config.validate()?;
+        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
+        if !fixed && self.signal.is_none() {
+            return Err(ConfigError::MissingSignal(self.config.controller.name()));
+        }
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
         let now = clock.now_nanos();
         let controller = Controller::new(&self.config);
-        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
         // Blind start: a feedback controller grants at the floor until the window is warm.
         let share = if fixed { controller.share() } else { self.config.floor };
         let state = State {

@@ -91,6 +91,9 @@ fn invalid_config_is_a_typed_error() {
     let error = Limiter::builder().share_bounds(0.5, 0.2).build().unwrap_err();
     assert!(matches!(error, ConfigError::ShareBounds { .. }));
     assert!(Limiter::builder().grant(Duration::ZERO).start().is_err());
+    let error = Limiter::builder().controller(ControllerKind::Adaptive).build().unwrap_err();
+    assert_eq!(error, ConfigError::MissingSignal("adaptive"));
+    assert!(error.to_string().contains("latency_window"));
 }
 
 #[test]
