@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -108,6 +109,7 @@ pub(crate) struct Shared {
     pub(crate) config: LimiterConfig,
     pub(crate) clock: SharedClock,
     signal: Option<Arc<dyn LatencySignal>>,
+    tenant_weights: HashMap<u64, NonZeroU32>,
     state: Mutex<State>,
     changed: Condvar,
     stopped: AtomicBool,
@@ -168,6 +170,7 @@ pub struct LimiterBuilder {
     config: LimiterConfig,
     clock: Option<SharedClock>,
     signal: Option<Arc<dyn LatencySignal>>,
+    tenant_weights: HashMap<u64, NonZeroU32>,
 }
 
 impl LimiterBuilder {
@@ -229,6 +232,12 @@ impl LimiterBuilder {
         self.config.elastic_priority = Some(priority);
         self
     }
+    /// Weight of a tenant in fair sharing (default 1): among waiters of equal priority, a
+    /// tenant with weight 3 is granted three times the CPU of a tenant with weight 1.
+    pub fn tenant_weight(mut self, tenant: u64, weight: NonZeroU32) -> Self {
+        self.tenant_weights.insert(tenant, weight);
+        self
+    }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: LimiterConfig) -> Self {
         self.config = config;
@@ -288,6 +297,7 @@ impl LimiterBuilder {
             config: self.config,
             clock,
             signal: self.signal,
+            tenant_weights: self.tenant_weights,
             state: Mutex::new(state),
             changed: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -324,7 +334,12 @@ impl LimiterBuilder {
 impl Limiter {
     /// A builder with CockroachDB's defaults and the adaptive controller.
     pub fn builder() -> LimiterBuilder {
-        LimiterBuilder { config: LimiterConfig::default(), clock: None, signal: None }
+        LimiterBuilder {
+            config: LimiterConfig::default(),
+            clock: None,
+            signal: None,
+            tenant_weights: HashMap::new(),
+        }
     }
 
     /// The validated configuration.
@@ -484,18 +499,24 @@ impl Shared {
         }
     }
 
-    /// Picks the next waiter: highest priority, then least-served tenant, then arrival.
-    fn next_waiter(state: &State) -> Option<(Reverse<i32>, u64)> {
+    /// Picks the next waiter: highest priority, then least-served tenant (by weight), then
+    /// arrival.
+    fn next_waiter(&self, state: &State) -> Option<(Reverse<i32>, u64)> {
         let (&first, head) = state.queue.iter().next()?;
         if head.tenant.is_none() {
             return Some(first);
         }
-        let served = |tenant: u64| state.tenant_granted_nanos.get(&tenant).copied().unwrap_or(0);
+        // CPU granted so far divided by weight: the least-served tenant goes first.
+        let served = |tenant: u64| {
+            let granted = state.tenant_granted_nanos.get(&tenant).copied().unwrap_or(0);
+            let weight = self.tenant_weights.get(&tenant).map_or(1, |w| w.get());
+            granted as f64 / f64::from(weight)
+        };
         state
             .queue
             .range((first.0, 0)..=(first.0, u64::MAX))
             .filter_map(|(&key, waiter)| waiter.tenant.map(|tenant| (served(tenant), key)))
-            .min_by_key(|&(served, key)| (served, key.1))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.1.cmp(&b.1.1)))
             .map(|(_, key)| key)
     }
 
@@ -503,7 +524,7 @@ impl Shared {
     pub(crate) fn grant_waiters(&self, state: &mut State, now: u64) -> bool {
         let mut any = false;
         state.bucket.refill(now);
-        while let Some(key) = Self::next_waiter(state) {
+        while let Some(key) = self.next_waiter(state) {
             let grant_nanos = state.queue[&key].grant_nanos;
             if !state.bucket.try_take(grant_nanos, now) {
                 break;

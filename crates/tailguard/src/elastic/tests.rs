@@ -503,3 +503,46 @@ mod cancellation_property {
         }
     }
 }
+
+#[test]
+fn tenant_weights_split_grants_in_proportion() {
+    let clock = ManualClock::new();
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .controller(ControllerKind::Fixed(0.25))
+        .tenant_weight(7, std::num::NonZeroU32::new(3).unwrap())
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    let held = drain(&limiter);
+    let mut futures: Vec<(u64, AcquireFuture)> = (0..50)
+        .flat_map(|_| [7, 8])
+        .map(|tenant| (tenant, limiter.acquire_async(&AcquireRequest::new().tenant(tenant))))
+        .collect();
+    for (_, future) in &mut futures {
+        assert!(poll(future).is_pending());
+    }
+    let mut served = HashMapCount::default();
+    let mut kept = Vec::new();
+    for _ in 0..40 {
+        clock.advance(200 * MS);
+        limiter.tick();
+        futures.retain_mut(|(tenant, future)| !(poll_keep(future, &mut kept) && served.add(*tenant)));
+    }
+    assert_eq!(served.get(7) + served.get(8), 40);
+    assert!((29..=31).contains(&served.get(7)), "weight 3 got {} of 40", served.get(7));
+    drop(held);
+}
+
+#[derive(Default)]
+struct HashMapCount(std::collections::HashMap<u64, u32>);
+
+impl HashMapCount {
+    fn add(&mut self, key: u64) -> bool {
+        *self.0.entry(key).or_default() += 1;
+        true
+    }
+    fn get(&self, key: u64) -> u32 {
+        self.0.get(&key).copied().unwrap_or(0)
+    }
+}
