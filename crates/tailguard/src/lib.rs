@@ -5,5 +5,9 @@
 pub mod clock;
 pub mod elastic;
 pub mod histogram;
+<<<<<<< HEAD
 pub mod observe;
 pub mod sim;
+=======
+mod sync;
+>>>>>>> elastic2

@@ -134,6 +134,12 @@ pub enum ConfigError {
     /// A fixed share must be within (0, 1].
     #[error("fixed share {0} is out of range: use a value in (0, 1]")]
     FixedShare(f64),
+    /// The reference and adaptive controllers steer by latency: give the builder a signal.
+    #[error(
+        "controller {0} needs a latency signal: call .latency_window(..) or .latency_signal(..), \
+         or use ControllerKind::Fixed(share)"
+    )]
+    MissingSignal(&'static str),
     /// The initial share must be within [floor, ceiling].
     #[error("initial_share {0} is outside [floor, ceiling]")]
     InitialShare(f64),

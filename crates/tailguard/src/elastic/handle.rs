@@ -22,6 +22,50 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 /// The handle is `Send` but not `Sync`: its estimator lives in `Cell`s. If it moves to another
 /// thread between checks (an async task moved by the runtime), the next check notices the new
 /// thread and re-baselines instead of charging a difference of two threads' clocks.
+///
+/// # Examples
+///
+/// Preemptible work returns a resumption point; its caller re-acquires and continues:
+///
+/// ```
+/// use std::time::Duration;
+/// use tailguard::clock::ManualClock;
+/// use tailguard::elastic::{AcquireRequest, ControllerKind, ElasticHandle, Limiter};
+///
+/// /// Scans keys from `start`; returns where to resume, or `None` when done.
+/// fn export(handle: &ElasticHandle, clock: &ManualClock, start: u64, end: u64) -> Option<u64> {
+///     for key in start..end {
+///         clock.advance_cpu(Duration::from_micros(100)); // the work for one key
+///         if handle.over_limit().0 && key + 1 < end {
+///             return Some(key + 1);
+///         }
+///     }
+///     None
+/// }
+///
+/// let clock = ManualClock::new();
+/// let limiter = Limiter::builder()
+///     .cores(1.0)
+///     .controller(ControllerKind::Fixed(0.5))
+///     .clock(clock.shared())
+///     .build()?;
+/// let request = AcquireRequest::new().grant(Duration::from_millis(10));
+/// let (mut next, mut requests) = (Some(0), 0);
+/// while let Some(start) = next {
+///     let handle = limiter.acquire(&request);
+///     next = export(&handle, &clock, start, 1_000);
+///     requests += 1;
+/// }
+/// assert_eq!(requests, 10); // 1000 keys x 100 µs in 10 ms grants
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Cost
+///
+/// `over_limit()` costs ~1.7 ns per call amortised (`benches/elastic.rs`, `elastic/over_limit`,
+/// on the project's 2-core VM). Acquire + release costs ~65 ns of limiter work (manual clock);
+/// with the system clock it is ~1.7 µs, dominated by the two thread-CPU-clock reads (a system
+/// call each) that bracket the grant.
 pub struct ElasticHandle {
     shared: Arc<Shared>,
     granted_nanos: u64,

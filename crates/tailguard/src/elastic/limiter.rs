@@ -3,9 +3,10 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use super::handle::ElasticHandle;
 use super::request::{AcquireError, AcquireRequest};
 use crate::clock::{SharedClock, SystemClock, duration_nanos};
 use crate::histogram::{WindowSnapshot, WindowedHistogram};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard};
 
 /// Ticks kept in [`Limiter::history`] (one minute at the default 100 ms tick).
 pub const HISTORY_TICKS: usize = 600;
@@ -107,6 +109,7 @@ pub(crate) struct Shared {
     pub(crate) config: LimiterConfig,
     pub(crate) clock: SharedClock,
     signal: Option<Arc<dyn LatencySignal>>,
+    tenant_weights: HashMap<u64, NonZeroU32>,
     state: Mutex<State>,
     changed: Condvar,
     stopped: AtomicBool,
@@ -167,6 +170,7 @@ pub struct LimiterBuilder {
     config: LimiterConfig,
     clock: Option<SharedClock>,
     signal: Option<Arc<dyn LatencySignal>>,
+    tenant_weights: HashMap<u64, NonZeroU32>,
 }
 
 impl LimiterBuilder {
@@ -228,6 +232,12 @@ impl LimiterBuilder {
         self.config.elastic_priority = Some(priority);
         self
     }
+    /// Weight of a tenant in fair sharing (default 1): among waiters of equal priority, a
+    /// tenant with weight 3 is granted three times the CPU of a tenant with weight 1.
+    pub fn tenant_weight(mut self, tenant: u64, weight: NonZeroU32) -> Self {
+        self.tenant_weights.insert(tenant, weight);
+        self
+    }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: LimiterConfig) -> Self {
         self.config = config;
@@ -253,13 +263,17 @@ impl LimiterBuilder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the field out of range.
+    /// A [`ConfigError`] naming the field out of range, or [`ConfigError::MissingSignal`] for
+    /// a feedback controller without a latency signal.
     pub fn build(self) -> Result<Limiter, ConfigError> {
         self.config.validate()?;
+        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
+        if !fixed && self.signal.is_none() {
+            return Err(ConfigError::MissingSignal(self.config.controller.name()));
+        }
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
         let now = clock.now_nanos();
         let controller = Controller::new(&self.config);
-        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
         // Blind start: a feedback controller grants at the floor until the window is warm.
         let share = if fixed { controller.share() } else { self.config.floor };
         let state = State {
@@ -283,6 +297,7 @@ impl LimiterBuilder {
             config: self.config,
             clock,
             signal: self.signal,
+            tenant_weights: self.tenant_weights,
             state: Mutex::new(state),
             changed: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -319,7 +334,12 @@ impl LimiterBuilder {
 impl Limiter {
     /// A builder with CockroachDB's defaults and the adaptive controller.
     pub fn builder() -> LimiterBuilder {
-        LimiterBuilder { config: LimiterConfig::default(), clock: None, signal: None }
+        LimiterBuilder {
+            config: LimiterConfig::default(),
+            clock: None,
+            signal: None,
+            tenant_weights: HashMap::new(),
+        }
     }
 
     /// The validated configuration.
@@ -479,18 +499,24 @@ impl Shared {
         }
     }
 
-    /// Picks the next waiter: highest priority, then least-served tenant, then arrival.
-    fn next_waiter(state: &State) -> Option<(Reverse<i32>, u64)> {
+    /// Picks the next waiter: highest priority, then least-served tenant (by weight), then
+    /// arrival.
+    fn next_waiter(&self, state: &State) -> Option<(Reverse<i32>, u64)> {
         let (&first, head) = state.queue.iter().next()?;
         if head.tenant.is_none() {
             return Some(first);
         }
-        let served = |tenant: u64| state.tenant_granted_nanos.get(&tenant).copied().unwrap_or(0);
+        // CPU granted so far divided by weight: the least-served tenant goes first.
+        let served = |tenant: u64| {
+            let granted = state.tenant_granted_nanos.get(&tenant).copied().unwrap_or(0);
+            let weight = self.tenant_weights.get(&tenant).map_or(1, |w| w.get());
+            granted as f64 / f64::from(weight)
+        };
         state
             .queue
             .range((first.0, 0)..=(first.0, u64::MAX))
             .filter_map(|(&key, waiter)| waiter.tenant.map(|tenant| (served(tenant), key)))
-            .min_by_key(|&(served, key)| (served, key.1))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.1.cmp(&b.1.1)))
             .map(|(_, key)| key)
     }
 
@@ -498,7 +524,7 @@ impl Shared {
     pub(crate) fn grant_waiters(&self, state: &mut State, now: u64) -> bool {
         let mut any = false;
         state.bucket.refill(now);
-        while let Some(key) = Self::next_waiter(state) {
+        while let Some(key) = self.next_waiter(state) {
             let grant_nanos = state.queue[&key].grant_nanos;
             if !state.bucket.try_take(grant_nanos, now) {
                 break;
@@ -635,6 +661,15 @@ impl Shared {
         let at = Duration::from_nanos(now.saturating_sub(self.created_nanos));
         let p99 = state.latest_p99;
         state.history.push_back(TickRecord { at, share, p99, waiting_fraction, used_fraction });
+        #[cfg(feature = "metrics")]
+        super::metrics::record(&super::metrics::TickMetrics {
+            share,
+            p99,
+            waiters: state.queue.len(),
+            balance_nanos: state.bucket.balance_nanos(),
+            total_granted_nanos: self.total_granted_nanos.load(Ordering::Relaxed),
+            total_used_nanos: self.total_used_nanos.load(Ordering::Relaxed),
+        });
         if self.grant_waiters(&mut state, now) {
             self.changed.notify_all();
         }

@@ -6,12 +6,16 @@
 //! - [`ElasticHandle`]: a grant, with the cheap `over_limit()` check.
 //! - [`Pacer`]: run-to-completion work, sync and async.
 //! - [`priority`]: OS priority (`SCHED_IDLE`, nice) for elastic threads.
+//! - With the `metrics` feature, each tick exports share, p99, waiters, debt and granted/used
+//!   CPU (`tailguard_elastic_*`) through the `metrics` facade.
 
 pub mod bucket;
 pub mod config;
 pub mod controller;
 mod handle;
 mod limiter;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod pacer;
 pub mod priority;
 mod request;
@@ -29,3 +33,6 @@ pub use request::{AcquireError, AcquireRequest};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

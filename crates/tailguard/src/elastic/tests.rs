@@ -91,6 +91,9 @@ fn invalid_config_is_a_typed_error() {
     let error = Limiter::builder().share_bounds(0.5, 0.2).build().unwrap_err();
     assert!(matches!(error, ConfigError::ShareBounds { .. }));
     assert!(Limiter::builder().grant(Duration::ZERO).start().is_err());
+    let error = Limiter::builder().controller(ControllerKind::Adaptive).build().unwrap_err();
+    assert_eq!(error, ConfigError::MissingSignal("adaptive"));
+    assert!(error.to_string().contains("latency_window"));
 }
 
 #[test]
@@ -368,4 +371,178 @@ fn the_limiter_steps_down_when_latency_is_over_target() {
     assert!(warm_ticks >= 4);
     let last = history.last().unwrap();
     assert!(last.share < 0.5 && last.share > 0.498, "{}", last.share);
+}
+
+#[test]
+fn permanent_overload_still_grants_at_the_floor() {
+    let clock = ManualClock::new();
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.75)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .build()
+        .unwrap();
+    let mut granted = Duration::ZERO;
+    for tick in 0..600 {
+        window.record(Duration::from_millis(50)); // 50× over target, forever
+        clock.advance(100 * MS);
+        limiter.tick();
+        while let Ok(handle) = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)) {
+            if tick >= 100 {
+                granted += handle.granted();
+            }
+            clock.advance_cpu(10 * MS);
+        }
+        if tick >= 100 {
+            assert_eq!(limiter.snapshot().share, 0.05, "tick {tick}");
+        }
+    }
+    // From tick 100 on: 50 s at 5 % of 2 cores = 5 s of CPU, give or take the bucket's
+    // 0.1 s capacity and one grant: the floor keeps elastic work going.
+    assert!((granted.as_secs_f64() - 5.0).abs() <= 0.11, "{granted:?}");
+}
+
+#[test]
+fn a_handle_moved_to_another_thread_rebaselines_instead_of_charging_garbage() {
+    let clock = ManualClock::new();
+    let limiter = fixed_limiter(&clock);
+    let handle = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+    clock.advance_cpu(5 * MS);
+    assert_eq!(handle.over_limit(), (false, 5 * MS));
+    let moved_clock = clock.clone();
+    let handle = std::thread::spawn(move || {
+        // The other thread's CPU clock has an unrelated origin: the first check there only
+        // re-baselines; CPU from then on counts.
+        moved_clock.advance_cpu(3 * MS);
+        assert_eq!(handle.over_limit(), (false, 5 * MS));
+        moved_clock.advance_cpu(2 * MS);
+        assert_eq!(handle.used(), 7 * MS);
+        handle
+    })
+    .join()
+    .unwrap();
+    drop(handle);
+    assert_eq!(limiter.snapshot().total_used, 7 * MS);
+}
+
+mod cancellation_property {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Enqueue { priority: i32, tenant: Option<u64> },
+        Poll(usize),
+        DropFuture(usize),
+        DropHandle(usize),
+        Advance(u64),
+        Tick,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3i32, proptest::option::of(0..3u64))
+                .prop_map(|(priority, tenant)| Op::Enqueue { priority, tenant }),
+            (0..16usize).prop_map(Op::Poll),
+            (0..16usize).prop_map(Op::DropFuture),
+            (0..16usize).prop_map(Op::DropHandle),
+            (0..300u64).prop_map(Op::Advance),
+            Just(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Whatever mix of waits, grants, cancellations and releases happens, once everything
+        /// is dropped the queue is empty and every unused nanosecond is back in the bucket.
+        #[test]
+        fn cancellation_never_leaks(ops in proptest::collection::vec(op(), 1..80)) {
+            let clock = ManualClock::new();
+            let limiter = fixed_limiter(&clock);
+            let mut futures: Vec<(i32, AcquireFuture)> = Vec::new(); // (priority, future)
+            let mut handles: Vec<ElasticHandle> = drain(&limiter);
+            let mut collected = Duration::ZERO;
+            for op in ops {
+                match op {
+                    Op::Enqueue { priority, tenant } => {
+                        let request = AcquireRequest { priority, tenant, grant: None };
+                        futures.push((priority, limiter.acquire_async(&request)));
+                    }
+                    Op::Poll(i) if !futures.is_empty() => {
+                        let i = i % futures.len();
+                        if let Poll::Ready(handle) = poll(&mut futures[i].1) {
+                            drop(futures.remove(i));
+                            collected += handle.granted();
+                            handles.push(handle);
+                        }
+                    }
+                    Op::DropFuture(i) if !futures.is_empty() => {
+                        let i = i % futures.len();
+                        drop(futures.remove(i));
+                    }
+                    Op::DropHandle(i) if !handles.is_empty() => {
+                        let i = i % handles.len();
+                        handles.remove(i);
+                    }
+                    Op::Advance(ms) => clock.advance(Duration::from_millis(ms)),
+                    Op::Tick => {
+                        limiter.tick();
+                    }
+                    _ => {}
+                }
+            }
+            futures.clear();
+            handles.clear();
+            let snapshot = limiter.snapshot();
+            prop_assert_eq!(snapshot.waiters, 0);
+            prop_assert_eq!(snapshot.balance_nanos, 500_000_000);
+            prop_assert_eq!(snapshot.total_used, Duration::ZERO);
+            // Granted = the initial drain plus what was collected: nothing granted was lost.
+            prop_assert_eq!(snapshot.total_granted, 500 * MS + collected);
+        }
+    }
+}
+
+#[test]
+fn tenant_weights_split_grants_in_proportion() {
+    let clock = ManualClock::new();
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .controller(ControllerKind::Fixed(0.25))
+        .tenant_weight(7, std::num::NonZeroU32::new(3).unwrap())
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    let held = drain(&limiter);
+    let mut futures: Vec<(u64, AcquireFuture)> = (0..50)
+        .flat_map(|_| [7, 8])
+        .map(|tenant| (tenant, limiter.acquire_async(&AcquireRequest::new().tenant(tenant))))
+        .collect();
+    for (_, future) in &mut futures {
+        assert!(poll(future).is_pending());
+    }
+    let mut served = HashMapCount::default();
+    let mut kept = Vec::new();
+    for _ in 0..40 {
+        clock.advance(200 * MS);
+        limiter.tick();
+        futures.retain_mut(|(tenant, future)| !(poll_keep(future, &mut kept) && served.add(*tenant)));
+    }
+    assert_eq!(served.get(7) + served.get(8), 40);
+    assert!((29..=31).contains(&served.get(7)), "weight 3 got {} of 40", served.get(7));
+    drop(held);
+}
+
+#[derive(Default)]
+struct HashMapCount(std::collections::HashMap<u64, u32>);
+
+impl HashMapCount {
+    fn add(&mut self, key: u64) -> bool {
+        *self.0.entry(key).or_default() += 1;
+        true
+    }
+    fn get(&self, key: u64) -> u32 {
+        self.0.get(&key).copied().unwrap_or(0)
+    }
 }
