@@ -1,13 +1,77 @@
 //! tailguard keeps a service's tail latency safe from its own background work.
 //!
-//! Work in progress: see the repository's README and `DESIGN.md` for the architecture.
+//! Services run CPU-heavy *elastic* work — backups, compactions, index builds, scans — beside
+//! latency-sensitive *foreground* requests. tailguard measures the CPU scheduling latency the
+//! foreground sees, steers the share of the machine that elastic work may use so that p99
+//! scheduling latency stays under a target (1 ms by default), and enforces that share with a
+//! token bucket of CPU time: elastic work takes grants of CPU (100 ms by default), checks
+//! [`over_limit()`](elastic::ElasticHandle::over_limit) in its loops at a cost of ~2 ns, and stops
+//! with a resumption point when its grant is spent.
+//!
+//! # Contents
+//!
+//! - [`clock`]: injected time — monotonic and per-thread CPU clocks, a manual clock for tests.
+//! - [`histogram`]: lock-free log-linear latency histograms and sliding windows of them.
+//! - [`observe`]: the signals — a tokio runtime probe, instrumented futures, an OS thread probe,
+//!   run-queue depth, Linux PSI, and their export through `metrics`.
+//! - [`elastic`]: the controller, the CPU-time token bucket, grants, pacers, OS priority.
+//! - [`sim`]: how per-hop scheduling tails show up in requests that cross many tasks.
+//!
+//! # Features
+//!
+//! `tokio` (default): the runtime probe. `metrics`: export of every signal through the `metrics`
+//! facade. The core (clock, histogram, controller, bucket, handle, sync pacer) needs neither.
+//!
+//! # Example
+//!
+//! Build a limiter on a latency window, take a grant, work until `over_limit()` says stop, and
+//! read a snapshot. Here time is scripted with a [`ManualClock`](clock::ManualClock); a service
+//! would feed the window from a [`RuntimeProbe`](observe::RuntimeProbe) and call `start()`
+//! instead of `build()` so that a background thread ticks the controller.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tailguard::clock::ManualClock;
+//! use tailguard::elastic::{AcquireRequest, ControllerKind, Limiter};
+//! use tailguard::histogram::{WindowConfig, WindowedHistogram};
+//!
+//! let clock = ManualClock::new();
+//! let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared())?);
+//! let limiter = Limiter::builder()
+//!     .cores(2.0)
+//!     .target(Duration::from_millis(1))
+//!     .controller(ControllerKind::Adaptive)
+//!     .latency_window(Arc::clone(&window))
+//!     .clock(clock.shared())
+//!     .build()?;
+//!
+//! // Elastic work: one export request under one grant, stopping with a resumption key.
+//! let grant = limiter.acquire(&AcquireRequest::new());
+//! let mut next_key = 0u64;
+//! loop {
+//!     next_key += 1; // ... export one key ...
+//!     clock.run_for(Duration::from_micros(500)); // the work uses CPU
+//!     if grant.over_limit().0 {
+//!         break; // resume from `next_key` under a new grant
+//!     }
+//! }
+//! drop(grant); // settles up: unused CPU goes back, over-use becomes debt
+//! assert!(next_key > 1);
+//!
+//! // The foreground's scheduling latency feeds the controller on each tick.
+//! window.record(Duration::from_micros(200));
+//! clock.advance(Duration::from_millis(100));
+//! limiter.tick();
+//! let snapshot = limiter.snapshot();
+//! assert!(snapshot.share > 0.0 && snapshot.share <= 0.75);
+//! assert!(snapshot.total_used >= Duration::from_millis(100));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod clock;
 pub mod elastic;
 pub mod histogram;
-<<<<<<< HEAD
 pub mod observe;
 pub mod sim;
-=======
 mod sync;
->>>>>>> elastic2
