@@ -275,8 +275,12 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let trial = Duration::from_millis(1500);
     let probe = RuntimeProbe::start(runtime.handle(), ProbeConfig::default())?;
     let cpu_before = process_cpu_time();
-    let trial_config =
-        GeneratorConfig::new(RateSchedule::constant(estimate)?, trial, args.seed ^ 0x7472_6961_6c, args.keys);
+    let trial_config = GeneratorConfig::new(
+        RateSchedule::constant(estimate)?,
+        trial,
+        args.seed ^ 0x0074_7269_616c,
+        args.keys,
+    );
     let trial_report = generator::run(&service, &trial_config, Duration::from_secs(1), &|| false);
     let used = process_cpu_time().saturating_sub(cpu_before).as_secs_f64()
         / (trial_report.elapsed.as_secs_f64().max(1e-3) * cores as f64);

@@ -51,7 +51,12 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     use std::time::Duration;
 
-    use super::*;
+    use super::backup::{BackupDriver, verify};
+    use super::generator::{self, DEFAULT_LOAD, GeneratorConfig, RateSchedule, calibrate};
+    use super::keyspace::KeyspaceConfig;
+    use super::scan::catch_up_scan;
+    use super::service::{Service, WorkConfig};
+    use super::store::Store;
 
     /// The module doc's example at small scale, with stand-ins for the limiter: a grant that
     /// says "over limit" every 37 keys and a pacer that counts calls. The backup runs while the
