@@ -9,9 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use tailguard::elastic::{
-    AcquireRequest, ElasticHandle, Limiter, Pacer, ThreadPriority, set_current_thread_priority,
-};
+use tailguard::elastic::{AcquireRequest, Limiter, Pacer, ThreadPriority, set_current_thread_priority};
 use tailguard::histogram::WindowedHistogram;
 
 use super::meter::{ElasticMeter, MeterReading};
@@ -36,9 +34,6 @@ impl fmt::Display for Placement {
         })
     }
 }
-
-/// How often a waiting elastic thread looks at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Keys between two CPU-accounting flushes of the scan (a flush reads the thread CPU clock).
 const SCAN_FLUSH_KEYS: u64 = 1024;
@@ -195,18 +190,6 @@ struct Job {
 }
 
 impl Job {
-    /// Waits for a grant, looking at the stop flag every [`STOP_POLL`]; `None` once stopped.
-    fn grant(&self, limiter: &Limiter) -> Option<ElasticHandle> {
-        loop {
-            if let Ok(handle) = limiter.acquire_timeout(&AcquireRequest::new(), STOP_POLL) {
-                return Some(handle);
-            }
-            if self.stop.load(Ordering::Relaxed) {
-                return None;
-            }
-        }
-    }
-
     fn lower_priority(&self) {
         if self.os_priority {
             // Best effort: where the OS refuses, the mode runs at normal priority and says so.
@@ -249,12 +232,12 @@ impl Job {
                         return Box::new(|| false);
                     }
                     match &self.limiter {
-                        Some(limiter) => match self.grant(limiter) {
-                            Some(handle) => {
-                                Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
-                            }
-                            None => Box::new(|| false),
-                        },
+                        Some(limiter) => {
+                            // Blocks until the grant's CPU exists (at most grant / rate, also
+                            // after the limiter stops ticking).
+                            let handle = limiter.acquire(&AcquireRequest::new());
+                            Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
+                        }
                         None => {
                             let deadline = Instant::now() + self.slice;
                             let mut keys = 0u32;
@@ -284,10 +267,7 @@ impl Job {
     fn scans(&self) {
         self.lower_priority();
         let mut account = self.meter.cpu_account();
-        let mut pacer = self
-            .limiter
-            .as_ref()
-            .map(|l| Pacer::new(l.clone(), AcquireRequest::new()).with_timeout(STOP_POLL));
+        let mut pacer = self.limiter.as_ref().map(|l| Pacer::new(l.clone(), AcquireRequest::new()));
         while !self.stop.load(Ordering::Relaxed) {
             let mut keys = 0u64;
             let summary = catch_up_scan(&self.store, 4096, &mut || {
@@ -295,9 +275,10 @@ impl Job {
                 if keys % SCAN_FLUSH_KEYS == 0 {
                     account.flush();
                 }
-                if let Some(pacer) = pacer.as_mut() {
-                    // Waits are bounded so a stop is seen; no key runs without a grant.
-                    while pacer.pace().is_err() && !self.stop.load(Ordering::Relaxed) {}
+                // Once the mode is over, the scan in progress finishes unpaced, unmeasured.
+                if let Some(pacer) = pacer.as_mut().filter(|_| !self.stop.load(Ordering::Relaxed)) {
+                    // Without a timeout, pace() waits until the grant exists; it cannot fail.
+                    let _ = pacer.pace();
                 }
             });
             account.flush();
