@@ -84,16 +84,7 @@ pub fn render_html(report: &DemoReport) -> String {
         y_label: "fraction of requests",
         x_scale: Scale::Log,
         y_scale: Scale::Linear,
-        series: report
-            .modes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Series {
-                name: m.name.clone(),
-                colour: i,
-                points: m.latency_cdf.iter().map(|&(x, y)| (x, Some(y))).collect(),
-            })
-            .collect(),
+        series: cdf_series(&report.modes, Some),
         reference: None,
     };
     page.push_str(&cdf.render());
@@ -103,16 +94,7 @@ pub fn render_html(report: &DemoReport) -> String {
         y_label: "fraction slower",
         x_scale: Scale::Log,
         y_scale: Scale::Log,
-        series: report
-            .modes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Series {
-                name: m.name.clone(),
-                colour: i,
-                points: m.latency_cdf.iter().map(|&(x, y)| (x, (y < 1.0).then_some(1.0 - y))).collect(),
-            })
-            .collect(),
+        series: cdf_series(&report.modes, |y| (y < 1.0).then_some(1.0 - y)),
         reference: None,
     };
     page.push_str(&tail.render());
@@ -129,6 +111,19 @@ fn series_of(modes: &[ModeResult], pick: fn(&SeriesPoint) -> Option<f64>) -> Vec
             name: m.name.clone(),
             colour: i,
             points: m.series.iter().map(|p| (p.t_secs, pick(p))).collect(),
+        })
+        .collect()
+}
+
+/// One series per mode from its latency CDF, each fraction mapped by `y`.
+fn cdf_series(modes: &[ModeResult], y: fn(f64) -> Option<f64>) -> Vec<Series> {
+    modes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Series {
+            name: m.name.clone(),
+            colour: i,
+            points: m.latency_cdf.iter().map(|&(x, fraction)| (x, y(fraction))).collect(),
         })
         .collect()
 }
