@@ -62,6 +62,36 @@ fn short_demo_reports_every_mode_and_its_backups_restore() {
 }
 
 #[test]
+fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json");
+    let output = tailguard()
+        .args([
+            "demo",
+            "--quiet",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--keys",
+            "3000",
+            "--elastic-on",
+            "runtime",
+        ])
+        .args(["--modes", "uncontrolled,elastic", "--interval", "250ms", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = json(&json_path);
+    assert_eq!(report["settings"]["elastic_on"], "runtime");
+    for mode in report["modes"].as_array().unwrap() {
+        assert_eq!(mode["elastic"]["verified"], serde_json::Value::Bool(true), "{mode}");
+        assert!(mode["elastic"]["requests"].as_u64().unwrap() >= 1);
+    }
+}
+
+#[test]
 fn bad_demo_arguments_are_refused_with_a_reason() {
     let bad_mode = tailguard().args(["demo", "--modes", "baseline,static:2"]).output().unwrap();
     assert!(!bad_mode.status.success());

@@ -9,14 +9,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use tailguard::elastic::{AcquireRequest, Limiter, Pacer, ThreadPriority, set_current_thread_priority};
+use tailguard::clock::{Clock, SystemClock};
+use tailguard::elastic::{
+    AcquireRequest, ElasticHandle, Limiter, Pacer, ThreadPriority, set_current_thread_priority,
+};
 use tailguard::histogram::WindowedHistogram;
 
 use super::meter::{ElasticMeter, MeterReading};
 use super::{Bench, DemoArgs, Plan};
 use crate::CliError;
 use crate::report;
-use crate::workload::backup::{BackupDriver, BackupError, verify};
+use crate::workload::backup::{BackupDriver, BackupError, BackupWriter, export, verify};
 use crate::workload::scan::catch_up_scan;
 use crate::workload::store::Store;
 
@@ -25,14 +28,27 @@ use crate::workload::store::Store;
 pub enum Placement {
     /// On threads of its own, beside the foreground runtime's workers.
     Threads,
+    /// Backups as tasks in the foreground runtime, yielding every [`QUANTUM`] of work (the
+    /// catch-up scan, which has no await points, stays on its own thread).
+    Runtime,
 }
 
 impl fmt::Display for Placement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Placement::Threads => "threads",
+            Placement::Runtime => "runtime",
         })
     }
+}
+
+/// Longest stretch an elastic task works before it yields its worker to the foreground.
+pub const QUANTUM: Duration = Duration::from_micros(500);
+
+/// A backup worker: a thread, or a task in the foreground runtime.
+enum Worker {
+    Thread(JoinHandle<Result<Vec<PathBuf>, String>>),
+    Task(tokio::task::JoinHandle<Result<Vec<PathBuf>, String>>),
 }
 
 /// Keys between two CPU-accounting flushes of the scan (a flush reads the thread CPU clock).
@@ -43,7 +59,7 @@ pub struct ElasticRun {
     limiter: Option<Limiter>,
     meter: Arc<ElasticMeter>,
     stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
+    workers: Vec<Worker>,
     /// When measurement began, and the meter's reading then.
     measured_from: (Instant, MeterReading),
 }
@@ -105,17 +121,25 @@ impl ElasticRun {
             let job = new_job();
             let dir = bench.backup_dir.clone();
             let name = plan.name.replace([':', '/', '+'], "-");
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("backup-{worker}"))
-                    .spawn(move || job.backups(&dir, &format!("{name}-{worker}")))?,
-            );
+            let prefix = format!("{name}-{worker}");
+            workers.push(match args.elastic_on {
+                Placement::Threads => Worker::Thread(
+                    std::thread::Builder::new()
+                        .name(format!("backup-{worker}"))
+                        .spawn(move || job.backups(&dir, &prefix))?,
+                ),
+                Placement::Runtime => {
+                    Worker::Task(bench.runtime.spawn(async move { job.backup_tasks(&dir, &prefix).await }))
+                }
+            });
         }
         let job = new_job();
-        workers.push(std::thread::Builder::new().name("catch-up-scan".into()).spawn(move || {
-            job.scans();
-            Ok(Vec::new())
-        })?);
+        workers.push(Worker::Thread(std::thread::Builder::new().name("catch-up-scan".into()).spawn(
+            move || {
+                job.scans();
+                Ok(Vec::new())
+            },
+        )?));
         let measured_from = (Instant::now(), meter.read());
         Ok(ElasticRun { limiter, meter, stop, workers, measured_from })
     }
@@ -136,13 +160,16 @@ impl ElasticRun {
         self.stop.store(true, Ordering::Relaxed);
         let reading = self.meter.read().since(&self.measured_from.1);
         let measured = self.measured_from.0.elapsed().max(wall);
-        if let Some(limiter) = &self.limiter {
-            limiter.stop();
-        }
-        // Every complete backup must restore to exactly the source data.
+        // Every complete backup must restore to exactly the source data. The limiter keeps
+        // ticking until every worker is done: a task waiting for a grant is woken by its ticks.
         let (mut backups, mut failures) = (0u64, Vec::new());
         for worker in self.workers {
-            let paths = worker.join().map_err(|_| "an elastic worker panicked")??;
+            let paths = match worker {
+                Worker::Thread(thread) => thread.join().map_err(|_| "an elastic worker panicked")??,
+                Worker::Task(task) => {
+                    bench.runtime.block_on(task).map_err(|_| "an elastic task panicked")??
+                }
+            };
             let last = paths.len().saturating_sub(1);
             for (i, path) in paths.iter().enumerate() {
                 backups += 1;
@@ -154,6 +181,9 @@ impl ElasticRun {
                     let _ = std::fs::remove_file(path);
                 }
             }
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.stop();
         }
         for failure in &failures {
             eprintln!("tailguard demo: backup did not verify: {failure}");
@@ -256,6 +286,64 @@ impl Job {
                 Err(BackupError::Cancelled { .. }) => break,
                 Err(error) => return Err(format!("backup to {} failed: {error}", path.display())),
             }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        Ok(complete)
+    }
+
+    /// [`Job::backups`] as a task in the foreground runtime: each export request takes its grant
+    /// asynchronously and works in slices of at most [`QUANTUM`], yielding between them so that
+    /// a foreground task never waits behind a whole grant. CPU is measured per slice (a slice runs
+    /// within one poll, on one thread).
+    async fn backup_tasks(&self, dir: &std::path::Path, prefix: &str) -> Result<Vec<PathBuf>, String> {
+        let mut complete = Vec::new();
+        for n in 0.. {
+            let path = dir.join(format!("{prefix}-{n}.tgbak"));
+            let fail = |error: BackupError| format!("backup to {} failed: {error}", path.display());
+            let mut writer = BackupWriter::create(&path).map_err(fail)?;
+            let mut resume = None;
+            loop {
+                if self.interrupted.load(Ordering::Relaxed) {
+                    return Ok(complete); // dropping the writer removes the partial file
+                }
+                // Once the mode is over the backup finishes unlimited, outside the measurement.
+                let stopping = self.stop.load(Ordering::Relaxed);
+                let handle = match (&self.limiter, stopping) {
+                    (Some(limiter), false) => Some(limiter.acquire_async(&AcquireRequest::new()).await),
+                    _ => None,
+                };
+                let request_end = Instant::now() + self.slice;
+                let spent = |handle: &Option<ElasticHandle>| match handle {
+                    Some(handle) => handle.over_limit().0,
+                    None => !stopping && Instant::now() >= request_end,
+                };
+                loop {
+                    let cpu_before = SystemClock.thread_cpu_nanos();
+                    let slice_end = Instant::now() + QUANTUM;
+                    let mut keys = 0u32;
+                    let outcome = export(&self.store, resume, &mut || {
+                        keys = keys.wrapping_add(1);
+                        keys % 16 == 0 && (Instant::now() >= slice_end || spent(&handle))
+                    });
+                    self.meter.add_cpu_nanos(SystemClock.thread_cpu_nanos().saturating_sub(cpu_before));
+                    writer.append(&outcome.chunk).map_err(fail)?;
+                    self.meter.add_work(outcome.chunk.keys(), outcome.chunk.compressed_bytes());
+                    resume = outcome.resume;
+                    let grant_spent = spent(&handle);
+                    tokio::task::yield_now().await;
+                    if resume.is_none() || grant_spent {
+                        self.meter.add_requests(1, u64::from(resume.is_some()));
+                        break;
+                    }
+                }
+                if resume.is_none() {
+                    break;
+                }
+            }
+            writer.finish().map_err(fail)?;
+            complete.push(path);
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }

@@ -77,6 +77,11 @@ impl ElasticMeter {
         }
     }
 
+    /// Charges CPU time measured by the caller (e.g. across one poll of an elastic task).
+    pub fn add_cpu_nanos(&self, nanos: u64) {
+        self.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
     /// A per-thread CPU accountant that charges this meter.
     pub fn cpu_account(&self) -> CpuAccount<'_> {
         CpuAccount { meter: self, last_nanos: SystemClock.thread_cpu_nanos() }
@@ -96,7 +101,7 @@ impl CpuAccount<'_> {
     /// export request or every few milliseconds of work, not per key).
     pub fn flush(&mut self) {
         let now = SystemClock.thread_cpu_nanos();
-        self.meter.cpu_nanos.fetch_add(now.saturating_sub(self.last_nanos), Ordering::Relaxed);
+        self.meter.add_cpu_nanos(now.saturating_sub(self.last_nanos));
         self.last_nanos = now;
     }
 }

@@ -353,8 +353,11 @@ impl Limiter {
         self.shared.tick()
     }
 
-    /// Stops the background thread (if any). Acquisition keeps working: blocked waiters
-    /// refill the bucket themselves.
+    /// Stops the background thread (if any). Blocking acquisition keeps working: blocked
+    /// waiters refill the bucket themselves. Futures from [`acquire_async`](Self::acquire_async)
+    /// are woken only when tokens come back or by [`tick`](Self::tick) once the thread is gone,
+    /// so stop async elastic work before stopping its limiter (the demo measured a backup task
+    /// left waiting forever otherwise).
     pub fn stop(&self) {
         self.shared.stop();
     }
