@@ -118,3 +118,13 @@ impl Default for ProbeConfig {
         Self { rate_hz: DEFAULT_RATE_HZ, window: WindowConfig::DEFAULT }
     }
 }
+
+/// Sets `stop`, wakes the background thread and waits for it to end. A failure to join must not
+/// turn a drop into a panic, so it is ignored.
+fn stop_thread(stop: &std::sync::atomic::AtomicBool, thread: &mut Option<std::thread::JoinHandle<()>>) {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(thread) = thread.take() {
+        thread.thread().unpark();
+        let _ = thread.join();
+    }
+}

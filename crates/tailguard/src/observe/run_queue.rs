@@ -282,12 +282,7 @@ impl RunQueueSampler {
     }
 
     fn shutdown(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            // A failure to join must not turn a drop into a panic.
-            let _ = thread.join();
-        }
+        super::stop_thread(&self.shared.stop, &mut self.thread);
     }
 }
 

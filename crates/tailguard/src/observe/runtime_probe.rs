@@ -198,13 +198,7 @@ impl RuntimeProbe {
     }
 
     fn shutdown(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            // The thread only sleeps and stamps; it cannot panic short of an OS failure, and a
-            // failure to join must not turn a drop into a panic.
-            let _ = thread.join();
-        }
+        super::stop_thread(&self.shared.stop, &mut self.thread);
         // Let the task see `stop` and end.
         self.shared.notify.notify_one();
     }

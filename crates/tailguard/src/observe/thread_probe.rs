@@ -98,12 +98,7 @@ impl ThreadProbe {
     }
 
     fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            // A failure to join must not turn a drop into a panic.
-            let _ = thread.join();
-        }
+        super::stop_thread(&self.stop, &mut self.thread);
     }
 }
 
