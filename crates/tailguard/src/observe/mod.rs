@@ -128,3 +128,18 @@ fn stop_thread(stop: &std::sync::atomic::AtomicBool, thread: &mut Option<std::th
         let _ = thread.join();
     }
 }
+
+/// Parks the calling background thread until `deadline`, waking early to look at `stop` whenever
+/// it is unparked. Returns `false` once `stop` is set.
+fn park_until(deadline: std::time::Instant, stop: &std::sync::atomic::AtomicBool) -> bool {
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}

@@ -33,7 +33,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -398,15 +398,8 @@ fn sample_loop(shared: &Shared, config: RunQueueConfig, mut source: Source) {
     let mut tick_end = Instant::now() + config.tick;
     let mut next = Instant::now();
     loop {
-        loop {
-            if shared.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let now = Instant::now();
-            if now >= next {
-                break;
-            }
-            std::thread::park_timeout(next - now);
+        if !super::park_until(next, &shared.stop) {
+            return;
         }
         source.sample(&mut sums, &shared.totals);
         let now = Instant::now();

@@ -236,16 +236,8 @@ async fn probe_task(shared: Arc<Shared>) {
 fn probe_thread(shared: &Shared, period: Duration, mut run_queue: Option<PiggybackSampler>) {
     let mut next = Instant::now() + period;
     loop {
-        // Sleep until the deadline; `park_timeout` lets `stop` interrupt a long period.
-        loop {
-            if shared.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let now = Instant::now();
-            if now >= next {
-                break;
-            }
-            std::thread::park_timeout(next - now);
+        if !super::park_until(next, &shared.stop) {
+            return;
         }
         // Before the wake: sampled after it, the global queue would count the probe task itself.
         if let Some(sampler) = &mut run_queue {
