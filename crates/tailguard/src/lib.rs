@@ -6,3 +6,5 @@ pub mod clock;
 pub mod histogram;
 pub mod observe;
 pub mod sim;
+#[cfg(feature = "tokio")]
+pub mod task;
