@@ -241,6 +241,11 @@ impl<F> Tracked<F> {
         self.cell.id
     }
 
+    /// A reference to this task, e.g. to set its value before it is spawned.
+    pub fn task(&self) -> super::TaskRef {
+        super::TaskRef { registry: Arc::clone(&self.registry), cell: Arc::clone(&self.cell) }
+    }
+
     /// Makes sure `wakers` wraps the runtime's current waker.
     fn refresh_waker(&mut self, cx: &Context<'_>) {
         if !matches!(&self.wakers, Some((inner, _)) if inner.will_wake(cx.waker())) {
