@@ -264,33 +264,35 @@ fn low_pause(inner: &RegistryInner) -> TaskProfile {
     let clock = &inner.clock;
     let started = clock.now_nanos();
     let mut writer = gate::writer();
+    // Allocate before the pause.
+    let sinks = sinks(inner.shards.len());
+    let mut tasks = Vec::with_capacity(inner.len() + inner.len() / 8 + 16);
 
     // 1. The cut.
     let pause_start = clock.now_nanos();
     let closed = writer.close();
     let generation = (inner.target.load(Ordering::SeqCst) >> 1) + 1;
     let cut_id = inner.next_id.load(Ordering::SeqCst);
-    let run =
-        Arc::new(Run { generation, cut_id, cut_nanos: clock.now_nanos(), sinks: sinks(inner.shards.len()) });
+    let run = Arc::new(Run { generation, cut_id, cut_nanos: clock.now_nanos(), sinks });
     // Publish the run before the target, so a barrier that sees the new target finds it.
-    *inner.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&run));
+    let previous = inner.current.write().unwrap_or_else(PoisonError::into_inner).replace(Arc::clone(&run));
     inner.target.store(published(generation), Ordering::SeqCst);
     drop(closed);
     let pause = Duration::from_nanos(clock.now_nanos().saturating_sub(pause_start));
+    debug_assert!(previous.is_none(), "profiles are serialized by the gate's writer lock");
 
     // 2. The sweep: copy each shard's members under its lock, record them outside it.
     let mut batch = Vec::new();
     for shard in inner.shards.iter() {
         batch.extend(lock(shard).iter().filter(|t| t.id < cut_id).cloned());
         for task in batch.drain(..) {
-            run.record(&task);
+            run.record_with(&task, |record| tasks.push(record));
         }
     }
 
     // 3. Finish.
     *inner.current.write().unwrap_or_else(PoisonError::into_inner) = None;
     drop(writer);
-    let mut tasks = Vec::new();
     for sink in run.sinks.iter() {
         tasks.append(&mut lock(sink));
     }
@@ -309,11 +311,11 @@ fn stop_the_world(inner: &RegistryInner) -> TaskProfile {
     let clock = &inner.clock;
     let started = clock.now_nanos();
     let mut writer = gate::writer();
+    let mut tasks = Vec::with_capacity(inner.len() + inner.len() / 8 + 16);
     let pause_start = clock.now_nanos();
     let closed = writer.close();
     let cut_id = inner.next_id.load(Ordering::SeqCst);
     let cut_nanos = clock.now_nanos();
-    let mut tasks = Vec::new();
     for shard in inner.shards.iter() {
         tasks.extend(lock(shard).iter().filter(|t| t.id < cut_id).map(|t| t.snapshot(cut_nanos)));
     }
