@@ -16,6 +16,8 @@
 //!   run-queue depth, Linux PSI, and their export through `metrics`.
 //! - [`elastic`]: the controller, the CPU-time token bucket, grants, pacers, OS priority.
 //! - [`sim`]: how per-hop scheduling tails show up in requests that cross many tasks.
+//! - `task` (feature `tokio`): tracked tasks and a task profile whose pause does not grow with
+//!   the number of tasks.
 //!
 //! # Features
 //!
@@ -75,3 +77,5 @@ pub mod histogram;
 pub mod observe;
 pub mod sim;
 mod sync;
+#[cfg(feature = "tokio")]
+pub mod task;
