@@ -1,7 +1,7 @@
 //! The `tailguard` command.
 //!
-//! `tailguard observe` watches this machine's scheduling latency live; further subcommands
-//! (`demo`, `serve`, `sim`) join the [`Command`] enum.
+//! `tailguard demo` runs the experiment, `serve` puts the workload behind HTTP, `observe` watches
+//! this machine's scheduling latency live, `sim` explains tails, `restore` checks a backup.
 #![forbid(unsafe_code)]
 // A binary: `pub` marks each module's interface to the rest of the crate.
 #![allow(unreachable_pub)]
@@ -9,6 +9,7 @@
 mod demo;
 mod report;
 mod restore;
+mod serve;
 mod workload;
 
 mod duration;
@@ -35,6 +36,8 @@ enum Command {
     Observe(observe::ObserveArgs),
     /// Simulate how per-hop scheduling tails show up in requests that cross many tasks.
     Sim(sim::SimArgs),
+    /// Serve the key-value workload and its elastic jobs over HTTP, with metrics and live charts.
+    Serve(serve::ServeArgs),
     /// Verify a backup file written by `demo --backup-dir` against its source keyspace.
     Restore(restore::RestoreArgs),
 }
@@ -59,5 +62,6 @@ fn run() -> Result<(), CliError> {
         Command::Sim(args) => sim::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Restore(args) => restore::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -31,7 +31,8 @@ use crate::workload::keyspace::KeyspaceConfig;
 use crate::workload::service::{Service, WorkConfig};
 use crate::workload::store::Store;
 
-use self::elastic::{ElasticRun, Placement};
+use self::elastic::ElasticRun;
+pub use self::elastic::Placement;
 pub use self::mode::Mode;
 use self::progress::Progress;
 
@@ -117,7 +118,7 @@ pub enum ControllerChoice {
 }
 
 impl ControllerChoice {
-    fn kind(self) -> ControllerKind {
+    pub fn kind(self) -> ControllerKind {
         match self {
             ControllerChoice::Reference => ControllerKind::Reference,
             ControllerChoice::Adaptive => ControllerKind::Adaptive,

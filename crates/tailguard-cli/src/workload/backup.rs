@@ -309,6 +309,23 @@ impl BackupWriter {
     }
 }
 
+impl BackupWriter {
+    /// Stops an unfinished backup but keeps what was written, as `PATH.partial` without a footer:
+    /// its name and its missing footer both mark it incomplete, and [`restore`] refuses it. The
+    /// caller records the resumption key to continue elsewhere. Returns the partial file's path.
+    ///
+    /// # Errors
+    /// [`BackupError::Io`] when flushing fails (the partial file is then removed).
+    pub fn abandon(mut self) -> Result<PathBuf, BackupError> {
+        let file = self.file.take().expect("a writer has its file until finish");
+        if let Err(e) = file.into_inner().map_err(io::IntoInnerError::into_error) {
+            let _ = fs::remove_file(&self.partial);
+            return Err(self.io_err(e));
+        }
+        Ok(self.partial.clone())
+    }
+}
+
 impl Drop for BackupWriter {
     fn drop(&mut self) {
         if self.file.take().is_some() {
@@ -798,6 +815,28 @@ mod tests {
         let stats = backup_with(&store, &path, || u64::MAX);
         assert_eq!((stats.requests, stats.preemptions), (1, 0));
         assert_eq!(restore(&path).unwrap().entries.len(), 2_000);
+    }
+
+    #[test]
+    fn an_abandoned_backup_keeps_its_partial_file_which_restore_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.tgb");
+        let store = store(100);
+        let mut writer = BackupWriter::create(&path).unwrap();
+        let mut seen = 0;
+        let outcome = export(&store, None, &mut || {
+            seen += 1;
+            seen >= 40
+        });
+        writer.append(&outcome.chunk).unwrap();
+        assert_eq!((outcome.chunk.keys(), outcome.resume), (40, Some(Key(40))));
+        let partial = writer.abandon().unwrap();
+        assert_eq!(partial, partial_path(&path));
+        assert!(partial.exists() && !path.exists());
+        assert!(matches!(restore(&partial), Err(RestoreError::Partial { .. })));
+        // Even renamed, the missing footer gives it away.
+        std::fs::rename(&partial, &path).unwrap();
+        assert!(matches!(restore(&path), Err(RestoreError::Truncated { .. })), "{:?}", restore(&path).err());
     }
 
     #[test]

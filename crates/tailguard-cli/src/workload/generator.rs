@@ -122,7 +122,7 @@ impl RateSchedule {
 pub const DEFAULT_LOAD: f64 = 0.4;
 
 /// One scheduled request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arrival {
     /// Scheduled time, in nanoseconds from the run's start.
     pub offset_nanos: u64,

@@ -1,6 +1,8 @@
 //! The catch-up scan: a second elastic job that walks the keyspace building per-range digests
 //! and an index of value sizes, calling a pacing hook after every key.
 
+use std::ops::ControlFlow;
+
 use super::keyspace::Key;
 use super::store::Store;
 
@@ -33,6 +35,8 @@ pub struct ScanSummary {
     pub ranges: Vec<RangeDigest>,
     /// `value_size_index[c]`: number of values whose size is in `[2^c, 2^(c+1))`.
     pub value_size_index: [u64; SIZE_CLASSES],
+    /// Where a stopped scan stopped (the last key scanned); `None` when it covered the store.
+    pub stopped_after: Option<Key>,
 }
 
 /// The size class of a value of `len` bytes.
@@ -45,9 +49,28 @@ pub fn size_class(len: usize) -> usize {
 ///
 /// `range_keys` (at least 1) is the number of keys per digest range.
 pub fn catch_up_scan(store: &Store, range_keys: u64, pace: &mut dyn FnMut()) -> ScanSummary {
+    catch_up_scan_until(store, range_keys, &mut || {
+        pace();
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`catch_up_scan`] that can be stopped: after every key `pace()` says whether to go on. A
+/// stopped scan returns what it computed so far (its last range closed early) and sets
+/// [`ScanSummary::stopped_after`] to the last key scanned.
+pub fn catch_up_scan_until(
+    store: &Store,
+    range_keys: u64,
+    pace: &mut dyn FnMut() -> ControlFlow<()>,
+) -> ScanSummary {
     let range_keys = range_keys.max(1);
-    let mut summary =
-        ScanSummary { keys: 0, value_bytes: 0, ranges: Vec::new(), value_size_index: [0; SIZE_CLASSES] };
+    let mut summary = ScanSummary {
+        keys: 0,
+        value_bytes: 0,
+        ranges: Vec::new(),
+        value_size_index: [0; SIZE_CLASSES],
+        stopped_after: None,
+    };
     let mut current: Option<(RangeDigest, crc32fast::Hasher)> = None;
     let mut batch = Vec::with_capacity(SCAN_BATCH);
     let mut from = Some(Key(0));
@@ -74,7 +97,11 @@ pub fn catch_up_scan(store: &Store, range_keys: u64, pace: &mut dyn FnMut()) -> 
             summary.keys += 1;
             summary.value_bytes += value.len() as u64;
             summary.value_size_index[size_class(value.len())] += 1;
-            pace();
+            if pace().is_break() {
+                summary.stopped_after = Some(*key);
+                from = None;
+                break;
+            }
         }
     }
     if let Some((mut range, hasher)) = current {
@@ -98,6 +125,16 @@ mod tests {
         assert_eq!((summary.keys, paced), (1_050, 1_050));
         assert_eq!(summary.ranges.len(), 11);
         assert_eq!(summary.ranges[10].keys, 50);
+        assert_eq!(summary.stopped_after, None);
+
+        let mut left = 250;
+        let stopped = catch_up_scan_until(&store, 100, &mut || {
+            left -= 1;
+            if left == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        });
+        assert_eq!((stopped.keys, stopped.stopped_after), (250, Some(Key(249))));
+        assert_eq!(stopped.ranges.len(), 3, "two full ranges and the one cut short");
+        assert_eq!(stopped.ranges[..2], summary.ranges[..2]);
         // Oracle: recompute from the keyspace itself.
         let entries: Vec<_> = keyspace.entries().collect();
         for (range, part) in summary.ranges.iter().zip(entries.chunks(100)) {

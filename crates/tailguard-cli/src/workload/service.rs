@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use super::keyspace::{Key, KeyspaceConfig};
+use super::keyspace::{Key, KeyspaceConfig, Value};
 use super::store::Store;
 
 /// CPU work per request.
@@ -27,22 +27,38 @@ impl Default for WorkConfig {
 }
 
 /// A request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Read a key.
     Get(Key),
     /// Rewrite a key with its canonical value (regenerated from the keyspace seed), so the
     /// store's contents never change and a concurrent backup still verifies exactly.
     Put(Key),
+    /// Store a caller-given value under a key.
+    Set(Key, Value),
+    /// Remove a key.
+    Delete(Key),
+}
+
+impl Op {
+    /// The key the request is about.
+    pub fn key(&self) -> Key {
+        match self {
+            Op::Get(k) | Op::Put(k) | Op::Set(k, _) | Op::Delete(k) => *k,
+        }
+    }
 }
 
 /// A response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
-    /// Length of the value read or written; 0 when the key was absent.
+    /// Length of the value read, written or removed; 0 when the key was absent.
     pub value_bytes: usize,
     /// Digest computed along the path (a checksum of the value mixed with each hop's work).
     pub digest: u64,
+    /// The value read (gets), written (puts and sets) or removed (deletes); `None` when the key
+    /// was absent.
+    pub value: Option<Value>,
 }
 
 /// A request that did not complete.
@@ -60,6 +76,8 @@ pub struct Service {
     store: Arc<Store>,
     keyspace: KeyspaceConfig,
     work: WorkConfig,
+    /// Spawn the hops as tracked tasks (see `tailguard::task`), visible in task profiles.
+    tracked: bool,
 }
 
 /// FNV-1a over `bytes` bytes taken cyclically from `seed`, starting from `state`.
@@ -84,7 +102,29 @@ pub fn hash_work(state: u64, seed: &[u8], bytes: usize) -> u64 {
 impl Service {
     /// A service over `store` whose tasks are spawned on `handle`.
     pub fn new(handle: Handle, store: Arc<Store>, keyspace: KeyspaceConfig, work: WorkConfig) -> Arc<Self> {
-        Arc::new(Self { handle, store, keyspace, work })
+        Arc::new(Self { handle, store, keyspace, work, tracked: false })
+    }
+
+    /// Like [`Service::new`], with every hop spawned as a named tracked task, so that a task
+    /// profile (`tailguard::task::profile`) shows requests in flight.
+    pub fn tracked(
+        handle: Handle,
+        store: Arc<Store>,
+        keyspace: KeyspaceConfig,
+        work: WorkConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self { handle, store, keyspace, work, tracked: true })
+    }
+
+    fn spawn<F>(&self, name: &str, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if self.tracked {
+            tailguard::task::Builder::new().name(name).spawn_on(future, &self.handle);
+        } else {
+            self.handle.spawn(future);
+        }
     }
 
     /// The runtime the request tasks run on.
@@ -97,14 +137,12 @@ impl Service {
     /// # Errors
     /// [`ServiceError::Dropped`] if the runtime shuts down mid-request.
     pub async fn call(self: &Arc<Self>, op: Op) -> Result<Response, ServiceError> {
-        let key = match op {
-            Op::Get(k) | Op::Put(k) => k,
-        };
+        let key = op.key();
         // Client: encode the request.
         let request_digest = hash_work(key.0, &key.to_bytes(), self.work.hash_bytes_per_hop);
         let (reply_tx, reply_rx) = oneshot::channel();
         let service = Arc::clone(self);
-        self.handle.spawn(async move {
+        self.spawn("kv-server", async move {
             let response = service.serve(op, request_digest).await;
             let _ = reply_tx.send(response);
         });
@@ -117,16 +155,16 @@ impl Service {
         let parsed = hash_work(request_digest, &request_digest.to_le_bytes(), self.work.hash_bytes_per_hop);
         let (tx, rx) = oneshot::channel();
         let service = Arc::clone(&self);
-        self.handle.spawn(async move {
+        self.spawn("kv-storage", async move {
             let _ = tx.send(service.storage(op, parsed));
         });
-        let (value_bytes, stored_digest) = rx.await.map_err(|_| ServiceError::Dropped)?;
+        let (value, stored_digest) = rx.await.map_err(|_| ServiceError::Dropped)?;
         let digest = hash_work(stored_digest, &stored_digest.to_le_bytes(), self.work.hash_bytes_per_hop);
-        Ok(Response { value_bytes, digest })
+        Ok(Response { value_bytes: value.as_ref().map_or(0, |v| v.len()), digest, value })
     }
 
     /// Storage task: the store access plus a checksum over the value.
-    fn storage(&self, op: Op, parsed: u64) -> (usize, u64) {
+    fn storage(&self, op: Op, parsed: u64) -> (Option<Value>, u64) {
         let value = match op {
             Op::Get(key) => self.store.get(key),
             Op::Put(key) => {
@@ -134,14 +172,20 @@ impl Service {
                 self.store.put(key, Arc::clone(&value));
                 Some(value)
             }
-        };
-        match value {
-            Some(value) => {
-                let crc = u64::from(crc32fast::hash(&value));
-                (value.len(), hash_work(parsed ^ crc, &value, self.work.hash_bytes_per_hop))
+            Op::Set(key, value) => {
+                self.store.put(key, Arc::clone(&value));
+                Some(value)
             }
-            None => (0, parsed),
-        }
+            Op::Delete(key) => self.store.remove(key),
+        };
+        let digest = match &value {
+            Some(value) => {
+                let crc = u64::from(crc32fast::hash(value));
+                hash_work(parsed ^ crc, value, self.work.hash_bytes_per_hop)
+            }
+            None => parsed,
+        };
+        (value, digest)
     }
 }
 
@@ -165,8 +209,26 @@ mod tests {
         });
         assert_eq!(get, put, "a put rewrites the canonical value, so the digest is unchanged");
         assert_eq!(get.value_bytes, keyspace.value_of(Key(7)).len());
+        assert_eq!(get.value, Some(keyspace.value_of(Key(7))));
         assert_eq!(missing.value_bytes, 0);
+        assert_eq!(missing.value, None);
         assert_eq!(store.get(Key(7)), Some(keyspace.value_of(Key(7))));
+
+        // Sets and deletes, on tracked tasks this time.
+        let tracked =
+            Service::tracked(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
+        let value: Value = b"hello".as_slice().into();
+        let (set, removed, gone) = runtime.block_on(async {
+            (
+                tracked.call(Op::Set(Key(9), value.clone())).await.unwrap(),
+                tracked.call(Op::Delete(Key(9))).await.unwrap(),
+                tracked.call(Op::Delete(Key(9))).await.unwrap(),
+            )
+        });
+        assert_eq!(set.value.as_ref(), Some(&value));
+        assert_eq!(removed.value, Some(value));
+        assert_eq!((gone.value, gone.value_bytes), (None, 0));
+        assert_eq!(store.get(Key(9)), None);
     }
 
     #[test]

@@ -49,6 +49,12 @@ impl Store {
         shard.insert(key, value)
     }
 
+    /// Removes `key`, returning its value.
+    pub fn remove(&self, key: Key) -> Option<Value> {
+        let mut shard = self.shards[self.shard_index(key)].write().unwrap_or_else(PoisonError::into_inner);
+        shard.remove(&key)
+    }
+
     /// Number of keys (a sum over shards, not an atomic snapshot).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len()).sum()
@@ -106,5 +112,7 @@ mod tests {
         assert_eq!(store.get(Key(1_000)), Some(v.clone()));
         assert_eq!(store.put(Key(1_000), vec![9].into()), Some(v));
         assert_eq!(store.get(Key(2)), None);
+        assert_eq!(store.remove(Key(1_000)), Some(vec![9].into()));
+        assert_eq!(store.remove(Key(1_000)), None);
     }
 }

@@ -1,0 +1,662 @@
+//! Elastic jobs of the server: backups and catch-up scans, started, watched and cancelled over
+//! HTTP, each admitted by the limiter (when control is on) exactly as the demo's are.
+//!
+//! A backup is a sequence of export requests, each under one grant, writing `PATH.partial` and
+//! renaming it to `PATH` once complete. A cancelled backup (a request, or server shutdown) stops
+//! at its next resumption point and keeps its output as `PATH.partial` without a footer: the name
+//! and the missing footer both mark it incomplete, and `restore` refuses it.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tailguard::clock::{Clock, SystemClock};
+use tailguard::elastic::{
+    AcquireRequest, ElasticHandle, Limiter, Pacer, ThreadPriority, set_current_thread_priority,
+};
+use tokio::sync::watch;
+
+use crate::demo::Placement;
+use crate::workload::backup::{BackupError, BackupWriter, export};
+use crate::workload::keyspace::Key;
+use crate::workload::scan::catch_up_scan_until;
+use crate::workload::store::Store;
+
+/// Longest stretch a backup task placed in the runtime works before yielding its worker.
+const QUANTUM: Duration = Duration::from_micros(500);
+/// Finished jobs kept for `GET /jobs` (the oldest finished ones are forgotten first).
+const KEEP_FINISHED: usize = 64;
+/// Keys between two CPU-clock reads of the scan.
+const SCAN_FLUSH_KEYS: u64 = 1024;
+/// Keys per digest range of the catch-up scan.
+const SCAN_RANGE_KEYS: u64 = 4096;
+
+/// What a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    /// A backup of the whole store into a file.
+    Backup,
+    /// A catch-up scan: per-range digests and a value-size index, paced by a `Pacer`.
+    Scan,
+}
+
+impl JobKind {
+    /// `backup` or `scan`.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+            JobKind::Scan => "scan",
+        }
+    }
+}
+
+/// Where a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobState {
+    /// Working or waiting for a grant.
+    Running,
+    /// Done; a backup's file is complete.
+    Completed,
+    /// Stopped on request or at shutdown, at a resumption point.
+    Cancelled,
+    /// Stopped by an error (see `error`).
+    Failed,
+}
+
+/// Live counters of one job (relaxed, monotonically increasing).
+#[derive(Debug, Default)]
+struct Counters {
+    keys: AtomicU64,
+    raw_bytes: AtomicU64,
+    compressed_bytes: AtomicU64,
+    requests: AtomicU64,
+    preemptions: AtomicU64,
+    cpu_nanos: AtomicU64,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, Default)]
+struct Ending {
+    state: Option<JobState>,
+    elapsed: Option<Duration>,
+    error: Option<String>,
+    /// The key to resume from, for a cancelled job.
+    resume_key: Option<Key>,
+    /// The complete backup file, or the kept partial one of a cancelled backup.
+    output: Option<PathBuf>,
+    /// Digest ranges computed by a scan.
+    ranges: Option<usize>,
+}
+
+/// One job.
+#[derive(Debug)]
+pub struct Job {
+    id: u64,
+    kind: JobKind,
+    started: Instant,
+    total_keys: u64,
+    /// Where a backup's complete file goes.
+    path: Option<PathBuf>,
+    counters: Counters,
+    cancel: watch::Sender<bool>,
+    ending: Mutex<Ending>,
+    finished: watch::Sender<bool>,
+}
+
+/// A job as shown over HTTP.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobStatus {
+    /// Job id, unique for the server's lifetime.
+    pub id: u64,
+    /// `backup` or `scan`.
+    pub kind: JobKind,
+    /// `running`, `completed`, `cancelled` or `failed`.
+    pub state: JobState,
+    /// Keys processed.
+    pub keys: u64,
+    /// Keys in the store when the job started.
+    pub total_keys: u64,
+    /// `keys / total_keys`, at most 1.
+    pub fraction: f64,
+    /// Export requests issued (backups).
+    pub requests: u64,
+    /// Export requests that ended preempted by `over_limit()`.
+    pub preemptions: u64,
+    /// Raw record bytes exported (backups).
+    pub raw_bytes: u64,
+    /// Compressed bytes written (backups).
+    pub compressed_bytes: u64,
+    /// CPU time the job used, seconds.
+    pub cpu_seconds: f64,
+    /// Wall time since the start (or until the end), seconds.
+    pub elapsed_seconds: f64,
+    /// Where the complete backup goes.
+    pub path: Option<PathBuf>,
+    /// The complete file (completed backup) or the kept partial file (cancelled backup).
+    pub output: Option<PathBuf>,
+    /// The key a cancelled job would resume from.
+    pub resume_key: Option<u64>,
+    /// Digest ranges (completed or cancelled scans).
+    pub ranges: Option<usize>,
+    /// Why a failed job failed.
+    pub error: Option<String>,
+}
+
+impl Job {
+    /// The job's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The job's kind.
+    pub fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    /// Asks the job to stop at its next resumption point; no effect once it has ended.
+    pub fn cancel(&self) {
+        self.cancel.send_replace(true);
+    }
+
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(&self) -> bool {
+        *self.finished.borrow()
+    }
+
+    /// Waits until the job has ended.
+    pub async fn wait(&self) {
+        let mut finished = self.finished.subscribe();
+        let _ = finished.wait_for(|done| *done).await;
+    }
+
+    /// The complete backup file of a completed backup.
+    pub fn completed_backup(&self) -> Option<PathBuf> {
+        let ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
+        (self.kind == JobKind::Backup && ending.state == Some(JobState::Completed))
+            .then(|| ending.output.clone())
+            .flatten()
+    }
+
+    /// CPU time used so far, nanoseconds.
+    pub fn cpu_nanos(&self) -> u64 {
+        self.counters.cpu_nanos.load(Relaxed)
+    }
+
+    /// The job's current status.
+    pub fn status(&self) -> JobStatus {
+        let ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let c = &self.counters;
+        let keys = c.keys.load(Relaxed);
+        JobStatus {
+            id: self.id,
+            kind: self.kind,
+            state: ending.state.unwrap_or(JobState::Running),
+            keys,
+            total_keys: self.total_keys,
+            fraction: if self.total_keys == 0 {
+                1.0
+            } else {
+                (keys as f64 / self.total_keys as f64).min(1.0)
+            },
+            requests: c.requests.load(Relaxed),
+            preemptions: c.preemptions.load(Relaxed),
+            raw_bytes: c.raw_bytes.load(Relaxed),
+            compressed_bytes: c.compressed_bytes.load(Relaxed),
+            cpu_seconds: c.cpu_nanos.load(Relaxed) as f64 / 1e9,
+            elapsed_seconds: ending.elapsed.unwrap_or_else(|| self.started.elapsed()).as_secs_f64(),
+            path: self.path.clone(),
+            output: ending.output,
+            resume_key: ending.resume_key.map(|k| k.0),
+            ranges: ending.ranges,
+            error: ending.error,
+        }
+    }
+
+    fn end(&self, ending: Ending) {
+        let ending = Ending { elapsed: Some(self.started.elapsed()), ..ending };
+        *self.ending.lock().unwrap_or_else(PoisonError::into_inner) = ending;
+        self.finished.send_replace(true);
+    }
+}
+
+/// Why a job could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// One of the same kind is running.
+    #[error("a {kind} is already running (job {running}); cancel it or wait for it to finish")]
+    Busy {
+        /// Kind asked for.
+        kind: &'static str,
+        /// The running job's id.
+        running: u64,
+    },
+    /// The server is shutting down.
+    #[error("the server is shutting down; no new job starts")]
+    ShuttingDown,
+    /// The OS refused a thread.
+    #[error("cannot start the {kind} thread: {source}")]
+    Spawn {
+        /// Kind asked for.
+        kind: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Settings every job shares.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// The limiter that admits elastic work; `None` runs it uncontrolled.
+    pub limiter: Option<Limiter>,
+    /// Where elastic work runs.
+    pub placement: Placement,
+    /// Run elastic threads at the OS's idle priority.
+    pub os_priority: bool,
+    /// Wall-time length of one uncontrolled export request (the grant size).
+    pub slice: Duration,
+    /// Directory of backup files.
+    pub backup_dir: PathBuf,
+}
+
+/// The server's jobs.
+#[derive(Debug)]
+pub struct Jobs {
+    store: Arc<Store>,
+    settings: JobSettings,
+    runtime: tokio::runtime::Handle,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    jobs: BTreeMap<u64, Arc<Job>>,
+    shutting_down: bool,
+}
+
+impl Jobs {
+    /// No jobs yet; backup and scan tasks run on `runtime` (when placed there).
+    pub fn new(store: Arc<Store>, settings: JobSettings, runtime: tokio::runtime::Handle) -> Self {
+        Self { store, settings, runtime, inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The job with this id.
+    pub fn get(&self, id: u64) -> Option<Arc<Job>> {
+        self.lock().jobs.get(&id).cloned()
+    }
+
+    /// Every job known, oldest first.
+    pub fn list(&self) -> Vec<Arc<Job>> {
+        self.lock().jobs.values().cloned().collect()
+    }
+
+    /// CPU used by every job so far (finished ones included while remembered), nanoseconds.
+    pub fn cpu_nanos(&self) -> u64 {
+        self.lock().jobs.values().map(|j| j.cpu_nanos()).sum()
+    }
+
+    /// Starts a job of `kind` unless one of that kind is running.
+    ///
+    /// # Errors
+    /// [`StartError`] says why not.
+    pub fn start(&self, kind: JobKind) -> Result<Arc<Job>, StartError> {
+        let mut inner = self.lock();
+        if inner.shutting_down {
+            return Err(StartError::ShuttingDown);
+        }
+        if let Some(running) = inner.jobs.values().find(|j| j.kind == kind && !j.is_finished()) {
+            return Err(StartError::Busy { kind: kind.name(), running: running.id });
+        }
+        let id = inner.next_id;
+        let job = Arc::new(Job {
+            id,
+            kind,
+            started: Instant::now(),
+            total_keys: self.store.len() as u64,
+            path: (kind == JobKind::Backup)
+                .then(|| self.settings.backup_dir.join(format!("backup-{id}.tgbak"))),
+            counters: Counters::default(),
+            cancel: watch::Sender::new(false),
+            ending: Mutex::default(),
+            finished: watch::Sender::new(false),
+        });
+        let runner =
+            Runner { job: Arc::clone(&job), store: Arc::clone(&self.store), settings: self.settings.clone() };
+        match (kind, self.settings.placement) {
+            (JobKind::Backup, Placement::Runtime) => {
+                self.runtime.spawn(tailguard::task::Builder::new().name("backup").track(async move {
+                    let ending = runner.backup(Some(QUANTUM)).await;
+                    runner.job.end(ending);
+                }));
+            }
+            (JobKind::Backup, Placement::Threads) => {
+                spawn_thread(kind, id, move || {
+                    runner.lower_priority();
+                    let ending = match tokio::runtime::Builder::new_current_thread().build() {
+                        Ok(rt) => rt.block_on(runner.backup(None)),
+                        Err(e) => Ending::failed(format!("cannot build the backup thread's executor: {e}")),
+                    };
+                    runner.job.end(ending);
+                })?;
+            }
+            (JobKind::Scan, _) => {
+                // The scan has no await points: it always runs on a thread of its own.
+                spawn_thread(kind, id, move || {
+                    runner.lower_priority();
+                    let ending = runner.scan();
+                    runner.job.end(ending);
+                })?;
+            }
+        }
+        inner.next_id += 1;
+        inner.jobs.insert(id, Arc::clone(&job));
+        let finished: Vec<u64> = inner.jobs.values().filter(|j| j.is_finished()).map(|j| j.id).collect();
+        for id in finished.iter().take(finished.len().saturating_sub(KEEP_FINISHED)) {
+            inner.jobs.remove(id);
+        }
+        Ok(job)
+    }
+
+    /// Refuses new jobs and cancels every running one; returns those still running.
+    pub fn shut_down(&self) -> Vec<Arc<Job>> {
+        let mut inner = self.lock();
+        inner.shutting_down = true;
+        let running: Vec<Arc<Job>> = inner.jobs.values().filter(|j| !j.is_finished()).cloned().collect();
+        for job in &running {
+            job.cancel();
+        }
+        running
+    }
+
+    /// Whether any job is running.
+    pub fn any_running(&self) -> Option<u64> {
+        self.lock().jobs.values().find(|j| !j.is_finished()).map(|j| j.id)
+    }
+}
+
+fn spawn_thread(kind: JobKind, id: u64, body: impl FnOnce() + Send + 'static) -> Result<(), StartError> {
+    std::thread::Builder::new()
+        .name(format!("{}-{id}", kind.name()))
+        .spawn(body)
+        .map(drop)
+        .map_err(|source| StartError::Spawn { kind: kind.name(), source })
+}
+
+impl Ending {
+    fn failed(error: String) -> Self {
+        Ending { state: Some(JobState::Failed), error: Some(error), ..Ending::default() }
+    }
+}
+
+/// A job's work, on whichever thread or task runs it.
+struct Runner {
+    job: Arc<Job>,
+    store: Arc<Store>,
+    settings: JobSettings,
+}
+
+impl Runner {
+    fn lower_priority(&self) {
+        if self.settings.os_priority {
+            if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
+                eprintln!(
+                    "tailguard serve: cannot lower the {} thread's priority: {error}",
+                    self.job.kind.name()
+                );
+            }
+        }
+    }
+
+    /// Waits for a grant, or returns `None` when the job is cancelled first.
+    async fn grant(&self, limiter: &Limiter) -> Option<ElasticHandle> {
+        let mut cancel = self.job.cancel.subscribe();
+        tokio::select! {
+            handle = limiter.acquire_async(&AcquireRequest::new()) => Some(handle),
+            _ = cancel.wait_for(|c| *c) => None,
+        }
+    }
+
+    /// Runs the backup; with `quantum`, works in slices of at most that long and yields between
+    /// them (placement in the foreground runtime).
+    async fn backup(&self, quantum: Option<Duration>) -> Ending {
+        let path = self.job.path.clone().expect("a backup job has a path");
+        let fail =
+            |error: BackupError| Ending::failed(format!("backup to {} failed: {error}", path.display()));
+        let mut writer = match BackupWriter::create(&path) {
+            Ok(writer) => writer,
+            Err(error) => return fail(error),
+        };
+        let counters = &self.job.counters;
+        let mut resume: Option<Key> = None;
+        loop {
+            let handle = match &self.settings.limiter {
+                Some(limiter) if !self.job.cancelled() => self.grant(limiter).await,
+                _ => None,
+            };
+            if self.job.cancelled() {
+                return match writer.abandon() {
+                    Ok(partial) => Ending {
+                        state: Some(JobState::Cancelled),
+                        resume_key: Some(resume.unwrap_or(Key(0))),
+                        output: Some(partial),
+                        ..Ending::default()
+                    },
+                    Err(error) => fail(error),
+                };
+            }
+            let request_end = Instant::now() + self.settings.slice;
+            let spent = |handle: &Option<ElasticHandle>| match handle {
+                Some(handle) => handle.over_limit().0,
+                None => Instant::now() >= request_end,
+            };
+            loop {
+                let cpu_before = SystemClock.thread_cpu_nanos();
+                let slice_end = quantum.map(|q| Instant::now() + q);
+                let mut keys = 0u32;
+                let outcome = export(&self.store, resume, &mut || {
+                    keys = keys.wrapping_add(1);
+                    keys % 16 == 0
+                        && (slice_end.is_some_and(|end| Instant::now() >= end)
+                            || spent(&handle)
+                            || self.job.cancelled())
+                });
+                counters
+                    .cpu_nanos
+                    .fetch_add(SystemClock.thread_cpu_nanos().saturating_sub(cpu_before), Relaxed);
+                if let Err(error) = writer.append(&outcome.chunk) {
+                    return fail(error);
+                }
+                counters.keys.fetch_add(outcome.chunk.keys(), Relaxed);
+                counters.raw_bytes.fetch_add(outcome.chunk.raw_bytes(), Relaxed);
+                counters.compressed_bytes.fetch_add(outcome.chunk.compressed_bytes(), Relaxed);
+                resume = outcome.resume;
+                let request_over = resume.is_none() || spent(&handle) || self.job.cancelled();
+                if quantum.is_some() {
+                    tokio::task::yield_now().await;
+                }
+                if request_over {
+                    counters.requests.fetch_add(1, Relaxed);
+                    counters.preemptions.fetch_add(u64::from(resume.is_some()), Relaxed);
+                    break;
+                }
+            }
+            if resume.is_none() {
+                break;
+            }
+        }
+        match writer.finish() {
+            Ok(_) => Ending { state: Some(JobState::Completed), output: Some(path), ..Ending::default() },
+            Err(error) => fail(error),
+        }
+    }
+
+    /// Runs the catch-up scan, paced by the limiter when there is one.
+    fn scan(&self) -> Ending {
+        let counters = &self.job.counters;
+        let mut pacer = self.settings.limiter.as_ref().map(|l| Pacer::new(l.clone(), AcquireRequest::new()));
+        let mut cpu_mark = SystemClock.thread_cpu_nanos();
+        let mut flush = |keys: u64| {
+            let now = SystemClock.thread_cpu_nanos();
+            counters.cpu_nanos.fetch_add(now.saturating_sub(cpu_mark), Relaxed);
+            counters.keys.fetch_add(keys, Relaxed);
+            cpu_mark = now;
+        };
+        let mut unflushed = 0u64;
+        let summary = catch_up_scan_until(&self.store, SCAN_RANGE_KEYS, &mut || {
+            unflushed += 1;
+            if unflushed == SCAN_FLUSH_KEYS {
+                flush(unflushed);
+                unflushed = 0;
+            }
+            if self.job.cancelled() {
+                return ControlFlow::Break(());
+            }
+            if let Some(pacer) = pacer.as_mut() {
+                // Without a timeout, pace() waits until the grant exists; it cannot fail.
+                let _ = pacer.pace();
+            }
+            ControlFlow::Continue(())
+        });
+        flush(unflushed);
+        let state = if summary.stopped_after.is_some() { JobState::Cancelled } else { JobState::Completed };
+        Ending {
+            state: Some(state),
+            resume_key: summary.stopped_after.and_then(Key::successor),
+            ranges: Some(summary.ranges.len()),
+            ..Ending::default()
+        }
+    }
+}
+
+/// Restores `path` into `store`: afterwards the store holds exactly the backup's entries.
+/// Returns `(keys written, keys removed)`.
+///
+/// # Errors
+/// The backup's [`RestoreError`](crate::workload::backup::RestoreError) when it cannot be read.
+pub fn restore_into(path: &Path, store: &Store) -> Result<(u64, u64), crate::workload::backup::RestoreError> {
+    let restored = crate::workload::backup::restore(path)?;
+    let mut removed = 0u64;
+    let mut batch = Vec::new();
+    let mut from = Some(Key(0));
+    while let Some(start) = from {
+        batch.clear();
+        store.scan_into(start, 1024, &mut batch);
+        from = batch.last().and_then(|(k, _)| k.successor());
+        if batch.is_empty() {
+            break;
+        }
+        for (key, _) in &batch {
+            if !restored.entries.contains_key(key) {
+                store.remove(*key);
+                removed += 1;
+            }
+        }
+    }
+    for (key, value) in &restored.entries {
+        store.put(*key, value.clone());
+    }
+    Ok((restored.entries.len() as u64, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::backup::verify;
+    use crate::workload::keyspace::KeyspaceConfig;
+
+    fn jobs(
+        keys: u64,
+        placement: Placement,
+        runtime: &tokio::runtime::Runtime,
+    ) -> (Jobs, Arc<Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::populate(&KeyspaceConfig { keys, mean_value_bytes: 40, seed: 9 }, 4));
+        let settings = JobSettings {
+            limiter: None,
+            placement,
+            os_priority: false,
+            slice: Duration::from_millis(1),
+            backup_dir: dir.path().to_owned(),
+        };
+        (Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()), store, dir)
+    }
+
+    #[test]
+    fn backups_in_both_placements_complete_verify_and_restore() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        for placement in [Placement::Threads, Placement::Runtime] {
+            let (jobs, store, _dir) = jobs(3_000, placement, &runtime);
+            let job = jobs.start(JobKind::Backup).unwrap();
+            assert!(matches!(jobs.start(JobKind::Backup), Err(StartError::Busy { .. })) || job.is_finished());
+            runtime.block_on(job.wait());
+            let status = job.status();
+            assert_eq!(
+                (status.state, status.keys, status.fraction),
+                (JobState::Completed, 3_000, 1.0),
+                "{status:?}"
+            );
+            assert!(status.requests >= 1 && status.cpu_seconds > 0.0, "{status:?}");
+            let path = job.completed_backup().unwrap();
+            assert_eq!(verify(&path, &store).unwrap().keys, 3_000);
+
+            // Change the store, restore, and it matches again.
+            store.put(Key(5), b"changed".as_slice().into());
+            store.remove(Key(6));
+            store.put(Key(1_000_000), b"new".as_slice().into());
+            assert!(verify(&path, &store).is_err());
+            assert_eq!(restore_into(&path, &store).unwrap(), (3_000, 1));
+            assert_eq!(verify(&path, &store).unwrap().keys, 3_000);
+        }
+    }
+
+    #[test]
+    fn a_cancelled_backup_keeps_a_partial_file_restore_refuses_and_a_scan_stops() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let (jobs, _store, dir) = jobs(200_000, Placement::Runtime, &runtime);
+        let job = jobs.start(JobKind::Backup).unwrap();
+        let scan = jobs.start(JobKind::Scan).unwrap();
+        job.cancel();
+        scan.cancel();
+        runtime.block_on(async {
+            job.wait().await;
+            scan.wait().await;
+        });
+        let status = job.status();
+        if status.state == JobState::Cancelled {
+            let partial = status.output.clone().unwrap();
+            assert!(partial.to_string_lossy().ends_with(".partial"), "{status:?}");
+            assert!(crate::workload::backup::restore(&partial).is_err());
+            assert!(!dir.path().join("backup-1.tgbak").exists());
+            assert!(job.completed_backup().is_none());
+            assert!(status.resume_key.is_some());
+        } else {
+            assert_eq!(status.state, JobState::Completed, "{status:?}");
+        }
+        assert!(matches!(scan.status().state, JobState::Cancelled | JobState::Completed));
+        // A new backup may start now; after shutdown none may.
+        let again = jobs.start(JobKind::Backup).unwrap();
+        assert_eq!(again.id(), 3);
+        let running = jobs.shut_down();
+        runtime.block_on(async {
+            for job in running {
+                job.wait().await;
+            }
+        });
+        assert!(matches!(jobs.start(JobKind::Scan), Err(StartError::ShuttingDown)));
+        assert_eq!(jobs.any_running(), None);
+    }
+}

@@ -1,0 +1,272 @@
+//! `tailguard serve`: the demo's key-value service and elastic jobs behind an HTTP server, so
+//! that standard load generators (wrk, oha, …) drive it from another process.
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `GET/PUT/DELETE /kv/{key}` | a key (decimal `u64`); the value is the raw body |
+//! | `POST /jobs/backup`, `POST /jobs/scan` | start a backup / catch-up scan (409 while one runs) |
+//! | `GET /jobs`, `GET /jobs/{id}` | job status and progress (JSON) |
+//! | `GET /jobs/{id}/watch` | progress as server-sent events until the job ends |
+//! | `POST /jobs/{id}/cancel` | stop at the next resumption point |
+//! | `POST /jobs/{id}/verify`, `POST /jobs/{id}/restore` | check a backup against the store / load it back |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /debug/elastic` | limiter state and recent controller history (JSON) |
+//! | `GET /debug/tasks` | task profile (text; `?format=json`, `?mode=stop-the-world`) |
+//! | `GET /api/series` | the live page's time series (JSON) |
+//! | `GET /` | live charts |
+//!
+//! SIGINT or SIGTERM shuts down gracefully: no new connection is accepted, requests in flight
+//! finish, running jobs stop at a resumption point (a backup keeps its output as
+//! `PATH.partial`, marked incomplete), then the process exits 0.
+
+mod jobs;
+mod routes;
+mod sampler;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tailguard::elastic::Limiter;
+use tailguard::histogram::{WindowConfig, WindowedHistogram};
+use tailguard::observe::{ProbeConfig, RuntimeProbe};
+use tokio::sync::watch;
+
+use self::jobs::{JobSettings, Jobs};
+use self::sampler::Series;
+use crate::CliError;
+use crate::demo::{ControllerChoice, Placement};
+use crate::duration::parse_duration;
+use crate::workload::keyspace::KeyspaceConfig;
+use crate::workload::service::{Service, WorkConfig};
+use crate::workload::store::Store;
+
+/// Arguments of `tailguard serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Keys preloaded into the store.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Mean size of the preloaded values, bytes.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Seed of the preloaded keyspace.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Largest value a PUT may carry, bytes (larger bodies get 413).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_value_bytes: usize,
+    /// Worker threads of the server's runtime (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Run elastic jobs without the limiter.
+    #[arg(long)]
+    no_control: bool,
+    /// Target p99 scheduling latency of the limiter.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    target: Duration,
+    /// CPU time granted to one elastic request.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    grant: Duration,
+    /// Lowest elastic share of all cores.
+    #[arg(long, default_value_t = 0.05)]
+    floor: f64,
+    /// Highest elastic share of all cores.
+    #[arg(long, default_value_t = 0.75)]
+    ceiling: f64,
+    /// Feedback controller of the limiter.
+    #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]
+    controller: ControllerChoice,
+    /// Where elastic jobs run: on threads of their own, or as tasks in the server's runtime.
+    #[arg(long, value_enum, default_value_t = Placement::Threads)]
+    elastic_on: Placement,
+    /// Run elastic threads at the OS's idle priority (SCHED_IDLE) as well.
+    #[arg(long)]
+    os_priority: bool,
+    /// Directory for backup files (default: a `tailguard-serve-PID` directory in the system's
+    /// temporary directory, kept after exit).
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+}
+
+/// Buckets of the request-latency histogram, seconds: 10 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Everything the handlers share.
+pub struct App {
+    service: Arc<Service>,
+    store: Arc<Store>,
+    limiter: Option<Limiter>,
+    /// Wake→poll delay of the server's runtime (the runtime probe).
+    scheduling: Arc<WindowedHistogram>,
+    /// Server-side latency of key-value requests.
+    requests: Arc<WindowedHistogram>,
+    jobs: Jobs,
+    series: Series,
+    prometheus: PrometheusHandle,
+    cores: usize,
+    max_value_bytes: usize,
+    /// Set once shutdown begins; watch streams end when it flips.
+    shutdown: watch::Sender<bool>,
+}
+
+/// Validates the arguments that clap cannot.
+fn validate(args: &ServeArgs) -> Result<(), CliError> {
+    if args.keys > 100_000_000 {
+        return Err(format!("--keys {} is too many: at most 100000000 fit a test machine", args.keys).into());
+    }
+    if !(1..=1 << 20).contains(&args.value_size) {
+        return Err(format!("--value-size {} is out of range: use 1 ..= 1048576", args.value_size).into());
+    }
+    if !(1..=256 << 20).contains(&args.max_value_bytes) {
+        return Err(format!(
+            "--max-value-bytes {} is out of range: use 1 ..= 268435456",
+            args.max_value_bytes
+        )
+        .into());
+    }
+    if args.workers.is_some_and(|w| !(1..=1024).contains(&w)) {
+        return Err("--workers is out of range: use 1 ..= 1024".into());
+    }
+    Ok(())
+}
+
+/// Runs `tailguard serve` until SIGINT or SIGTERM.
+pub fn run(args: &ServeArgs) -> Result<(), CliError> {
+    validate(args)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or(cores);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("tailguard-serve")
+        .enable_all()
+        .build()?;
+    let probe = RuntimeProbe::start_with_run_queue(runtime.handle(), ProbeConfig::default())?;
+    let limiter = if args.no_control {
+        None
+    } else {
+        Some(
+            Limiter::builder()
+                .cores(cores as f64)
+                .target(args.target)
+                .grant(args.grant)
+                .share_bounds(args.floor, args.ceiling)
+                .controller(args.controller.kind())
+                .latency_window(Arc::clone(probe.window()))
+                .start()
+                .map_err(|e| format!("limiter settings: {e}"))?,
+        )
+    };
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full("tailguard_request_latency_seconds".into()), LATENCY_BUCKETS)?
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+
+    let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
+    eprintln!("tailguard serve: loading {} keys…", args.keys);
+    let store = Arc::new(Store::populate(&keyspace, 64));
+    let service =
+        Service::tracked(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
+    let backup_dir = match &args.backup_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("tailguard-serve-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&backup_dir)
+        .map_err(|e| format!("cannot create the backup directory {}: {e}", backup_dir.display()))?;
+    let settings = JobSettings {
+        limiter: limiter.clone(),
+        placement: args.elastic_on,
+        os_priority: args.os_priority,
+        slice: args.grant,
+        backup_dir: backup_dir.clone(),
+    };
+    let app = Arc::new(App {
+        jobs: Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()),
+        service,
+        store,
+        limiter: limiter.clone(),
+        scheduling: Arc::clone(probe.window()),
+        requests: Arc::new(WindowedHistogram::new(WindowConfig::default())?),
+        series: Series::default(),
+        prometheus,
+        cores,
+        max_value_bytes: args.max_value_bytes,
+        shutdown: watch::Sender::new(false),
+    });
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = sampler::start(Arc::clone(&app), probe, Arc::clone(&sampler_stop))?;
+
+    let served = runtime.block_on(serve(Arc::clone(&app), args.listen, &backup_dir));
+    sampler_stop.store(true, Ordering::Relaxed);
+    sampler.thread().unpark();
+    let _ = sampler.join();
+    if let Some(limiter) = &limiter {
+        limiter.stop();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
+}
+
+/// Binds, serves until a signal, then lets requests and jobs wind down.
+async fn serve(app: Arc<App>, listen: SocketAddr, backup_dir: &std::path::Path) -> Result<(), CliError> {
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr()?;
+    println!("tailguard serve: listening on http://{local} (backups in {})", backup_dir.display());
+    let _ = std::io::stdout().flush();
+    let router = routes::router(Arc::clone(&app));
+    let signalled = Arc::clone(&app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let name = shutdown_signal().await;
+            eprintln!("tailguard serve: {name}: finishing requests in flight and stopping jobs…");
+            signalled.shutdown.send_replace(true);
+            signalled.jobs.shut_down();
+        })
+        .await?;
+    // Every job was asked to stop; wait for each to reach its resumption point.
+    for job in app.jobs.shut_down() {
+        job.wait().await;
+    }
+    for job in app.jobs.list() {
+        let status = job.status();
+        if let Some(output) = status.output.as_ref().filter(|_| status.state == jobs::JobState::Cancelled) {
+            let resume = status.resume_key.map_or_else(|| "the start".to_owned(), |k| format!("key {k}"));
+            eprintln!(
+                "tailguard serve: job {} ({}) stopped before {resume}; its incomplete output is {}",
+                status.id,
+                status.kind.name(),
+                output.display()
+            );
+        }
+    }
+    eprintln!("tailguard serve: stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => {
+            // No signal handler could be installed: fall back to Ctrl-C alone.
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupt"
+        }
+    }
+}

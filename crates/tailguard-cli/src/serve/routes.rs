@@ -1,0 +1,400 @@
+//! The HTTP routes of `tailguard serve` and their error responses.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::App;
+use super::jobs::{self, JobKind, JobState, StartError};
+use super::sampler::Point;
+use crate::workload::keyspace::Key;
+use crate::workload::service::Op;
+
+/// How often `watch` sends a job's progress.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// Controller ticks returned by `/debug/elastic` (the last 30 s at the default tick).
+const HISTORY_TICKS: usize = 300;
+
+/// The live page.
+const PAGE: &str = include_str!("page.html");
+
+/// The router over `app`.
+pub fn router(app: Arc<App>) -> Router {
+    let max_value = app.max_value_bytes;
+    Router::new()
+        .route("/", get(page))
+        .route(
+            "/kv/{key}",
+            get(get_key).put(put_key).delete(delete_key).layer(DefaultBodyLimit::max(max_value)),
+        )
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/backup", post(start_backup))
+        .route("/jobs/scan", post(start_scan))
+        .route("/jobs/{id}", get(job_status))
+        .route("/jobs/{id}/watch", get(watch_job))
+        .route("/jobs/{id}/cancel", post(cancel_job))
+        .route("/jobs/{id}/verify", post(verify_backup))
+        .route("/jobs/{id}/restore", post(restore_backup))
+        .route("/metrics", get(metrics))
+        .route("/debug/elastic", get(debug_elastic))
+        .route("/debug/tasks", get(debug_tasks))
+        .route("/api/series", get(series))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+/// An error response: a status and a JSON body `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint at {}; GET / lists the live page, see `tailguard serve --help`", uri.path()),
+    )
+}
+
+fn parse_key(text: &str) -> ApiResult<Key> {
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("key {text:?} is not a decimal integer in 0..=18446744073709551615"),
+        ));
+    }
+    text.parse::<u64>().map(Key).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("key {text} is larger than 18446744073709551615"))
+    })
+}
+
+fn parse_id(text: &str) -> ApiResult<u64> {
+    text.parse::<u64>().map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("job id {text:?} is not a positive integer"))
+    })
+}
+
+/// Runs one key-value request through the service, timing it.
+async fn call(app: &App, op: Op, name: &'static str) -> ApiResult<crate::workload::service::Response> {
+    let start = Instant::now();
+    let response = tailguard::task::Builder::new()
+        .name("http-kv")
+        .track(async {
+            let _frame = tailguard::task::frame(name);
+            app.service.call(op).await
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let elapsed = start.elapsed();
+    app.requests.record(elapsed);
+    metrics::histogram!("tailguard_request_latency_seconds", "op" => name).record(elapsed.as_secs_f64());
+    Ok(response)
+}
+
+async fn get_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult<Response> {
+    let key = parse_key(&key)?;
+    match call(&app, Op::Get(key), "get").await?.value {
+        Some(value) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Bytes::from(value.to_vec()))
+                .into_response())
+        }
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("key {} not found", key.0))),
+    }
+}
+
+async fn put_key(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let key = parse_key(&key)?;
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("value is larger than --max-value-bytes ({} bytes)", app.max_value_bytes)
+        } else {
+            format!("cannot read the value: {}", rejection.body_text())
+        };
+        ApiError::new(status, message)
+    })?;
+    let bytes = body.len();
+    call(&app, Op::Set(key, body.to_vec().into()), "put").await?;
+    Ok((StatusCode::OK, Json(json!({ "key": key.0, "bytes": bytes }))).into_response())
+}
+
+async fn delete_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult<StatusCode> {
+    let key = parse_key(&key)?;
+    match call(&app, Op::Delete(key), "delete").await?.value {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("key {} not found", key.0))),
+    }
+}
+
+fn start_job(app: &App, kind: JobKind) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
+    match app.jobs.start(kind) {
+        Ok(job) => Ok((StatusCode::ACCEPTED, Json(job.status()))),
+        Err(error @ StartError::Busy { .. }) => Err(ApiError::new(StatusCode::CONFLICT, error.to_string())),
+        Err(error @ StartError::ShuttingDown) => {
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()))
+        }
+        Err(error @ StartError::Spawn { .. }) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
+        }
+    }
+}
+
+async fn start_backup(State(app): State<Arc<App>>) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
+    start_job(&app, JobKind::Backup)
+}
+
+async fn start_scan(State(app): State<Arc<App>>) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
+    start_job(&app, JobKind::Scan)
+}
+
+async fn list_jobs(State(app): State<Arc<App>>) -> Json<Vec<jobs::JobStatus>> {
+    Json(app.jobs.list().iter().map(|j| j.status()).collect())
+}
+
+fn job(app: &App, id: &str) -> ApiResult<Arc<jobs::Job>> {
+    let id = parse_id(id)?;
+    app.jobs.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no job {id}")))
+}
+
+async fn job_status(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<Json<jobs::JobStatus>> {
+    Ok(Json(job(&app, &id)?.status()))
+}
+
+async fn cancel_job(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
+    let job = job(&app, &id)?;
+    if job.is_finished() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("job {} has already ended ({:?})", job.id(), job.status().state),
+        ));
+    }
+    job.cancel();
+    Ok((StatusCode::ACCEPTED, Json(job.status())))
+}
+
+/// Server-sent events: the job's status every [`WATCH_INTERVAL`] until it ends (the last event
+/// is the final status), or until the server shuts down.
+async fn watch_job(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let job = job(&app, &id)?;
+    let shutdown = app.shutdown.subscribe();
+    let stream =
+        futures_util::stream::unfold((job, shutdown, false), |(job, mut shutdown, done)| async move {
+            if done {
+                return None;
+            }
+            let finished = job.is_finished() || *shutdown.borrow();
+            if !finished {
+                tokio::select! {
+                    () = tokio::time::sleep(WATCH_INTERVAL) => {}
+                    () = job.wait() => {}
+                    _ = shutdown.wait_for(|s| *s) => {}
+                }
+            }
+            let status = job.status();
+            let last = status.state != JobState::Running || *shutdown.borrow();
+            let event = Event::default().event(if last { "end" } else { "progress" }).json_data(&status);
+            Some((Ok(event.unwrap_or_else(|_| Event::default().data("{}"))), (job, shutdown, last)))
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn completed_backup(app: &App, id: &str) -> ApiResult<std::path::PathBuf> {
+    let job = job(app, id)?;
+    job.completed_backup().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "job {} is not a completed backup (it is a {:?}, {:?})",
+                job.id(),
+                job.kind(),
+                job.status().state
+            ),
+        )
+    })
+}
+
+async fn verify_backup(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let path = completed_backup(&app, &id)?;
+    let store = Arc::clone(&app.store);
+    let checked = path.clone();
+    let report = tokio::task::spawn_blocking(move || crate::workload::backup::verify(&checked, &store))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("verify panicked: {e}")))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("backup {} does not match the store: {e}", path.display()),
+            )
+        })?;
+    Ok(Json(json!({
+        "path": path,
+        "verified": true,
+        "keys": report.keys,
+        "value_bytes": report.value_bytes,
+        "chunks": report.chunks,
+    })))
+}
+
+async fn restore_backup(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let path = completed_backup(&app, &id)?;
+    if let Some(running) = app.jobs.any_running() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("job {running} is running; restore when no job runs"),
+        ));
+    }
+    let store = Arc::clone(&app.store);
+    let from = path.clone();
+    let (keys, removed) = tokio::task::spawn_blocking(move || jobs::restore_into(&from, &store))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("restore panicked: {e}")))?
+        .map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("cannot restore {}: {e}", path.display()))
+        })?;
+    Ok(Json(json!({ "path": path, "restored_keys": keys, "removed_keys": removed })))
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.prometheus.render())
+}
+
+/// The limiter's configuration, state and recent controller ticks.
+async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let Some(limiter) = &app.limiter else {
+        return Json(json!({ "control": false }));
+    };
+    let config = limiter.config();
+    let snapshot = limiter.snapshot();
+    let history = limiter.history();
+    let recent = &history[history.len().saturating_sub(HISTORY_TICKS)..];
+    Json(json!({
+        "control": true,
+        "config": {
+            "target_seconds": config.target.as_secs_f64(),
+            "quantile": config.quantile,
+            "floor": config.floor,
+            "ceiling": config.ceiling,
+            "tick_seconds": config.tick.as_secs_f64(),
+            "grant_seconds": config.grant.as_secs_f64(),
+            "cores": config.cores,
+            "controller": config.controller.name(),
+        },
+        "state": {
+            "share": snapshot.share,
+            "balance_seconds": snapshot.balance_nanos as f64 / 1e9,
+            "debt_seconds": snapshot.debt.as_secs_f64(),
+            "waiters": snapshot.waiters,
+            "granted_cpu_seconds": snapshot.total_granted.as_secs_f64(),
+            "used_cpu_seconds": snapshot.total_used.as_secs_f64(),
+            "warm": snapshot.warm,
+            "ticks": snapshot.ticks,
+        },
+        "history": recent.iter().map(|t| json!({
+            "at_seconds": t.at.as_secs_f64(),
+            "share": t.share,
+            "p99_seconds": t.p99.map(|p| p.as_secs_f64()),
+            "waiting_fraction": t.waiting_fraction,
+            "used_fraction": t.used_fraction,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct TasksQuery {
+    format: Option<String>,
+    mode: Option<String>,
+}
+
+/// A task profile of every tracked task: grouped text, or JSON with `?format=json`.
+async fn debug_tasks(Query(query): Query<TasksQuery>) -> ApiResult<Response> {
+    let profile = match query.mode.as_deref() {
+        None | Some("low-pause") => tailguard::task::profile(),
+        Some("stop-the-world") => tailguard::task::profile_stop_the_world(),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("mode {other:?} is unknown: use low-pause (default) or stop-the-world"),
+            ));
+        }
+    };
+    match query.format.as_deref() {
+        None | Some("text") => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], profile.to_string()).into_response())
+        }
+        Some("json") => Ok(([(header::CONTENT_TYPE, "application/json")], profile.to_json()).into_response()),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("format {other:?} is unknown: use text or json"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SeriesQuery {
+    since: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct SeriesResponse {
+    interval_seconds: f64,
+    control: bool,
+    target_ms: Option<f64>,
+    points: Vec<Point>,
+}
+
+async fn series(State(app): State<Arc<App>>, Query(query): Query<SeriesQuery>) -> Json<SeriesResponse> {
+    Json(SeriesResponse {
+        interval_seconds: super::sampler::INTERVAL.as_secs_f64(),
+        control: app.limiter.is_some(),
+        target_ms: app.limiter.as_ref().map(|l| l.config().target.as_secs_f64() * 1e3),
+        points: app.series.points(query.since),
+    })
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
