@@ -1,0 +1,211 @@
+//! `tailguard serve` end to end, over real HTTP on an ephemeral loopback port: every endpoint,
+//! bad input, a backup + verify + restore round trip, and graceful shutdown during a backup.
+
+mod support;
+
+use support::{Server, restore_refuses};
+
+const KEYS: &str = "3000";
+
+#[test]
+fn key_value_requests_and_bad_input_get_clear_answers_and_the_service_stays_up() {
+    let server = Server::start(&["--keys", KEYS, "--value-size", "64", "--max-value-bytes", "1024"]);
+
+    let existing = server.request("GET", "/kv/7", b"");
+    assert_eq!(existing.status, 200, "{}", existing.text());
+    assert_eq!(existing.header("content-type"), Some("application/octet-stream"));
+    assert!((32..=96).contains(&existing.body.len()), "a preloaded value of the mean size 64");
+
+    let put = server.request("PUT", "/kv/123456789", b"hello, tailguard");
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(put.json()["bytes"], 16);
+    assert_eq!(server.request("GET", "/kv/123456789", b"").body, b"hello, tailguard");
+    assert_eq!(server.request("DELETE", "/kv/123456789", b"").status, 204);
+    let gone = server.request("GET", "/kv/123456789", b"");
+    assert_eq!((gone.status, gone.error()), (404, "key 123456789 not found".to_owned()));
+    assert_eq!(server.request("DELETE", "/kv/123456789", b"").status, 404);
+
+    // Malformed keys and ids: 400 with a message naming the problem.
+    for path in ["/kv/abc", "/kv/-1", "/kv/1.5", "/kv/99999999999999999999", "/kv/%20"] {
+        let reply = server.request("GET", path, b"");
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        assert!(reply.error().contains("key"), "{path}: {}", reply.error());
+    }
+    let bad_id = server.request("GET", "/jobs/x1", b"");
+    assert_eq!(bad_id.status, 400);
+    assert!(bad_id.error().contains("job id"));
+    assert_eq!(server.request("GET", "/jobs/99", b"").status, 404);
+    // Oversized bodies: 413, whether or not the server read them.
+    let big = server.request("PUT", "/kv/1", &[b'x'; 5000]);
+    assert_eq!(big.status, 413, "{}", big.text());
+    assert!(big.error().contains("--max-value-bytes"), "{}", big.error());
+    // Unknown paths and methods.
+    let unknown = server.request("GET", "/no/such/thing", b"");
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.error().contains("/no/such/thing"));
+    assert_eq!(server.request("POST", "/kv/1", b"").status, 405);
+    assert_eq!(server.request("GET", "/debug/tasks?format=xml", b"").status, 400);
+    assert_eq!(server.request("GET", "/debug/tasks?mode=fast", b"").status, 400);
+    assert_eq!(server.request("POST", "/jobs/1/cancel", b"").status, 404);
+
+    // None of it disturbed the service.
+    assert_eq!(server.request("GET", "/kv/7", b"").body, existing.body);
+    let empty = server.request("PUT", "/kv/8", b"");
+    assert_eq!(empty.status, 200, "an empty value is a value");
+    assert_eq!(server.request("GET", "/kv/8", b"").body, b"");
+}
+
+#[test]
+fn a_backup_is_watched_verified_and_restored_and_a_scan_completes() {
+    let server = Server::start(&["--keys", KEYS, "--value-size", "64"]);
+    let original = server.request("GET", "/kv/5", b"").body;
+
+    let started = server.request("POST", "/jobs/backup", b"");
+    assert_eq!(started.status, 202, "{}", started.text());
+    let id = started.json()["id"].as_u64().unwrap();
+    let second = server.request("POST", "/jobs/backup", b"");
+    if second.status != 202 {
+        assert_eq!(second.status, 409, "{}", second.text());
+        assert!(second.error().contains("already running"));
+    }
+
+    // Watch: server-sent progress events, ending with the final status.
+    let watch = server.request("GET", &format!("/jobs/{id}/watch"), b"");
+    assert_eq!(watch.status, 200);
+    assert_eq!(watch.header("content-type"), Some("text/event-stream"));
+    let text = watch.text();
+    let end = text.split("event: end\ndata: ").nth(1).unwrap_or_else(|| panic!("no end event in {text}"));
+    let last: serde_json::Value = serde_json::from_str(end.lines().next().unwrap()).unwrap();
+    assert_eq!(last["state"], "completed", "{last}");
+    assert_eq!(last["keys"], 3000);
+    assert_eq!(last["fraction"], 1.0);
+
+    let status = server.get_json(&format!("/jobs/{id}"));
+    assert_eq!(status["state"], "completed");
+    assert!(status["requests"].as_u64().unwrap() >= 1);
+    let file = std::path::PathBuf::from(status["output"].as_str().unwrap());
+    assert!(file.exists() && !file.to_string_lossy().ends_with(".partial"));
+    let listed = server.get_json("/jobs");
+    assert!(listed.as_array().unwrap().iter().any(|j| j["id"] == id));
+    assert_eq!(server.request("POST", &format!("/jobs/{id}/cancel"), b"").status, 409);
+
+    let verified = server.request("POST", &format!("/jobs/{id}/verify"), b"");
+    assert_eq!(verified.status, 200, "{}", verified.text());
+    assert_eq!(
+        (verified.json()["verified"].clone(), verified.json()["keys"].clone()),
+        (true.into(), 3000.into())
+    );
+
+    // Change the store: the backup no longer matches it; restoring it brings the data back.
+    assert_eq!(server.request("PUT", "/kv/5", b"changed").status, 200);
+    assert_eq!(server.request("DELETE", "/kv/6", b"").status, 204);
+    let mismatch = server.request("POST", &format!("/jobs/{id}/verify"), b"");
+    assert_eq!(mismatch.status, 422, "{}", mismatch.text());
+    assert!(mismatch.error().contains("does not match"), "{}", mismatch.error());
+    let restored = server.request("POST", &format!("/jobs/{id}/restore"), b"");
+    assert_eq!(restored.status, 200, "{}", restored.text());
+    assert_eq!(restored.json()["restored_keys"], 3000);
+    assert_eq!(server.request("GET", "/kv/5", b"").body, original);
+    assert_eq!(server.request("GET", "/kv/6", b"").status, 200);
+    assert_eq!(server.request("POST", &format!("/jobs/{id}/verify"), b"").status, 200);
+
+    // The file itself restores with the command line too (the preloaded keyspace, seed 42).
+    let restore = std::process::Command::new(env!("CARGO_BIN_EXE_tailguard"))
+        .arg("restore")
+        .arg(&file)
+        .args(["--keys", KEYS, "--value-size", "64"])
+        .output()
+        .unwrap();
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+
+    // A catch-up scan runs to completion; verify refuses a job that is not a backup.
+    let scan = server.request("POST", "/jobs/scan", b"");
+    assert_eq!(scan.status, 202, "{}", scan.text());
+    let scan_id = scan.json()["id"].as_u64().unwrap();
+    let done = server.poll_json(&format!("/jobs/{scan_id}"), |s| s["state"] != "running");
+    assert_eq!((done["state"].as_str(), done["keys"].as_u64()), (Some("completed"), Some(3000)), "{done}");
+    assert_eq!(server.request("POST", &format!("/jobs/{scan_id}/verify"), b"").status, 409);
+}
+
+#[test]
+fn metrics_debug_endpoints_and_the_live_series() {
+    let server = Server::start(&["--keys", KEYS, "--value-size", "64"]);
+    for key in 0..20 {
+        assert_eq!(server.request("GET", &format!("/kv/{key}"), b"").status, 200);
+    }
+    // The sampler publishes every 250 ms: poll until the gauges exist.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let wanted = [
+        "tailguard_scheduling_latency_p99_seconds{source=\"runtime\"}",
+        "tailguard_run_queue_tokio_alive_tasks",
+        "tailguard_elastic_share",
+        "tailguard_elastic_balance_seconds",
+        "tailguard_elastic_granted_cpu_nanos_total",
+        "tailguard_elastic_used_cpu_nanos_total",
+        "tailguard_request_latency_seconds_bucket{op=\"get\",le=\"0.001\"}",
+        "tailguard_request_latency_seconds_count{op=\"get\"} 20",
+        "tailguard_job_running{kind=\"backup\"} 0",
+    ];
+    loop {
+        let reply = server.request("GET", "/metrics", b"");
+        assert_eq!(reply.status, 200);
+        assert!(reply.header("content-type").unwrap().starts_with("text/plain"));
+        let text = reply.text();
+        let missing: Vec<_> = wanted.iter().filter(|w| !text.contains(*w)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "missing {missing:?} in\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let elastic = server.poll_json("/debug/elastic", |e| !e["history"].as_array().unwrap().is_empty());
+    assert_eq!(elastic["control"], true);
+    assert_eq!(elastic["config"]["target_seconds"], 0.001);
+    assert!(elastic["state"]["share"].as_f64().unwrap() >= 0.05);
+    assert!(elastic["history"][0]["share"].is_number());
+
+    let tasks = server.request("GET", "/debug/tasks", b"");
+    assert_eq!(tasks.status, 200);
+    assert!(tasks.text().starts_with("task profile (low-pause)"), "{}", tasks.text());
+    let stw = server.request("GET", "/debug/tasks?mode=stop-the-world&format=json", b"");
+    assert_eq!(stw.status, 200);
+    assert!(stw.json()["tasks"].is_array(), "{}", stw.text());
+
+    let series = server.poll_json("/api/series", |s| s["points"].as_array().unwrap().len() >= 2);
+    assert_eq!(series["control"], true);
+    let point = &series["points"][0];
+    for field in ["t", "share", "scheduling_p99_ms", "requests_per_sec", "elastic_cpu"] {
+        assert!(point.get(field).is_some(), "{field} missing from {point}");
+    }
+    let page = server.request("GET", "/", b"");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("chart-scheduling"));
+
+    let uncontrolled = Server::start(&["--keys", "100", "--no-control"]);
+    assert_eq!(uncontrolled.get_json("/debug/elastic")["control"], false);
+}
+
+#[test]
+fn sigterm_during_a_backup_stops_it_at_a_resumption_point_and_marks_its_output_incomplete() {
+    // A slow backup: 60k keys at a fixed 5 % share of the machine.
+    let mut server = Server::start(&["--keys", "60000", "--floor", "0.05", "--ceiling", "0.05"]);
+    let started = server.request("POST", "/jobs/backup", b"");
+    assert_eq!(started.status, 202, "{}", started.text());
+    server.poll_json("/jobs/1", |s| s["keys"].as_u64().unwrap() > 0 || s["state"] != "running");
+    let files = server.backup_files();
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    if stderr.contains("incomplete output") {
+        assert!(files.iter().all(|f| f.to_string_lossy().ends_with(".partial")), "{files:?}");
+        let partial = files.first().expect("the partial file");
+        assert!(partial.exists(), "the partial output is kept");
+        assert!(!partial.with_extension("").exists(), "no file at the destination");
+        let (refused, why) = restore_refuses(partial, 60_000);
+        assert!(refused && why.contains("unfinished"), "{why}");
+    } else {
+        // The backup beat the signal; it must then be complete.
+        assert!(stderr.contains("stopped"), "{stderr}");
+    }
+}
