@@ -42,7 +42,7 @@ use self::sampler::Series;
 use crate::CliError;
 use crate::demo::{ControllerChoice, Placement};
 use crate::duration::parse_duration;
-use crate::workload::keyspace::KeyspaceConfig;
+use crate::restore::KeyspaceArgs;
 use crate::workload::service::{Service, WorkConfig};
 use crate::workload::store::Store;
 
@@ -52,15 +52,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
-    /// Keys preloaded into the store.
-    #[arg(long, default_value_t = 100_000)]
-    keys: u64,
-    /// Mean size of the preloaded values, bytes.
-    #[arg(long, default_value_t = 256)]
-    value_size: usize,
-    /// Seed of the preloaded keyspace.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// The keyspace preloaded into the store.
+    #[command(flatten)]
+    keyspace: KeyspaceArgs,
     /// Largest value a PUT may carry, bytes (larger bodies get 413).
     #[arg(long, default_value_t = 1 << 20)]
     max_value_bytes: usize,
@@ -123,11 +117,17 @@ pub struct App {
 
 /// Validates the arguments that clap cannot.
 fn validate(args: &ServeArgs) -> Result<(), CliError> {
-    if args.keys > 100_000_000 {
-        return Err(format!("--keys {} is too many: at most 100000000 fit a test machine", args.keys).into());
+    if args.keyspace.keys > 100_000_000 {
+        return Err(format!(
+            "--keys {} is too many: at most 100000000 fit a test machine",
+            args.keyspace.keys
+        )
+        .into());
     }
-    if !(1..=1 << 20).contains(&args.value_size) {
-        return Err(format!("--value-size {} is out of range: use 1 ..= 1048576", args.value_size).into());
+    if !(1..=1 << 20).contains(&args.keyspace.value_size) {
+        return Err(
+            format!("--value-size {} is out of range: use 1 ..= 1048576", args.keyspace.value_size).into()
+        );
     }
     if !(1..=256 << 20).contains(&args.max_value_bytes) {
         return Err(format!(
@@ -173,8 +173,8 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
 
-    let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
-    eprintln!("tailguard serve: loading {} keys…", args.keys);
+    let keyspace = args.keyspace.config();
+    eprintln!("tailguard serve: loading {} keys…", args.keyspace.keys);
     let store = Arc::new(Store::populate(&keyspace, 64));
     let service =
         Service::tracked(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
