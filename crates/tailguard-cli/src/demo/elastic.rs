@@ -262,12 +262,15 @@ impl Job {
                         return Box::new(|| false);
                     }
                     match &self.limiter {
-                        Some(limiter) => {
-                            // Blocks until the grant's CPU exists (at most grant / rate, also
-                            // after the limiter stops ticking).
-                            let handle = limiter.acquire(&AcquireRequest::new());
-                            Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
-                        }
+                        // Blocks until the grant's CPU exists (at most grant / rate).
+                        Some(limiter) => match limiter.acquire(&AcquireRequest::new()) {
+                            Ok(handle) => {
+                                Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
+                            }
+                            // The limiter is stopped only once its workers are done; a request
+                            // that still meets a stopped limiter runs to the end unlimited.
+                            Err(_stopped) => Box::new(|| false),
+                        },
                         None => {
                             let deadline = Instant::now() + self.slice;
                             let mut keys = 0u32;
@@ -311,7 +314,8 @@ impl Job {
                 // Once the mode is over the backup finishes unlimited, outside the measurement.
                 let stopping = self.stop.load(Ordering::Relaxed);
                 let handle = match (&self.limiter, stopping) {
-                    (Some(limiter), false) => Some(limiter.acquire_async(&AcquireRequest::new()).await),
+                    // A stopped limiter (`None`) leaves the request to its wall-time slice.
+                    (Some(limiter), false) => limiter.acquire_async(&AcquireRequest::new()).await.ok(),
                     _ => None,
                 };
                 let request_end = Instant::now() + self.slice;
@@ -365,7 +369,8 @@ impl Job {
                 }
                 // Once the mode is over, the scan in progress finishes unpaced, unmeasured.
                 if let Some(pacer) = pacer.as_mut().filter(|_| !self.stop.load(Ordering::Relaxed)) {
-                    // Without a timeout, pace() waits until the grant exists; it cannot fail.
+                    // Without a timeout, pace() waits until the grant exists; it fails only
+                    // once the limiter is stopped, and then the scan goes on unpaced.
                     let _ = pacer.pace();
                 }
             });
