@@ -344,7 +344,9 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let used = process_cpu_time().saturating_sub(cpu_before).as_secs_f64()
         / (trial_report.elapsed.as_secs_f64().max(1e-3) * cores as f64);
     drop(probe);
-    let rate_at_full_load = if used > 0.0 { estimate / used } else { calibration.rate_for_load(1.0) };
+    // A trial cut short by Ctrl-C measured nothing useful: keep the closed-loop estimate.
+    let rate_at_full_load =
+        if used > 0.0 && !trial_report.cancelled { estimate / used } else { calibration.rate_for_load(1.0) };
     progress.note(&format!(
         "{} cores; a request costs {:.1} µs of CPU in a closed loop, {:.1} µs open-loop with the probe; \
          {:.0} req/s is {:.0} % of the machine",
