@@ -50,6 +50,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tailguard: {error}");
+            if error.is::<demo::Interrupted>() {
+                return ExitCode::from(demo::Interrupted::EXIT_STATUS);
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,8 +1,12 @@
 //! The `tailguard` binary end to end: a short demo run with every output, a kept backup restored,
-//! the simulator, and bad input.
+//! Ctrl-C and a kill in the middle of a backup, the simulator, and bad input.
 
-use std::path::Path;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 fn tailguard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tailguard"))
@@ -111,4 +115,171 @@ fn sim_prints_where_hop_tails_land() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("hop p99 shows at the request's p90.44"), "{stdout}");
     assert!(stdout.contains("serial-p90.44="), "{stdout}");
+}
+
+/// How long a demo may take to reach a line or to exit before the test gives up on it (a guard
+/// against a hang, not a measurement: both normally take a few seconds).
+const HANG_GUARD: Duration = Duration::from_secs(180);
+
+/// Keys of the demos below (the `restore` commands must be given the same).
+const KEYS: &str = "3000";
+
+/// A running `tailguard demo` whose stderr lines arrive on a channel as they are printed.
+struct RunningDemo {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Vec<String>,
+    stdout: JoinHandle<String>,
+}
+
+impl RunningDemo {
+    /// A demo whose first mode backs up at a share of 0.1 % of the machine in 1 ms grants: its
+    /// first backup takes minutes, so it is still in progress whenever the test interrupts it.
+    /// The second mode never runs.
+    fn slow_backup(backups: &Path, json: &Path, elastic_on: &str) -> RunningDemo {
+        let mut child = tailguard()
+            .args(["demo", "--duration", "120s", "--warmup", "0s", "--keys", KEYS, "--interval", "250ms"])
+            .args(["--modes", "static:0.001,uncontrolled", "--grant", "1ms", "--elastic-on", elastic_on])
+            .arg("--backup-dir")
+            .arg(backups)
+            .arg("--json")
+            .arg(json)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                if sender.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            stdout.read_to_string(&mut text).unwrap();
+            text
+        });
+        RunningDemo { child, lines, stderr: Vec::new(), stdout }
+    }
+
+    /// Reads stderr until the first mode reports its backups in progress; returns their names.
+    fn backups_in_progress(&mut self) -> Vec<String> {
+        const STARTED: &str = "started: backups in progress: ";
+        loop {
+            let line = match self.lines.recv_timeout(HANG_GUARD) {
+                Ok(line) => line,
+                Err(error) => {
+                    let _ = self.child.kill();
+                    panic!("no backup started ({error}):\n{}", self.stderr.join("\n"));
+                }
+            };
+            self.stderr.push(line.clone());
+            if let Some((mode, names)) = line.split_once(STARTED) {
+                assert!(mode.starts_with("[1/2] static:0.001"), "{line}");
+                return names.split(", ").map(str::to_owned).collect();
+            }
+        }
+    }
+
+    /// Waits for the exit (stderr closes with it); returns the status, stdout and stderr.
+    fn exit(mut self) -> (ExitStatus, String, String) {
+        loop {
+            match self.lines.recv_timeout(HANG_GUARD) {
+                Ok(line) => self.stderr.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!("the demo did not stop:\n{}", self.stderr.join("\n"));
+                }
+            }
+        }
+        let status = self.child.wait().unwrap();
+        (status, self.stdout.join().unwrap(), self.stderr.join("\n"))
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect()
+}
+
+/// `tailguard restore PATH`: whether it succeeded, and its stderr.
+fn restore(path: &Path) -> (bool, String) {
+    let output = tailguard().arg("restore").arg(path).args(["--keys", KEYS]).output().unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn ctrl_c_during_a_backup_exits_130_with_the_report_so_far_and_no_backup_that_restores() {
+    for elastic_on in ["threads", "runtime"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (backups, json_path) = (dir.path().join("backups"), dir.path().join("report.json"));
+        let mut demo = RunningDemo::slow_backup(&backups, &json_path, elastic_on);
+        let in_progress = demo.backups_in_progress();
+        assert!(!in_progress.is_empty());
+        assert!(in_progress.iter().all(|name| backups.join(format!("{name}.partial")).exists()));
+        let sent = Command::new("kill").args(["-INT", &demo.child.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        let (status, stdout, stderr) = demo.exit();
+
+        assert_eq!(status.code(), Some(130), "{elastic_on}: {status}\n{stderr}");
+        assert!(stderr.contains("tailguard: interrupted by Ctrl-C"), "{stderr}");
+        // What it has: the interrupted mode's row and a note; the mode after it never ran.
+        assert!(stdout.lines().any(|l| l.starts_with("static:0.001")), "{stdout}");
+        assert!(!stdout.lines().any(|l| l.starts_with("uncontrolled")), "{stdout}");
+        assert!(stdout.contains("1 of 2 modes did not run"), "{stdout}");
+        let report = json(&json_path);
+        let notes = report["notes"].as_array().unwrap();
+        assert!(notes.iter().any(|n| n.as_str().unwrap().contains("interrupted by Ctrl-C")), "{notes:?}");
+
+        // No file is left that restores: the unfinished backups (never renamed from .partial)
+        // were removed, and asking for one by its name says it does not exist.
+        for file in files_in(&backups) {
+            let (restored, why) = restore(&file);
+            assert!(!restored, "{} restores after Ctrl-C", file.display());
+            assert!(!why.is_empty());
+        }
+        assert!(files_in(&backups).is_empty(), "{:?}", files_in(&backups));
+        for name in &in_progress {
+            let (restored, why) = restore(&backups.join(name));
+            assert!(!restored);
+            assert!(why.contains("cannot read backup") && why.contains(name.as_str()), "{why}");
+        }
+    }
+}
+
+#[test]
+fn a_backup_killed_midway_leaves_only_a_partial_file_that_restore_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backups, json_path) = (dir.path().join("backups"), dir.path().join("report.json"));
+    let mut demo = RunningDemo::slow_backup(&backups, &json_path, "threads");
+    let in_progress = demo.backups_in_progress();
+    demo.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    let (status, _, _) = demo.exit();
+    assert!(!status.success());
+
+    let mut left: Vec<String> =
+        files_in(&backups).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    left.sort();
+    let mut expected: Vec<String> = in_progress.iter().map(|name| format!("{name}.partial")).collect();
+    expected.sort();
+    assert_eq!(left, expected, "only the unfinished .partial files are left");
+    for name in &in_progress {
+        let (restored, why) = restore(&backups.join(name));
+        assert!(!restored);
+        assert!(why.contains("never finished") && why.contains("rerun the backup"), "{why}");
+        let partial = backups.join(format!("{name}.partial"));
+        let (restored, why) = restore(&partial);
+        assert!(!restored);
+        assert!(why.contains("unfinished backup"), "{why}");
+        // Renamed to look finished, its content is still refused: it has no footer.
+        let renamed = dir.path().join(format!("renamed-{name}"));
+        std::fs::copy(&partial, &renamed).unwrap();
+        let (restored, why) = restore(&renamed);
+        assert!(!restored);
+        assert!(why.contains("the backup did not complete"), "{why}");
+    }
 }

@@ -49,7 +49,7 @@
 //!     .build()?;
 //!
 //! // Elastic work: one export request under one grant, stopping with a resumption key.
-//! let grant = limiter.acquire(&AcquireRequest::new());
+//! let grant = limiter.acquire(&AcquireRequest::new())?; // Err(Stopped) once the limiter stops
 //! let mut next_key = 0u64;
 //! loop {
 //!     next_key += 1; // ... export one key ...

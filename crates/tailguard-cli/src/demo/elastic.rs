@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -47,8 +48,25 @@ pub const QUANTUM: Duration = Duration::from_micros(500);
 
 /// A backup worker: a thread, or a task in the foreground runtime.
 enum Worker {
-    Thread(JoinHandle<Result<Vec<PathBuf>, String>>),
-    Task(tokio::task::JoinHandle<Result<Vec<PathBuf>, String>>),
+    Thread(JoinHandle<Result<WorkerOutput, String>>),
+    Task(tokio::task::JoinHandle<Result<WorkerOutput, String>>),
+}
+
+/// What one elastic worker leaves behind.
+#[derive(Debug, Default)]
+struct WorkerOutput {
+    /// Complete backups, in the order they were written.
+    complete: Vec<PathBuf>,
+    /// Backups abandoned unfinished on Ctrl-C; their partial files were removed.
+    abandoned: u64,
+}
+
+/// How the elastic work of a mode ended.
+pub struct Finished {
+    /// The figures over the measured time.
+    pub report: report::Elastic,
+    /// Backups abandoned unfinished on Ctrl-C (no file of theirs is left).
+    pub abandoned: u64,
 }
 
 /// Keys between two CPU-accounting flushes of the scan (a flush reads the thread CPU clock).
@@ -59,7 +77,10 @@ pub struct ElasticRun {
     limiter: Option<Limiter>,
     meter: Arc<ElasticMeter>,
     stop: Arc<AtomicBool>,
+    interrupted: Arc<AtomicBool>,
     workers: Vec<Worker>,
+    /// File names of the backups the workers were writing when the run had started.
+    first_backups: Vec<String>,
     /// When measurement began, and the meter's reading then.
     measured_from: (Instant, MeterReading),
 }
@@ -84,7 +105,8 @@ impl Observer {
 
 impl ElasticRun {
     /// Starts the elastic threads: one catch-up scan and a backup worker per remaining core (at
-    /// least one), so that uncontrolled elastic work can fill the machine.
+    /// least one), so that uncontrolled elastic work can fill the machine. Returns once every
+    /// backup worker has created its first backup file (or ended without one).
     pub fn start(
         bench: &Bench,
         plan: &Plan,
@@ -107,7 +129,8 @@ impl ElasticRun {
         let meter = Arc::new(ElasticMeter::default());
         let stop = Arc::new(AtomicBool::new(false));
         let os_priority = plan.mode.os_priority();
-        let new_job = || Job {
+        let (started_tx, started) = mpsc::channel();
+        let new_job = |started: Option<mpsc::Sender<PathBuf>>| Job {
             limiter: limiter.clone(),
             meter: Arc::clone(&meter),
             stop: Arc::clone(&stop),
@@ -115,10 +138,11 @@ impl ElasticRun {
             os_priority,
             slice: args.grant,
             interrupted: Arc::clone(&bench.cancelled),
+            started,
         };
         let mut workers = Vec::new();
         for worker in 0..bench.cores.saturating_sub(1).max(1) {
-            let job = new_job();
+            let mut job = new_job(Some(started_tx.clone()));
             let dir = bench.backup_dir.clone();
             let name = plan.name.replace([':', '/', '+'], "-");
             let prefix = format!("{name}-{worker}");
@@ -133,15 +157,35 @@ impl ElasticRun {
                 }
             });
         }
-        let job = new_job();
+        drop(started_tx);
+        let job = new_job(None);
         workers.push(Worker::Thread(std::thread::Builder::new().name("catch-up-scan".into()).spawn(
             move || {
                 job.scans();
-                Ok(Vec::new())
+                Ok(WorkerOutput::default())
             },
         )?));
+        // Each backup worker sends its first path once, then drops its sender: the loop ends
+        // when all have sent or ended.
+        let first_backups = started
+            .iter()
+            .map(|path| path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()))
+            .collect();
         let measured_from = (Instant::now(), meter.read());
-        Ok(ElasticRun { limiter, meter, stop, workers, measured_from })
+        Ok(ElasticRun {
+            limiter,
+            meter,
+            stop,
+            interrupted: Arc::clone(&bench.cancelled),
+            workers,
+            first_backups,
+            measured_from,
+        })
+    }
+
+    /// File names of the backups in progress when [`start`](Self::start) returned.
+    pub fn first_backups(&self) -> &[String] {
+        &self.first_backups
     }
 
     /// Starts the measured part: figures count from now.
@@ -154,22 +198,31 @@ impl ElasticRun {
         Observer { limiter: self.limiter.clone(), meter: Arc::clone(&self.meter) }
     }
 
-    /// Stops the work, verifies each worker's last complete backup against the store, and
-    /// returns the figures over `wall`, the measured time.
-    pub fn finish(self, bench: &Bench, wall: Duration) -> Result<report::Elastic, CliError> {
+    /// Stops the work, verifies every complete backup against the store, and returns the
+    /// figures over `wall`, the measured time.
+    ///
+    /// After Ctrl-C the limiter is stopped first, so that workers waiting for a grant return at
+    /// once and abandon their backups in progress.
+    pub fn finish(self, bench: &Bench, wall: Duration) -> Result<Finished, CliError> {
         self.stop.store(true, Ordering::Relaxed);
         let reading = self.meter.read().since(&self.measured_from.1);
         let measured = self.measured_from.0.elapsed().max(wall);
-        // Every complete backup must restore to exactly the source data. The limiter keeps
-        // ticking until every worker is done: a task waiting for a grant is woken by its ticks.
-        let (mut backups, mut failures) = (0u64, Vec::new());
+        let interrupted = self.interrupted.load(Ordering::Relaxed);
+        if let Some(limiter) = self.limiter.as_ref().filter(|_| interrupted) {
+            limiter.stop();
+        }
+        // Every complete backup must restore to exactly the source data. Otherwise the limiter
+        // keeps ticking until every worker is done: the backups in progress finish under it.
+        let (mut backups, mut abandoned, mut failures) = (0u64, 0u64, Vec::new());
         for worker in self.workers {
-            let paths = match worker {
+            let output = match worker {
                 Worker::Thread(thread) => thread.join().map_err(|_| "an elastic worker panicked")??,
                 Worker::Task(task) => {
                     bench.runtime.block_on(task).map_err(|_| "an elastic task panicked")??
                 }
             };
+            abandoned += output.abandoned;
+            let paths = output.complete;
             let last = paths.len().saturating_sub(1);
             for (i, path) in paths.iter().enumerate() {
                 backups += 1;
@@ -190,7 +243,7 @@ impl ElasticRun {
         }
         let verified = (backups > 0).then_some(failures.is_empty());
         let secs = measured.as_secs_f64();
-        Ok(report::Elastic {
+        let report = report::Elastic {
             keys_per_sec: reading.keys as f64 / secs,
             scan_keys_per_sec: reading.scan_keys as f64 / secs,
             bytes_per_sec: reading.bytes as f64 / secs,
@@ -201,7 +254,8 @@ impl ElasticRun {
             backups,
             verified,
             mean_share: None,
-        })
+        };
+        Ok(Finished { report, abandoned })
     }
 }
 
@@ -217,6 +271,8 @@ struct Job {
     /// Wall-time length of an uncontrolled export request: the grant size, so requests are
     /// comparable across modes.
     slice: Duration,
+    /// Where a backup worker sends the path of its first backup once the file exists.
+    started: Option<mpsc::Sender<PathBuf>>,
 }
 
 impl Job {
@@ -230,10 +286,11 @@ impl Job {
     }
 
     /// Runs backups back to back until stopped; returns the paths of the complete ones.
-    fn backups(&self, dir: &std::path::Path, prefix: &str) -> Result<Vec<PathBuf>, String> {
+    fn backups(&mut self, dir: &std::path::Path, prefix: &str) -> Result<WorkerOutput, String> {
         self.lower_priority();
         let mut account = self.meter.cpu_account();
-        let mut complete = Vec::new();
+        let mut output = WorkerOutput::default();
+        let mut started = self.started.take();
         for n in 0.. {
             let path = dir.join(format!("{prefix}-{n}.tgbak"));
             let driver = BackupDriver::new(Arc::clone(&self.store), &path);
@@ -251,9 +308,13 @@ impl Job {
                 self.meter.add_requests(now.2 - seen.2, now.3 - seen.3);
                 seen = now;
             };
-            let stop = &self.stop;
+            let (stop, interrupted) = (&self.stop, &self.interrupted);
             let result = driver.run(
                 || -> Box<dyn FnMut() -> bool> {
+                    // The driver asks for the first grant right after creating the file.
+                    if let Some(started) = started.take() {
+                        let _ = started.send(path.clone());
+                    }
                     charge(&mut account);
                     if stop.load(Ordering::Relaxed) {
                         // The mode is over: the backup in progress runs to completion outside
@@ -262,12 +323,16 @@ impl Job {
                         return Box::new(|| false);
                     }
                     match &self.limiter {
-                        Some(limiter) => {
-                            // Blocks until the grant's CPU exists (at most grant / rate, also
-                            // after the limiter stops ticking).
-                            let handle = limiter.acquire(&AcquireRequest::new());
-                            Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
-                        }
+                        // Blocks until the grant's CPU exists (at most grant / rate).
+                        Some(limiter) => match limiter.acquire(&AcquireRequest::new()) {
+                            Ok(handle) => {
+                                Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
+                            }
+                            // Stopped on Ctrl-C: end the request at once, the driver then sees
+                            // the interruption. (Otherwise the limiter stops only after its
+                            // workers are done; a request meeting it would run unlimited.)
+                            Err(_stopped) => Box::new(move || interrupted.load(Ordering::Relaxed)),
+                        },
                         None => {
                             let deadline = Instant::now() + self.slice;
                             let mut keys = 0u32;
@@ -282,36 +347,44 @@ impl Job {
             );
             charge(&mut account);
             match result {
-                Ok(_) => complete.push(path),
-                Err(BackupError::Cancelled { .. }) => break,
+                Ok(_) => output.complete.push(path),
+                Err(BackupError::Cancelled { .. }) => {
+                    output.abandoned += 1;
+                    break;
+                }
                 Err(error) => return Err(format!("backup to {} failed: {error}", path.display())),
             }
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
-        Ok(complete)
+        Ok(output)
     }
 
     /// [`Job::backups`] as a task in the foreground runtime: each export request takes its grant
     /// asynchronously and works in slices of at most [`QUANTUM`], yielding between them so that
     /// a foreground task never waits behind a whole grant. CPU is measured per slice (a slice runs
     /// within one poll, on one thread).
-    async fn backup_tasks(&self, dir: &std::path::Path, prefix: &str) -> Result<Vec<PathBuf>, String> {
-        let mut complete = Vec::new();
+    async fn backup_tasks(&mut self, dir: &std::path::Path, prefix: &str) -> Result<WorkerOutput, String> {
+        let mut output = WorkerOutput::default();
         for n in 0.. {
             let path = dir.join(format!("{prefix}-{n}.tgbak"));
             let fail = |error: BackupError| format!("backup to {} failed: {error}", path.display());
             let mut writer = BackupWriter::create(&path).map_err(fail)?;
+            if let Some(started) = self.started.take() {
+                let _ = started.send(path.clone());
+            }
             let mut resume = None;
             loop {
                 if self.interrupted.load(Ordering::Relaxed) {
-                    return Ok(complete); // dropping the writer removes the partial file
+                    output.abandoned += 1;
+                    return Ok(output); // dropping the writer removes the partial file
                 }
                 // Once the mode is over the backup finishes unlimited, outside the measurement.
                 let stopping = self.stop.load(Ordering::Relaxed);
                 let handle = match (&self.limiter, stopping) {
-                    (Some(limiter), false) => Some(limiter.acquire_async(&AcquireRequest::new()).await),
+                    // A stopped limiter (`None`) leaves the request to its wall-time slice.
+                    (Some(limiter), false) => limiter.acquire_async(&AcquireRequest::new()).await.ok(),
                     _ => None,
                 };
                 let request_end = Instant::now() + self.slice;
@@ -343,12 +416,12 @@ impl Job {
                 }
             }
             writer.finish().map_err(fail)?;
-            complete.push(path);
+            output.complete.push(path);
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
-        Ok(complete)
+        Ok(output)
     }
 
     /// Runs catch-up scans back to back until stopped, paced by the limiter when there is one.
@@ -365,7 +438,8 @@ impl Job {
                 }
                 // Once the mode is over, the scan in progress finishes unpaced, unmeasured.
                 if let Some(pacer) = pacer.as_mut().filter(|_| !self.stop.load(Ordering::Relaxed)) {
-                    // Without a timeout, pace() waits until the grant exists; it cannot fail.
+                    // Without a timeout, pace() waits until the grant exists; it fails only
+                    // once the limiter is stopped, and then the scan goes on unpaced.
                     let _ = pacer.pace();
                 }
             });

@@ -7,12 +7,19 @@
 //! `elastic+os-priority`). The `adapt` scenario steps the foreground load while the backup runs
 //! and compares the reference controller with the adaptive one. The report goes to the terminal,
 //! and optionally to JSON and a self-contained HTML page.
+//!
+//! Ctrl-C stops the run at once: the mode in progress ends, its backups in progress are abandoned
+//! (an unfinished backup only ever exists as `NAME.partial`, which is removed), complete backups
+//! are verified as usual, the report of the modes run so far is printed and written, and the
+//! command exits with status 130. A second Ctrl-C exits immediately, leaving at most `.partial`
+//! files, which `tailguard restore` refuses.
 
 mod elastic;
 mod meter;
 mod mode;
 mod progress;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -146,7 +153,23 @@ struct Bench {
     cancelled: Arc<AtomicBool>,
 }
 
+/// The run was cut short by Ctrl-C (SIGINT) after printing what it had; the command exits with
+/// status 130 (128 + SIGINT), as a shell reports a process the signal ended.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by Ctrl-C: the report covers the modes run so far, unfinished backups were removed")]
+pub struct Interrupted;
+
+impl Interrupted {
+    /// The exit status of an interrupted command.
+    pub const EXIT_STATUS: u8 = 130;
+}
+
 /// Runs `tailguard demo`.
+///
+/// # Errors
+///
+/// [`Interrupted`] after Ctrl-C (the report of the modes run so far is printed first); any
+/// other error ends the run.
 pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let plans = plan(args)?;
     let duration = args.duration.unwrap_or(match args.scenario {
@@ -187,14 +210,31 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         },
         ..DemoReport::default()
     };
+    let (mut abandoned, mut cut_short) = (0, None);
     for (index, plan) in plans.iter().enumerate() {
         if bench.cancelled.load(Ordering::Relaxed) {
-            report.notes.push("interrupted by Ctrl-C: the remaining modes did not run".into());
             break;
         }
-        let result = run_mode(&bench, args, plan, duration, index, &progress)?;
-        progress.finish(index, &plan.name, &summary_line(&result));
-        report.modes.push(result);
+        let run = run_mode(&bench, args, plan, duration, index, &progress)?;
+        progress.finish(index, &plan.name, &summary_line(&run.result));
+        if run.cut_short {
+            cut_short = Some(plan.name.clone());
+        }
+        report.modes.push(run.result);
+        abandoned += run.abandoned;
+    }
+    let interrupted = bench.cancelled.load(Ordering::Relaxed);
+    if interrupted {
+        let ran = match cut_short {
+            Some(name) => format!("{name} was cut short (its figures cover the time it ran)"),
+            None => "no mode was cut short".to_owned(),
+        };
+        report.notes.push(format!(
+            "interrupted by Ctrl-C: {ran}, {} of {} modes did not run; {abandoned} unfinished {} abandoned and removed",
+            plans.len() - report.modes.len(),
+            plans.len(),
+            if abandoned == 1 { "backup was" } else { "backups were" }
+        ));
     }
     if !bench.keep_backups {
         let _ = std::fs::remove_dir_all(&bench.backup_dir);
@@ -213,6 +253,9 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     }
     if report.modes.iter().filter_map(|m| m.elastic.as_ref()).any(|e| e.verified == Some(false)) {
         return Err("a backup did not verify against the source data".into());
+    }
+    if interrupted {
+        return Err(Interrupted.into());
     }
     Ok(())
 }
@@ -257,10 +300,24 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         .map_err(|e| format!("cannot start the foreground runtime: {e}"))?;
     let cancelled = Arc::new(AtomicBool::new(false));
     {
+        // The first Ctrl-C stops the run in order; a second one exits at once.
         let cancelled = Arc::clone(&cancelled);
+        let quiet = args.quiet;
         runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return; // no signal handling here: Ctrl-C keeps its default, immediate exit
+            }
+            cancelled.store(true, Ordering::Relaxed);
+            if !quiet {
+                // On a terminal, end the progress line that is being rewritten in place.
+                let end_line = if std::io::stderr().is_terminal() { "\n" } else { "" };
+                eprintln!("{end_line}interrupted: stopping (press Ctrl-C again to exit at once)…");
+            }
             if tokio::signal::ctrl_c().await.is_ok() {
-                cancelled.store(true, Ordering::Relaxed);
+                eprintln!(
+                    "tailguard: interrupted twice: exiting now; unfinished backups stay as .partial files"
+                );
+                std::process::exit(i32::from(Interrupted::EXIT_STATUS));
             }
         });
     }
@@ -282,11 +339,15 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         args.seed ^ 0x0074_7269_616c,
         args.keys,
     );
-    let trial_report = generator::run(&service, &trial_config, Duration::from_secs(1), &|| false);
+    let trial_report = generator::run(&service, &trial_config, Duration::from_secs(1), &|| {
+        cancelled.load(Ordering::Relaxed)
+    });
     let used = process_cpu_time().saturating_sub(cpu_before).as_secs_f64()
         / (trial_report.elapsed.as_secs_f64().max(1e-3) * cores as f64);
     drop(probe);
-    let rate_at_full_load = if used > 0.0 { estimate / used } else { calibration.rate_for_load(1.0) };
+    // A trial cut short by Ctrl-C measured nothing useful: keep the closed-loop estimate.
+    let rate_at_full_load =
+        if used > 0.0 && !trial_report.cancelled { estimate / used } else { calibration.rate_for_load(1.0) };
     progress.note(&format!(
         "{} cores; a request costs {:.1} µs of CPU in a closed loop, {:.1} µs open-loop with the probe; \
          {:.0} req/s is {:.0} % of the machine",
@@ -306,6 +367,15 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, keep_backups, cancelled })
 }
 
+/// One mode as it ran.
+struct ModeRun {
+    result: ModeResult,
+    /// Ctrl-C ended the measurement early.
+    cut_short: bool,
+    /// Backups abandoned unfinished on Ctrl-C.
+    abandoned: u64,
+}
+
 fn run_mode(
     bench: &Bench,
     args: &DemoArgs,
@@ -313,7 +383,7 @@ fn run_mode(
     duration: Duration,
     index: usize,
     progress: &Progress,
-) -> Result<ModeResult, CliError> {
+) -> Result<ModeRun, CliError> {
     let probe = RuntimeProbe::start(bench.runtime.handle(), ProbeConfig::default())?;
     let schedule = match plan.loads[..] {
         [load] => RateSchedule::constant(load * bench.rate_at_full_load)?,
@@ -327,6 +397,14 @@ fn run_mode(
     } else {
         None
     };
+    let started = match &elastic {
+        Some(run) if !run.first_backups().is_empty() => {
+            format!("backups in progress: {}", run.first_backups().join(", "))
+        }
+        Some(_) => "elastic work running".to_owned(),
+        None => "foreground only".to_owned(),
+    };
+    progress.start(index, &plan.name, &started);
     let cancelled = Arc::clone(&bench.cancelled);
     if args.warmup > Duration::ZERO {
         // Warm up: foreground and elastic work run, the limiter's window fills and its share
@@ -388,20 +466,23 @@ fn run_mode(
     let fg = generator::run(&bench.service, &gen_config, Duration::from_secs(2), &move || {
         cancelled.load(Ordering::Relaxed)
     });
-    if fg.cancelled {
-        progress.note("interrupted: stopping the elastic work; unfinished backups are removed");
-    }
+    let mut abandoned = 0;
     let wall = started.elapsed();
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.join().map_err(|_| "the sampler thread panicked")?;
     let cpu_total = process_cpu_time().saturating_sub(cpu_before);
     let elastic_result = match elastic {
-        Some(run) => Some(run.finish(bench, wall)?),
+        Some(run) => {
+            let finished = run.finish(bench, wall)?;
+            abandoned = finished.abandoned;
+            Some(finished.report)
+        }
         None => None,
     };
     let sched_p99_ms = probe.window().cumulative().snapshot().p99().map(|d| d.as_secs_f64() * 1e3);
     drop(probe);
-    Ok(assemble(bench, plan, &fg, &samples, elastic_result, sched_p99_ms, cpu_total, wall))
+    let result = assemble(bench, plan, &fg, &samples, elastic_result, sched_p99_ms, cpu_total, wall);
+    Ok(ModeRun { result, cut_short: fg.cancelled, abandoned })
 }
 
 /// What the sampler saw in one interval.

@@ -22,6 +22,19 @@ impl Progress {
         self.total_modes
     }
 
+    /// Reports that mode number `index` (0-based) started, on a line of its own (also when
+    /// stderr is not a terminal, so that logs and scripts see which mode runs).
+    pub fn start(&self, index: usize, mode: &str, detail: &str) {
+        if self.quiet {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K");
+        }
+        let _ = writeln!(err, "[{}/{}] {mode:<22} started: {detail}", index + 1, self.total_modes);
+    }
+
     /// Reports that mode number `index` (0-based) is `elapsed` into its `duration`.
     pub fn update(&self, index: usize, mode: &str, elapsed: Duration, duration: Duration, detail: &str) {
         if self.quiet || !self.tty {

@@ -421,11 +421,18 @@ impl Runner {
         }
     }
 
-    /// Waits for a grant, or returns `None` when the job is cancelled first.
+    /// Waits for a grant, or returns `None` when the job is cancelled first (a stopped limiter
+    /// cancels the job: it never runs on without control).
     async fn grant(&self, limiter: &Limiter) -> Option<ElasticHandle> {
         let mut cancel = self.job.cancel.subscribe();
         tokio::select! {
-            handle = limiter.acquire_async(&AcquireRequest::new()) => Some(handle),
+            granted = limiter.acquire_async(&AcquireRequest::new()) => match granted {
+                Ok(handle) => Some(handle),
+                Err(_) => {
+                    self.job.cancel();
+                    None
+                }
+            },
             _ = cancel.wait_for(|c| *c) => None,
         }
     }
@@ -525,9 +532,10 @@ impl Runner {
             if self.job.cancelled() {
                 return ControlFlow::Break(());
             }
-            if let Some(pacer) = pacer.as_mut() {
-                // Without a timeout, pace() waits until the grant exists; it cannot fail.
-                let _ = pacer.pace();
+            // Without a timeout, pace() waits until the grant exists; it fails only once the
+            // limiter has stopped, and the scan stops with it.
+            if pacer.as_mut().is_some_and(|pacer| pacer.pace().is_err()) {
+                return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         });

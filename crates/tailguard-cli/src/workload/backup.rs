@@ -485,6 +485,14 @@ pub enum RestoreError {
         /// The refused path.
         path: PathBuf,
     },
+    /// Nothing exists at the path but the unfinished `PATH.partial` of an interrupted backup.
+    #[error(
+        "{path} does not exist: its backup never finished (only {path}{PARTIAL_SUFFIX} is there, which can never be restored); rerun the backup"
+    )]
+    Unfinished {
+        /// The refused path.
+        path: PathBuf,
+    },
     /// The file could not be read.
     #[error("cannot read backup {path}: {source}")]
     Io {
@@ -586,17 +594,28 @@ impl<'a> Cursor<'a> {
 /// counts and total checksum, and that nothing follows the footer.
 ///
 /// # Errors
-/// A [`RestoreError`] naming the first problem; `.partial` paths are always refused.
+/// A [`RestoreError`] naming the first problem; `.partial` paths are always refused, and so is
+/// a missing path whose `.partial` exists.
 pub fn restore(path: &Path) -> Result<Restored, RestoreError> {
     if path.as_os_str().to_string_lossy().ends_with(PARTIAL_SUFFIX) {
         return Err(RestoreError::Partial { path: path.to_owned() });
     }
-    let bytes = fs::read(path).map_err(|source| RestoreError::Io { path: path.to_owned(), source })?;
+    let bytes = fs::read(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound && partial_path(path).exists() {
+            RestoreError::Unfinished { path: path.to_owned() }
+        } else {
+            RestoreError::Io { path: path.to_owned(), source }
+        }
+    })?;
     parse(&bytes)
 }
 
 fn parse(bytes: &[u8]) -> Result<Restored, RestoreError> {
     let mut cur = Cursor { bytes, offset: 0 };
+    if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+        // Empty, or cut inside the magic: a backup that stopped before its header was written.
+        return Err(RestoreError::Truncated { offset: bytes.len(), what: "the header" });
+    }
     if cur.take(MAGIC.len(), "the header").map_err(|_| RestoreError::BadMagic)? != MAGIC {
         return Err(RestoreError::BadMagic);
     }
@@ -884,10 +903,7 @@ mod tests {
         for len in (0..good.len()).step_by(97).chain([good.len() - 1, good.len() - FOOTER_BYTES]) {
             fs::write(&bad, &good[..len]).unwrap();
             let err = restore(&bad).expect_err("truncated file refused");
-            assert!(
-                matches!(err, RestoreError::Truncated { .. } | RestoreError::BadMagic),
-                "len {len}: {err}"
-            );
+            assert!(matches!(err, RestoreError::Truncated { .. }), "len {len}: {err}");
         }
         // A flipped byte anywhere after the header is caught.
         for at in (12..good.len()).step_by(131) {
@@ -907,6 +923,13 @@ mod tests {
         assert!(matches!(err, RestoreError::Partial { .. }));
         assert!(err.to_string().contains("rerun the backup"), "{err}");
         assert!(matches!(verify(&partial, &store), Err(VerifyError::Restore(RestoreError::Partial { .. }))));
+        // Asked for the finished name of a backup that only got as far as its .partial file.
+        let unfinished = dir.path().join("never.tgb");
+        fs::write(partial_path(&unfinished), &good[..good.len() / 2]).unwrap();
+        let err = restore(&unfinished).unwrap_err();
+        assert!(matches!(err, RestoreError::Unfinished { .. }), "{err}");
+        assert!(err.to_string().contains("never finished"), "{err}");
+        assert!(matches!(restore(&dir.path().join("absent.tgb")), Err(RestoreError::Io { .. })));
     }
 
     #[test]

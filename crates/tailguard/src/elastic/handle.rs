@@ -52,7 +52,7 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 /// let request = AcquireRequest::new().grant(Duration::from_millis(10));
 /// let (mut next, mut requests) = (Some(0), 0);
 /// while let Some(start) = next {
-///     let handle = limiter.acquire(&request);
+///     let handle = limiter.acquire(&request)?;
 ///     next = export(&handle, &clock, start, 1_000);
 ///     requests += 1;
 /// }

@@ -353,24 +353,59 @@ impl Limiter {
         self.shared.tick()
     }
 
-    /// Stops the background thread (if any). Blocking acquisition keeps working: blocked
-    /// waiters refill the bucket themselves. Futures from [`acquire_async`](Self::acquire_async)
-    /// are woken only when tokens come back or by [`tick`](Self::tick) once the thread is gone,
-    /// so stop async elastic work before stopping its limiter (the demo measured a backup task
-    /// left waiting forever otherwise).
+    /// Shuts the limiter down: stops its background thread (if any) and hands out no more
+    /// grants.
+    ///
+    /// Every waiter is woken at once — threads blocked in [`acquire`](Self::acquire) or
+    /// [`acquire_timeout`](Self::acquire_timeout), futures from
+    /// [`acquire_async`](Self::acquire_async), and the [`Pacer`](super::Pacer)s built on them —
+    /// and returns [`AcquireError::Stopped`]; so does every later acquisition, `try_acquire`
+    /// included. Grants handed out before the stop stay valid: their handles keep checking
+    /// [`over_limit`](ElasticHandle::over_limit) and settle on drop as before (unused CPU goes
+    /// back to the bucket, over-use is counted), and a waiter that was granted just before the
+    /// stop but had not collected its grant yet still receives it. The same happens when the
+    /// last clone of the limiter is dropped. Stopping twice does nothing more.
+    ///
+    /// Work that must finish under the limiter's share should be joined before its limiter is
+    /// stopped; work that sees `Stopped` should end at its next resumption point.
+    ///
+    /// ```
+    /// use tailguard::clock::ManualClock;
+    /// use tailguard::elastic::{AcquireError, AcquireRequest, ControllerKind, Limiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::builder()
+    ///     .cores(1.0)
+    ///     .controller(ControllerKind::Fixed(0.1))
+    ///     .clock(clock.shared())
+    ///     .build()?;
+    /// let held = limiter.try_acquire(&AcquireRequest::new())?; // the whole 100 ms capacity
+    /// limiter.stop();
+    /// assert_eq!(limiter.acquire(&AcquireRequest::new()).unwrap_err(), AcquireError::Stopped);
+    /// drop(held); // a grant from before the stop still settles
+    /// assert_eq!(limiter.snapshot().balance_nanos, 100_000_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stop(&self) {
         self.shared.stop();
+    }
+
+    /// Whether [`stop`](Self::stop) was called (or the last clone was dropped).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
     }
 
     /// Takes a grant if one is available now and nobody waits ahead.
     ///
     /// # Errors
     ///
-    /// [`AcquireError::WouldBlock`] when no tokens are available.
+    /// [`AcquireError::WouldBlock`] when no tokens are available;
+    /// [`AcquireError::Stopped`] once the limiter is stopped.
     pub fn try_acquire(&self, request: &AcquireRequest) -> Result<ElasticHandle, AcquireError> {
         let grant_nanos = self.shared.grant_nanos(request);
         let now = self.shared.clock.now_nanos();
         let mut state = self.shared.lock();
+        self.shared.check_running(&state)?;
         if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
             self.shared.note_granted(&mut state, grant_nanos, request.tenant);
             drop(state);
@@ -381,11 +416,13 @@ impl Limiter {
     }
 
     /// Blocks until a grant is available.
-    pub fn acquire(&self, request: &AcquireRequest) -> ElasticHandle {
-        match self.shared.acquire_blocking(request, None) {
-            Ok(handle) => handle,
-            Err(_) => unreachable!("an acquire without deadline cannot time out"),
-        }
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError::Stopped`] when the limiter is stopped, before or while waiting (the
+    /// stop wakes the caller at once).
+    pub fn acquire(&self, request: &AcquireRequest) -> Result<ElasticHandle, AcquireError> {
+        self.shared.acquire_blocking(request, None)
     }
 
     /// Blocks until a grant is available or `timeout` has passed (on the limiter's clock).
@@ -393,6 +430,7 @@ impl Limiter {
     /// # Errors
     ///
     /// [`AcquireError::Timeout`]; the caller's place in the queue is released.
+    /// [`AcquireError::Stopped`] when the limiter is stopped, before or while waiting.
     pub fn acquire_timeout(
         &self,
         request: &AcquireRequest,
@@ -405,7 +443,8 @@ impl Limiter {
     /// (and returns a grant it was handed but did not collect). Built on std wakers only.
     ///
     /// Waiters are woken when tokens come back, on ticks, and — with [`LimiterBuilder::start`]
-    /// — as soon as the bucket refills enough.
+    /// — as soon as the bucket refills enough. The future resolves to
+    /// [`AcquireError::Stopped`] when the limiter is stopped, before or while it waits.
     pub fn acquire_async(&self, request: &AcquireRequest) -> AcquireFuture {
         AcquireFuture { shared: self.shared.clone(), request: *request, seq: None }
     }
@@ -476,10 +515,31 @@ impl Shared {
         duration_nanos(grant.clamp(Duration::from_millis(1), Duration::from_secs(1)))
     }
 
+    /// Refuses further grants and wakes every waiter (see [`Limiter::stop`]).
+    ///
+    /// The flag is set under the state lock, and every waiter checks it under that lock before
+    /// it sleeps, so no waiter can miss the stop: it either sees the flag or is in the queue
+    /// that is drained here.
     fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
-        let _state = self.lock();
-        self.changed.notify_all();
+        let wakers: Vec<Waker> = {
+            let mut state = self.lock();
+            self.stopped.store(true, Ordering::Release);
+            let now = self.clock.now_nanos();
+            let queue = std::mem::take(&mut state.queue);
+            Self::note_queue(&mut state, now);
+            self.waiters.store(0, Ordering::Relaxed);
+            self.changed.notify_all();
+            queue.into_values().filter_map(|waiter| waiter.waker).collect()
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// `Err(Stopped)` once [`stop`](Self::stop) ran. Takes the locked state so that the answer
+    /// cannot change before the caller enqueues or sleeps.
+    fn check_running(&self, _locked: &State) -> Result<(), AcquireError> {
+        if self.stopped.load(Ordering::Acquire) { Err(AcquireError::Stopped) } else { Ok(()) }
     }
 
     fn note_granted(&self, state: &mut State, grant_nanos: u64, tenant: Option<u64>) {
@@ -588,6 +648,7 @@ impl Shared {
         let start = self.clock.now_nanos();
         let deadline = timeout.map(|t| start.saturating_add(duration_nanos(t)));
         let mut state = self.lock();
+        self.check_running(&state)?;
         let grant_nanos = self.grant_nanos(request);
         if state.queue.is_empty() && state.bucket.try_take(grant_nanos, start) {
             self.note_granted(&mut state, grant_nanos, request.tenant);
@@ -600,6 +661,8 @@ impl Shared {
                 drop(state);
                 return Ok(ElasticHandle::new(self.clone(), grant_nanos));
             }
+            // Stopped: `stop` drained the queue and nothing was granted to this waiter.
+            self.check_running(&state)?;
             let now = self.clock.now_nanos();
             if self.grant_waiters(&mut state, now) {
                 self.changed.notify_all();
@@ -706,7 +769,8 @@ impl Shared {
     }
 }
 
-/// The future of [`Limiter::acquire_async`]. Dropping it leaves the queue clean.
+/// The future of [`Limiter::acquire_async`]: a grant, or [`AcquireError::Stopped`] once the
+/// limiter is stopped. Dropping it leaves the queue clean.
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireFuture {
     shared: Arc<Shared>,
@@ -715,19 +779,22 @@ pub struct AcquireFuture {
 }
 
 impl Future for AcquireFuture {
-    type Output = ElasticHandle;
+    type Output = Result<ElasticHandle, AcquireError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ElasticHandle> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let shared = &this.shared;
         let now = shared.clock.now_nanos();
         let mut state = shared.lock();
         let Some(seq) = this.seq else {
+            if let Err(stopped) = shared.check_running(&state) {
+                return Poll::Ready(Err(stopped));
+            }
             let grant_nanos = shared.grant_nanos(&this.request);
             if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
                 shared.note_granted(&mut state, grant_nanos, this.request.tenant);
                 drop(state);
-                return Poll::Ready(ElasticHandle::new(shared.clone(), grant_nanos));
+                return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos)));
             }
             this.seq = Some(shared.enqueue(&mut state, &this.request, Some(cx.waker().clone()), now));
             shared.changed.notify_all(); // let the limiter thread arm a refill timer
@@ -739,7 +806,12 @@ impl Future for AcquireFuture {
         if let Some(grant_nanos) = state.granted.remove(&seq) {
             this.seq = None;
             drop(state);
-            return Poll::Ready(ElasticHandle::new(shared.clone(), grant_nanos));
+            return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos)));
+        }
+        if let Err(stopped) = shared.check_running(&state) {
+            // `stop` drained the queue; nothing was granted to this waiter.
+            this.seq = None;
+            return Poll::Ready(Err(stopped));
         }
         if let Some(waiter) = state.queue.get_mut(&(Reverse(this.request.priority), seq)) {
             waiter.waker = Some(cx.waker().clone());

@@ -1,9 +1,12 @@
 //! Loom models of the limiter's concurrent parts: a waiter giving up while tokens come back,
-//! and concurrent settle/acquire. Run with
+//! concurrent settle/acquire, and `stop()` racing blocked and async waiters (no lost wake-up,
+//! no lost tokens). Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p tailguard --release --lib loom`.
 
 use std::pin::Pin;
-use std::task::{Context, Waker};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use loom::thread;
 
@@ -59,5 +62,95 @@ fn loom_concurrent_acquire_and_settle_conserve_tokens() {
         let snapshot = limiter.snapshot();
         assert_eq!(snapshot.balance_nanos, 200_000_000);
         assert_eq!(snapshot.waiters, 0);
+    });
+}
+
+#[test]
+fn loom_stop_wakes_a_blocked_waiter() {
+    // Loom's condvar waits have no timeout, so a waiter that missed the stop's notification
+    // would block forever and loom would report the deadlock.
+    loom::model(|| {
+        let limiter = limiter();
+        let held = [
+            limiter.try_acquire(&AcquireRequest::new()).unwrap(),
+            limiter.try_acquire(&AcquireRequest::new()).unwrap(),
+        ];
+        let other = limiter.clone();
+        let waiter =
+            thread::spawn(move || other.acquire(&AcquireRequest::new()).map(|handle| handle.granted()));
+        limiter.stop();
+        assert_eq!(waiter.join().unwrap(), Err(AcquireError::Stopped));
+        drop(held);
+        let snapshot = limiter.snapshot();
+        assert_eq!((snapshot.waiters, snapshot.balance_nanos), (0, 200_000_000));
+    });
+}
+
+#[test]
+fn loom_stop_racing_a_returned_grant_settles_every_token() {
+    loom::model(|| {
+        let limiter = limiter();
+        let first = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+        let second = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+        let other = limiter.clone();
+        // Either the returned grant reaches the waiter before the stop, or the waiter is
+        // stopped; both end with every token back in the bucket.
+        let waiter = thread::spawn(move || other.acquire(&AcquireRequest::new()).map(drop));
+        let stopper = {
+            let limiter = limiter.clone();
+            thread::spawn(move || limiter.stop())
+        };
+        drop(first);
+        let outcome = waiter.join().unwrap();
+        stopper.join().unwrap();
+        assert!(matches!(outcome, Ok(()) | Err(AcquireError::Stopped)), "{outcome:?}");
+        drop(second);
+        let snapshot = limiter.snapshot();
+        assert_eq!((snapshot.waiters, snapshot.balance_nanos), (0, 200_000_000));
+    });
+}
+
+/// Records whether it was woken.
+#[derive(Default)]
+struct WakeFlag(AtomicBool);
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn loom_stop_wakes_a_pending_future() {
+    loom::model(|| {
+        let limiter = limiter();
+        let held = [
+            limiter.try_acquire(&AcquireRequest::new()).unwrap(),
+            limiter.try_acquire(&AcquireRequest::new()).unwrap(),
+        ];
+        let flag = Arc::new(WakeFlag::default());
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        let mut waiting = limiter.acquire_async(&AcquireRequest::new());
+        assert!(std::future::Future::poll(Pin::new(&mut waiting), &mut cx).is_pending());
+        let stopper = {
+            let limiter = limiter.clone();
+            thread::spawn(move || limiter.stop())
+        };
+        // A poll racing the stop either sees it, or leaves a waker that the stop wakes.
+        let raced = std::future::Future::poll(Pin::new(&mut waiting), &mut cx);
+        stopper.join().unwrap();
+        match raced {
+            Poll::Ready(result) => assert_eq!(result.unwrap_err(), AcquireError::Stopped),
+            Poll::Pending => {
+                assert!(flag.0.load(Ordering::SeqCst), "the stop did not wake the future");
+                let result = std::future::Future::poll(Pin::new(&mut waiting), &mut cx);
+                assert!(matches!(result, Poll::Ready(Err(AcquireError::Stopped))));
+            }
+        }
+        drop(waiting);
+        drop(held);
+        let snapshot = limiter.snapshot();
+        assert_eq!((snapshot.waiters, snapshot.balance_nanos), (0, 200_000_000));
     });
 }

@@ -90,7 +90,9 @@ impl Pacer {
     ///
     /// # Errors
     ///
-    /// [`AcquireError::Timeout`] if a timeout was set and no grant came in time.
+    /// [`AcquireError::Timeout`] if a timeout was set and no grant came in time;
+    /// [`AcquireError::Stopped`] when a new grant is needed and the limiter is stopped (a wait
+    /// in progress is woken by the stop). The grant in hand, if any, is used up first.
     #[inline]
     pub fn pace(&mut self) -> Result<(), AcquireError> {
         if self.needs_grant() {
@@ -104,7 +106,7 @@ impl Pacer {
         self.handle = None; // settle the spent grant first: its debt or refund counts
         let handle = match self.timeout {
             Some(timeout) => self.limiter.acquire_timeout(&self.request, timeout)?,
-            None => self.limiter.acquire(&self.request),
+            None => self.limiter.acquire(&self.request)?,
         };
         self.handle = Some(handle);
         Ok(())
@@ -116,14 +118,15 @@ impl Pacer {
     /// # Errors
     ///
     /// [`AcquireError::Timeout`] if a timeout was set and no grant came in time (measured on
-    /// the limiter's clock at the next wake-up).
+    /// the limiter's clock at the next wake-up); [`AcquireError::Stopped`] when a new grant is
+    /// needed and the limiter is stopped (a wait in progress is woken by the stop).
     pub async fn pace_async(&mut self) -> Result<(), AcquireError> {
         if self.needs_grant() {
             self.handle = None;
             let started = self.limiter.config_clock_now();
             let future = self.limiter.acquire_async(&self.request);
             let handle = match self.timeout {
-                None => future.await,
+                None => future.await?,
                 Some(timeout) => {
                     let deadline = started.saturating_add(duration_nanos(timeout));
                     Deadline { future, limiter: &self.limiter, deadline, timeout }.await?
@@ -171,8 +174,8 @@ impl Future for Deadline<'_> {
     type Output = Result<ElasticHandle, AcquireError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(handle) = Pin::new(&mut self.future).poll(cx) {
-            return Poll::Ready(Ok(handle));
+        if let Poll::Ready(result) = Pin::new(&mut self.future).poll(cx) {
+            return Poll::Ready(result);
         }
         if self.limiter.config_clock_now() >= self.deadline {
             return Poll::Ready(Err(AcquireError::Timeout(self.timeout)));

@@ -54,4 +54,9 @@ pub enum AcquireError {
     /// `acquire_timeout` waited the whole timeout: raise the timeout or the share ceiling.
     #[error("timed out after {0:?} waiting for elastic CPU: raise the timeout or the share")]
     Timeout(Duration),
+    /// The limiter was stopped ([`Limiter::stop`](super::Limiter::stop), or its last clone was
+    /// dropped): it hands out no more grants. Stop the elastic work at its next resumption point,
+    /// or build a new limiter to go on.
+    #[error("the elastic limiter was stopped and hands out no more grants: stop the elastic work")]
+    Stopped,
 }
