@@ -526,10 +526,11 @@ impl Shared {
     }
 
     #[cold]
+    #[inline(never)]
     fn hand_on(&self) {
         let now = self.clock.now_nanos();
         let mut inner = self.lock();
-        self.grant(&mut inner, now);
+        self.housekeeping(&mut inner, now);
     }
 
     /// Releases the slot of a permit that charges CPU: settles the tenant's cap and totals.
