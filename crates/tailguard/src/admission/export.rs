@@ -84,3 +84,107 @@ pub fn publish(snapshot: &WorkQueueSnapshot, previous: Option<&WorkQueueSnapshot
     }
     counter!("tailguard_admission_cancelled_total").absolute(snapshot.total_cancelled);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use metrics::{
+        Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    use super::publish;
+    use crate::admission::{Priority, Request, TenantId, WorkQueue, WorkQueueConfig};
+    use crate::clock::ManualClock;
+
+    type Values = Arc<Mutex<BTreeMap<String, f64>>>;
+
+    /// Keeps the last value written to each metric, keyed `name{label=value,...}`.
+    #[derive(Default)]
+    struct Capture(Values);
+
+    struct Slot(String, Values);
+
+    impl GaugeFn for Slot {
+        fn increment(&self, _: f64) {}
+        fn decrement(&self, _: f64) {}
+        fn set(&self, value: f64) {
+            self.1.lock().unwrap().insert(self.0.clone(), value);
+        }
+    }
+
+    impl CounterFn for Slot {
+        fn increment(&self, _: u64) {}
+        fn absolute(&self, value: u64) {
+            GaugeFn::set(self, value as f64);
+        }
+    }
+
+    fn name(key: &Key) -> String {
+        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        format!("{}{{{}}}", key.name(), labels.join(","))
+    }
+
+    impl Recorder for Capture {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(Slot(name(key), self.0.clone())))
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(Arc::new(Slot(name(key), self.0.clone())))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn publishes_slots_waiters_waits_and_rejections() {
+        let clock = ManualClock::new();
+        let config = WorkQueueConfig { initial_slots: 1, min_slots: 1, max_slots: 1, cores: 1.0, ..Default::default() };
+        let queue = WorkQueue::new(config, clock.shared()).unwrap();
+        let held = queue.try_admit(&Request::new()).unwrap();
+        let waiting = queue.admit_async(&Request::new().tenant(TenantId(3)).priority(Priority::HIGH));
+        let mut waiting = Box::pin(waiting);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::future::Future::poll(waiting.as_mut(), &mut cx).is_pending());
+        let _ = queue.try_admit(&Request::new()); // refused: would block
+        queue.record_sample(3.0);
+        let capture = Capture::default();
+        let first = queue.snapshot();
+        metrics::with_local_recorder(&capture, || publish(&first, None));
+        {
+            let seen = capture.0.lock().unwrap();
+            let get = |k: &str| *seen.get(k).unwrap_or_else(|| panic!("{k} not published: {seen:?}"));
+            assert_eq!(get("tailguard_admission_slots{}"), 1.0);
+            assert_eq!(get("tailguard_admission_slots_used{}"), 1.0);
+            assert_eq!(get("tailguard_admission_waiting{}"), 1.0);
+            assert_eq!(get("tailguard_admission_waiting_by_priority{priority=50}"), 1.0);
+            assert_eq!(get("tailguard_admission_waiting_by_tenant{tenant=3}"), 1.0);
+            assert_eq!(get("tailguard_admission_runnable_per_cpu{}"), 3.0);
+            assert_eq!(get("tailguard_admission_admitted_total{}"), 1.0);
+            assert_eq!(get("tailguard_admission_rejected_total{reason=would_block}"), 1.0);
+            assert_eq!(get("tailguard_admission_wait_max_seconds{}"), 0.0);
+        }
+        // The waiter is admitted after 4 ms: the next publish shows only that wait, and the
+        // emptied priority level and tenant go to zero.
+        clock.advance(Duration::from_millis(4));
+        drop(held);
+        let std::task::Poll::Ready(Ok(permit)) = std::future::Future::poll(waiting.as_mut(), &mut cx) else {
+            panic!("the waiter gets the slot")
+        };
+        drop(permit);
+        let second = queue.snapshot();
+        metrics::with_local_recorder(&capture, || publish(&second, Some(&first)));
+        let seen = capture.0.lock().unwrap();
+        assert_eq!(seen["tailguard_admission_waiting_by_priority{priority=50}"], 0.0);
+        assert_eq!(seen["tailguard_admission_waiting_by_tenant{tenant=3}"], 0.0);
+        assert_eq!(seen["tailguard_admission_admitted_total{}"], 2.0);
+        let p50 = seen["tailguard_admission_wait_p50_seconds{}"];
+        assert!((p50 - 0.004).abs() < 0.004 / 32.0, "{p50}");
+    }
+}

@@ -522,6 +522,41 @@ fn os_signal_reads_the_run_queue_where_proc_exists() {
     assert!(reading.is_none_or(|r| r >= 0.0));
 }
 
+#[test]
+fn sampled_signal_averages_an_observe_sampler_between_reads() {
+    use crate::observe::{RunQueueConfig, RunQueueSampler};
+    let config = RunQueueConfig { rate_hz: 2_000, tick: Duration::from_millis(5) };
+    let sampler = std::sync::Arc::new(RunQueueSampler::start(config).unwrap());
+    let mut signal = SampledRunQueue::new(sampler.clone(), 2.0);
+    if std::fs::metadata(crate::observe::run_queue::LOADAVG_PATH).is_err() {
+        return; // no OS run queue to read here
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let reading = loop {
+        if let Some(reading) = signal.runnable_per_cpu() {
+            break reading;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sampler took no sample");
+        std::thread::sleep(MS);
+    };
+    assert!(reading >= 0.0);
+    // Nothing new between two immediate reads is `None` (most of the time) or a fresh average.
+    assert!(signal.runnable_per_cpu().is_none_or(|r| r >= 0.0));
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_signal_reads_the_runtime_queue() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let mut signal = TokioRunQueue::new(runtime.handle(), 2.0);
+    assert!(signal.runnable_per_cpu().is_some_and(|r| r >= 0.0));
+    let config = WorkQueueConfig { cores: 2.0, initial_slots: 2, ..Default::default() };
+    let queue = WorkQueue::start_with_runtime(config, runtime.handle()).unwrap();
+    let permit = runtime.block_on(queue.admit_async(&Request::new())).unwrap();
+    drop(permit);
+    queue.stop();
+}
+
 mod properties {
     use proptest::prelude::*;
 
