@@ -13,7 +13,8 @@ use tailguard::admission::{Request, WorkQueue, WorkQueueConfig};
 use tailguard::clock::SystemClock;
 
 fn queue(slots: u32) -> WorkQueue {
-    let config = WorkQueueConfig { initial_slots: slots, min_slots: slots, max_slots: slots, ..Default::default() };
+    let config =
+        WorkQueueConfig { initial_slots: slots, min_slots: slots, max_slots: slots, ..Default::default() };
     WorkQueue::new(config, SystemClock::shared()).unwrap()
 }
 

@@ -119,7 +119,9 @@ pub enum ConfigError {
         max: u32,
     },
     /// `overload_threshold` must be finite and positive.
-    #[error("overload_threshold {0} is invalid: use a finite positive number of runnable tasks per CPU (default 32)")]
+    #[error(
+        "overload_threshold {0} is invalid: use a finite positive number of runnable tasks per CPU (default 32)"
+    )]
     OverloadThreshold(f64),
     /// Sampling periods must be within 10 µs ..= 10 s, the idle one no shorter than the busy one.
     #[error(
@@ -210,7 +212,10 @@ mod tests {
             (WorkQueueConfig { max_slots: u32::MAX, initial_slots: 5, ..base.clone() }, "max_slots"),
             (WorkQueueConfig { overload_threshold: f64::NAN, ..base.clone() }, "overload_threshold"),
             (WorkQueueConfig { sample_period: Duration::ZERO, ..base.clone() }, "sample_period"),
-            (WorkQueueConfig { idle_sample_period: Duration::from_micros(100), ..base.clone() }, "idle_sample_period"),
+            (
+                WorkQueueConfig { idle_sample_period: Duration::from_micros(100), ..base.clone() },
+                "idle_sample_period",
+            ),
             (WorkQueueConfig { usage_reset: Duration::ZERO, ..base.clone() }, "usage_reset"),
             (
                 WorkQueueConfig {

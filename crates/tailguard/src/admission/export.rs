@@ -36,12 +36,14 @@ pub fn publish(snapshot: &WorkQueueSnapshot, previous: Option<&WorkQueueSnapshot
     if let Some(previous) = previous {
         for (priority, _) in &previous.waiting_by_priority {
             if !snapshot.waiting_by_priority.iter().any(|(p, _)| p == priority) {
-                gauge!("tailguard_admission_waiting_by_priority", "priority" => priority.to_string()).set(0.0);
+                gauge!("tailguard_admission_waiting_by_priority", "priority" => priority.to_string())
+                    .set(0.0);
             }
         }
     }
     for (priority, waiting) in &snapshot.waiting_by_priority {
-        gauge!("tailguard_admission_waiting_by_priority", "priority" => priority.to_string()).set(*waiting as f64);
+        gauge!("tailguard_admission_waiting_by_priority", "priority" => priority.to_string())
+            .set(*waiting as f64);
     }
     for tenant in previous.map_or(&[][..], |p| &p.tenants[..]) {
         if tenant.waiting > 0 && !snapshot.tenants.iter().any(|t| t.tenant == tenant.tenant) {
@@ -145,7 +147,13 @@ mod tests {
     #[test]
     fn publishes_slots_waiters_waits_and_rejections() {
         let clock = ManualClock::new();
-        let config = WorkQueueConfig { initial_slots: 1, min_slots: 1, max_slots: 1, cores: 1.0, ..Default::default() };
+        let config = WorkQueueConfig {
+            initial_slots: 1,
+            min_slots: 1,
+            max_slots: 1,
+            cores: 1.0,
+            ..Default::default()
+        };
         let queue = WorkQueue::new(config, clock.shared()).unwrap();
         let held = queue.try_admit(&Request::new()).unwrap();
         let waiting = queue.admit_async(&Request::new().tenant(TenantId(3)).priority(Priority::HIGH));

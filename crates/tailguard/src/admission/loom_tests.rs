@@ -13,7 +13,8 @@ use super::*;
 use crate::clock::ManualClock;
 
 fn one_slot() -> WorkQueue {
-    let config = WorkQueueConfig { initial_slots: 1, min_slots: 1, max_slots: 1, cores: 1.0, ..Default::default() };
+    let config =
+        WorkQueueConfig { initial_slots: 1, min_slots: 1, max_slots: 1, cores: 1.0, ..Default::default() };
     WorkQueue::new(config, ManualClock::new().shared()).unwrap()
 }
 

@@ -31,12 +31,25 @@
 //!
 //! # Costs
 //!
-//! Measured on the project's 2-core VM (`cargo bench -p tailguard --bench admission`):
-//! admission + release with a free slot and nobody waiting is one compare-and-swap and one
-//! `fetch_sub` (no lock, no clock read) — 39 ns; four threads admitting and releasing at once
-//! on a queue with enough slots, 100 ns per admission (amortised wall time); four threads
-//! contending for two slots, so that half of them queue and are handed slots under the
-//! lock, 2.6 µs per admission.
+//! Measured on the project's 2-core VM, shared with other builds
+//! (`cargo bench -p tailguard --bench admission`; contended figures vary with the load, the
+//! range covers two runs):
+//!
+//! | benchmark | per admission + release |
+//! |---|---|
+//! | `admit_release/free_slot` (blocking `admit`, a slot free, nobody waiting) | 20 ns |
+//! | `try_admit_release/free_slot` | 21 ns |
+//! | `admit_async_release/free_slot` (one poll) | 24 ns |
+//! | `admit_release/free_slot_with_deadline` (adds one monotonic clock read) | 43 ns |
+//! | `admit_release/4_threads_free_slots` (wall time per admission, 4 threads) | 42–77 ns |
+//! | `admit_release/4_threads_2_slots` | 45–52 ns |
+//! | `admit_release/4_threads_2_slots_2us_work` (2 µs held; 1 µs is the floor) | 1.3–2.6 µs |
+//!
+//! The free-slot path is one compare-and-swap and one `fetch_sub` on the admission word, a
+//! relaxed counter and the `Arc` clone a permit holds: no lock, and no clock read unless the
+//! request carries a deadline. With two cores, at most two of the four threads run at once, so
+//! `4_threads_2_slots` mostly still finds a slot free; with 2 µs of work per request, threads
+//! preempted while holding a slot make the others queue and be handed slots under the lock.
 //!
 //! # Examples
 //!

@@ -123,7 +123,13 @@ struct TenantState {
 
 impl TenantState {
     fn new() -> Self {
-        TenantState { weight: NonZeroU32::MIN, usage: 0, queue: BTreeSet::new(), cap: None, total_cpu_nanos: 0 }
+        TenantState {
+            weight: NonZeroU32::MIN,
+            usage: 0,
+            queue: BTreeSet::new(),
+            cap: None,
+            total_cpu_nanos: 0,
+        }
     }
 }
 
@@ -235,8 +241,12 @@ impl WorkQueue {
     pub fn new(config: WorkQueueConfig, clock: SharedClock) -> Result<Self, ConfigError> {
         config.validate()?;
         let now = clock.now_nanos();
-        let controller =
-            SlotController::new(config.initial_slots, config.min_slots, config.max_slots, config.overload_threshold);
+        let controller = SlotController::new(
+            config.initial_slots,
+            config.min_slots,
+            config.max_slots,
+            config.overload_threshold,
+        );
         let word = u64::from(controller.slots()) << SLOTS_SHIFT;
         let inner = Inner {
             controller,
@@ -393,7 +403,8 @@ impl WorkQueue {
         if let Some(state) = inner.tenants.get_mut(&tenant) {
             state.cap = None;
         }
-        let mask = inner.tenants.iter().filter(|(_, s)| s.cap.is_some()).fold(0, |m, (&t, _)| m | tenant_bit(t));
+        let mask =
+            inner.tenants.iter().filter(|(_, s)| s.cap.is_some()).fold(0, |m, (&t, _)| m | tenant_bit(t));
         self.shared.capped_mask.store(mask, Ordering::Relaxed);
         self.shared.housekeeping(&mut inner, now);
     }
@@ -652,7 +663,10 @@ impl Shared {
                     // usage / weight compared exactly by cross-multiplication.
                     let mine = u128::from(candidate.0) * u128::from(weight);
                     let theirs = u128::from(usage) * u128::from(candidate.1);
-                    mine.cmp(&theirs).then(candidate.2.cmp(&best_priority)).then(candidate.3.cmp(&best_seq)).is_lt()
+                    mine.cmp(&theirs)
+                        .then(candidate.2.cmp(&best_priority))
+                        .then(candidate.3.cmp(&best_seq))
+                        .is_lt()
                 }
             };
             if better {
@@ -696,7 +710,13 @@ impl Shared {
 
     /// Under the lock: chores, checks, then queues the request and admits in order (it may be
     /// admitted at once). Returns its sequence number.
-    fn enqueue(&self, inner: &mut Inner, request: &Request, notify: Notify, now: u64) -> Result<u64, AdmitError> {
+    fn enqueue(
+        &self,
+        inner: &mut Inner,
+        request: &Request,
+        notify: Notify,
+        now: u64,
+    ) -> Result<u64, AdmitError> {
         self.housekeeping(inner, now);
         if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
             inner.totals.deadline_exceeded += 1;
@@ -919,7 +939,10 @@ pub struct AdmitFuture {
 
 impl std::fmt::Debug for AdmitFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdmitFuture").field("request", &self.request).field("queued", &self.seq.is_some()).finish()
+        f.debug_struct("AdmitFuture")
+            .field("request", &self.request)
+            .field("queued", &self.seq.is_some())
+            .finish()
     }
 }
 

@@ -96,18 +96,18 @@ fn slots_follow_a_scripted_run_queue() {
     let mut held = Vec::new();
     // (runnable per CPU, permits to hold during the sample, slots expected after it)
     let script: &[(f64, usize, u32)] = &[
-        (1.0, 0, 2),   // short run queue, slots to spare: unchanged
-        (1.0, 2, 3),   // short run queue, all slots used: one more
-        (16.0, 3, 4),  // at half the threshold: still underloaded
-        (16.0, 4, 4),  // at the maximum
-        (20.0, 4, 4),  // between half and the threshold: unchanged
-        (32.0, 4, 3),  // overloaded with slots in use: one fewer per sample
-        (50.0, 4, 3),  // more in use than slots: an earlier decrease is pending, hold off
-        (50.0, 3, 2),  //
-        (50.0, 0, 2),  // nothing admitted: the overload is not ours
-        (50.0, 1, 1),  //
-        (50.0, 1, 1),  // at the minimum
-        (0.0, 1, 2),   // back up by one per sample
+        (1.0, 0, 2),  // short run queue, slots to spare: unchanged
+        (1.0, 2, 3),  // short run queue, all slots used: one more
+        (16.0, 3, 4), // at half the threshold: still underloaded
+        (16.0, 4, 4), // at the maximum
+        (20.0, 4, 4), // between half and the threshold: unchanged
+        (32.0, 4, 3), // overloaded with slots in use: one fewer per sample
+        (50.0, 4, 3), // more in use than slots: an earlier decrease is pending, hold off
+        (50.0, 3, 2), //
+        (50.0, 0, 2), // nothing admitted: the overload is not ours
+        (50.0, 1, 1), //
+        (50.0, 1, 1), // at the minimum
+        (0.0, 1, 2),  // back up by one per sample
     ];
     for (i, &(runnable, hold, expected)) in script.iter().enumerate() {
         held.truncate(hold);
@@ -158,7 +158,13 @@ fn waiters_are_ordered_by_priority_then_arrival_within_a_tenant() {
     assert_eq!(snapshot.waiting, 6);
     assert_eq!(
         snapshot.waiting_by_priority,
-        vec![(Priority::HIGHEST, 1), (Priority::HIGH, 1), (Priority::new(10), 1), (Priority::NORMAL, 2), (Priority::LOW, 1)]
+        vec![
+            (Priority::HIGHEST, 1),
+            (Priority::HIGH, 1),
+            (Priority::new(10), 1),
+            (Priority::NORMAL, 2),
+            (Priority::LOW, 1)
+        ]
     );
     let order: Vec<&str> = (0..6).map(|_| requests[hand_over(&mut held, &mut futures)].0).collect();
     assert_eq!(order, ["heartbeat", "high", "level-10", "normal-1", "normal-2", "low"]);
@@ -186,7 +192,8 @@ fn tenants_are_ordered_by_usage_per_weight_reset_each_second() {
     // three times; 1/1 vs 3/3 tie -> tenant 1; ... : 3 to 1 while both wait.
     assert_eq!(order, [1, 2, 2, 2, 1, 2, 2, 2]);
     let snapshot = queue.snapshot();
-    let usage: Vec<(TenantId, u64, u32)> = snapshot.tenants.iter().map(|t| (t.tenant, t.usage, t.weight)).collect();
+    let usage: Vec<(TenantId, u64, u32)> =
+        snapshot.tenants.iter().map(|t| (t.tenant, t.usage, t.weight)).collect();
     assert_eq!(usage, [(TenantId(1), 2, 1), (TenantId(2), 6, 3)]);
     // Tenant 1's first admission went to its highest priority, not its oldest.
     assert!(futures.iter().all(|(label, _)| *label != 16));
@@ -496,7 +503,8 @@ fn the_sampler_thread_moves_slots_from_its_signal() {
         let value = value.clone();
         move || Some(f64::from_bits(value.load(Ordering::Relaxed)))
     };
-    let config = WorkQueueConfig { initial_slots: 3, min_slots: 1, max_slots: 3, cores: 1.0, ..Default::default() };
+    let config =
+        WorkQueueConfig { initial_slots: 3, min_slots: 1, max_slots: 3, cores: 1.0, ..Default::default() };
     let queue = WorkQueue::start(config, signal).unwrap();
     let held = queue.admit(&Request::new()).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
