@@ -27,7 +27,7 @@
 //!   is safe: a dropped wait leaves the queue, a dropped [`Permit`] returns its slot.
 //! - **Metrics**: [`WorkQueue::snapshot`] (slots, use, waiters per priority and tenant, wait
 //!   histogram, rejections); with the `metrics` feature, the sampler thread exports them
-//!   ([`export`]).
+//!   (`admission::export`).
 //!
 //! # Costs
 //!
@@ -53,12 +53,11 @@
 //!
 //! # Examples
 //!
-//! A queue driven by a scripted signal on a manual clock: two slots, a tenant weighted 3:1,
-//! a deadline.
+//! A queue driven by a scripted signal on a manual clock: a long run queue takes a slot away,
+//! and a queued request fails at its deadline instead of running late.
 //!
 //! ```
 //! use std::future::Future;
-//! use std::num::NonZeroU32;
 //! use std::pin::pin;
 //! use std::task::{Context, Poll, Waker};
 //! use std::time::Duration;
@@ -68,7 +67,6 @@
 //! let clock = ManualClock::new();
 //! let config = WorkQueueConfig { initial_slots: 2, min_slots: 1, max_slots: 8, ..Default::default() };
 //! let queue = WorkQueue::new(config, clock.shared())?;
-//! queue.set_tenant_weight(TenantId(1), NonZeroU32::new(3).unwrap());
 //!
 //! // Both slots busy; the run queue is long (40 runnable per CPU): one slot fewer.
 //! let a = queue.admit(&Request::new())?;
@@ -76,7 +74,10 @@
 //! assert_eq!(queue.record_sample(40.0), 1);
 //!
 //! // A request that may wait 10 ms, queued behind them.
-//! let late = Request::new().tenant(TenantId(1)).priority(Priority::HIGH).deadline(queue.deadline_in(Duration::from_millis(10)));
+//! let late = Request::new()
+//!     .tenant(TenantId(1))
+//!     .priority(Priority::HIGH)
+//!     .deadline(queue.deadline_in(Duration::from_millis(10)));
 //! let mut waiting = pin!(queue.admit_async(&late));
 //! let mut cx = Context::from_waker(Waker::noop());
 //! assert!(waiting.as_mut().poll(&mut cx).is_pending());

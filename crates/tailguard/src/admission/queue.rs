@@ -313,6 +313,9 @@ impl WorkQueue {
     /// read unless the request has a deadline). For a tenant with a CPU cap, the permit
     /// measures the thread's CPU time until it is dropped (on this thread) and charges it.
     ///
+    /// Blocks the calling thread: from async code use [`admit_async`](Self::admit_async), so
+    /// that a runtime worker is not held while its request waits.
+    ///
     /// # Errors
     ///
     /// [`AdmitError::DeadlineExceeded`] when the deadline passes first (the wait is given up
@@ -375,7 +378,8 @@ impl WorkQueue {
     /// the tenant's moving estimate of CPU per request, and settles against the CPU measured
     /// when its permit is dropped — unused CPU goes back, over-use becomes debt (bounded at one
     /// second of fill) that later requests wait out. Requests of capped tenants always take the
-    /// locked path. Replacing a cap starts a full bucket.
+    /// locked path, and while they wait for their bucket to refill, so do other tenants'
+    /// (the queue is not empty). Replacing a cap starts a full bucket.
     ///
     /// # Errors
     ///
@@ -702,7 +706,9 @@ impl Shared {
             notify.wake();
             any = true;
         }
-        if inner.waiting == 0 {
+        // The flag is only ever set under the lock: a plain load tells whether it needs
+        // clearing, sparing the hot line a write on every sample.
+        if inner.waiting == 0 && self.hot.word.load(Ordering::Relaxed) & QUEUED != 0 {
             self.hot.word.fetch_and(!QUEUED, Ordering::AcqRel);
         }
         any
@@ -894,7 +900,7 @@ impl Shared {
                 tenant,
                 weight: state.weight.get(),
                 cap: state.cap.as_ref().map(|cap| cap.share),
-                cap_balance: state.cap.as_ref().map(|cap| {
+                cap_balance_nanos: state.cap.as_ref().map(|cap| {
                     let mut bucket = cap.bucket.clone();
                     bucket.refill(now);
                     bucket.balance_nanos()
@@ -929,6 +935,10 @@ impl Shared {
 }
 
 /// The future of [`WorkQueue::admit_async`]. Dropping it leaves the queue clean.
+///
+/// # Panics
+///
+/// If polled again after it completed.
 #[must_use = "futures do nothing unless polled"]
 pub struct AdmitFuture {
     shared: Arc<Shared>,

@@ -74,8 +74,8 @@ pub struct TenantSnapshot {
     pub weight: u32,
     /// Its CPU cap as a share of the machine, if any.
     pub cap: Option<f64>,
-    /// CPU-time balance of the cap's token bucket (negative: debt), if capped.
-    pub cap_balance: Option<i64>,
+    /// CPU-time balance of the cap's token bucket in nanoseconds (negative: debt), if capped.
+    pub cap_balance_nanos: Option<i64>,
     /// Its requests waiting.
     pub waiting: usize,
     /// Admissions counted for ordering since the last usage reset.

@@ -70,6 +70,15 @@ fn placeholder() -> Permit {
 }
 
 #[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<WorkQueue>();
+    send_sync::<Permit>();
+    send::<AdmitFuture>();
+}
+
+#[test]
 fn fast_path_admits_up_to_the_slots_and_a_release_frees_one() {
     let clock = ManualClock::new();
     let queue = fixed(&clock, 2);
@@ -411,7 +420,7 @@ fn a_capped_tenant_stays_within_its_share_of_the_cpu() {
     assert_eq!(t1.cap, Some(0.25));
     assert_eq!(t1.total_cpu, capped_cpu);
     // Constant demand keeps the balance near zero: within one step's refill of it.
-    assert!(t1.cap_balance.unwrap() <= 2_500_000, "{:?}", t1.cap_balance);
+    assert!(t1.cap_balance_nanos.unwrap() <= 2_500_000, "{:?}", t1.cap_balance_nanos);
     // Uncapped tenants take the lock-free path and are not measured.
     let t2 = snapshot.tenants.iter().find(|t| t.tenant == TenantId(2));
     assert!(t2.is_none_or(|t| t.total_cpu.is_zero()));
