@@ -15,6 +15,8 @@
 //! - [`observe`]: the signals — a tokio runtime probe, instrumented futures, an OS thread probe,
 //!   run-queue depth, Linux PSI, and their export through `metrics`.
 //! - [`elastic`]: the controller, the CPU-time token bucket, grants, pacers, OS priority.
+//! - [`admission`]: foreground admission — a work queue whose slots follow the run queue,
+//!   ordered by tenant, priority and arrival, with deadlines and per-tenant CPU caps.
 //! - [`sim`]: how per-hop scheduling tails show up in requests that cross many tasks.
 //! - `task` (feature `tokio`): tracked tasks and a task profile whose pause does not grow with
 //!   the number of tasks.
@@ -71,6 +73,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod admission;
 pub mod clock;
 pub mod elastic;
 pub mod histogram;

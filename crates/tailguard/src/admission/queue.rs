@@ -1,0 +1,1022 @@
+//! The work queue: lock-free admission while nobody waits, an ordered wait queue otherwise.
+//!
+//! # The admission word
+//!
+//! One `AtomicU64` holds the slots in use (bits 0..32), the slot count (bits 32..63) and a
+//! `QUEUED` flag (bit 63) that is set while anyone waits. The fast path admits with one
+//! compare-and-swap when the flag is clear and a slot is free, and releases with one
+//! `fetch_sub`; everything else takes the mutex. Because the flag and the counts share one
+//! word, a release and an enqueue cannot miss each other: either the release's decrement comes
+//! first (then the enqueuer, which sets the flag and then tries to take a slot under the
+//! lock, finds it free) or the flag comes first (then the release sees it and hands the slot on
+//! under the lock). The flag is cleared under the lock when the last waiter leaves.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use super::config::{ConfigError, QueueOrder, WorkQueueConfig};
+use super::permit::{CapCharge, Permit};
+use super::request::{AdmitError, Deadline, Priority, Request, TenantId};
+use super::slots::{SlotChange, SlotController, SlotInput};
+use super::snapshot::{Rejections, TenantSnapshot, WorkQueueSnapshot};
+use crate::clock::{SharedClock, duration_nanos};
+use crate::elastic::TokenBucket;
+use crate::histogram::Histogram;
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard};
+
+const USED_MASK: u64 = u32::MAX as u64;
+const SLOTS_SHIFT: u32 = 32;
+const SLOTS_MASK: u64 = (super::config::MAX_SLOTS_LIMIT as u64) << SLOTS_SHIFT;
+const QUEUED: u64 = 1 << 63;
+
+/// Longest a blocked thread sleeps before it re-checks the queue on its own.
+const MAX_BLOCK_NANOS: u64 = 100_000_000;
+/// Shortest such sleep, so a tiny remaining wait never turns into a busy loop.
+const MIN_BLOCK_NANOS: u64 = 50_000;
+/// Weight of a new CPU measurement in a capped tenant's per-request estimate (1/8, an EWMA).
+const ESTIMATE_SHIFT: u32 = 3;
+
+#[inline]
+fn used_of(word: u64) -> u32 {
+    (word & USED_MASK) as u32
+}
+
+#[inline]
+fn slots_of(word: u64) -> u32 {
+    ((word & SLOTS_MASK) >> SLOTS_SHIFT) as u32
+}
+
+/// The bit of a tenant in the capped-tenants filter (a one-word Bloom filter).
+#[inline]
+fn tenant_bit(tenant: TenantId) -> u64 {
+    1 << (tenant.0 % 64)
+}
+
+/// Written by every admission and release: kept on its own cache line.
+struct Hot {
+    word: AtomicU64,
+    /// Admissions by the lock-free path.
+    admitted_fast: AtomicU64,
+}
+
+pub(crate) struct Shared {
+    hot: CachePadded<Hot>,
+    /// Bits of tenants that have a CPU cap (`tenant_bit`): their requests take the lock.
+    capped_mask: AtomicU64,
+    would_block: AtomicU64,
+    /// Set by the sampler thread while it samples at the idle period.
+    sampler_idle: AtomicBool,
+    stopped: AtomicBool,
+    sampler: OnceLock<std::thread::Thread>,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: WorkQueueConfig,
+    waits: Histogram,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    controller: SlotController,
+    tenants: HashMap<TenantId, TenantState>,
+    /// Tenants with at least one waiter.
+    waiting_tenants: BTreeSet<TenantId>,
+    waiters: HashMap<u64, Waiter>,
+    /// `(deadline, seq)` of waiters with a deadline.
+    deadlines: BTreeSet<(u64, u64)>,
+    waiting_by_priority: BTreeMap<Priority, usize>,
+    waiting: usize,
+    next_seq: u64,
+    next_cap_generation: u64,
+    usage_reset_at: u64,
+    runnable_per_cpu: Option<f64>,
+    totals: Totals,
+}
+
+#[derive(Default)]
+struct Totals {
+    admitted_locked: u64,
+    admitted_after_queueing: u64,
+    deadline_exceeded: u64,
+    queue_full: u64,
+    cancelled: u64,
+    samples: u64,
+    increases: u64,
+    decreases: u64,
+}
+
+struct TenantState {
+    weight: NonZeroU32,
+    usage: u64,
+    /// Waiters by (priority descending, arrival).
+    queue: BTreeSet<(Reverse<Priority>, u64)>,
+    cap: Option<Cap>,
+    total_cpu_nanos: u64,
+}
+
+impl TenantState {
+    fn new() -> Self {
+        TenantState {
+            weight: NonZeroU32::MIN,
+            usage: 0,
+            queue: BTreeSet::new(),
+            cap: None,
+            total_cpu_nanos: 0,
+        }
+    }
+}
+
+/// A tenant's CPU cap: the elastic limiter's token bucket, filled at `share × cores`.
+struct Cap {
+    share: f64,
+    bucket: TokenBucket,
+    /// Moving estimate of the CPU one request uses, taken from the bucket at admission and
+    /// settled against the measurement at release (as a grant is).
+    estimate_nanos: u64,
+    generation: u64,
+}
+
+struct Waiter {
+    tenant: TenantId,
+    priority: Priority,
+    enqueued_nanos: u64,
+    deadline: Option<u64>,
+    state: WaiterState,
+}
+
+enum WaiterState {
+    Waiting(Notify),
+    Admitted(Option<CapCharge>),
+    Failed(AdmitError),
+}
+
+enum Notify {
+    Waker(Waker),
+    Thread(Arc<Condvar>),
+}
+
+impl Notify {
+    fn wake(self) {
+        match self {
+            Notify::Waker(waker) => waker.wake(),
+            Notify::Thread(condvar) => condvar.notify_one(),
+        }
+    }
+}
+
+/// Stops the sampler thread when the last [`WorkQueue`] clone goes away.
+struct Owner {
+    shared: Arc<Shared>,
+    sampler: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.stop();
+        let handle = self.sampler.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            // A sampler that panicked must not turn this drop into a panic.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Foreground admission control: at most `slots` requests run at once, the slot count follows
+/// the run queue, and waiters are ordered by tenant, priority and arrival.
+///
+/// Cheap to clone; clones share one queue. The sampler thread of
+/// [`start`](Self::start) stops when the last clone is dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use tailguard::admission::{AdmitError, Priority, Request, WorkQueue, WorkQueueConfig};
+/// use tailguard::clock::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// let config = WorkQueueConfig { initial_slots: 1, min_slots: 1, max_slots: 4, ..Default::default() };
+/// let queue = WorkQueue::new(config, clock.shared())?;
+///
+/// let running = queue.try_admit(&Request::new())?; // the one slot
+/// assert!(matches!(queue.try_admit(&Request::new()), Err(AdmitError::WouldBlock)));
+///
+/// // The run queue is short and every slot is used: the adjuster adds one.
+/// assert_eq!(queue.record_sample(0.5), 2);
+/// let heartbeat = queue.try_admit(&Request::new().priority(Priority::HIGHEST))?;
+/// drop((running, heartbeat));
+/// assert_eq!(queue.snapshot().total_admitted, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct WorkQueue {
+    shared: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for WorkQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let word = self.shared.hot.word.load(Ordering::Relaxed);
+        f.debug_struct("WorkQueue")
+            .field("slots", &slots_of(word))
+            .field("used", &used_of(word))
+            .field("queued", &(word & QUEUED != 0))
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkQueue {
+    /// A queue driven by hand: call [`record_sample`](Self::record_sample) with the run-queue
+    /// signal (every 1 ms is the reference) and [`tick`](Self::tick) so that deadlines of
+    /// async waiters and tenant caps are looked at even when no other event comes.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field out of range.
+    pub fn new(config: WorkQueueConfig, clock: SharedClock) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let now = clock.now_nanos();
+        let controller = SlotController::new(
+            config.initial_slots,
+            config.min_slots,
+            config.max_slots,
+            config.overload_threshold,
+        );
+        let word = u64::from(controller.slots()) << SLOTS_SHIFT;
+        let inner = Inner {
+            controller,
+            tenants: HashMap::new(),
+            waiting_tenants: BTreeSet::new(),
+            waiters: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            waiting_by_priority: BTreeMap::new(),
+            waiting: 0,
+            next_seq: 0,
+            next_cap_generation: 0,
+            usage_reset_at: now.saturating_add(duration_nanos(config.usage_reset)),
+            runnable_per_cpu: None,
+            totals: Totals::default(),
+        };
+        let shared = Arc::new(Shared {
+            hot: CachePadded::new(Hot { word: AtomicU64::new(word), admitted_fast: AtomicU64::new(0) }),
+            capped_mask: AtomicU64::new(0),
+            would_block: AtomicU64::new(0),
+            sampler_idle: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            sampler: OnceLock::new(),
+            clock,
+            config,
+            waits: Histogram::new(),
+            inner: Mutex::new(inner),
+        });
+        let owner = Arc::new(Owner { shared: shared.clone(), sampler: std::sync::Mutex::new(None) });
+        Ok(WorkQueue { shared, _owner: owner })
+    }
+
+    /// Keeps the sampler thread's handle, to join it when the last clone goes away.
+    pub(crate) fn attach_sampler(&self, handle: std::thread::JoinHandle<()>) {
+        *self._owner.sampler.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &WorkQueueConfig {
+        &self.shared.config
+    }
+
+    /// The current slot count (one atomic load).
+    pub fn slots(&self) -> u32 {
+        slots_of(self.shared.hot.word.load(Ordering::Relaxed))
+    }
+
+    /// Slots in use now (one atomic load).
+    pub fn used(&self) -> u32 {
+        used_of(self.shared.hot.word.load(Ordering::Relaxed))
+    }
+
+    /// A deadline `after` from now on the queue's clock.
+    pub fn deadline_in(&self, after: Duration) -> Deadline {
+        Deadline::at_nanos(self.shared.clock.now_nanos().saturating_add(duration_nanos(after)))
+    }
+
+    /// Admits the request, blocking the thread while it waits.
+    ///
+    /// When a slot is free and nobody waits this is one compare-and-swap (no lock, no clock
+    /// read unless the request has a deadline). For a tenant with a CPU cap, the permit
+    /// measures the thread's CPU time until it is dropped (on this thread) and charges it.
+    ///
+    /// Blocks the calling thread: from async code use [`admit_async`](Self::admit_async), so
+    /// that a runtime worker is not held while its request waits.
+    ///
+    /// # Errors
+    ///
+    /// [`AdmitError::DeadlineExceeded`] when the deadline passes first (the wait is given up
+    /// and leaves nothing behind), [`AdmitError::QueueFull`] when `queue_limit` waiters wait.
+    pub fn admit(&self, request: &Request) -> Result<Permit, AdmitError> {
+        if self.fast_admissible(request) && self.shared.try_fast(request.tenant) {
+            return Ok(Permit::fast(self.shared.clone(), request.tenant));
+        }
+        self.shared.admit_blocking(request)
+    }
+
+    /// Admits the request without blocking the thread: the future resolves once admitted.
+    ///
+    /// Cancellation-safe: dropping the future gives up its place, and a slot it was handed
+    /// but did not collect goes back (to the next waiter). A waiting future fails at its
+    /// deadline on the queue's next event — a sample (every 1 ms while work waits, with
+    /// [`start`](Self::start)), a tick, an admission or a release — or when polled.
+    ///
+    /// Permits of async admissions do not measure thread CPU (a task shares its thread with
+    /// others); for a capped tenant report the CPU with [`Permit::charge_cpu`].
+    pub fn admit_async(&self, request: &Request) -> AdmitFuture {
+        AdmitFuture { shared: self.shared.clone(), request: *request, seq: None, done: false }
+    }
+
+    /// Admits the request if a slot is free now and no waiter comes first.
+    ///
+    /// # Errors
+    ///
+    /// [`AdmitError::WouldBlock`] when it would have to wait, [`AdmitError::DeadlineExceeded`]
+    /// when its deadline has already passed.
+    pub fn try_admit(&self, request: &Request) -> Result<Permit, AdmitError> {
+        if self.fast_admissible(request) && self.shared.try_fast(request.tenant) {
+            return Ok(Permit::fast(self.shared.clone(), request.tenant));
+        }
+        self.shared.try_admit_locked(request)
+    }
+
+    /// Whether the request may take the lock-free path: no deadline, or one still ahead.
+    #[inline]
+    fn fast_admissible(&self, request: &Request) -> bool {
+        match request.deadline {
+            None => true,
+            Some(deadline) => self.shared.clock.now_nanos() < deadline.nanos(),
+        }
+    }
+
+    /// Sets a tenant's weight (default 1): among waiting tenants, the one with the least
+    /// usage per weight goes first, so a tenant of weight 3 is admitted three times as often
+    /// as one of weight 1 while both wait.
+    pub fn set_tenant_weight(&self, tenant: TenantId, weight: NonZeroU32) {
+        let mut inner = self.shared.lock();
+        inner.tenants.entry(tenant).or_insert_with(TenantState::new).weight = weight;
+    }
+
+    /// Soft-caps a tenant at `share` of the machine's CPU (`share × cores` CPU-seconds per
+    /// second).
+    ///
+    /// The cap is the elastic limiter's [`TokenBucket`] of CPU nanoseconds (capacity one second
+    /// of fill): a request of the tenant is admitted while the balance is above zero, takes
+    /// the tenant's moving estimate of CPU per request, and settles against the CPU measured
+    /// when its permit is dropped — unused CPU goes back, over-use becomes debt (bounded at one
+    /// second of fill) that later requests wait out. Requests of capped tenants always take the
+    /// locked path, and while they wait for their bucket to refill, so do other tenants'
+    /// (the queue is not empty). Replacing a cap starts a full bucket.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::TenantCap`] unless `0 < share <= 1`.
+    pub fn set_tenant_cap(&self, tenant: TenantId, share: f64) -> Result<(), ConfigError> {
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(ConfigError::TenantCap(share));
+        }
+        let now = self.shared.clock.now_nanos();
+        let mut inner = self.shared.lock();
+        let generation = inner.next_cap_generation;
+        inner.next_cap_generation += 1;
+        let state = inner.tenants.entry(tenant).or_insert_with(TenantState::new);
+        let estimate_nanos = state.cap.as_ref().map_or(0, |cap| cap.estimate_nanos);
+        let bucket = TokenBucket::new(share * self.shared.config.cores, now);
+        state.cap = Some(Cap { share, bucket, estimate_nanos, generation });
+        self.shared.capped_mask.fetch_or(tenant_bit(tenant), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes a tenant's CPU cap; its waiters become eligible at once.
+    pub fn clear_tenant_cap(&self, tenant: TenantId) {
+        let now = self.shared.clock.now_nanos();
+        let mut inner = self.shared.lock();
+        if let Some(state) = inner.tenants.get_mut(&tenant) {
+            state.cap = None;
+        }
+        let mask =
+            inner.tenants.iter().filter(|(_, s)| s.cap.is_some()).fold(0, |m, (&t, _)| m | tenant_bit(t));
+        self.shared.capped_mask.store(mask, Ordering::Relaxed);
+        self.shared.housekeeping(&mut inner, now);
+    }
+
+    /// Feeds one run-queue sample (runnable tasks per CPU) to the slot adjuster, then does
+    /// the [`tick`](Self::tick) chores. Returns the slot count after the sample.
+    ///
+    /// This is the entry point of the sampler thread of [`start`](Self::start); call it
+    /// yourself with [`new`](Self::new). A NaN sample leaves the slots unchanged.
+    pub fn record_sample(&self, runnable_per_cpu: f64) -> u32 {
+        self.shared.record_sample(runnable_per_cpu)
+    }
+
+    /// Fails waiters whose deadline has passed, resets tenant usage when its interval ends,
+    /// and admits waiters whose tenant cap has refilled.
+    pub fn tick(&self) {
+        self.shared.tick();
+    }
+
+    /// Stops the sampler thread of [`start`](Self::start), if any. Admission keeps working;
+    /// the slot count stays where it is unless samples are recorded by hand.
+    pub fn stop(&self) {
+        self.shared.stop();
+    }
+
+    /// A point-in-time view (takes the lock; builds a histogram copy).
+    pub fn snapshot(&self) -> WorkQueueSnapshot {
+        self.shared.snapshot()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The state stays consistent across a panic: no user code runs under the lock.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        if let Some(thread) = self.sampler.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Whether nothing is admitted and nobody waits (the sampler may slow down).
+    pub(crate) fn idle(&self) -> bool {
+        let word = self.hot.word.load(Ordering::Relaxed);
+        used_of(word) == 0 && word & QUEUED == 0
+    }
+
+    /// Called by the sampler thread itself, first thing: an enqueue unparks it when idle.
+    pub(crate) fn register_sampler(&self, thread: std::thread::Thread) {
+        let _ = self.sampler.set(thread);
+    }
+
+    pub(crate) fn set_sampler_idle(&self, idle: bool) {
+        self.sampler_idle.store(idle, Ordering::Relaxed);
+    }
+
+    /// Whether the sampler still samples at the idle period (an enqueue clears it).
+    pub(crate) fn sampler_idle(&self) -> bool {
+        self.sampler_idle.load(Ordering::Relaxed)
+    }
+
+    /// The lock-free path: one CAS when nobody waits, a slot is free and the tenant has no cap.
+    #[inline]
+    fn try_fast(&self, tenant: TenantId) -> bool {
+        if self.capped_mask.load(Ordering::Relaxed) & tenant_bit(tenant) != 0 {
+            return false;
+        }
+        let word = &self.hot.word;
+        let mut current = word.load(Ordering::Relaxed);
+        loop {
+            if current & QUEUED != 0 || used_of(current) >= slots_of(current) {
+                return false;
+            }
+            match word.compare_exchange_weak(current, current + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => {
+                    self.hot.admitted_fast.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Takes a free slot regardless of the flag (under the lock, for a waiter picked in order).
+    fn take_slot(&self) -> bool {
+        let word = &self.hot.word;
+        let mut current = word.load(Ordering::Relaxed);
+        loop {
+            if used_of(current) >= slots_of(current) {
+                return false;
+            }
+            match word.compare_exchange_weak(current, current + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Returns a slot; true if waiters may need it (the caller then hands it on under the lock).
+    #[inline]
+    fn return_slot(&self) -> bool {
+        self.hot.word.fetch_sub(1, Ordering::AcqRel) & QUEUED != 0
+    }
+
+    fn set_slots(&self, slots: u32) {
+        let word = &self.hot.word;
+        let mut current = word.load(Ordering::Relaxed);
+        loop {
+            let next = (current & !SLOTS_MASK) | (u64::from(slots) << SLOTS_SHIFT);
+            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Releases the slot of a permit admitted without a cap charge or CPU report.
+    #[inline]
+    pub(crate) fn release_fast(&self) {
+        if self.return_slot() {
+            self.hand_on();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hand_on(&self) {
+        let now = self.clock.now_nanos();
+        let mut inner = self.lock();
+        self.housekeeping(&mut inner, now);
+    }
+
+    /// Releases the slot of a permit that charges CPU: settles the tenant's cap and totals.
+    pub(crate) fn release_charged(&self, tenant: TenantId, cap: Option<CapCharge>, used_nanos: u64) {
+        let now = self.clock.now_nanos();
+        let mut inner = self.lock();
+        let state = inner.tenants.entry(tenant).or_insert_with(TenantState::new);
+        state.total_cpu_nanos = state.total_cpu_nanos.saturating_add(used_nanos);
+        if let (Some(charge), Some(cap)) = (cap, state.cap.as_mut()) {
+            if cap.generation == charge.generation {
+                cap.bucket.settle(charge.estimate_nanos, used_nanos, now);
+                let estimate = cap.estimate_nanos as i128;
+                let step = (i128::from(used_nanos) - estimate) >> ESTIMATE_SHIFT;
+                // Between 0 and max(estimate, used): fits in u64.
+                cap.estimate_nanos = if estimate == 0 { used_nanos } else { (estimate + step) as u64 };
+            }
+        }
+        self.return_slot();
+        self.housekeeping(&mut inner, now);
+    }
+
+    /// Usage reset, deadline expiry, then admission of waiters while slots are free.
+    fn housekeeping(&self, inner: &mut Inner, now: u64) {
+        if now >= inner.usage_reset_at {
+            self.reset_usage(inner, now);
+        }
+        while let Some(&(deadline, seq)) = inner.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            inner.deadlines.pop_first();
+            if let Some(notify) = Self::unqueue(inner, seq) {
+                let waiter = inner.waiters.get_mut(&seq).expect("unqueued waiters stay in the map");
+                let waited = Duration::from_nanos(now.saturating_sub(waiter.enqueued_nanos));
+                waiter.state = WaiterState::Failed(AdmitError::DeadlineExceeded { waited });
+                inner.totals.deadline_exceeded += 1;
+                notify.wake();
+            }
+        }
+        self.grant(inner, now);
+    }
+
+    /// Zeroes tenant usage and forgets tenants with nothing left to remember.
+    fn reset_usage(&self, inner: &mut Inner, now: u64) {
+        let period = duration_nanos(self.config.usage_reset).max(1);
+        let behind = now - inner.usage_reset_at;
+        inner.usage_reset_at = now + period - behind % period;
+        inner.tenants.retain(|_, state| {
+            state.usage = 0;
+            !state.queue.is_empty() || state.cap.is_some() || state.weight != NonZeroU32::MIN
+        });
+    }
+
+    /// Removes a waiting waiter from the ordering structures; returns how to wake it, or
+    /// `None` if it was not waiting. The waiter stays in `waiters` (its state is set by the
+    /// caller).
+    fn unqueue(inner: &mut Inner, seq: u64) -> Option<Notify> {
+        let waiter = inner.waiters.get_mut(&seq)?;
+        if !matches!(waiter.state, WaiterState::Waiting(_)) {
+            return None;
+        }
+        let placeholder = WaiterState::Failed(AdmitError::WouldBlock);
+        let WaiterState::Waiting(notify) = std::mem::replace(&mut waiter.state, placeholder) else {
+            return None;
+        };
+        let (tenant, priority, deadline) = (waiter.tenant, waiter.priority, waiter.deadline);
+        if let Some(state) = inner.tenants.get_mut(&tenant) {
+            state.queue.remove(&(Reverse(priority), seq));
+            if state.queue.is_empty() {
+                inner.waiting_tenants.remove(&tenant);
+            }
+        }
+        if let Some(deadline) = deadline {
+            inner.deadlines.remove(&(deadline, seq));
+        }
+        if let Some(count) = inner.waiting_by_priority.get_mut(&priority) {
+            *count -= 1;
+            if *count == 0 {
+                inner.waiting_by_priority.remove(&priority);
+            }
+        }
+        inner.waiting -= 1;
+        Some(notify)
+    }
+
+    /// The waiter to admit next: among tenants with an eligible waiter (no cap, or a cap with
+    /// a positive balance), the least usage per weight; ties by the head waiter's priority,
+    /// then arrival. Within the tenant: its highest priority, then FIFO (or LIFO under
+    /// overload).
+    fn pick(&self, inner: &mut Inner, now: u64) -> Option<u64> {
+        let Inner { tenants, waiting_tenants, waiters, .. } = inner;
+        // (usage, weight, priority, seq) of the best head so far.
+        let mut best: Option<(u64, u32, Reverse<Priority>, u64)> = None;
+        for tenant in waiting_tenants.iter() {
+            let Some(state) = tenants.get_mut(tenant) else { continue };
+            let Some(&(priority, oldest)) = state.queue.first() else { continue };
+            if let Some(cap) = state.cap.as_mut() {
+                cap.bucket.refill(now);
+                if cap.bucket.balance_nanos() <= 0 {
+                    continue;
+                }
+            }
+            let seq = match self.config.order {
+                QueueOrder::Fifo => oldest,
+                QueueOrder::LifoUnderOverload { after } => {
+                    let waited = waiters.get(&oldest).map_or(0, |w| now.saturating_sub(w.enqueued_nanos));
+                    if waited >= duration_nanos(after) {
+                        let range = (priority, 0)..=(priority, u64::MAX);
+                        state.queue.range(range).next_back().map_or(oldest, |&(_, newest)| newest)
+                    } else {
+                        oldest
+                    }
+                }
+            };
+            let candidate = (state.usage, state.weight.get(), priority, seq);
+            let better = match best {
+                None => true,
+                Some((usage, weight, best_priority, best_seq)) => {
+                    // usage / weight compared exactly by cross-multiplication.
+                    let mine = u128::from(candidate.0) * u128::from(weight);
+                    let theirs = u128::from(usage) * u128::from(candidate.1);
+                    mine.cmp(&theirs)
+                        .then(candidate.2.cmp(&best_priority))
+                        .then(candidate.3.cmp(&best_seq))
+                        .is_lt()
+                }
+            };
+            if better {
+                best = Some(candidate);
+            }
+        }
+        best.map(|(.., seq)| seq)
+    }
+
+    /// Admits waiters in order while slots are free. Returns whether any was admitted.
+    fn grant(&self, inner: &mut Inner, now: u64) -> bool {
+        let mut any = false;
+        while inner.waiting > 0 {
+            let Some(seq) = self.pick(inner, now) else { break };
+            if !self.take_slot() {
+                break;
+            }
+            let notify = Self::unqueue(inner, seq).expect("picked waiters are waiting");
+            let waiter = inner.waiters.get_mut(&seq).expect("unqueued waiters stay in the map");
+            let state = inner.tenants.get_mut(&waiter.tenant).expect("waiting tenants are tracked");
+            state.usage += 1;
+            let charge = state.cap.as_mut().map(|cap| {
+                cap.bucket.try_take(cap.estimate_nanos, now);
+                CapCharge { generation: cap.generation, estimate_nanos: cap.estimate_nanos }
+            });
+            waiter.state = WaiterState::Admitted(charge);
+            let waited = now.saturating_sub(waiter.enqueued_nanos);
+            self.waits.record(waited);
+            inner.totals.admitted_locked += 1;
+            if waited > 0 {
+                inner.totals.admitted_after_queueing += 1;
+            }
+            notify.wake();
+            any = true;
+        }
+        // The flag is only ever set under the lock: a plain load tells whether it needs
+        // clearing, sparing the hot line a write on every sample.
+        if inner.waiting == 0 && self.hot.word.load(Ordering::Relaxed) & QUEUED != 0 {
+            self.hot.word.fetch_and(!QUEUED, Ordering::AcqRel);
+        }
+        any
+    }
+
+    /// Under the lock: chores, checks, then queues the request and admits in order (it may be
+    /// admitted at once). Returns its sequence number.
+    fn enqueue(
+        &self,
+        inner: &mut Inner,
+        request: &Request,
+        notify: Notify,
+        now: u64,
+    ) -> Result<u64, AdmitError> {
+        self.housekeeping(inner, now);
+        if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
+            inner.totals.deadline_exceeded += 1;
+            return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
+        }
+        if let Some(limit) = self.config.queue_limit {
+            if inner.waiting >= limit {
+                inner.totals.queue_full += 1;
+                return Err(AdmitError::QueueFull { limit });
+            }
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let deadline = request.deadline.map(Deadline::nanos);
+        let state = inner.tenants.entry(request.tenant).or_insert_with(TenantState::new);
+        state.queue.insert((Reverse(request.priority), seq));
+        inner.waiting_tenants.insert(request.tenant);
+        inner.waiters.insert(
+            seq,
+            Waiter {
+                tenant: request.tenant,
+                priority: request.priority,
+                enqueued_nanos: now,
+                deadline,
+                state: WaiterState::Waiting(notify),
+            },
+        );
+        if let Some(deadline) = deadline {
+            inner.deadlines.insert((deadline, seq));
+        }
+        *inner.waiting_by_priority.entry(request.priority).or_default() += 1;
+        inner.waiting += 1;
+        self.hot.word.fetch_or(QUEUED, Ordering::AcqRel);
+        if self.sampler_idle.swap(false, Ordering::Relaxed) {
+            if let Some(thread) = self.sampler.get() {
+                thread.unpark();
+            }
+        }
+        self.grant(inner, now);
+        Ok(seq)
+    }
+
+    /// The outcome of a waiter, if it has one (the waiter is then forgotten).
+    fn outcome(inner: &mut Inner, seq: u64) -> Option<Result<Option<CapCharge>, AdmitError>> {
+        let waiter = inner.waiters.get(&seq)?;
+        let outcome = match waiter.state {
+            WaiterState::Waiting(_) => return None,
+            WaiterState::Admitted(charge) => Ok(charge),
+            WaiterState::Failed(error) => Err(error),
+        };
+        inner.waiters.remove(&seq);
+        Some(outcome)
+    }
+
+    /// A waiter gives up: leaves the queue, or returns the slot it was handed.
+    fn cancel(&self, inner: &mut Inner, seq: u64, now: u64) {
+        if Self::unqueue(inner, seq).is_some() {
+            inner.waiters.remove(&seq);
+            inner.totals.cancelled += 1;
+        } else if let Some(waiter) = inner.waiters.remove(&seq) {
+            if let WaiterState::Admitted(charge) = waiter.state {
+                inner.totals.cancelled += 1;
+                if let (Some(charge), Some(state)) = (charge, inner.tenants.get_mut(&waiter.tenant)) {
+                    if let Some(cap) = state.cap.as_mut().filter(|cap| cap.generation == charge.generation) {
+                        cap.bucket.refund(charge.estimate_nanos, now);
+                    }
+                }
+                self.return_slot();
+            }
+        }
+        self.housekeeping(inner, now);
+    }
+
+    fn admit_blocking(self: &Arc<Self>, request: &Request) -> Result<Permit, AdmitError> {
+        let condvar = Arc::new(Condvar::new());
+        let now = self.clock.now_nanos();
+        let mut inner = self.lock();
+        let seq = self.enqueue(&mut inner, request, Notify::Thread(condvar.clone()), now)?;
+        loop {
+            if let Some(outcome) = Self::outcome(&mut inner, seq) {
+                drop(inner);
+                return outcome.map(|charge| Permit::locked(self.clone(), request.tenant, charge, true));
+            }
+            let now = self.clock.now_nanos();
+            let mut wait = MAX_BLOCK_NANOS;
+            if let Some(deadline) = request.deadline {
+                wait = wait.min(deadline.nanos().saturating_sub(now));
+            }
+            if let Some(cap) = inner.tenants.get(&request.tenant).and_then(|state| state.cap.as_ref()) {
+                let refill = cap.bucket.nanos_until_positive();
+                if refill > 0 {
+                    wait = wait.min(refill);
+                }
+            }
+            let wait = Duration::from_nanos(wait.max(MIN_BLOCK_NANOS));
+            inner = condvar.wait_timeout(inner, wait).unwrap_or_else(PoisonError::into_inner).0;
+            let now = self.clock.now_nanos();
+            self.housekeeping(&mut inner, now);
+        }
+    }
+
+    fn try_admit_locked(self: &Arc<Self>, request: &Request) -> Result<Permit, AdmitError> {
+        let now = self.clock.now_nanos();
+        let mut inner = self.lock();
+        self.housekeeping(&mut inner, now);
+        if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
+            inner.totals.deadline_exceeded += 1;
+            return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
+        }
+        // Nobody eligible waits (`grant` just ran, so any eligible waiter left has no slot).
+        let ahead = inner.waiting > 0 && self.pick(&mut inner, now).is_some();
+        let state = inner.tenants.entry(request.tenant).or_insert_with(TenantState::new);
+        let eligible = state.cap.as_mut().is_none_or(|cap| {
+            cap.bucket.refill(now);
+            cap.bucket.balance_nanos() > 0
+        });
+        if ahead || !eligible || !self.take_slot() {
+            drop(inner);
+            self.would_block.fetch_add(1, Ordering::Relaxed);
+            return Err(AdmitError::WouldBlock);
+        }
+        state.usage += 1;
+        let charge = state.cap.as_mut().map(|cap| {
+            cap.bucket.try_take(cap.estimate_nanos, now);
+            CapCharge { generation: cap.generation, estimate_nanos: cap.estimate_nanos }
+        });
+        inner.totals.admitted_locked += 1;
+        self.waits.record(0);
+        drop(inner);
+        Ok(Permit::locked(self.clone(), request.tenant, charge, true))
+    }
+
+    pub(crate) fn record_sample(&self, runnable_per_cpu: f64) -> u32 {
+        let now = self.clock.now_nanos();
+        let mut inner = self.lock();
+        let used = used_of(self.hot.word.load(Ordering::Acquire));
+        match inner.controller.sample(SlotInput { runnable_per_cpu, used }) {
+            SlotChange::Increased => inner.totals.increases += 1,
+            SlotChange::Decreased => inner.totals.decreases += 1,
+            SlotChange::Unchanged => {}
+        }
+        let slots = inner.controller.slots();
+        if slots != slots_of(self.hot.word.load(Ordering::Relaxed)) {
+            self.set_slots(slots);
+        }
+        inner.totals.samples += 1;
+        if !runnable_per_cpu.is_nan() {
+            inner.runnable_per_cpu = Some(runnable_per_cpu);
+        }
+        self.housekeeping(&mut inner, now);
+        slots
+    }
+
+    pub(crate) fn tick(&self) {
+        let now = self.clock.now_nanos();
+        let mut inner = self.lock();
+        self.housekeeping(&mut inner, now);
+    }
+
+    pub(crate) fn snapshot(&self) -> WorkQueueSnapshot {
+        let now = self.clock.now_nanos();
+        let inner = self.lock();
+        let word = self.hot.word.load(Ordering::Acquire);
+        let fast = self.hot.admitted_fast.load(Ordering::Relaxed);
+        let mut wait_time = self.waits.snapshot();
+        if fast > 0 {
+            let zeros = Histogram::new();
+            zeros.record_n(0, fast);
+            wait_time.merge(&zeros.snapshot());
+        }
+        let mut tenants: Vec<TenantSnapshot> = inner
+            .tenants
+            .iter()
+            .map(|(&tenant, state)| TenantSnapshot {
+                tenant,
+                weight: state.weight.get(),
+                cap: state.cap.as_ref().map(|cap| cap.share),
+                cap_balance_nanos: state.cap.as_ref().map(|cap| {
+                    let mut bucket = cap.bucket.clone();
+                    bucket.refill(now);
+                    bucket.balance_nanos()
+                }),
+                waiting: state.queue.len(),
+                usage: state.usage,
+                total_cpu: Duration::from_nanos(state.total_cpu_nanos),
+            })
+            .collect();
+        tenants.sort_by_key(|t| t.tenant);
+        WorkQueueSnapshot {
+            slots: slots_of(word),
+            used: used_of(word),
+            waiting: inner.waiting,
+            waiting_by_priority: inner.waiting_by_priority.iter().rev().map(|(&p, &n)| (p, n)).collect(),
+            tenants,
+            wait_time,
+            total_admitted: fast + inner.totals.admitted_locked,
+            total_admitted_after_queueing: inner.totals.admitted_after_queueing,
+            total_rejected: Rejections {
+                deadline_exceeded: inner.totals.deadline_exceeded,
+                queue_full: inner.totals.queue_full,
+                would_block: self.would_block.load(Ordering::Relaxed),
+            },
+            total_cancelled: inner.totals.cancelled,
+            runnable_per_cpu: inner.runnable_per_cpu,
+            total_samples: inner.totals.samples,
+            total_slot_increases: inner.totals.increases,
+            total_slot_decreases: inner.totals.decreases,
+        }
+    }
+}
+
+/// The future of [`WorkQueue::admit_async`]. Dropping it leaves the queue clean.
+///
+/// # Panics
+///
+/// If polled again after it completed.
+#[must_use = "futures do nothing unless polled"]
+pub struct AdmitFuture {
+    shared: Arc<Shared>,
+    request: Request,
+    seq: Option<u64>,
+    done: bool,
+}
+
+impl std::fmt::Debug for AdmitFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmitFuture")
+            .field("request", &self.request)
+            .field("queued", &self.seq.is_some())
+            .finish()
+    }
+}
+
+impl Future for AdmitFuture {
+    type Output = Result<Permit, AdmitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(!this.done, "AdmitFuture polled after it completed");
+        let shared = &this.shared;
+        let tenant = this.request.tenant;
+        let outcome = match this.seq {
+            None => {
+                let fresh = this.request.deadline.is_none_or(|d| shared.clock.now_nanos() < d.nanos());
+                if fresh && shared.try_fast(tenant) {
+                    this.done = true;
+                    return Poll::Ready(Ok(Permit::fast(shared.clone(), tenant)));
+                }
+                let now = shared.clock.now_nanos();
+                let mut inner = shared.lock();
+                match shared.enqueue(&mut inner, &this.request, Notify::Waker(cx.waker().clone()), now) {
+                    Err(error) => Some(Err(error)),
+                    Ok(seq) => {
+                        let outcome = Shared::outcome(&mut inner, seq);
+                        if outcome.is_none() {
+                            this.seq = Some(seq);
+                        }
+                        outcome
+                    }
+                }
+            }
+            Some(seq) => {
+                let now = shared.clock.now_nanos();
+                let mut inner = shared.lock();
+                shared.housekeeping(&mut inner, now);
+                let outcome = Shared::outcome(&mut inner, seq);
+                if outcome.is_some() {
+                    this.seq = None;
+                } else if let Some(WaiterState::Waiting(Notify::Waker(waker))) =
+                    inner.waiters.get_mut(&seq).map(|waiter| &mut waiter.state)
+                {
+                    if !waker.will_wake(cx.waker()) {
+                        waker.clone_from(cx.waker());
+                    }
+                }
+                outcome
+            }
+        };
+        match outcome {
+            None => Poll::Pending,
+            Some(result) => {
+                this.done = true;
+                Poll::Ready(result.map(|charge| Permit::locked(shared.clone(), tenant, charge, false)))
+            }
+        }
+    }
+}
+
+impl Drop for AdmitFuture {
+    fn drop(&mut self) {
+        if let Some(seq) = self.seq.take() {
+            let now = self.shared.clock.now_nanos();
+            let mut inner = self.shared.lock();
+            self.shared.cancel(&mut inner, seq, now);
+        }
+    }
+}

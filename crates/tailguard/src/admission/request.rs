@@ -1,0 +1,174 @@
+//! What a caller asks for — tenant, priority, deadline — and why it may be refused.
+
+use std::fmt;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A tenant: the unit of fair sharing, weights and CPU caps.
+///
+/// Requests without a tenant of their own use [`TenantId::DEFAULT`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(pub u64);
+
+impl TenantId {
+    /// The tenant of requests that name none.
+    pub const DEFAULT: TenantId = TenantId(0);
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How urgent a request is, within its tenant: higher levels are admitted first.
+///
+/// Any `i8` level is allowed; the named levels follow CockroachDB's `admissionpb.WorkPriority`
+/// (`LowPri` -128, `UserLowPri` -50, `NormalPri` 0, `UserHighPri` 50, `HighPri` 127), so that
+/// liveness work such as heartbeats ([`Priority::HIGHEST`]) outranks normal requests.
+///
+/// ```
+/// use tailguard::admission::Priority;
+///
+/// assert!(Priority::HIGHEST > Priority::HIGH && Priority::HIGH > Priority::NORMAL);
+/// assert!(Priority::new(-10) < Priority::NORMAL);
+/// assert_eq!(Priority::default(), Priority::NORMAL);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Priority(i8);
+
+impl Priority {
+    /// The lowest level (-128): work that may wait for everything else.
+    pub const LOWEST: Priority = Priority(i8::MIN);
+    /// Low (-50): background requests of users.
+    pub const LOW: Priority = Priority(-50);
+    /// Normal (0), the default.
+    pub const NORMAL: Priority = Priority(0);
+    /// High (50): latency-critical user requests.
+    pub const HIGH: Priority = Priority(50);
+    /// The highest level (127): liveness work such as heartbeats.
+    pub const HIGHEST: Priority = Priority(i8::MAX);
+
+    /// A priority at any level.
+    pub const fn new(level: i8) -> Self {
+        Priority(level)
+    }
+
+    /// The level.
+    pub const fn level(self) -> i8 {
+        self.0
+    }
+}
+
+impl From<i8> for Priority {
+    fn from(level: i8) -> Self {
+        Priority(level)
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A point in time on the work queue's clock after which a request must not start.
+///
+/// Build one with [`WorkQueue::deadline_in`](super::WorkQueue::deadline_in) (now plus a
+/// duration), or from a clock reading with [`Deadline::at_nanos`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Deadline(u64);
+
+impl Deadline {
+    /// The deadline at `nanos` of the queue's clock ([`Clock::now_nanos`](crate::clock::Clock)).
+    pub const fn at_nanos(nanos: u64) -> Self {
+        Deadline(nanos)
+    }
+
+    /// The clock reading, in nanoseconds.
+    pub const fn nanos(self) -> u64 {
+        self.0
+    }
+}
+
+/// A request for admission: who asks, how urgently, and until when it is worth running.
+///
+/// Waiters are ordered by tenant first (the tenant with the least usage per weight), then
+/// priority (higher first), then arrival (first come, or last come under overload with
+/// [`QueueOrder::LifoUnderOverload`](super::QueueOrder::LifoUnderOverload)).
+///
+/// ```
+/// use tailguard::admission::{Priority, Request, TenantId};
+///
+/// let request = Request::new().tenant(TenantId(7)).priority(Priority::HIGH);
+/// assert_eq!(request.tenant, TenantId(7));
+/// assert_eq!(request.deadline, None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The tenant (default [`TenantId::DEFAULT`]).
+    pub tenant: TenantId,
+    /// The priority within the tenant (default [`Priority::NORMAL`]).
+    pub priority: Priority,
+    /// When waiting must stop: past it, admission fails with
+    /// [`AdmitError::DeadlineExceeded`] instead of running late. `None` waits as long as it
+    /// takes.
+    pub deadline: Option<Deadline>,
+}
+
+impl Request {
+    /// A request of the default tenant at normal priority, without a deadline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the tenant.
+    #[must_use]
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Sets the priority.
+    #[must_use]
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the deadline.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+}
+
+/// Why a request was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum AdmitError {
+    /// [`try_admit`](super::WorkQueue::try_admit) found every slot in use, or others waiting
+    /// ahead: retry later, or wait with `admit` / `admit_async`.
+    #[error("no admission slot free now: retry later, or wait with admit()/admit_async()")]
+    WouldBlock,
+    /// The request's deadline passed before it could be admitted (`waited` is how long it
+    /// queued; zero when it arrived past its deadline). Fail the request: running it now
+    /// would only answer late.
+    #[error(
+        "deadline exceeded after waiting {waited:?} for an admission slot: the service is \
+         overloaded; fail the request or give it a later deadline"
+    )]
+    DeadlineExceeded {
+        /// Time spent in the queue.
+        waited: Duration,
+    },
+    /// The queue already holds its configured maximum of waiters: shed the request, or raise
+    /// [`WorkQueueConfig::queue_limit`](super::WorkQueueConfig::queue_limit).
+    #[error("admission queue full ({limit} waiting): shed the request or raise queue_limit")]
+    QueueFull {
+        /// The configured limit.
+        limit: usize,
+    },
+}
