@@ -209,3 +209,48 @@ fn sigterm_during_a_backup_stops_it_at_a_resumption_point_and_marks_its_output_i
         assert!(stderr.contains("stopped"), "{stderr}");
     }
 }
+
+#[test]
+fn with_admission_requests_carry_tenant_priority_and_deadline_and_the_queue_is_visible() {
+    let server =
+        Server::start(&["--keys", "500", "--admission", "--tenant-weight", "1=3", "--tenant-cap", "2=0.5"]);
+    let ok =
+        server.request_with("GET", "/kv/1", &["x-tailguard-tenant: 1", "x-tailguard-priority: high"], b"");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let put =
+        server.request_with("PUT", "/kv/1", &["x-tailguard-tenant: 2", "x-tailguard-priority: -5"], b"v");
+    assert_eq!(put.status, 200, "{}", put.text());
+    // A request whose deadline has passed on arrival fails fast, with the reason.
+    let late = server.request_with("GET", "/kv/1", &["x-tailguard-deadline: 0ms"], b"");
+    assert_eq!(late.status, 503, "{}", late.text());
+    assert!(late.error().contains("deadline exceeded"), "{}", late.error());
+    // Malformed headers: 400 naming the header.
+    for header in ["x-tailguard-tenant: -1", "x-tailguard-priority: urgent", "x-tailguard-deadline: soon"] {
+        let reply = server.request_with("GET", "/kv/1", &[header], b"");
+        assert_eq!(reply.status, 400, "{header}: {}", reply.text());
+        assert!(reply.error().contains(header.split(':').next().unwrap()), "{}", reply.error());
+    }
+    let queue = server.get_json("/debug/admission");
+    assert_eq!(queue["admission"], true);
+    assert_eq!(queue["admitted"], 2, "{queue}");
+    assert_eq!(queue["rejected"]["deadline_exceeded"], 1, "{queue}");
+    let tenants = queue["tenants"].as_array().unwrap();
+    let tenant = |id: u64| {
+        tenants.iter().find(|t| t["tenant"] == id).unwrap_or_else(|| panic!("tenant {id}: {queue}"))
+    };
+    assert_eq!(tenant(1)["weight"], 3);
+    assert_eq!(tenant(2)["cap"], 0.5);
+    assert!(tenant(2)["cpu_seconds"].as_f64().unwrap() > 0.0, "the put was charged: {queue}");
+
+    // Without --admission the headers are still checked, and the queue says it is off.
+    let plain = Server::start(&["--keys", "100"]);
+    assert_eq!(plain.request_with("GET", "/kv/1", &["x-tailguard-priority: urgent"], b"").status, 400);
+    assert_eq!(plain.get_json("/debug/admission")["admission"], false);
+    // Tenant flags without --admission are refused with a clear error.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_tailguard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tenant-cap", "1=0.5"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("need --admission"));
+}

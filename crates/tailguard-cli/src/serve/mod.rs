@@ -11,14 +11,20 @@
 //! | `POST /jobs/{id}/verify`, `POST /jobs/{id}/restore` | check a backup against the store / load it back |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /debug/elastic` | limiter state and recent controller history (JSON) |
+//! | `GET /debug/admission` | the foreground work queue (`--admission`): slots, waiting, tenants (JSON) |
 //! | `GET /debug/tasks` | task profile (text; `?format=json`, `?mode=stop-the-world`) |
 //! | `GET /api/series` | the live page's time series (JSON) |
 //! | `GET /` | live charts |
+//!
+//! With `--admission`, key-value requests pass a work queue first; the headers
+//! `x-tailguard-tenant`, `x-tailguard-priority` and `x-tailguard-deadline` place them in it, and a
+//! request refused by the queue (deadline passed, queue full) gets 503 with the reason.
 //!
 //! SIGINT or SIGTERM shuts down gracefully: no new connection is accepted, requests in flight
 //! finish, running jobs stop at a resumption point (a backup keeps its output as
 //! `PATH.partial`, marked incomplete), then the process exits 0.
 
+mod admission;
 mod jobs;
 mod routes;
 mod sampler;
@@ -32,6 +38,9 @@ use std::time::Duration;
 
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::num::NonZeroU32;
+
+use tailguard::admission::{TenantId, WorkQueue, WorkQueueConfig};
 use tailguard::elastic::Limiter;
 use tailguard::histogram::{WindowConfig, WindowedHistogram};
 use tailguard::observe::{ProbeConfig, RuntimeProbe};
@@ -85,6 +94,23 @@ pub struct ServeArgs {
     /// Run elastic threads at the OS's idle priority (SCHED_IDLE) as well.
     #[arg(long)]
     os_priority: bool,
+    /// Admit key-value requests through a work queue (tailguard::admission): slots sized by the
+    /// runtime's run queue, ordered by tenant, then priority (header x-tailguard-priority), then
+    /// arrival, with an optional wait deadline per request (header x-tailguard-deadline).
+    #[arg(long)]
+    admission: bool,
+    /// Runnable tasks per CPU at or above which the admission slots shrink.
+    #[arg(long, default_value_t = tailguard::admission::config::DEFAULT_OVERLOAD_THRESHOLD)]
+    admission_threshold: f64,
+    /// Most requests waiting for admission; beyond it requests get 503 at once.
+    #[arg(long)]
+    queue_limit: Option<usize>,
+    /// A tenant's weight in the admission order, TENANT=WEIGHT (repeatable; default weight 1).
+    #[arg(long, value_parser = admission::parse_tenant_weight)]
+    tenant_weight: Vec<(TenantId, NonZeroU32)>,
+    /// A tenant's CPU cap as a share of the machine, TENANT=SHARE (repeatable).
+    #[arg(long, value_parser = admission::parse_tenant_cap)]
+    tenant_cap: Vec<(TenantId, f64)>,
     /// Directory for backup files (default: a `tailguard-serve-PID` directory in the system's
     /// temporary directory, kept after exit).
     #[arg(long)]
@@ -102,6 +128,8 @@ pub struct App {
     service: Arc<Service>,
     store: Arc<Store>,
     limiter: Option<Limiter>,
+    /// The foreground work queue (`--admission`).
+    queue: Option<WorkQueue>,
     /// Wake→poll delay of the server's runtime (the runtime probe).
     scheduling: Arc<WindowedHistogram>,
     /// Server-side latency of key-value requests.
@@ -139,7 +167,38 @@ fn validate(args: &ServeArgs) -> Result<(), CliError> {
     if args.workers.is_some_and(|w| !(1..=1024).contains(&w)) {
         return Err("--workers is out of range: use 1 ..= 1024".into());
     }
+    if !args.admission
+        && (!args.tenant_weight.is_empty() || !args.tenant_cap.is_empty() || args.queue_limit.is_some())
+    {
+        return Err("--tenant-weight, --tenant-cap and --queue-limit need --admission".into());
+    }
     Ok(())
+}
+
+/// The work queue of `--admission`, with its sampler thread on the server's runtime.
+fn work_queue(
+    args: &ServeArgs,
+    runtime: &tokio::runtime::Handle,
+    cores: usize,
+) -> Result<Option<WorkQueue>, CliError> {
+    if !args.admission {
+        return Ok(None);
+    }
+    let config = WorkQueueConfig {
+        overload_threshold: args.admission_threshold,
+        queue_limit: args.queue_limit,
+        cores: cores as f64,
+        ..WorkQueueConfig::default()
+    };
+    let queue =
+        WorkQueue::start_with_runtime(config, runtime).map_err(|e| format!("admission settings: {e}"))?;
+    for &(tenant, weight) in &args.tenant_weight {
+        queue.set_tenant_weight(tenant, weight);
+    }
+    for &(tenant, share) in &args.tenant_cap {
+        queue.set_tenant_cap(tenant, share).map_err(|e| format!("--tenant-cap {}={share}: {e}", tenant.0))?;
+    }
+    Ok(Some(queue))
 }
 
 /// Runs `tailguard serve` until SIGINT or SIGTERM.
@@ -191,7 +250,9 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         slice: args.grant,
         backup_dir: backup_dir.clone(),
     };
+    let queue = work_queue(args, runtime.handle(), cores)?;
     let app = Arc::new(App {
+        queue,
         jobs: Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()),
         service,
         store,
@@ -213,6 +274,9 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     let _ = sampler.join();
     if let Some(limiter) = &limiter {
         limiter.stop();
+    }
+    if let Some(queue) = &app.queue {
+        queue.stop();
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     served

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::App;
+use super::admission::Admission;
 use super::jobs::{self, JobKind, JobState, StartError};
 use super::sampler::Point;
 use crate::workload::keyspace::Key;
@@ -50,6 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/jobs/{id}/restore", post(restore_backup))
         .route("/metrics", get(metrics))
         .route("/debug/elastic", get(debug_elastic))
+        .route("/debug/admission", get(debug_admission))
         .route("/debug/tasks", get(debug_tasks))
         .route("/api/series", get(series))
         .fallback(not_found)
@@ -102,9 +104,26 @@ fn parse_id(text: &str) -> ApiResult<u64> {
     })
 }
 
-/// Runs one key-value request through the service, timing it.
-async fn call(app: &App, op: Op, name: &'static str) -> ApiResult<crate::workload::service::Response> {
+/// Runs one key-value request through the service, timing it; with `--admission`, first waits
+/// for a slot of the work queue as the headers ask.
+async fn call(
+    app: &App,
+    headers: &HeaderMap,
+    op: Op,
+    name: &'static str,
+) -> ApiResult<crate::workload::service::Response> {
     let start = Instant::now();
+    let admission =
+        Admission::from_headers(headers).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let mut permit = match &app.queue {
+        Some(queue) => Some(
+            queue
+                .admit_async(&admission.request(queue))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?,
+        ),
+        None => None,
+    };
     let response = tailguard::task::Builder::new()
         .name("http-kv")
         .track(async {
@@ -113,15 +132,24 @@ async fn call(app: &App, op: Op, name: &'static str) -> ApiResult<crate::workloa
         })
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    if let Some(permit) = permit.as_mut() {
+        // The hops ran on other tasks: charge the tenant the time they spent running.
+        permit.charge_cpu(response.busy);
+    }
+    drop(permit);
     let elapsed = start.elapsed();
     app.requests.record(elapsed);
     metrics::histogram!("tailguard_request_latency_seconds", "op" => name).record(elapsed.as_secs_f64());
     Ok(response)
 }
 
-async fn get_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult<Response> {
+async fn get_key(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let key = parse_key(&key)?;
-    match call(&app, Op::Get(key), "get").await?.value {
+    match call(&app, &headers, Op::Get(key), "get").await?.value {
         Some(value) => {
             Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Bytes::from(value.to_vec()))
                 .into_response())
@@ -133,6 +161,7 @@ async fn get_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiRes
 async fn put_key(
     State(app): State<Arc<App>>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let key = parse_key(&key)?;
@@ -146,13 +175,17 @@ async fn put_key(
         ApiError::new(status, message)
     })?;
     let bytes = body.len();
-    call(&app, Op::Set(key, body.to_vec().into()), "put").await?;
+    call(&app, &headers, Op::Set(key, body.to_vec().into()), "put").await?;
     Ok((StatusCode::OK, Json(json!({ "key": key.0, "bytes": bytes }))).into_response())
 }
 
-async fn delete_key(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_key(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     let key = parse_key(&key)?;
-    match call(&app, Op::Delete(key), "delete").await?.value {
+    match call(&app, &headers, Op::Delete(key), "delete").await?.value {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("key {} not found", key.0))),
     }
@@ -341,6 +374,14 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "used_fraction": t.used_fraction,
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// The foreground work queue's state.
+async fn debug_admission(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(match &app.queue {
+        Some(queue) => super::admission::snapshot_json(&queue.snapshot()),
+        None => json!({ "admission": false }),
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -59,6 +60,16 @@ pub struct Response {
     /// The value read (gets), written (puts and sets) or removed (deletes); `None` when the key
     /// was absent.
     pub value: Option<Value>,
+    /// Time the request's hops spent running (wall time inside their work, read with the cheap
+    /// monotonic clock: an estimate of the request's CPU that includes any OS preemption).
+    pub busy: Duration,
+}
+
+/// Runs `work`, returning its result and how long it took.
+fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = work();
+    (out, start.elapsed())
 }
 
 /// A request that did not complete.
@@ -139,28 +150,37 @@ impl Service {
     pub async fn call(self: &Arc<Self>, op: Op) -> Result<Response, ServiceError> {
         let key = op.key();
         // Client: encode the request.
-        let request_digest = hash_work(key.0, &key.to_bytes(), self.work.hash_bytes_per_hop);
+        let (request_digest, encode) =
+            timed(|| hash_work(key.0, &key.to_bytes(), self.work.hash_bytes_per_hop));
         let (reply_tx, reply_rx) = oneshot::channel();
         let service = Arc::clone(self);
         self.spawn("kv-server", async move {
             let response = service.serve(op, request_digest).await;
             let _ = reply_tx.send(response);
         });
-        let response = reply_rx.await.map_err(|_| ServiceError::Dropped)??;
+        let mut response = reply_rx.await.map_err(|_| ServiceError::Dropped)??;
+        response.busy += encode;
         Ok(response)
     }
 
     /// Server task: parses, forwards to a storage task, encodes the response.
     async fn serve(self: Arc<Self>, op: Op, request_digest: u64) -> Result<Response, ServiceError> {
-        let parsed = hash_work(request_digest, &request_digest.to_le_bytes(), self.work.hash_bytes_per_hop);
+        let (parsed, parse) =
+            timed(|| hash_work(request_digest, &request_digest.to_le_bytes(), self.work.hash_bytes_per_hop));
         let (tx, rx) = oneshot::channel();
         let service = Arc::clone(&self);
         self.spawn("kv-storage", async move {
-            let _ = tx.send(service.storage(op, parsed));
+            let _ = tx.send(timed(|| service.storage(op, parsed)));
         });
-        let (value, stored_digest) = rx.await.map_err(|_| ServiceError::Dropped)?;
-        let digest = hash_work(stored_digest, &stored_digest.to_le_bytes(), self.work.hash_bytes_per_hop);
-        Ok(Response { value_bytes: value.as_ref().map_or(0, |v| v.len()), digest, value })
+        let ((value, stored_digest), storage) = rx.await.map_err(|_| ServiceError::Dropped)?;
+        let (digest, encode) =
+            timed(|| hash_work(stored_digest, &stored_digest.to_le_bytes(), self.work.hash_bytes_per_hop));
+        Ok(Response {
+            value_bytes: value.as_ref().map_or(0, |v| v.len()),
+            digest,
+            value,
+            busy: parse + storage + encode,
+        })
     }
 
     /// Storage task: the store access plus a checksum over the value.
@@ -207,7 +227,12 @@ mod tests {
                 service.call(Op::Get(Key(500))).await.unwrap(),
             )
         });
-        assert_eq!(get, put, "a put rewrites the canonical value, so the digest is unchanged");
+        assert_eq!(
+            (get.digest, &get.value),
+            (put.digest, &put.value),
+            "a put rewrites the canonical value, so the digest is unchanged"
+        );
+        assert!(get.busy > Duration::ZERO && get.busy < Duration::from_secs(10), "{:?}", get.busy);
         assert_eq!(get.value_bytes, keyspace.value_of(Key(7)).len());
         assert_eq!(get.value, Some(keyspace.value_of(Key(7))));
         assert_eq!(missing.value_bytes, 0);

@@ -52,6 +52,11 @@ impl Server {
         request(self.addr, method, path, body)
     }
 
+    /// One request with extra header lines (`"Name: value"`).
+    pub fn request_with(&self, method: &str, path: &str, headers: &[&str], body: &[u8]) -> Reply {
+        request_with(self.addr, method, path, headers, body)
+    }
+
     /// GET `path`, expecting 200 and JSON.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         let reply = self.request("GET", path, b"");
@@ -139,10 +144,16 @@ impl Reply {
 /// Sends one HTTP/1.1 request with `Connection: close` and reads the whole response (chunked
 /// bodies are decoded).
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
+    request_with(addr, method, path, &[], body)
+}
+
+/// [`request`] with extra header lines.
+pub fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
