@@ -34,7 +34,7 @@ pub(crate) struct Building {
 struct BuildState {
     spans: Vec<Draft>,
     dropped_spans: u64,
-    /// The root has closed: later events of spans that outlive it are ignored.
+    /// The root has closed: later events are ignored.
     finished: bool,
     polls: u64,
     scheduled_polls: u64,
@@ -247,12 +247,11 @@ impl Building {
         let nanos = Duration::from_nanos;
         let spans = std::mem::take(&mut state.spans)
             .into_iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let closed = i > 0 && d.end_nanos.is_some();
+            .map(|d| {
+                // The registry closes a parent only after its children, so every span has
+                // closed and exited by now; stay well-defined should a span not have.
                 let end = d.end_nanos.unwrap_or(root_end_nanos).max(d.start_nanos);
                 let busy = if d.entered > 0 {
-                    // Still entered when the root closed: busy up to the root's end.
                     d.busy_nanos + root_end_nanos.saturating_sub(d.busy_since_nanos)
                 } else {
                     d.busy_nanos
@@ -270,7 +269,6 @@ impl Building {
                         .collect(),
                     start: nanos(d.start_nanos.saturating_sub(self.root_start_nanos)),
                     duration: nanos(total),
-                    closed: closed || i == 0,
                     busy: nanos(busy),
                     idle: nanos(total - busy),
                     enters: d.enters,

@@ -344,9 +344,13 @@ where
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        self.with_captured(&id, &ctx, |trace, index, now| {
-            if index == 0 { trace.finish(now) } else { trace.close(index, now) }
-        });
+        self.with_captured(
+            &id,
+            &ctx,
+            |trace, index, now| {
+                if index == 0 { trace.finish(now) } else { trace.close(index, now) }
+            },
+        );
     }
 }
 

@@ -16,8 +16,11 @@
 //! All times come from the layer's [`Clock`](crate::clock::Clock) (monotonic wall time):
 //!
 //! - **start** and **duration**: from the span's creation (`on_new_span`) to its close, the start
-//!   as an offset from the root's creation. A span still open when the root closes runs to the
-//!   root's close and is marked open.
+//!   as an offset from the root's creation. The registry closes a span only once its children
+//!   have closed, so a request ends — and is compared with the threshold — when its last span
+//!   closes: background work that carries a child span of the request extends it (give such
+//!   work a root of its own, `parent: None`, and link it with `follows_from` instead). A span
+//!   that is never closed (leaked) keeps its request in flight for good.
 //! - **busy**: wall time while the span was entered on at least one thread. For a future
 //!   instrumented with a span, `tracing` enters the span for each poll, so this is the time its
 //!   polls ran — including time the OS descheduled the thread in the middle of a poll.
@@ -110,7 +113,9 @@ use std::time::Duration;
 
 pub use layer::{CaptureHandle, CaptureLayer};
 pub use scheduling::{PollScope, Scheduled};
-pub use trace::{CaptureState, CaptureStatus, MinuteHistogram, SpanField, SpanRecord, Trace, TraceId, TraceSummary};
+pub use trace::{
+    CaptureState, CaptureStatus, MinuteHistogram, SpanField, SpanRecord, Trace, TraceId, TraceSummary,
+};
 
 /// The most fields recorded per span; later ones are ignored.
 pub const MAX_FIELDS: usize = 16;

@@ -108,7 +108,8 @@ impl PollScope {
     /// first poll of a task).
     #[inline]
     pub fn enter(scheduling_delay: Option<Duration>) -> Self {
-        let note = PollNote { seq: next_seq(), delay_nanos: scheduling_delay.map(duration_nanos), claimed: false };
+        let note =
+            PollNote { seq: next_seq(), delay_nanos: scheduling_delay.map(duration_nanos), claimed: false };
         let previous = POLL.try_with(|cell| cell.replace(note)).unwrap_or_default();
         Self { previous, _not_send: PhantomData }
     }

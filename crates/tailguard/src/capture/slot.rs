@@ -44,9 +44,7 @@ impl<T> ArmSlot<T> {
 
     /// Stops `generation` from sampling, if it still does; the value stays the latest.
     pub(crate) fn retire(&self, generation: u64) -> bool {
-        self.generation
-            .compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.generation.compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// The value of `generation`, if it is still the latest.

@@ -48,10 +48,8 @@ pub struct SpanRecord {
     pub fields: Vec<SpanField>,
     /// When the span was created, from the root's creation.
     pub start: Duration,
-    /// From creation to close, or to the root's close when the span was still open then.
+    /// From creation to close.
     pub duration: Duration,
-    /// Whether the span closed before the root did.
-    pub closed: bool,
     /// Wall time while entered on some thread (for a future: while polled). Includes time the
     /// OS descheduled the thread mid-poll.
     pub busy: Duration,
@@ -81,8 +79,7 @@ pub struct SpanRecord {
 /// ```
 ///
 /// `start` is in milliseconds from the root's creation; `sched` is the scheduling delay and
-/// the number of polls that followed a wake; a span still open when the root closed is marked
-/// `(open)`.
+/// the number of polls that followed a wake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Trace {
@@ -147,8 +144,11 @@ impl Trace {
     pub fn tree_order(&self) -> Vec<(usize, usize)> {
         let children = self.children();
         let mut order = Vec::with_capacity(self.spans.len());
-        let mut stack: Vec<(usize, usize)> =
-            (0..self.spans.len()).rev().filter(|&i| self.spans[i].parent.is_none_or(|p| p >= i)).map(|i| (i, 0)).collect();
+        let mut stack: Vec<(usize, usize)> = (0..self.spans.len())
+            .rev()
+            .filter(|&i| self.spans[i].parent.is_none_or(|p| p >= i))
+            .map(|i| (i, 0))
+            .collect();
         while let Some((i, depth)) = stack.pop() {
             order.push((i, depth));
             stack.extend(children[i].iter().rev().map(|&c| (c, depth + 1)));
@@ -204,9 +204,6 @@ impl fmt::Display for Trace {
                     write!(f, "{}={}", field.name, field.value)?;
                 }
                 f.write_str("}")?;
-            }
-            if !s.closed {
-                f.write_str(" (open)")?;
             }
             writeln!(f)?;
         }
@@ -318,11 +315,11 @@ impl fmt::Display for CaptureStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "capture {}: {} for {:?} (p={}, threshold {}, window {}, {} left): sampled {}, kept {}/{}, \
+            "capture {} ({}): {}, p={}, threshold {}, window {} ({} left); sampled {}, kept {}/{}, \
              below threshold {}, dropped {}, skipped in flight {}",
             self.id,
-            self.spec.fingerprint,
             self.state,
+            self.spec.fingerprint,
             self.spec.probability,
             Millis(self.spec.threshold),
             Elapsed(self.spec.window),
@@ -430,7 +427,10 @@ mod tests {
         let late = MinuteHistogram::from_start_times([s(3600 * 11 + 4 * 60)]);
         assert!(late.to_string().ends_with("11:04  | * 1\n"));
         let many = MinuteHistogram::from_start_times(std::iter::repeat_n(s(0), 600));
-        assert_eq!(many.to_string(), format!("minute | freq\n00:00  | {} 600\n(* = 10 traces)\n", "*".repeat(60)));
+        assert_eq!(
+            many.to_string(),
+            format!("minute | freq\n00:00  | {} 600\n(* = 10 traces)\n", "*".repeat(60))
+        );
         assert_eq!(MinuteHistogram::default().to_string(), "minute | freq\n");
     }
 
