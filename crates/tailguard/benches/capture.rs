@@ -10,7 +10,10 @@
 //! - `layer_p0`: with the layer armed for `request` at probability 0 (every root pays the
 //!   sampling decision, none is sampled),
 //! - `layer_p1`: armed at probability 1 with an unreachable threshold (every request's tree is
-//!   recorded, then discarded: the full cost of a sampled request without filling the store).
+//!   recorded, then discarded: the full cost of a sampled request without filling the store),
+//! - `layer_recording`: not armed, but one sampled request stays open throughout, so that every
+//!   span event of the unsampled requests looks up its span's extensions (the cost of an
+//!   unsampled request while some other request is being recorded).
 //!
 //! `overhead` (after the criterion groups, only under `cargo bench`): the ~20 µs request under
 //! `registry` and `layer_p0`, interleaved in 40 rounds of 2000 requests each so that both see the
@@ -68,7 +71,8 @@ fn request(id: u64, iters: u64) -> u64 {
     acc
 }
 
-fn subscribers() -> Vec<(&'static str, Dispatch)> {
+/// The subscribers compared, with whatever each must keep open.
+fn subscribers() -> Vec<(&'static str, Dispatch, Option<tracing::Span>)> {
     let layered = |spec: Option<CaptureSpec>| {
         let layer = CaptureLayer::new();
         if let Some(spec) = spec {
@@ -77,14 +81,26 @@ fn subscribers() -> Vec<(&'static str, Dispatch)> {
         Dispatch::new(tracing_subscriber::registry().with(layer))
     };
     let long = Duration::from_secs(24 * 3600);
+    let recording = {
+        let layer = CaptureLayer::new();
+        let handle = layer.handle();
+        handle.arm(CaptureSpec::new("request").probability(1.0).window(long)).expect("valid spec");
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        let open = dispatcher::with_default(&dispatch, || info_span!("request", id = 0u64));
+        handle.disarm();
+        assert_eq!(handle.in_flight(), 1);
+        (dispatch, open)
+    };
     vec![
-        ("registry", Dispatch::new(tracing_subscriber::registry())),
-        ("layer_unarmed", layered(None)),
-        ("layer_p0", layered(Some(CaptureSpec::new("request").probability(0.0).window(long)))),
+        ("registry", Dispatch::new(tracing_subscriber::registry()), None),
+        ("layer_unarmed", layered(None), None),
+        ("layer_p0", layered(Some(CaptureSpec::new("request").probability(0.0).window(long))), None),
         (
             "layer_p1",
             layered(Some(CaptureSpec::new("request").probability(1.0).threshold(long).window(long))),
+            None,
         ),
+        ("layer_recording", recording.0, Some(recording.1)),
     ]
 }
 
@@ -92,7 +108,7 @@ fn requests(c: &mut Criterion) {
     let hop_iters = calibrate(Duration::from_micros(5));
     for (group, iters) in [("spans", 0), ("work", hop_iters)] {
         let mut g = c.benchmark_group(format!("capture_request/{group}"));
-        for (name, dispatch) in subscribers() {
+        for (name, dispatch, _open) in subscribers() {
             dispatcher::with_default(&dispatch, || {
                 let mut id = 0;
                 g.bench_function(name, |b| {

@@ -117,9 +117,10 @@ impl Building {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records a new span under `parent`; `None` when it is not recorded (dropped for the
-    /// bound, or the root has closed: then `Some` is still returned for dropped spans so that
-    /// their descendants are counted, and `None` only once the trace is finished).
+    /// Records a new span under `parent` (`None`: the parent was dropped for the bound) and
+    /// returns the new span's extension — without an index when the span is dropped for the
+    /// bound, so that its descendants are counted as dropped too — or `None` once the trace is
+    /// finished.
     pub(crate) fn add_child(
         self: &Arc<Self>,
         parent: Option<u32>,

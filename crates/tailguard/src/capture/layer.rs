@@ -183,7 +183,6 @@ fn mix(mut z: u64) -> u64 {
 ///
 /// Stack it on a [`tracing_subscriber::Registry`] (it stores its per-span state in the
 /// registry's span extensions) and keep a [`CaptureHandle`] to arm and read it.
-#[derive(Clone)]
 pub struct CaptureLayer {
     shared: Arc<Shared>,
 }

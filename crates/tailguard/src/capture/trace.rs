@@ -72,10 +72,11 @@ pub struct SpanRecord {
 /// `Display` renders it as an indented tree, one line per span:
 ///
 /// ```text
-/// trace 1 (capture 1): request took 17.00ms, started +0:00:01.000 after arming; 2 spans; waited 4.00ms to be scheduled in 1 of 2 polls
-///    start   duration       busy       idle      sched  span
-///   +0.000    17.00ms     3.00ms    14.00ms  4.00ms/1  request {id=7}
-///   +0.000    17.00ms     3.00ms    14.00ms  4.00ms/1    handler
+/// trace 1 (capture 1): request took 22.00ms, started +0:00:00.000 after arming; 3 spans; waited 4.00ms to be scheduled in 1 of 4 polls
+///     start   duration       busy       idle      sched  span
+///    +0.000    22.00ms     0.00ms    22.00ms   0.00ms/0  request {id=7}
+///    +0.000    17.00ms     3.00ms    14.00ms   4.00ms/1    hop
+///   +17.000     5.00ms     2.00ms     3.00ms   0.00ms/0    unscheduled
 /// ```
 ///
 /// `start` is in milliseconds from the root's creation; `sched` is the scheduling delay and
@@ -172,13 +173,17 @@ impl fmt::Display for Trace {
         if self.dropped_spans > 0 {
             write!(f, " ({} more dropped)", self.dropped_spans)?;
         }
-        writeln!(
-            f,
-            "; waited {} to be scheduled in {} of {} polls",
-            Millis(self.scheduling_delay),
-            self.scheduled_polls,
-            self.polls
-        )?;
+        if self.polls == 0 {
+            writeln!(f, "; scheduling delay not measured (no poll scope)")?;
+        } else {
+            writeln!(
+                f,
+                "; waited {} to be scheduled in {} of {} polls",
+                Millis(self.scheduling_delay),
+                self.scheduled_polls,
+                self.polls
+            )?;
+        }
         writeln!(f, "{:>9} {:>10} {:>10} {:>10} {:>10}  span", "start", "duration", "busy", "idle", "sched")?;
         for (i, depth) in self.tree_order() {
             let s = &self.spans[i];
