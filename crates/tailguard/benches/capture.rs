@@ -5,7 +5,9 @@
 //! request, calibrated at start) or none (`spans/*`, the span machinery alone). Each is run under
 //! four subscribers, all a `tracing_subscriber::Registry`:
 //!
-//! - `registry`: the registry alone (the baseline),
+//! - `registry`: the registry alone (the baseline; on the project's VMs its `spans` figure is
+//!   bimodal, a few samples many times slower than the rest, so `registry_noop_layer`, the
+//!   registry under `tracing_subscriber`'s no-op `Identity` layer, is the steadier baseline),
 //! - `layer_unarmed`: with a `CaptureLayer` that was never armed,
 //! - `layer_p0`: with the layer armed for `request` at probability 0 (every root pays the
 //!   sampling decision, none is sampled),
@@ -101,6 +103,11 @@ fn subscribers() -> Vec<(&'static str, Dispatch, Option<tracing::Span>)> {
             None,
         ),
         ("layer_recording", recording.0, Some(recording.1)),
+        (
+            "registry_noop_layer",
+            Dispatch::new(tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new())),
+            None,
+        ),
     ]
 }
 

@@ -159,8 +159,9 @@ impl Wake for WakeStamp {
 /// [`PollScope`] carrying the delay since the wake that preceded it.
 ///
 /// Wrap the outermost future of a task, around its `tracing` instrumentation:
-/// `Scheduled::new(work.instrument(span))`. Costs one monotonic clock read per poll and one per
-/// wake, and one allocation when made (the inner future is boxed).
+/// `tokio::spawn(Scheduled::new(work.instrument(span)))`. Costs one monotonic clock read per
+/// poll that follows a wake and one per wake, and one allocation when made (the inner future is
+/// boxed).
 ///
 /// # Examples
 ///
@@ -232,6 +233,12 @@ impl<F> fmt::Debug for Scheduled<F> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+
+    #[test]
+    fn scheduled_is_send_when_its_future_is() {
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&Scheduled::new(async { 1 }));
+    }
 
     #[test]
     fn scopes_nest_and_restore() {
