@@ -378,6 +378,50 @@ fn splits_idle_time_into_waiting_and_waiting_to_be_scheduled() {
 }
 
 #[test]
+fn a_request_across_tokio_tasks_on_worker_threads() {
+    // Real threads and the system clock: only the structure is asserted, never a time.
+    let layer = CaptureLayer::new();
+    let capture = layer.handle();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    capture.arm(CaptureSpec::new("request").probability(1.0)).unwrap();
+    // The subscriber must be every worker's default, as a global default would be: the registry
+    // releases an entered span through the thread's default dispatcher.
+    let worker_dispatch = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(move || std::mem::forget(dispatcher::set_default(&worker_dispatch)))
+        .build()
+        .unwrap();
+    dispatcher::with_default(&dispatch, || {
+        runtime.block_on(async {
+            let root = info_span!("request");
+            for n in 0..3 {
+                let hop =
+                    async { tokio::task::yield_now().await }.instrument(info_span!(parent: &root, "hop", n));
+                tokio::spawn(Scheduled::new(hop)).await.unwrap(); // the hop's span has closed by now
+            }
+        })
+    });
+    let list = capture.traces();
+    assert_eq!(list.len(), 1, "{:?} in flight {}", capture.status(), capture.in_flight());
+    let trace = capture.trace(list[0].id).unwrap();
+    assert_eq!(trace.spans.len(), 4, "{trace}");
+    for hop in &trace.spans[1..] {
+        assert_eq!((hop.name.as_str(), hop.parent), ("hop", Some(0)));
+        // yield_now wakes the task at once: two polls, the second after a wake.
+        assert_eq!((hop.polls, hop.scheduled_polls), (2, 1), "{trace}");
+    }
+    assert_eq!((trace.polls, trace.scheduled_polls), (6, 3));
+}
+
+#[test]
+fn handles_and_layers_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CaptureHandle>();
+    assert_send_sync::<CaptureLayer>();
+}
+
+#[test]
 fn nested_spans_in_one_poll_count_its_delay_once_for_the_trace() {
     let f = fixture();
     f.capture.arm(CaptureSpec::new("request").probability(1.0)).unwrap();

@@ -11,6 +11,11 @@
 //! samples and what it sampled, kept and dropped, and [`histogram`](CaptureHandle::histogram)
 //! counts kept traces per minute since arming.
 //!
+//! Install the subscriber as the global default, or as the default of every thread that runs
+//! the request's tasks (e.g. from tokio's `on_thread_start`): the registry releases a span that
+//! was entered on a thread through that thread's default dispatcher, so a span entered on a
+//! thread where the subscriber is not the default never closes, and neither does its request.
+//!
 //! # What is measured, per span
 //!
 //! All times come from the layer's [`Clock`](crate::clock::Clock) (monotonic wall time):
