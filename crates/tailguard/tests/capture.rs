@@ -251,6 +251,33 @@ fn cuts_long_field_values() {
     assert_eq!((fields[1].name.as_str(), fields[1].value.as_str()), ("status", "200"));
 }
 
+/// A field whose formatting opens a span of its own.
+struct OpensSpan;
+
+impl std::fmt::Debug for OpensSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let _inside = info_span!("inside_debug").entered();
+        f.write_str("formatted")
+    }
+}
+
+#[test]
+fn a_field_that_opens_spans_while_formatted_does_not_deadlock() {
+    let f = fixture();
+    f.capture.arm(CaptureSpec::new("request").probability(1.0)).unwrap();
+    f.run(|| {
+        let root = info_span!("request");
+        let _root = root.enter();
+        let child = info_span!("child", value = ?OpensSpan, later = tracing::field::Empty);
+        child.record("later", tracing::field::debug(OpensSpan));
+    });
+    let trace = f.only_trace();
+    assert_eq!(span(&trace, "child").fields[0].value, "formatted");
+    assert_eq!(span(&trace, "child").fields[1].value, "formatted");
+    // Whether the spans opened while formatting are recorded is up to `tracing`, which hands
+    // spans opened inside a subscriber's callback to no subscriber at all.
+}
+
 #[test]
 fn nested_spans_and_spans_on_other_threads() {
     let f = fixture();

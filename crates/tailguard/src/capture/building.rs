@@ -127,15 +127,17 @@ impl Building {
         attrs: &tracing::span::Attributes<'_>,
         now_nanos: u64,
     ) -> Option<Captured> {
+        // Fields are formatted before the lock is taken: a field's `Debug` may open spans.
+        let draft = parent.map(|parent| Draft::new(attrs, Some(parent), now_nanos));
         let mut state = self.lock();
         if state.finished {
             return None;
         }
-        let index = match parent {
-            Some(parent) if state.spans.len() < self.armed.spec.max_spans.get() => {
+        let index = match draft {
+            Some(draft) if state.spans.len() < self.armed.spec.max_spans.get() => {
                 // The bound keeps the length far below u32::MAX in practice; saturate anyway.
                 let index = u32::try_from(state.spans.len()).unwrap_or(u32::MAX);
-                state.spans.push(Draft::new(attrs, Some(parent), now_nanos));
+                state.spans.push(draft);
                 Some(index)
             }
             _ => {

@@ -294,10 +294,13 @@ impl CaptureLayer {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let extensions = span.extensions();
-        if let Some(Captured { trace, index: Some(index) }) = extensions.get::<Captured>() {
-            f(trace, *index, self.shared.clock.now_nanos());
-        }
+        let (trace, index) = match span.extensions().get::<Captured>() {
+            Some(Captured { trace, index: Some(index) }) => (Arc::clone(trace), *index),
+            _ => return,
+        };
+        // The span's extensions are released first: `f` may format fields, whose `Debug` may
+        // open spans.
+        f(&trace, index, self.shared.clock.now_nanos());
     }
 }
 
