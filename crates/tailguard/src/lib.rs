@@ -20,11 +20,15 @@
 //! - [`sim`]: how per-hop scheduling tails show up in requests that cross many tasks.
 //! - `task` (feature `tokio`): tracked tasks and a task profile whose pause does not grow with
 //!   the number of tasks.
+//! - `capture` (feature `tracing`): outlier trace capture — a `tracing` layer that samples
+//!   requests, keeps the span trees of slow ones, and splits each span's time into running,
+//!   waiting, and waiting to be scheduled.
 //!
 //! # Features
 //!
 //! `tokio` (default): the runtime probe. `metrics`: export of every signal through the `metrics`
-//! facade. The core (clock, histogram, controller, bucket, handle, sync pacer) needs neither.
+//! facade. `tracing`: outlier trace capture; `serde` adds `Serialize`/`Deserialize` to its plain
+//! data. The core (clock, histogram, controller, bucket, handle, sync pacer) needs none of them.
 //!
 //! # Example
 //!
@@ -74,6 +78,14 @@
 //! ```
 
 pub mod admission;
+#[cfg(feature = "tracing")]
+pub mod capture;
+// The capture layer's arm slot is lock-free on its read side: model-check it also when the
+// `tracing` feature is off (the loom run builds default features).
+#[cfg(all(loom, not(feature = "tracing")))]
+#[allow(dead_code, reason = "only its loom model uses it without the capture layer")]
+#[path = "capture/slot.rs"]
+mod capture_slot;
 pub mod clock;
 pub mod elastic;
 pub mod histogram;
