@@ -254,3 +254,51 @@ fn with_admission_requests_carry_tenant_priority_and_deadline_and_the_queue_is_v
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("need --admission"));
 }
+
+#[test]
+fn outlier_captures_are_armed_listed_fetched_counted_and_cleared() {
+    let server = Server::start(&["--keys", "500"]);
+    let arm = |body: &str| {
+        server.request_with("POST", "/debug/captures", &["Content-Type: application/json"], body.as_bytes())
+    };
+    let armed = arm(r#"{"probability": 1.0, "threshold": "0ms", "window": "10m", "max_captures": 2}"#);
+    assert_eq!(armed.status, 201, "{}", armed.text());
+    assert_eq!(armed.json()["status"]["state"], "Armed");
+    // A second arming while the first samples: 409. Bad specs: 400 naming the field.
+    assert_eq!(arm("{}").status, 409);
+    for (body, field) in [
+        (r#"{"probability": 2}"#, "probability"),
+        (r#"{"threshold": "soon"}"#, "threshold"),
+        (r#"{"colour": 1}"#, "colour"),
+    ] {
+        server.request("DELETE", "/debug/captures", b"");
+        let reply = arm(body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        assert!(reply.error().contains(field), "{}", reply.error());
+    }
+    assert_eq!(arm(r#"{"probability": 1.0, "threshold": "0ms", "max_captures": 2}"#).status, 201);
+
+    for key in 1..=3 {
+        assert_eq!(server.request("GET", &format!("/kv/{key}"), b"").status, 200);
+    }
+    let list = server.poll_json("/debug/captures", |l| l["traces"].as_array().unwrap().len() == 2);
+    assert_eq!(list["status"]["kept"], 2, "bounded by max_captures: {list}");
+    let id = list["traces"][0]["id"].as_u64().unwrap();
+    let tree = server.request("GET", &format!("/debug/captures/{id}"), b"");
+    assert_eq!(tree.status, 200);
+    let text = tree.text();
+    for span in ["kv.request {op=get key=1 tenant=0}", "  kv.server", "    kv.storage"] {
+        assert!(text.contains(span), "{span} missing from\n{text}");
+    }
+    let json = server.get_json(&format!("/debug/captures/{id}?format=json"));
+    assert_eq!(json["spans"].as_array().unwrap().len(), 3, "{json}");
+    let histogram = server.request("GET", "/debug/captures/histogram", b"").text();
+    assert!(histogram.starts_with("minute | freq\n00:00  | ** 2"), "{histogram}");
+    assert!(server.request("GET", "/debug/captures?format=text", b"").text().contains("kept 2/2"));
+    assert_eq!(server.request("GET", "/debug/captures/99", b"").status, 404);
+    assert_eq!(server.request("GET", "/debug/captures/x", b"").status, 400);
+
+    let cleared = server.request("DELETE", "/debug/captures", b"");
+    assert_eq!(cleared.json()["cleared"], 2);
+    assert!(server.get_json("/debug/captures")["traces"].as_array().unwrap().is_empty());
+}

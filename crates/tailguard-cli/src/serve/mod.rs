@@ -13,6 +13,7 @@
 //! | `GET /debug/elastic` | limiter state and recent controller history (JSON) |
 //! | `GET /debug/admission` | the foreground work queue (`--admission`): slots, waiting, tenants (JSON) |
 //! | `GET /debug/tasks` | task profile (text; `?format=json`, `?mode=stop-the-world`) |
+//! | `POST/GET/DELETE /debug/captures`, `GET /debug/captures/{id}`, `GET /debug/captures/histogram` | outlier trace capture of slow requests (see [`captures`]) |
 //! | `GET /api/series` | the live page's time series (JSON) |
 //! | `GET /` | live charts |
 //!
@@ -25,6 +26,7 @@
 //! `PATH.partial`, marked incomplete), then the process exits 0.
 
 mod admission;
+mod captures;
 mod jobs;
 mod routes;
 mod sampler;
@@ -41,10 +43,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::num::NonZeroU32;
 
 use tailguard::admission::{TenantId, WorkQueue, WorkQueueConfig};
+use tailguard::capture::{CaptureHandle, CaptureLayer};
 use tailguard::elastic::Limiter;
 use tailguard::histogram::{WindowConfig, WindowedHistogram};
 use tailguard::observe::{ProbeConfig, RuntimeProbe};
 use tokio::sync::watch;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use self::jobs::{JobSettings, Jobs};
 use self::sampler::Series;
@@ -128,6 +132,8 @@ pub struct App {
     service: Arc<Service>,
     store: Arc<Store>,
     limiter: Option<Limiter>,
+    /// Outlier trace capture of `kv.request` span trees.
+    captures: CaptureHandle,
     /// The foreground work queue (`--admission`).
     queue: Option<WorkQueue>,
     /// Wake→poll delay of the server's runtime (the runtime probe).
@@ -251,8 +257,14 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         backup_dir: backup_dir.clone(),
     };
     let queue = work_queue(args, runtime.handle(), cores)?;
+    // Outlier capture: a layer on the global subscriber (every worker thread enters spans).
+    let capture_layer = CaptureLayer::new();
+    let captures = capture_layer.handle();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(capture_layer))
+        .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
     let app = Arc::new(App {
         queue,
+        captures,
         jobs: Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()),
         service,
         store,

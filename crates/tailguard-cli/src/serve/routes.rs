@@ -17,10 +17,13 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::App;
+use tailguard::capture::Scheduled;
+use tracing::Instrument as _;
+
 use super::admission::Admission;
 use super::jobs::{self, JobKind, JobState, StartError};
 use super::sampler::Point;
+use super::{App, captures};
 use crate::workload::keyspace::Key;
 use crate::workload::service::Op;
 
@@ -52,6 +55,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/debug/elastic", get(debug_elastic))
         .route("/debug/admission", get(debug_admission))
+        .route("/debug/captures", get(captures::list).post(captures::arm).delete(captures::clear))
+        .route("/debug/captures/histogram", get(captures::histogram))
+        .route("/debug/captures/{id}", get(captures::trace))
         .route("/debug/tasks", get(debug_tasks))
         .route("/api/series", get(series))
         .fallback(not_found)
@@ -66,7 +72,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into() }
     }
 }
@@ -77,7 +84,38 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `?format=text|json`.
+#[derive(Debug, Deserialize)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
+impl FormatQuery {
+    fn choose(&self, default_text: bool) -> ApiResult<bool> {
+        match self.format.as_deref() {
+            None => Ok(default_text),
+            Some("text") => Ok(true),
+            Some("json") => Ok(false),
+            Some(other) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("format {other:?} is unknown: use text or json"),
+            )),
+        }
+    }
+
+    /// Whether text was asked for (JSON by default).
+    pub fn text(&self) -> ApiResult<bool> {
+        self.choose(false)
+    }
+
+    /// Whether text is wanted (text by default).
+    pub fn text_unless_json(&self) -> ApiResult<bool> {
+        self.choose(true)
+    }
+}
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
@@ -115,28 +153,34 @@ async fn call(
     let start = Instant::now();
     let admission =
         Admission::from_headers(headers).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    let mut permit = match &app.queue {
-        Some(queue) => Some(
-            queue
-                .admit_async(&admission.request(queue))
-                .await
-                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?,
-        ),
-        None => None,
+    // The root span of outlier captures (fingerprint `kv.request`): admission, then the hops.
+    let span = tracing::info_span!("kv.request", op = name, key = op.key().0, tenant = admission.tenant.0);
+    let request = async {
+        let mut permit = match &app.queue {
+            Some(queue) => Some(
+                queue
+                    .admit_async(&admission.request(queue))
+                    .instrument(tracing::info_span!("kv.admission"))
+                    .await
+                    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?,
+            ),
+            None => None,
+        };
+        let response = tailguard::task::Builder::new()
+            .name("http-kv")
+            .track(async {
+                let _frame = tailguard::task::frame(name);
+                app.service.call(op).await
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        if let Some(permit) = permit.as_mut() {
+            // The hops ran on other tasks: charge the tenant the time they spent running.
+            permit.charge_cpu(response.busy);
+        }
+        Ok::<_, ApiError>(response)
     };
-    let response = tailguard::task::Builder::new()
-        .name("http-kv")
-        .track(async {
-            let _frame = tailguard::task::frame(name);
-            app.service.call(op).await
-        })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    if let Some(permit) = permit.as_mut() {
-        // The hops ran on other tasks: charge the tenant the time they spent running.
-        permit.charge_cpu(response.busy);
-    }
-    drop(permit);
+    let response = Scheduled::new(request.instrument(span)).await?;
     let elapsed = start.elapsed();
     app.requests.record(elapsed);
     metrics::histogram!("tailguard_request_latency_seconds", "op" => name).record(elapsed.as_secs_f64());

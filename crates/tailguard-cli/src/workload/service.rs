@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use super::keyspace::{Key, KeyspaceConfig, Value};
 use super::store::Store;
@@ -127,11 +128,14 @@ impl Service {
         Arc::new(Self { handle, store, keyspace, work, tracked: true })
     }
 
-    fn spawn<F>(&self, name: &str, future: F)
+    /// Spawns one hop. Tracked services run it as a named tracked task inside `span` (a child
+    /// of the caller's current span), with its wake→poll delays measured for outlier captures.
+    fn spawn<F>(&self, name: &str, span: impl FnOnce() -> tracing::Span, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
         if self.tracked {
+            let future = tailguard::capture::Scheduled::new(future.instrument(span()));
             tailguard::task::Builder::new().name(name).spawn_on(future, &self.handle);
         } else {
             self.handle.spawn(future);
@@ -154,7 +158,7 @@ impl Service {
             timed(|| hash_work(key.0, &key.to_bytes(), self.work.hash_bytes_per_hop));
         let (reply_tx, reply_rx) = oneshot::channel();
         let service = Arc::clone(self);
-        self.spawn("kv-server", async move {
+        self.spawn("kv-server", || tracing::info_span!("kv.server"), async move {
             let response = service.serve(op, request_digest).await;
             let _ = reply_tx.send(response);
         });
@@ -169,7 +173,7 @@ impl Service {
             timed(|| hash_work(request_digest, &request_digest.to_le_bytes(), self.work.hash_bytes_per_hop));
         let (tx, rx) = oneshot::channel();
         let service = Arc::clone(&self);
-        self.spawn("kv-storage", async move {
+        self.spawn("kv-storage", || tracing::info_span!("kv.storage"), async move {
             let _ = tx.send(timed(|| service.storage(op, parsed)));
         });
         let ((value, stored_digest), storage) = rx.await.map_err(|_| ServiceError::Dropped)?;

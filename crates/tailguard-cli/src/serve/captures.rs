@@ -1,0 +1,146 @@
+//! Outlier trace capture over HTTP: arm a capture of slow `kv.request` span trees, list, fetch
+//! and clear them, and count them per minute.
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `POST /debug/captures` | arm: JSON `{"probability": 0.01, "threshold": "5ms", "window": "10m", "fingerprint": "kv.request", "max_captures": 100}` (every field optional) |
+//! | `GET /debug/captures` | the arming's status and the kept traces (JSON; `?format=text`) |
+//! | `GET /debug/captures/histogram` | kept traces per minute since arming, `minute | freq` with a bar |
+//! | `GET /debug/captures/{id}` | one trace as an indented tree (`?format=json`) |
+//! | `DELETE /debug/captures` | disarm and drop every kept trace |
+
+use std::fmt::Write as _;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tailguard::capture::{ArmError, CaptureSpec, TraceId};
+
+use super::App;
+use super::routes::{ApiError, ApiResult, FormatQuery};
+use crate::duration::parse_duration;
+
+/// The root span of every key-value request: the default fingerprint.
+pub const REQUEST_SPAN: &str = "kv.request";
+
+/// The body of `POST /debug/captures`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmBody {
+    fingerprint: Option<String>,
+    probability: Option<f64>,
+    threshold: Option<String>,
+    window: Option<String>,
+    max_captures: Option<usize>,
+    max_spans: Option<usize>,
+    seed: Option<u64>,
+}
+
+impl ArmBody {
+    fn spec(self) -> Result<CaptureSpec, String> {
+        let mut spec = CaptureSpec::new(self.fingerprint.unwrap_or_else(|| REQUEST_SPAN.to_owned()));
+        if let Some(p) = self.probability {
+            spec = spec.probability(p);
+        }
+        if let Some(t) = self.threshold {
+            spec = spec.threshold(parse_duration(&t).map_err(|e| format!("threshold: {e}"))?);
+        }
+        if let Some(w) = self.window {
+            spec = spec.window(parse_duration(&w).map_err(|e| format!("window: {e}"))?);
+        }
+        let positive =
+            |name: &str, n: usize| NonZeroUsize::new(n).ok_or_else(|| format!("{name} must be at least 1"));
+        if let Some(n) = self.max_captures {
+            spec = spec.max_captures(positive("max_captures", n)?);
+        }
+        if let Some(n) = self.max_spans {
+            spec = spec.max_spans(positive("max_spans", n)?);
+        }
+        if let Some(seed) = self.seed {
+            spec = spec.seed(seed);
+        }
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+}
+
+/// `POST /debug/captures`: arms a capture (409 while another is armed).
+pub async fn arm(
+    State(app): State<Arc<App>>,
+    body: Result<Json<ArmBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    // An empty body arms with every default.
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(JsonRejection::MissingJsonContentType(_)) => ArmBody::default(),
+        Err(rejection) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("capture spec: {}", rejection.body_text()),
+            ));
+        }
+    };
+    let spec =
+        body.spec().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("capture spec: {e}")))?;
+    match app.captures.arm(spec) {
+        Ok(id) => Ok((StatusCode::CREATED, Json(json!({ "id": id, "status": app.captures.status() })))),
+        Err(error @ ArmError::AlreadyArmed { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, error.to_string()))
+        }
+        Err(error) => Err(ApiError::new(StatusCode::BAD_REQUEST, error.to_string())),
+    }
+}
+
+/// `GET /debug/captures`: status and kept traces.
+pub async fn list(State(app): State<Arc<App>>, Query(query): Query<FormatQuery>) -> ApiResult<Response> {
+    let status = app.captures.status();
+    let traces = app.captures.traces();
+    if query.text()? {
+        let mut text = match &status {
+            Some(status) => format!("{status}\n"),
+            None => "no capture armed yet: POST /debug/captures to arm one\n".to_owned(),
+        };
+        for trace in &traces {
+            let _ = writeln!(text, "{trace}");
+        }
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
+    Ok(Json(json!({ "status": status, "traces": traces })).into_response())
+}
+
+/// `GET /debug/captures/histogram`: kept traces per minute since arming.
+pub async fn histogram(State(app): State<Arc<App>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], app.captures.histogram().to_string())
+}
+
+/// `GET /debug/captures/{id}`: one trace.
+pub async fn trace(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(query): Query<FormatQuery>,
+) -> ApiResult<Response> {
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("trace id {id:?} is not a positive integer"))
+    })?;
+    let trace = app
+        .captures
+        .trace(TraceId(id))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no kept trace {id}")))?;
+    if query.text_unless_json()? {
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], trace.to_string()).into_response());
+    }
+    Ok(Json(trace).into_response())
+}
+
+/// `DELETE /debug/captures`: disarms and drops every kept trace.
+pub async fn clear(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let disarmed = app.captures.disarm();
+    let cleared = app.captures.clear();
+    Json(json!({ "disarmed": disarmed, "cleared": cleared }))
+}
