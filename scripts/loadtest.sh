@@ -5,7 +5,7 @@
 # side by side.
 #
 #   scripts/loadtest.sh                 # defaults below
-#   RATE=3000 DURATION=20 scripts/loadtest.sh
+#   RATE=15000 DURATION=10 ROUNDS=3 scripts/loadtest.sh
 #
 # Needs wrk (Debian: apt-get install wrk), curl and python3. Builds the release binary unless
 # TAILGUARD_BIN names one.
@@ -18,6 +18,7 @@ CONNECTIONS=${CONNECTIONS:-32}  # wrk connections (each paces itself to RATE/CON
 THREADS=${THREADS:-1}           # wrk threads
 KEYS=${KEYS:-100000}
 WARMUP=${WARMUP:-3}             # seconds of load before each measurement
+ROUNDS=${ROUNDS:-1}             # rounds of all four rows; the table shows each figure's median
 EXTRA=${EXTRA:-}                # extra flags for `tailguard serve`
 
 for tool in wrk curl python3; do
@@ -84,32 +85,43 @@ measure() {  # prints the RESULT line of one wrk run
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-rows=()
-for control in on off; do
-  flags=""; [ "$control" = off ] && flags="--no-control"
-  start_server "$flags"
-  echo "loadtest: control $control: measuring without a backup (${WARMUP}s warm-up + ${DURATION}s at $RATE req/s)…" >&2
-  idle=$(measure)
-  start_backups
-  sleep 1
-  before=$(backup_keys)
-  echo "loadtest: control $control: measuring with backups running…" >&2
-  busy=$(measure)
-  after=$(backup_keys)
-  stop_backups
-  stop_server
-  rows+=("$control|none|$idle|")
-  rows+=("$control|running|$busy|$(( (after - before) / (DURATION + WARMUP) ))")
+results="$work/results"
+for round in $(seq "$ROUNDS"); do
+  for control in on off; do
+    flags=""; [ "$control" = off ] && flags="--no-control"
+    start_server "$flags"
+    echo "loadtest: round $round/$ROUNDS, control $control: without a backup (${WARMUP}s warm-up + ${DURATION}s at $RATE req/s)…" >&2
+    echo "$control none $(measure) keys_per_sec=-" >>"$results"
+    start_backups
+    sleep 1
+    before=$(backup_keys)
+    echo "loadtest: round $round/$ROUNDS, control $control: with backups running…" >&2
+    busy=$(measure)
+    after=$(backup_keys)
+    stop_backups
+    stop_server
+    echo "$control running $busy keys_per_sec=$(( (after - before) / (DURATION + WARMUP) ))" >>"$results"
+  done
 done
 
 echo
-echo "wrk -c$CONNECTIONS at $RATE req/s (Poisson), ${DURATION}s per row, $KEYS keys, $(nproc) cores"
-printf '%-8s %-8s %9s %7s %8s %8s %8s %8s %8s %12s\n' control backup "req/s" errors p50_ms p90_ms p99_ms p999_ms max_ms backup_keys/s
-for row in "${rows[@]}"; do
-  IFS='|' read -r control backup result keys <<<"$row"
-  reqs=$(field requests "$result"); secs=$(field secs "$result")
-  printf '%-8s %-8s %9.0f %7s %8s %8s %8s %8s %8s %12s\n' "$control" "$backup" \
-    "$(python3 -c "print($reqs/$secs)")" "$(field errors "$result")" "$(field p50_ms "$result")" \
-    "$(field p90_ms "$result")" "$(field p99_ms "$result")" "$(field p999_ms "$result")" \
-    "$(field max_ms "$result")" "${keys:--}"
-done
+echo "wrk -c$CONNECTIONS at $RATE req/s (Poisson), ${DURATION}s per row, $KEYS keys, $(nproc) cores; median of $ROUNDS round(s)"
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    control, backup, *fields = line.split()
+    kv = dict(f.split("=", 1) for f in fields if "=" in f)
+    rows.setdefault((control, backup), []).append(kv)
+def med(runs, key, fn=float):
+    values = [fn(r[key]) for r in runs if r.get(key, "-") != "-"]
+    return statistics.median(values) if values else None
+head = ["control", "backup", "req/s", "errors", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "backup_keys/s"]
+print("%-8s %-8s %9s %7s %8s %8s %8s %8s %8s %13s" % tuple(head))
+for (control, backup), runs in rows.items():
+    rps = statistics.median(float(r["requests"]) / float(r["secs"]) for r in runs)
+    keys = med(runs, "keys_per_sec")
+    cells = [med(runs, k) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")]
+    print("%-8s %-8s %9.0f %7.0f %s %13s" % (control, backup, rps, med(runs, "errors"),
+          " ".join("%8.3f" % c for c in cells), "-" if keys is None else "%.0f" % keys))
+PY
