@@ -74,7 +74,15 @@ stop_backups() {
   done
 }
 
-backup_keys() { curl -s "$addr/jobs" | json "sum(j['keys'] for j in d if j['kind']=='backup')"; }
+backup_keys() {  # keys backed up so far, over every backup job of this server
+  local body
+  for _ in 1 2 3; do
+    body=$(curl -s --max-time 30 "$addr/jobs") && [ -n "$body" ] && break
+    sleep 1
+  done
+  [ -n "$body" ] || { echo "loadtest: GET $addr/jobs failed; server log:" >&2; tail -5 "$work/server.err" >&2; exit 1; }
+  json "sum(j['keys'] for j in d if j['kind']=='backup')" <<<"$body"
+}
 
 measure() {  # prints the RESULT line of one wrk run
   TG_RATE=$RATE TG_CONNECTIONS=$CONNECTIONS TG_KEYS=$KEYS \
@@ -87,7 +95,9 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 results="$work/results"
 for round in $(seq "$ROUNDS"); do
-  for control in on off; do
+  # Alternate which configuration goes first, so that neither always meets a cold machine.
+  order="on off"; [ $((round % 2)) -eq 0 ] && order="off on"
+  for control in $order; do
     flags=""; [ "$control" = off ] && flags="--no-control"
     start_server "$flags"
     echo "loadtest: round $round/$ROUNDS, control $control: without a backup (${WARMUP}s warm-up + ${DURATION}s at $RATE req/s)…" >&2
