@@ -137,6 +137,10 @@ impl ElasticRun {
             store: Arc::clone(&bench.store),
             os_priority,
             slice: args.grant,
+            request: match args.elastic_yield {
+                Some(interval) => AcquireRequest::new().yield_every(interval),
+                None => AcquireRequest::new(),
+            },
             interrupted: Arc::clone(&bench.cancelled),
             started,
         };
@@ -271,6 +275,8 @@ struct Job {
     /// Wall-time length of an uncontrolled export request: the grant size, so requests are
     /// comparable across modes.
     slice: Duration,
+    /// What an elastic thread asks the limiter for (with the yield interval, if any).
+    request: AcquireRequest,
     /// Where a backup worker sends the path of its first backup once the file exists.
     started: Option<mpsc::Sender<PathBuf>>,
 }
@@ -324,7 +330,7 @@ impl Job {
                     }
                     match &self.limiter {
                         // Blocks until the grant's CPU exists (at most grant / rate).
-                        Some(limiter) => match limiter.acquire(&AcquireRequest::new()) {
+                        Some(limiter) => match limiter.acquire(&self.request) {
                             Ok(handle) => {
                                 Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
                             }
@@ -428,7 +434,7 @@ impl Job {
     fn scans(&self) {
         self.lower_priority();
         let mut account = self.meter.cpu_account();
-        let mut pacer = self.limiter.as_ref().map(|l| Pacer::new(l.clone(), AcquireRequest::new()));
+        let mut pacer = self.limiter.as_ref().map(|l| Pacer::new(l.clone(), self.request));
         while !self.stop.load(Ordering::Relaxed) {
             let mut keys = 0u64;
             let summary = catch_up_scan(&self.store, 4096, &mut || {

@@ -6,6 +6,7 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use super::limiter::Shared;
+use crate::clock::duration_nanos;
 
 /// CPU time between two reads of the thread CPU clock in `over_limit()` (DESIGN §8: ~1 ms).
 pub const CHECK_INTERVAL_NANOS: u64 = 1_000_000;
@@ -83,11 +84,16 @@ pub struct ElasticHandle {
     last_check_cpu_nanos: Cell<u64>,
     /// Used CPU (since the timer started) as of the last clock read.
     used_nanos: Cell<u64>,
+    /// CPU between two clock reads: [`CHECK_INTERVAL_NANOS`], or the yield interval if shorter.
+    check_interval_nanos: u64,
+    /// Yield the OS thread at every clock read ([`AcquireRequest::yield_every`]).
+    yields: bool,
 }
 
 impl ElasticHandle {
-    pub(crate) fn new(shared: Arc<Shared>, granted_nanos: u64) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, granted_nanos: u64, yield_every: Option<Duration>) -> Self {
         let cpu = shared.clock.thread_cpu_nanos();
+        let yield_nanos = yield_every.map(duration_nanos).filter(|&n| n > 0);
         ElasticHandle {
             shared,
             granted_nanos,
@@ -99,6 +105,8 @@ impl ElasticHandle {
             iterations_per_check: Cell::new(1),
             last_check_cpu_nanos: Cell::new(cpu),
             used_nanos: Cell::new(0),
+            check_interval_nanos: yield_nanos.map_or(CHECK_INTERVAL_NANOS, |n| n.min(CHECK_INTERVAL_NANOS)),
+            yields: yield_nanos.is_some(),
         }
     }
 
@@ -128,7 +136,9 @@ impl ElasticHandle {
     /// excluded).
     ///
     /// Meant for every iteration of a tight loop: most calls decrement a `Cell` countdown and
-    /// return; every ~1 ms of CPU worth of iterations it reads the thread CPU clock and
+    /// return; every ~1 ms of CPU worth of iterations (or every
+    /// [`yield_every`](super::AcquireRequest::yield_every), then yielding the thread) it reads the
+    /// thread CPU clock and
     /// re-estimates how many iterations make 1 ms (growing at most ×2 per check, shrinking as
     /// far as needed when iterations get slower, and never overshooting the rest of the grant).
     #[inline]
@@ -149,19 +159,21 @@ impl ElasticHandle {
         let spent = cpu.saturating_sub(self.last_check_cpu_nanos.get());
         self.last_check_cpu_nanos.set(cpu);
         let iterations = u64::from(self.iterations_per_check.get());
-        let mut estimate = (iterations * CHECK_INTERVAL_NANOS)
+        let interval = self.check_interval_nanos;
+        let mut estimate = (iterations * interval)
             .checked_div(spent)
             .map_or(iterations * 2, |scaled| scaled.clamp(1, iterations * 2));
         estimate = estimate.min(u64::from(MAX_ITERATIONS_PER_CHECK));
         self.iterations_per_check.set(estimate as u32);
         let remaining = self.granted_nanos.saturating_sub(used);
         // Near the end of the grant, check proportionally sooner.
-        let next = if remaining < CHECK_INTERVAL_NANOS {
-            (estimate * remaining / CHECK_INTERVAL_NANOS).max(1)
-        } else {
-            estimate
-        };
+        let next = if remaining < interval { (estimate * remaining / interval).max(1) } else { estimate };
         self.countdown.set(next as u32);
+        if self.yields {
+            // Let a foreground thread that became runnable on this CPU run now rather than
+            // after the rest of this thread's OS time slice.
+            thread::yield_now();
+        }
         (used >= self.granted_nanos, Duration::from_nanos(used))
     }
 

@@ -409,7 +409,7 @@ impl Limiter {
         if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
             self.shared.note_granted(&mut state, grant_nanos, request.tenant);
             drop(state);
-            return Ok(ElasticHandle::new(self.shared.clone(), grant_nanos));
+            return Ok(ElasticHandle::new(self.shared.clone(), grant_nanos, request.yield_every));
         }
         state.refused_in_tick = true;
         Err(AcquireError::WouldBlock)
@@ -653,13 +653,13 @@ impl Shared {
         if state.queue.is_empty() && state.bucket.try_take(grant_nanos, start) {
             self.note_granted(&mut state, grant_nanos, request.tenant);
             drop(state);
-            return Ok(ElasticHandle::new(self.clone(), grant_nanos));
+            return Ok(ElasticHandle::new(self.clone(), grant_nanos, request.yield_every));
         }
         let seq = self.enqueue(&mut state, request, None, start);
         loop {
             if let Some(grant_nanos) = state.granted.remove(&seq) {
                 drop(state);
-                return Ok(ElasticHandle::new(self.clone(), grant_nanos));
+                return Ok(ElasticHandle::new(self.clone(), grant_nanos, request.yield_every));
             }
             // Stopped: `stop` drained the queue and nothing was granted to this waiter.
             self.check_running(&state)?;
@@ -794,7 +794,7 @@ impl Future for AcquireFuture {
             if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
                 shared.note_granted(&mut state, grant_nanos, this.request.tenant);
                 drop(state);
-                return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos)));
+                return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos, this.request.yield_every)));
             }
             this.seq = Some(shared.enqueue(&mut state, &this.request, Some(cx.waker().clone()), now));
             shared.changed.notify_all(); // let the limiter thread arm a refill timer
@@ -806,7 +806,7 @@ impl Future for AcquireFuture {
         if let Some(grant_nanos) = state.granted.remove(&seq) {
             this.seq = None;
             drop(state);
-            return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos)));
+            return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos, this.request.yield_every)));
         }
         if let Err(stopped) = shared.check_running(&state) {
             // `stop` drained the queue; nothing was granted to this waiter.

@@ -17,6 +17,13 @@ pub struct AcquireRequest {
     /// CPU to grant; `None` uses the limiter's configured grant (default 100 ms). Clamped to
     /// 1 ms ..= 1 s.
     pub grant: Option<Duration>,
+    /// Give the CPU away (`sched_yield`) after every this much CPU under the grant, from
+    /// [`ElasticHandle::over_limit`](super::ElasticHandle::over_limit): for elastic work on
+    /// threads of its own that shares cores with foreground threads, so that a foreground thread
+    /// made runnable behind it waits at most about this long instead of the OS's whole time
+    /// slice. Not for work running inside an async runtime's worker (yield the task instead).
+    /// `None` (the default): never.
+    pub yield_every: Option<Duration>,
 }
 
 impl AcquireRequest {
@@ -40,6 +47,13 @@ impl AcquireRequest {
     /// Sets the grant size.
     pub fn grant(mut self, grant: Duration) -> Self {
         self.grant = Some(grant);
+        self
+    }
+
+    /// Yields the OS thread after every `interval` of CPU under each grant (see
+    /// [`yield_every`](Self::yield_every)); clamped to 10 µs ..= 1 ms.
+    pub fn yield_every(mut self, interval: Duration) -> Self {
+        self.yield_every = Some(interval.clamp(Duration::from_micros(10), Duration::from_millis(1)));
         self
     }
 }

@@ -239,6 +239,30 @@ fn over_limit_reads_the_cpu_clock_about_once_per_millisecond() {
 }
 
 #[test]
+fn yield_every_checks_the_clock_at_the_yield_interval() {
+    let (limiter, clock) = counting_limiter();
+    let request = AcquireRequest::new().yield_every(Duration::from_micros(250));
+    assert_eq!(request.yield_every, Some(Duration::from_micros(250)));
+    let handle = limiter.try_acquire(&request).unwrap();
+    let reads_before = clock.cpu_reads.load(Ordering::Relaxed);
+    let mut iterations = 0u64;
+    loop {
+        iterations += 1;
+        clock.inner.advance_cpu(Duration::from_micros(1));
+        if handle.over_limit().0 {
+            break;
+        }
+    }
+    let reads = clock.cpu_reads.load(Ordering::Relaxed) - reads_before;
+    assert!((100_000..=100_010).contains(&iterations), "{iterations}");
+    // 400 yields (and clock reads) at 250 µs each, plus the ramp-up: four times the default.
+    assert!((400..600).contains(&reads), "{reads} clock reads");
+    // Out-of-range intervals are clamped.
+    assert_eq!(AcquireRequest::new().yield_every(Duration::ZERO).yield_every, Some(Duration::from_micros(10)));
+    assert_eq!(AcquireRequest::new().yield_every(Duration::from_secs(1)).yield_every, Some(Duration::from_millis(1)));
+}
+
+#[test]
 fn over_limit_shrinks_its_interval_when_iterations_slow_down() {
     let (limiter, clock) = counting_limiter();
     let handle = limiter.try_acquire(&AcquireRequest::new()).unwrap();
@@ -471,7 +495,7 @@ mod cancellation_property {
             for op in ops {
                 match op {
                     Op::Enqueue { priority, tenant } => {
-                        let request = AcquireRequest { priority, tenant, grant: None };
+                        let request = AcquireRequest { priority, tenant, grant: None, yield_every: None };
                         futures.push((priority, limiter.acquire_async(&request)));
                     }
                     Op::Poll(i) if !futures.is_empty() => {
