@@ -287,7 +287,8 @@ fn outlier_captures_are_armed_listed_fetched_counted_and_cleared() {
     let tree = server.request("GET", &format!("/debug/captures/{id}"), b"");
     assert_eq!(tree.status, 200);
     let text = tree.text();
-    for span in ["kv.request {op=get key=1 tenant=0}", "  kv.server", "    kv.storage"] {
+    // Which two of the three requests were kept depends on when their last spans closed.
+    for span in ["kv.request {op=get key=", " tenant=0}", "  kv.server", "    kv.storage"] {
         assert!(text.contains(span), "{span} missing from\n{text}");
     }
     let json = server.get_json(&format!("/debug/captures/{id}?format=json"));

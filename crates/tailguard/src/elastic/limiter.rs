@@ -794,7 +794,11 @@ impl Future for AcquireFuture {
             if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
                 shared.note_granted(&mut state, grant_nanos, this.request.tenant);
                 drop(state);
-                return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos, this.request.yield_every)));
+                return Poll::Ready(Ok(ElasticHandle::new(
+                    shared.clone(),
+                    grant_nanos,
+                    this.request.yield_every,
+                )));
             }
             this.seq = Some(shared.enqueue(&mut state, &this.request, Some(cx.waker().clone()), now));
             shared.changed.notify_all(); // let the limiter thread arm a refill timer
@@ -806,7 +810,11 @@ impl Future for AcquireFuture {
         if let Some(grant_nanos) = state.granted.remove(&seq) {
             this.seq = None;
             drop(state);
-            return Poll::Ready(Ok(ElasticHandle::new(shared.clone(), grant_nanos, this.request.yield_every)));
+            return Poll::Ready(Ok(ElasticHandle::new(
+                shared.clone(),
+                grant_nanos,
+                this.request.yield_every,
+            )));
         }
         if let Err(stopped) = shared.check_running(&state) {
             // `stop` drained the queue; nothing was granted to this waiter.

@@ -258,8 +258,14 @@ fn yield_every_checks_the_clock_at_the_yield_interval() {
     // 400 yields (and clock reads) at 250 µs each, plus the ramp-up: four times the default.
     assert!((400..600).contains(&reads), "{reads} clock reads");
     // Out-of-range intervals are clamped.
-    assert_eq!(AcquireRequest::new().yield_every(Duration::ZERO).yield_every, Some(Duration::from_micros(10)));
-    assert_eq!(AcquireRequest::new().yield_every(Duration::from_secs(1)).yield_every, Some(Duration::from_millis(1)));
+    assert_eq!(
+        AcquireRequest::new().yield_every(Duration::ZERO).yield_every,
+        Some(Duration::from_micros(10))
+    );
+    assert_eq!(
+        AcquireRequest::new().yield_every(Duration::from_secs(1)).yield_every,
+        Some(Duration::from_millis(1))
+    );
 }
 
 #[test]
