@@ -80,6 +80,10 @@ pub struct DemoArgs {
     /// Mean value size in bytes.
     #[arg(long, default_value_t = 256)]
     value_size: usize,
+    /// Bytes hashed at each of a foreground request's four hops: its CPU cost (default 4 KiB,
+    /// ~25 µs of CPU per request on the 2-core VM; 16 KiB, ~90 µs, for overload).
+    #[arg(long)]
+    hop_bytes: Option<usize>,
     /// Where elastic work runs: on threads of its own, or as tasks in the foreground runtime.
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     elastic_on: Placement,
@@ -209,8 +213,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         )
         .into());
     }
-    if args.keys == 0 || args.value_size == 0 {
-        return Err("--keys and --value-size must be at least 1".into());
+    if args.keys == 0 || args.value_size == 0 || args.hop_bytes == Some(0) {
+        return Err("--keys, --value-size and --hop-bytes must be at least 1".into());
     }
     if args.scenario == Scenario::Overload {
         overload::validate(args)?;
@@ -327,6 +331,14 @@ fn plan(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
     })
 }
 
+/// Bytes hashed per hop of a foreground request, as given or the scenario's default.
+fn hop_bytes(args: &DemoArgs) -> usize {
+    args.hop_bytes.unwrap_or(match args.scenario {
+        Scenario::Overload => overload::DEFAULT_HOP_BYTES,
+        Scenario::Compare | Scenario::Adapt => WorkConfig::default().hash_bytes_per_hop,
+    })
+}
+
 fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args.workers.unwrap_or(cores).max(1);
@@ -362,7 +374,8 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     progress.note(&format!("building {} keys of ~{} B (seed {})…", args.keys, args.value_size, args.seed));
     let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
     let store = Arc::new(Store::populate(&keyspace, 16));
-    let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
+    let work = WorkConfig { hash_bytes_per_hop: hop_bytes(args) };
+    let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, work);
     progress.note("calibrating the cost of a foreground request…");
     let calibration = generator::calibrate(&service, 20_000, 2 * workers, args.keys);
     // The closed-loop burst misses what the open-loop run also pays for (the generator's

@@ -45,11 +45,35 @@ use crate::workload::service::Service;
 pub const DEFAULT_TENANT_LOAD: f64 = 1.3;
 /// Offered load of the heartbeats, as a fraction of capacity.
 pub const HEARTBEAT_LOAD: f64 = 0.01;
-/// The queue's overload threshold (runnable tasks per CPU) when `--admission-threshold` is not
-/// given.
-pub const DEFAULT_THRESHOLD: f64 = tailguard::admission::config::DEFAULT_OVERLOAD_THRESHOLD;
+/// The queue's overload threshold when `--admission-threshold` is not given: 64 runnable tasks
+/// per worker, twice the library's default (CockroachDB's 32 goroutines per CPU).
+///
+/// The tokio signal ([`TokioRunQueue`](tailguard::admission::TokioRunQueue)) reads the
+/// runtime's global queue, where this scenario's arrivals wait for their first poll (they are
+/// spawned from the dispatcher thread, outside the runtime), and the slot adjuster holds that
+/// queue near the threshold: a heartbeat waits there, in arrival order behind every class,
+/// before it reaches the work queue. On the 2-core VM with 16 KiB hops, thresholds of 32, 64
+/// and 128 gave heartbeat p99 of ~6, ~8 and ~15 ms and total throughput 6–15 %, 5–6 % and
+/// 4–5 % below no-queue; 64 is the middle of that trade.
+pub const DEFAULT_THRESHOLD: f64 = 64.0;
+/// Bytes hashed per hop when `--hop-bytes` is not given: 16 KiB, ~90 µs of CPU per request on
+/// the 2-core VM. Admitting a request that has to queue costs ~2 µs on the work queue's locked
+/// path (and every request queues under overload); with the other scenarios' 4 KiB hops
+/// (~25 µs per request) that alone took 15–30 % of the throughput, with 16 KiB about 5 %.
+pub const DEFAULT_HOP_BYTES: usize = 16 << 10;
 /// Measured window per mode when `--duration` is not given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// A capacity trial whose completions fall below this fraction of its offered rate found the
+/// service saturated.
+const SATURATED: f64 = 0.95;
+/// Factor by which each capacity trial offers more than the previous one.
+const TRIAL_STEP: f64 = 1.5;
+/// Most capacity trials.
+const TRIAL_ROUNDS: u64 = 3;
+/// Unmeasured start of the capacity trial, long enough to build a backlog.
+const TRIAL_WARMUP: Duration = Duration::from_millis(500);
+/// Measured part of the capacity trial.
+const TRIAL_WINDOW: Duration = Duration::from_secs(1);
 /// Longest wait for the requests in flight after a mode's window.
 pub const DRAIN: Duration = Duration::from_secs(5);
 /// A request dispatched later than this after its scheduled arrival is a late start.
@@ -398,19 +422,17 @@ pub(super) fn run(
     duration: Duration,
     progress: &Progress,
 ) -> Result<report::Overload, CliError> {
-    let schedule = OverloadSchedule::for_load(
-        bench.rate_at_full_load,
-        args.overload,
-        args.warmup + duration,
-        args.seed,
-        args.keys,
-    )?;
+    progress.note("measuring the capacity of the saturated service…");
+    let capacity = measure_capacity(bench, args, progress)?;
+    let schedule =
+        OverloadSchedule::for_load(capacity, args.overload, args.warmup + duration, args.seed, args.keys)?;
     progress.note(&format!(
-        "overload: heartbeats {:.0}/s, tenant A {:.0}/s, tenant B {:.0}/s offered against a capacity of {:.0} req/s",
+        "capacity {capacity:.0} req/s saturated ({:.0} calibrated at 40 % load); offered: heartbeats {:.0}/s, \
+         tenant A {:.0}/s, tenant B {:.0}/s",
+        bench.rate_at_full_load,
         schedule.rate(Class::Heartbeat),
         schedule.rate(Class::TenantA),
         schedule.rate(Class::TenantB),
-        bench.rate_at_full_load
     ));
     let setup = Setup {
         bench,
@@ -425,7 +447,10 @@ pub(super) fn run(
     let mut overload = report::Overload {
         tenant_load: args.overload,
         heartbeat_load: HEARTBEAT_LOAD,
-        capacity_rps: bench.rate_at_full_load,
+        capacity_rps: capacity,
+        calibrated_rps: bench.rate_at_full_load,
+        hop_bytes: bench.service.work().hash_bytes_per_hop,
+        request_cpu_us: bench.cores as f64 / capacity.max(1e-9) * 1e6,
         max_wait_ms: args.max_wait.as_secs_f64() * 1e3,
         admission_threshold: args.admission_threshold,
         modes: Vec::new(),
@@ -448,6 +473,72 @@ fn run_mode(
     mode: QueueMode,
     index: usize,
     progress: &Progress,
+) -> Result<Option<OverloadMode>, CliError> {
+    let started = match mode {
+        QueueMode::NoQueue => "every request calls the service at once".to_owned(),
+        QueueMode::Queue => format!(
+            "requests wait for a queue slot, at most {} ms",
+            fmt_ms(setup.max_wait.as_secs_f64() * 1e3)
+        ),
+    };
+    progress.start(index, mode.name(), &started);
+    measure(setup, mode, Some((index, progress.total())))
+}
+
+/// Measures the service's capacity: requests of every class completed per second with no
+/// queue while a backlog exists.
+///
+/// The calibration's per-request cost is taken at 40 % load, where workers park and wake
+/// between requests (a saturated runtime never parks and serves about a fifth more on the
+/// 2-core VM), and it assumes the process gets every core (on a shared machine it may get half).
+/// So the trial starts at the calibrated rate and, while the service keeps up (completes more
+/// than [`SATURATED`] of what is offered), offers [`TRIAL_STEP`] times more, at most
+/// [`TRIAL_ROUNDS`] times; the last round's completion rate is the capacity. Offering far more
+/// than the capacity would understate it: the dispatcher's own CPU grows with the offered rate.
+/// Falls back to the calibrated capacity if Ctrl-C cuts a trial short.
+fn measure_capacity(bench: &Bench, args: &DemoArgs, progress: &Progress) -> Result<f64, CliError> {
+    let calibrated = bench.rate_at_full_load;
+    let mut offered_load = 1.0;
+    let mut capacity = calibrated;
+    for round in 0..TRIAL_ROUNDS {
+        let schedule = OverloadSchedule::for_load(
+            calibrated,
+            offered_load - HEARTBEAT_LOAD,
+            TRIAL_WARMUP + TRIAL_WINDOW,
+            (!args.seed).wrapping_add(round),
+            args.keys,
+        )?;
+        let setup = Setup {
+            bench,
+            schedule: &schedule,
+            warmup: TRIAL_WARMUP,
+            duration: TRIAL_WINDOW,
+            max_wait: args.max_wait,
+            threshold: args.admission_threshold,
+            interval: args.interval,
+            quiet: true,
+        };
+        let Some(trial) = measure(&setup, QueueMode::NoQueue, None)? else { break };
+        if trial.cut_short || trial.throughput_rps <= 0.0 {
+            break;
+        }
+        capacity = trial.throughput_rps;
+        let offered: f64 = trial.classes.iter().map(|c| c.offered_rps).sum();
+        progress.note(&format!("  offered {offered:.0} req/s: completed {capacity:.0} req/s"));
+        if capacity < SATURATED * offered {
+            break;
+        }
+        offered_load *= TRIAL_STEP;
+    }
+    Ok(capacity)
+}
+
+/// Runs one mode on `setup`'s schedule; `shown` is `(index, modes)` for progress output.
+/// `None` when Ctrl-C came before the window began.
+fn measure(
+    setup: &Setup<'_>,
+    mode: QueueMode,
+    shown: Option<(usize, usize)>,
 ) -> Result<Option<OverloadMode>, CliError> {
     let bench = setup.bench;
     let queue = match mode {
@@ -479,16 +570,8 @@ fn run_mode(
         stopped: AtomicBool::new(false),
         classes: Default::default(),
     });
-    let started = match mode {
-        QueueMode::NoQueue => "every request calls the service at once".to_owned(),
-        QueueMode::Queue => format!(
-            "requests wait for a queue slot, at most {} ms",
-            fmt_ms(setup.max_wait.as_secs_f64() * 1e3)
-        ),
-    };
-    progress.start(index, mode.name(), &started);
     let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = spawn_sampler(setup, &shared, &sampling, mode, index, progress.total())?;
+    let sampler = spawn_sampler(setup, &shared, &sampling, mode, shown)?;
 
     let dispatched = dispatch(setup, &shared);
     let window_nanos = dispatched.window_end_nanos.saturating_sub(shared.window_start_nanos);
@@ -600,11 +683,12 @@ fn spawn_sampler(
     shared: &Arc<Shared>,
     sampling: &Arc<AtomicBool>,
     mode: QueueMode,
-    index: usize,
-    total_modes: usize,
+    shown: Option<(usize, usize)>,
 ) -> Result<std::thread::JoinHandle<QueueSamples>, CliError> {
     let (shared, sampling) = (Arc::clone(shared), Arc::clone(sampling));
-    let (interval, duration, quiet) = (setup.interval, setup.duration, setup.quiet);
+    let (interval, duration) = (setup.interval, setup.duration);
+    let (index, total_modes) = shown.unwrap_or((0, 0));
+    let quiet = setup.quiet || shown.is_none();
     let handle = std::thread::Builder::new().name("overload-sampler".into()).spawn(move || {
         let progress = Progress::new(total_modes, quiet);
         let mut samples = QueueSamples::default();

@@ -158,8 +158,16 @@ pub struct Overload {
     pub tenant_load: f64,
     /// Offered load of the heartbeats, as a fraction of the machine's capacity.
     pub heartbeat_load: f64,
-    /// Requests per second the machine serves at full load (calibrated at start).
+    /// Requests per second the saturated service completes (measured with no queue at start);
+    /// the offered loads are fractions of it.
     pub capacity_rps: f64,
+    /// Requests per second at full load as calibrated at 40 % load (for comparison).
+    pub calibrated_rps: f64,
+    /// Bytes hashed at each of a request's four hops.
+    pub hop_bytes: usize,
+    /// CPU one request costs at saturation, in microseconds (cores over capacity, dispatching
+    /// included).
+    pub request_cpu_us: f64,
     /// Longest a request may wait for admission in the queue mode, in milliseconds.
     pub max_wait_ms: f64,
     /// The queue's overload threshold, runnable tasks per CPU.
@@ -454,6 +462,9 @@ pub(crate) mod tests {
             tenant_load: 1.3,
             heartbeat_load: 0.01,
             capacity_rps: 10_000.0,
+            calibrated_rps: 8_000.0,
+            hop_bytes: 16_384,
+            request_cpu_us: 200.0,
             max_wait_ms: 250.0,
             admission_threshold: 32.0,
             modes: vec![

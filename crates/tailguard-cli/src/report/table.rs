@@ -168,7 +168,8 @@ fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
         out,
         "\n{} cores ({}); {:.0} s measured per mode after the warm-up; tenants A (weight 2) and B (weight 1) \
          offered {} of capacity together, heartbeats {} ({:.0} req/s in all, capacity {:.0} req/s); \
-         queue waits at most {} ms, threshold {} runnable per CPU; {} keys; seed {}",
+         {} B hashed per hop (~{:.0} µs of CPU per request); queue waits at most {} ms, threshold {} \
+         runnable per CPU; {} keys; seed {}",
         report.machine.cores,
         report.machine.os,
         report.settings.duration_secs,
@@ -176,6 +177,8 @@ fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
         fmt_pct(overload.heartbeat_load),
         (overload.tenant_load + overload.heartbeat_load) * overload.capacity_rps,
         overload.capacity_rps,
+        overload.hop_bytes,
+        overload.request_cpu_us,
         fmt_ms(overload.max_wait_ms),
         overload.admission_threshold,
         report.settings.keys,
