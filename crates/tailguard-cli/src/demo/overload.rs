@@ -953,8 +953,8 @@ mod tests {
 
     #[test]
     fn class_rates_are_within_statistical_bounds() {
-        let length = 2.0;
-        let rates = [500.0, 20_000.0, 10_000.0];
+        let length = 2.0_f64;
+        let rates = [500.0_f64, 20_000.0, 10_000.0];
         let mut counts = [0u64; 3];
         for (class, _) in schedule(42).arrivals() {
             counts[class.index()] += 1;
