@@ -124,7 +124,14 @@ fn overload_scenario_reports_both_modes_with_every_figure() {
     assert_eq!(names, ["no-queue", "queue"]);
     for mode in modes {
         // Every figure is present: a missing latency or share would be null.
-        for field in ["window_secs", "throughput_rps", "cpu_share", "process_cpu_share", "max_start_lag_ms"] {
+        for field in [
+            "window_secs",
+            "throughput_rps",
+            "cpu_share",
+            "process_cpu_share",
+            "requests_per_cpu_second",
+            "max_start_lag_ms",
+        ] {
             assert!(mode[field].as_f64().is_some(), "{field} of {mode}");
         }
         let classes = mode["classes"].as_array().unwrap();

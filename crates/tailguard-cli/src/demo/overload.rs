@@ -52,14 +52,15 @@ pub const HEARTBEAT_LOAD: f64 = 0.01;
 /// runtime's global queue, where this scenario's arrivals wait for their first poll (they are
 /// spawned from the dispatcher thread, outside the runtime), and the slot adjuster holds that
 /// queue near the threshold: a heartbeat waits there, in arrival order behind every class,
-/// before it reaches the work queue. On the 2-core VM with 16 KiB hops, thresholds of 32, 64
-/// and 128 gave heartbeat p99 of ~6, ~8 and ~15 ms and total throughput 6–15 %, 5–6 % and
-/// 4–5 % below no-queue; 64 is the middle of that trade.
+/// before it reaches the work queue. On the 2-core VM with 16 KiB hops, thresholds of 32, 64,
+/// 128 and 256 gave heartbeat p99 of ~6, ~7–8, ~15 and ~30 ms, while throughput stayed 5–12 %
+/// below no-queue at every one of them (it is the per-request cost of queueing, not the slot
+/// count, that takes it); 64 keeps heartbeats fastest at that throughput.
 pub const DEFAULT_THRESHOLD: f64 = 64.0;
 /// Bytes hashed per hop when `--hop-bytes` is not given: 16 KiB, ~90 µs of CPU per request on
-/// the 2-core VM. Admitting a request that has to queue costs ~2 µs on the work queue's locked
-/// path (and every request queues under overload); with the other scenarios' 4 KiB hops
-/// (~25 µs per request) that alone took 15–30 % of the throughput, with 16 KiB about 5 %.
+/// the 2-core VM. Under overload every request queues, and a queued admission costs ~1.7 µs
+/// of CPU in the work queue's locked path plus a task wake-up; with the other scenarios'
+/// 4 KiB hops (~25 µs per request) queueing took 17–35 % of the throughput, with 16 KiB 5–12 %.
 pub const DEFAULT_HOP_BYTES: usize = 16 << 10;
 /// Measured window per mode when `--duration` is not given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -813,14 +814,15 @@ fn assemble(
         _ => None,
     };
     let completed: u64 = classes.iter().map(|c| c.completed).sum();
+    let process_cpu = last.process_cpu.saturating_sub(first.process_cpu).as_secs_f64();
     OverloadMode {
         name: mode.name().to_owned(),
         window_secs: window.as_secs_f64(),
         cut_short: false,
         throughput_rps: completed as f64 / secs,
         cpu_share: classes.iter().map(|c| c.cpu_share).sum(),
-        process_cpu_share: last.process_cpu.saturating_sub(first.process_cpu).as_secs_f64() * 1e9
-            / machine_nanos,
+        process_cpu_share: process_cpu * 1e9 / machine_nanos,
+        requests_per_cpu_second: if process_cpu > 0.0 { completed as f64 / process_cpu } else { 0.0 },
         late_starts: 0,
         max_start_lag_ms: 0.0,
         left_in_flight: 0,
@@ -912,14 +914,17 @@ pub fn assess(overload: &report::Overload) -> Vec<String> {
         weights[1],
         ratio(plain)
     ));
-    if plain.throughput_rps > 0.0 {
-        let change = queued.throughput_rps / plain.throughput_rps - 1.0;
+    let signed = |change: f64| format!("{}{}", if change >= 0.0 { "+" } else { "" }, fmt_pct(change));
+    if plain.throughput_rps > 0.0 && plain.requests_per_cpu_second > 0.0 {
         notes.push(format!(
-            "overload: total throughput {:.0} req/s with the queue vs {:.0} without ({}{}; goal: no more than a few percent lower)",
+            "overload: total throughput {:.0} req/s with the queue vs {:.0} without ({}; goal: no more than a few percent lower); \
+             per CPU-second of the process {:.0} vs {:.0} requests ({})",
             queued.throughput_rps,
             plain.throughput_rps,
-            if change >= 0.0 { "+" } else { "" },
-            fmt_pct(change)
+            signed(queued.throughput_rps / plain.throughput_rps - 1.0),
+            queued.requests_per_cpu_second,
+            plain.requests_per_cpu_second,
+            signed(queued.requests_per_cpu_second / plain.requests_per_cpu_second - 1.0),
         ));
     }
     notes
@@ -1012,5 +1017,9 @@ mod tests {
             "{notes:?}"
         );
         assert!(notes.iter().any(|n| n.contains("(-2.0%;")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("per CPU-second of the process 5052 vs 5155 requests")),
+            "{notes:?}"
+        );
     }
 }

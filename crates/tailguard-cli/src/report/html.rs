@@ -191,7 +191,7 @@ fn overload_section(report: &DemoReport, overload: &Overload) -> String {
     t.push_str(
         "</table><p></p><table><tr><th>mode</th><th>total req/s</th><th>heartbeat p99 ms</th>\
          <th>A CPU</th><th>B CPU</th><th>A:B CPU</th><th>A of tenants' CPU (weight)</th>\
-         <th>process CPU</th><th>slots end / mean / max</th><th>admitted after queueing</th>\
+         <th>process CPU</th><th>requests per CPU-second</th><th>slots end / mean / max</th><th>admitted after queueing</th>\
          <th>refused</th></tr>",
     );
     for mode in &overload.modes {
@@ -200,7 +200,7 @@ fn overload_section(report: &DemoReport, overload: &Overload) -> String {
         let _ = write!(
             t,
             "<tr><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&mode.name),
             mode.throughput_rps,
             opt_ms(mode.class("heartbeat").and_then(|c| c.p99_ms)),
@@ -213,6 +213,7 @@ fn overload_section(report: &DemoReport, overload: &Overload) -> String {
                 fmt_pct(t.weight_share)
             )),
             fmt_pct(mode.process_cpu_share),
+            mode.requests_per_cpu_second,
             queue.map_or_else(dash, |q| format!("{} / {:.1} / {}", q.final_slots, q.mean_slots, q.max_slots)),
             queue.map_or_else(dash, |q| q.admitted_after_queueing.to_string()),
             queue.map_or_else(dash, |q| q.rejected_deadline.to_string()),

@@ -192,6 +192,9 @@ pub struct OverloadMode {
     /// CPU the whole process used, as a share of the machine (requests, dispatching, the
     /// queue and its sampler).
     pub process_cpu_share: f64,
+    /// Requests completed per second of the process's CPU: the cost of serving, independent
+    /// of how much of the machine other processes took.
+    pub requests_per_cpu_second: f64,
     /// Requests dispatched more than 1 ms after their scheduled arrival (latency still counts
     /// from the schedule).
     pub late_starts: u64,
@@ -443,6 +446,7 @@ pub(crate) mod tests {
                 throughput_rps: rps.iter().sum(),
                 cpu_share: cpu.iter().sum(),
                 process_cpu_share: 0.97,
+                requests_per_cpu_second: rps.iter().sum::<f64>() / 1.94,
                 late_starts: 2,
                 max_start_lag_ms: 1.5,
                 left_in_flight: 0,

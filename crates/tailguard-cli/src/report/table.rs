@@ -127,6 +127,7 @@ fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
         "A:B CPU",
         "A share (weight)",
         "process CPU",
+        "req/CPU-s",
         "slots end/mean/max",
         "queued",
         "refused",
@@ -154,6 +155,7 @@ fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
                     |t| format!("{} ({})", fmt_pct(t.tenants_cpu_fraction), fmt_pct(t.weight_share)),
                 ),
                 fmt_pct(mode.process_cpu_share),
+                format!("{:.0}", mode.requests_per_cpu_second),
                 queue.map_or_else(
                     || "-".to_owned(),
                     |q| format!("{}/{:.1}/{}", q.final_slots, q.mean_slots, q.max_slots),
