@@ -53,14 +53,14 @@ pub const HEARTBEAT_LOAD: f64 = 0.01;
 /// spawned from the dispatcher thread, outside the runtime), and the slot adjuster holds that
 /// queue near the threshold: a heartbeat waits there, in arrival order behind every class,
 /// before it reaches the work queue. On the 2-core VM with 16 KiB hops, thresholds of 32, 64,
-/// 128 and 256 gave heartbeat p99 of ~6, ~7–8, ~15 and ~30 ms, while throughput stayed 5–12 %
+/// 128 and 256 gave heartbeat p99 of ~6, ~7–8, ~15 and ~30 ms, while throughput stayed 4–15 %
 /// below no-queue at every one of them (it is the per-request cost of queueing, not the slot
 /// count, that takes it); 64 keeps heartbeats fastest at that throughput.
 pub const DEFAULT_THRESHOLD: f64 = 64.0;
 /// Bytes hashed per hop when `--hop-bytes` is not given: 16 KiB, ~90 µs of CPU per request on
 /// the 2-core VM. Under overload every request queues, and a queued admission costs ~1.7 µs
 /// of CPU in the work queue's locked path plus a task wake-up; with the other scenarios'
-/// 4 KiB hops (~25 µs per request) queueing took 17–35 % of the throughput, with 16 KiB 5–12 %.
+/// 4 KiB hops (~25 µs per request) queueing took 28–52 % of the throughput, with 16 KiB 4–12 %.
 pub const DEFAULT_HOP_BYTES: usize = 16 << 10;
 /// Measured window per mode when `--duration` is not given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
