@@ -49,7 +49,8 @@ use self::progress::Progress;
 /// Arguments of `tailguard demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// What to run: the mode comparison, or the load-step scenario that compares controllers.
+    /// What to run: the mode comparison, the load-step scenario that compares controllers, or
+    /// foreground overload without and with the admission work queue.
     #[arg(long, value_enum, default_value_t = Scenario::Compare)]
     scenario: Scenario,
     /// Measurement time per mode (default 5s for compare, 30s for adapt, 10s for overload).
@@ -63,7 +64,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = generator::DEFAULT_LOAD)]
     load: f64,
     /// Overload scenario: offered load of the two tenants together, as a multiple of the
-    /// machine's calibrated capacity (1.3: 65 % each); heartbeats add 1 %.
+    /// service's capacity, measured at start (1.3: 65 % each); heartbeats add 1 %.
     #[arg(long, default_value_t = overload::DEFAULT_TENANT_LOAD)]
     overload: f64,
     /// Overload scenario: longest a request waits for an admission slot, from its scheduled
