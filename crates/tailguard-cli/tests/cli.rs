@@ -96,6 +96,78 @@ fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
 }
 
 #[test]
+fn overload_scenario_reports_both_modes_with_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json_path, html_path) = (dir.path().join("report.json"), dir.path().join("report.html"));
+    let output = tailguard()
+        .args(["demo", "--scenario", "overload", "--quiet", "--duration", "1s", "--warmup", "0s"])
+        .args(["--keys", "3000", "--interval", "250ms", "--json"])
+        .arg(&json_path)
+        .arg("--html")
+        .arg(&html_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for mode in ["no-queue", "queue"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(mode) && l.contains("heartbeat")),
+            "no rows for {mode}:\n{stdout}"
+        );
+    }
+    let report = json(&json_path);
+    assert!(report["modes"].as_array().unwrap().is_empty(), "the overload scenario runs no elastic modes");
+    let overload = &report["overload"];
+    assert!(overload["capacity_rps"].as_f64().unwrap() > 0.0);
+    let modes = overload["modes"].as_array().unwrap();
+    let names: Vec<&str> = modes.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["no-queue", "queue"]);
+    for mode in modes {
+        // Every figure is present: a missing latency or share would be null.
+        for field in [
+            "window_secs",
+            "throughput_rps",
+            "cpu_share",
+            "process_cpu_share",
+            "requests_per_cpu_second",
+            "max_start_lag_ms",
+        ] {
+            assert!(mode[field].as_f64().is_some(), "{field} of {mode}");
+        }
+        let classes = mode["classes"].as_array().unwrap();
+        let names: Vec<&str> = classes.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["heartbeat", "tenant-a", "tenant-b"], "{mode}");
+        for class in classes {
+            for field in ["offered_rps", "throughput_rps", "p50_ms", "p99_ms", "max_ms", "cpu_share"] {
+                assert!(class[field].as_f64().is_some(), "{field} of {class}");
+            }
+            assert!(class["offered"].as_u64().unwrap() > 0, "{class}");
+        }
+        assert!(classes[0]["completed"].as_u64().unwrap() > 0, "heartbeats completed: {mode}");
+        let tenants = mode["tenants"].as_array().unwrap();
+        let weights: Vec<u64> = tenants.iter().map(|t| t["weight"].as_u64().unwrap()).collect();
+        assert_eq!(weights, [2, 1], "{mode}");
+        for tenant in tenants {
+            for field in ["weight_share", "cpu_share", "tenants_cpu_fraction"] {
+                assert!(tenant[field].as_f64().is_some(), "{field} of {tenant}");
+            }
+        }
+    }
+    assert!(modes[0]["queue"].is_null(), "no queue figures without the queue");
+    let queue = &modes[1]["queue"];
+    for field in ["final_slots", "admitted", "admitted_after_queueing", "rejected_deadline"] {
+        assert!(queue[field].as_u64().is_some(), "{field} of {queue}");
+    }
+    assert!(queue["mean_slots"].as_f64().is_some());
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(notes.iter().any(|n| n.contains("heartbeat p99")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("A:B CPU")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("total throughput")), "{notes:?}");
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("<h2>Overload</h2>") && html.contains("<svg"));
+}
+
+#[test]
 fn bad_demo_arguments_are_refused_with_a_reason() {
     let bad_mode = tailguard().args(["demo", "--modes", "baseline,static:2"]).output().unwrap();
     assert!(!bad_mode.status.success());
@@ -103,6 +175,10 @@ fn bad_demo_arguments_are_refused_with_a_reason() {
     let bad_load = tailguard().args(["demo", "--load", "1.5"]).output().unwrap();
     assert!(!bad_load.status.success());
     assert!(String::from_utf8_lossy(&bad_load.stderr).contains("--load"));
+    let bad_overload =
+        tailguard().args(["demo", "--scenario", "overload", "--overload", "0"]).output().unwrap();
+    assert!(!bad_overload.status.success());
+    assert!(String::from_utf8_lossy(&bad_overload.stderr).contains("--overload"));
 }
 
 #[test]

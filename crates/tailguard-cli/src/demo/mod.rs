@@ -5,8 +5,10 @@
 //! mode: alone (`baseline`), flat out (`uncontrolled`), under a fixed CPU share (`static:<share>`),
 //! at the lowest OS priority (`os-priority`), and under tailguard's feedback control (`elastic`,
 //! `elastic+os-priority`). The `adapt` scenario steps the foreground load while the backup runs
-//! and compares the reference controller with the adaptive one. The report goes to the terminal,
-//! and optionally to JSON and a self-contained HTML page.
+//! and compares the reference controller with the adaptive one. The `overload` scenario offers
+//! the foreground more than the machine can serve, without and with the admission work queue
+//! ([`overload`]). The report goes to the terminal, and optionally to JSON and a self-contained
+//! HTML page.
 //!
 //! Ctrl-C stops the run at once: the mode in progress ends, its backups in progress are abandoned
 //! (an unfinished backup only ever exists as `NAME.partial`, which is removed), complete backups
@@ -17,6 +19,7 @@
 mod elastic;
 mod meter;
 mod mode;
+mod overload;
 mod progress;
 
 use std::io::IsTerminal;
@@ -46,24 +49,42 @@ use self::progress::Progress;
 /// Arguments of `tailguard demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// What to run: the mode comparison, or the load-step scenario that compares controllers.
+    /// What to run: the mode comparison, the load-step scenario that compares controllers, or
+    /// foreground overload without and with the admission work queue.
     #[arg(long, value_enum, default_value_t = Scenario::Compare)]
     scenario: Scenario,
-    /// Measurement time per mode (default 5s for compare, 30s for adapt).
+    /// Measurement time per mode (default 5s for compare, 30s for adapt, 10s for overload).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Comma-separated modes for the compare scenario.
     #[arg(long, default_value = Mode::DEFAULTS)]
     modes: String,
-    /// Foreground load as a fraction of the whole machine (calibrated at start).
+    /// Foreground load as a fraction of the whole machine (calibrated at start). The overload
+    /// scenario sets its load with --overload instead.
     #[arg(long, default_value_t = generator::DEFAULT_LOAD)]
     load: f64,
+    /// Overload scenario: offered load of the two tenants together, as a multiple of the
+    /// service's capacity, measured at start (1.3: 65 % each); heartbeats add 1 %.
+    #[arg(long, default_value_t = overload::DEFAULT_TENANT_LOAD)]
+    overload: f64,
+    /// Overload scenario: longest a request waits for an admission slot, from its scheduled
+    /// arrival, before the queue refuses it.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    max_wait: Duration,
+    /// Overload scenario: runnable tasks per CPU (the tokio run-queue signal) at or above which
+    /// the queue takes a slot away.
+    #[arg(long, default_value_t = overload::DEFAULT_THRESHOLD)]
+    admission_threshold: f64,
     /// Keys in the store.
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
     /// Mean value size in bytes.
     #[arg(long, default_value_t = 256)]
     value_size: usize,
+    /// Bytes hashed at each of a foreground request's four hops: its CPU cost (default 4 KiB,
+    /// ~25 µs of CPU per request on the 2-core VM; 16 KiB, ~90 µs, for overload).
+    #[arg(long)]
+    hop_bytes: Option<usize>,
     /// Where elastic work runs: on threads of its own, or as tasks in the foreground runtime.
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     elastic_on: Placement,
@@ -118,6 +139,9 @@ pub enum Scenario {
     /// Foreground load steps 20 % → 60 % → 20 % while the backup runs; reference vs adaptive
     /// controller.
     Adapt,
+    /// Foreground offered above capacity (two tenants weighted 2:1 and a high-priority
+    /// heartbeat class), without and with the admission work queue; no elastic work.
+    Overload,
 }
 
 /// Which feedback controller the elastic modes use.
@@ -180,6 +204,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let duration = args.duration.unwrap_or(match args.scenario {
         Scenario::Compare => Duration::from_secs(5),
         Scenario::Adapt => Duration::from_secs(30),
+        Scenario::Overload => overload::DEFAULT_DURATION,
     });
     if duration < Duration::from_secs(1)
         || args.interval < Duration::from_millis(50)
@@ -194,10 +219,15 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         )
         .into());
     }
-    if args.keys == 0 || args.value_size == 0 {
-        return Err("--keys and --value-size must be at least 1".into());
+    if args.keys == 0 || args.value_size == 0 || args.hop_bytes == Some(0) {
+        return Err("--keys, --value-size and --hop-bytes must be at least 1".into());
     }
-    let progress = Progress::new(plans.len(), args.quiet);
+    if args.scenario == Scenario::Overload {
+        overload::validate(args)?;
+    }
+    let modes =
+        if args.scenario == Scenario::Overload { overload::QueueMode::ALL.len() } else { plans.len() };
+    let progress = Progress::new(modes, args.quiet);
     let bench = set_up(args, &progress)?;
     let mut report = DemoReport {
         machine: Machine {
@@ -215,6 +245,12 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         },
         ..DemoReport::default()
     };
+    if args.scenario == Scenario::Overload {
+        let result = overload::run(&bench, args, duration, &progress)?;
+        report.settings.load = result.tenant_load + result.heartbeat_load;
+        report.settings.rate_rps = report.settings.load * result.capacity_rps;
+        report.overload = Some(result);
+    }
     let (mut abandoned, mut cut_short) = (0, None);
     for (index, plan) in plans.iter().enumerate() {
         if bench.cancelled.load(Ordering::Relaxed) {
@@ -229,7 +265,9 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         abandoned += run.abandoned;
     }
     let interrupted = bench.cancelled.load(Ordering::Relaxed);
-    if interrupted {
+    if let (true, Some(result)) = (interrupted, &report.overload) {
+        report.notes.push(overload::interrupted_note(result));
+    } else if interrupted {
         let ran = match cut_short {
             Some(name) => format!("{name} was cut short (its figures cover the time it ran)"),
             None => "no mode was cut short".to_owned(),
@@ -245,6 +283,9 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         let _ = std::fs::remove_dir_all(&bench.backup_dir);
     }
     report.notes.extend(assess(&report, args.scenario));
+    if let Some(result) = &report.overload {
+        report.notes.extend(overload::assess(result));
+    }
     println!("{}", report::render_table(&report));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
@@ -291,6 +332,16 @@ fn plan(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
                 loads: vec![0.2, 0.6, 0.2],
             })
             .collect(),
+        // One schedule, run without and with the work queue (`overload::run`).
+        Scenario::Overload => Vec::new(),
+    })
+}
+
+/// Bytes hashed per hop of a foreground request, as given or the scenario's default.
+fn hop_bytes(args: &DemoArgs) -> usize {
+    args.hop_bytes.unwrap_or(match args.scenario {
+        Scenario::Overload => overload::DEFAULT_HOP_BYTES,
+        Scenario::Compare | Scenario::Adapt => WorkConfig::default().hash_bytes_per_hop,
     })
 }
 
@@ -329,7 +380,8 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     progress.note(&format!("building {} keys of ~{} B (seed {})…", args.keys, args.value_size, args.seed));
     let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
     let store = Arc::new(Store::populate(&keyspace, 16));
-    let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
+    let work = WorkConfig { hash_bytes_per_hop: hop_bytes(args) };
+    let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, work);
     progress.note("calibrating the cost of a foreground request…");
     let calibration = generator::calibrate(&service, 20_000, 2 * workers, args.keys);
     // The closed-loop burst misses what the open-loop run also pays for (the generator's
@@ -607,7 +659,7 @@ fn assess(report: &DemoReport, scenario: Scenario) -> Vec<String> {
             ));
         }
     }
-    if scenario == Scenario::Adapt {
+    if scenario != Scenario::Compare {
         return notes;
     }
     let Some(baseline) = report.mode("baseline") else {

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::svg::{Chart, Scale, Series, escape};
-use super::{DemoReport, ModeResult, SeriesPoint, fmt_ms, fmt_pct};
+use super::svg::{BarChart, Bars, Chart, Scale, Series, escape};
+use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1400px;color:#222}\
 table{border-collapse:collapse;font-size:13px}th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}\
@@ -19,28 +19,38 @@ pub fn render_html(report: &DemoReport) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tailguard demo</title>\
          <style>{STYLE}</style></head><body><h1>tailguard demo</h1>"
     );
+    let modes = !report.modes.is_empty() || report.overload.is_none();
     let s = &report.settings;
-    let _ = write!(
-        page,
-        "<p>{} cores ({}), {:.0} s per mode, foreground load {} ({:.0} req/s offered), {} keys, seed {}, \
+    if modes {
+        let _ = write!(
+            page,
+            "<p>{} cores ({}), {:.0} s per mode, foreground load {} ({:.0} req/s offered), {} keys, seed {}, \
          target scheduling p99 {} ms, elastic work on <code>{}</code>.</p>",
-        report.machine.cores,
-        escape(&report.machine.os),
-        s.duration_secs,
-        fmt_pct(s.load),
-        s.rate_rps,
-        s.keys,
-        s.seed,
-        fmt_ms(s.target_p99_ms),
-        escape(&s.elastic_on)
-    );
-    page.push_str(&summary_table(report));
+            report.machine.cores,
+            escape(&report.machine.os),
+            s.duration_secs,
+            fmt_pct(s.load),
+            s.rate_rps,
+            s.keys,
+            s.seed,
+            fmt_ms(s.target_p99_ms),
+            escape(&s.elastic_on)
+        );
+        page.push_str(&summary_table(report));
+    }
     if !report.notes.is_empty() {
         page.push_str("<ul>");
         for note in &report.notes {
             let _ = write!(page, "<li>{}</li>", escape(note));
         }
         page.push_str("</ul>");
+    }
+    if let Some(overload) = &report.overload {
+        page.push_str(&overload_section(report, overload));
+    }
+    if !modes {
+        page.push_str("</body></html>\n");
+        return page;
     }
     page.push_str("<h2>Over time</h2><div class=\"charts\">");
     let time_chart =
@@ -128,6 +138,146 @@ fn cdf_series(modes: &[ModeResult], y: fn(f64) -> Option<f64>) -> Vec<Series> {
         .collect()
 }
 
+/// The overload scenario: its settings, the per-class and per-mode tables, and bar charts of
+/// per-class p99 and per-tenant CPU against the weights.
+fn overload_section(report: &DemoReport, overload: &Overload) -> String {
+    let dash = || "-".to_owned();
+    let opt_ms = |ms: Option<f64>| ms.map_or_else(dash, fmt_ms);
+    let mut t = String::from("<h2>Overload</h2>");
+    let _ = write!(
+        t,
+        "<p>{} cores ({}), {:.0} s measured per mode after the warm-up. Tenants A (weight 2) and B \
+         (weight 1) offered {} of the capacity together, heartbeats (high priority) {}: {:.0} req/s \
+         against a capacity of {:.0} req/s; a request hashes {} B per hop (~{:.0} µs of CPU). With the queue, a request waits at most {} ms for a slot; \
+         slots follow the runtime's run queue (threshold {} runnable per CPU).</p>",
+        report.machine.cores,
+        escape(&report.machine.os),
+        report.settings.duration_secs,
+        fmt_pct(overload.tenant_load),
+        fmt_pct(overload.heartbeat_load),
+        (overload.tenant_load + overload.heartbeat_load) * overload.capacity_rps,
+        overload.capacity_rps,
+        overload.hop_bytes,
+        overload.request_cpu_us,
+        fmt_ms(overload.max_wait_ms),
+        overload.admission_threshold,
+    );
+    t.push_str(
+        "<table><tr><th>mode</th><th>class</th><th>tenant</th><th>priority</th><th>offered/s</th>\
+         <th>done/s</th><th>rejected</th><th>backlog</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th>\
+         <th>CPU</th></tr>",
+    );
+    for mode in &overload.modes {
+        for class in &mode.classes {
+            let _ = write!(
+                t,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&mode.name),
+                escape(&class.name),
+                class.tenant,
+                class.priority,
+                class.offered_rps,
+                class.throughput_rps,
+                class.rejected,
+                class.backlog,
+                opt_ms(class.p50_ms),
+                opt_ms(class.p99_ms),
+                opt_ms(class.max_ms),
+                fmt_pct(class.cpu_share),
+            );
+        }
+    }
+    t.push_str(
+        "</table><p></p><table><tr><th>mode</th><th>total req/s</th><th>heartbeat p99 ms</th>\
+         <th>A CPU</th><th>B CPU</th><th>A:B CPU</th><th>A of tenants' CPU (weight)</th>\
+         <th>process CPU</th><th>requests per CPU-second</th><th>slots end / mean / max</th><th>admitted after queueing</th>\
+         <th>refused</th></tr>",
+    );
+    for mode in &overload.modes {
+        let tenant = |i: usize| mode.tenants.get(i);
+        let queue = mode.queue.as_ref();
+        let _ = write!(
+            t,
+            "<tr><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&mode.name),
+            mode.throughput_rps,
+            opt_ms(mode.class("heartbeat").and_then(|c| c.p99_ms)),
+            tenant(0).map_or_else(dash, |t| fmt_pct(t.cpu_share)),
+            tenant(1).map_or_else(dash, |t| fmt_pct(t.cpu_share)),
+            mode.tenant_cpu_ratio().map_or_else(dash, |r| format!("{r:.2}:1")),
+            tenant(0).map_or_else(dash, |t| format!(
+                "{} ({})",
+                fmt_pct(t.tenants_cpu_fraction),
+                fmt_pct(t.weight_share)
+            )),
+            fmt_pct(mode.process_cpu_share),
+            mode.requests_per_cpu_second,
+            queue.map_or_else(dash, |q| format!("{} / {:.1} / {}", q.final_slots, q.mean_slots, q.max_slots)),
+            queue.map_or_else(dash, |q| q.admitted_after_queueing.to_string()),
+            queue.map_or_else(dash, |q| q.rejected_deadline.to_string()),
+        );
+    }
+    t.push_str("</table><div class=\"charts\">");
+    let categories: Vec<String> = overload
+        .modes
+        .first()
+        .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let p99 = BarChart {
+        title: "p99 latency per class",
+        y_label: "ms (log scale)",
+        y_scale: Scale::Log,
+        series: overload
+            .modes
+            .iter()
+            .enumerate()
+            .map(|(i, mode)| Bars {
+                name: mode.name.clone(),
+                colour: i,
+                values: categories.iter().map(|name| mode.class(name).and_then(|c| c.p99_ms)).collect(),
+            })
+            .collect(),
+        categories,
+        label: fmt_ms,
+    };
+    t.push_str(&p99.render());
+    let tenants: Vec<String> = overload
+        .modes
+        .first()
+        .map(|m| m.tenants.iter().map(|t| format!("tenant {} (weight {})", t.name, t.weight)).collect())
+        .unwrap_or_default();
+    let mut series: Vec<Bars> = overload
+        .modes
+        .iter()
+        .enumerate()
+        .map(|(i, mode)| Bars {
+            name: mode.name.clone(),
+            colour: i,
+            values: mode.tenants.iter().map(|t| Some(t.tenants_cpu_fraction)).collect(),
+        })
+        .collect();
+    if let Some(mode) = overload.modes.first() {
+        series.push(Bars {
+            name: "weights".to_owned(),
+            colour: 6,
+            values: mode.tenants.iter().map(|t| Some(t.weight_share)).collect(),
+        });
+    }
+    let cpu = BarChart {
+        title: "CPU per tenant against its weight",
+        y_label: "share of the two tenants' CPU",
+        y_scale: Scale::Linear,
+        categories: tenants,
+        series,
+        label: fmt_pct,
+    };
+    t.push_str(&cpu.render());
+    t.push_str("</div>");
+    t
+}
+
 fn summary_table(report: &DemoReport) -> String {
     let mut t = String::from(
         "<table><tr><th>mode</th><th>fg req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th>\
@@ -188,5 +338,20 @@ mod tests {
         let mut report = sample_report();
         report.modes[2].series[5].offered_load = Some(0.6);
         assert_eq!(render_html(&report).matches("<svg").count(), 8);
+    }
+
+    #[test]
+    fn overload_page_has_its_tables_and_bar_charts_only() {
+        let mut report = sample_report();
+        report.modes.clear();
+        report.overload = Some(crate::report::tests::sample_overload());
+        let html = render_html(&report);
+        assert!(html.contains("<h2>Overload</h2>") && html.ends_with("</body></html>\n"));
+        assert!(!html.contains("Over time"), "no time series without modes");
+        assert_eq!(html.matches("<svg").count(), 2);
+        assert!(html.contains("p99 latency per class") && html.contains("CPU per tenant against its weight"));
+        // Six class rows and two mode rows, each under its header.
+        assert_eq!(html.matches("<tr>").count(), 1 + 6 + 1 + 2);
+        assert!(html.contains("2.00:1") && html.contains("tenant a (weight 2)"));
     }
 }

@@ -269,6 +269,127 @@ impl Chart<'_> {
     }
 }
 
+/// Bars of one series in a [`BarChart`]: one value per category (`None`: no bar).
+#[derive(Clone, Debug)]
+pub struct Bars {
+    /// Legend text.
+    pub name: String,
+    /// Index into the palette.
+    pub colour: usize,
+    /// One value per category, in the chart's category order.
+    pub values: Vec<Option<f64>>,
+}
+
+/// A grouped bar chart: one group per category, one bar per series within each group, each
+/// bar labelled with its value.
+#[derive(Clone, Debug)]
+pub struct BarChart<'a> {
+    /// Title above the plot.
+    pub title: &'a str,
+    /// Label beside the y axis.
+    pub y_label: &'a str,
+    /// Scale of the y axis (log bars rise from the axis' lowest power of ten).
+    pub y_scale: Scale,
+    /// Category names under the groups.
+    pub categories: Vec<String>,
+    /// The series, drawn side by side in each group.
+    pub series: Vec<Bars>,
+    /// How to print a bar's value above it.
+    pub label: fn(f64) -> String,
+}
+
+impl BarChart<'_> {
+    /// Renders the chart as an `<svg>` element.
+    pub fn render(&self) -> String {
+        let usable = |v: f64| v.is_finite() && (self.y_scale == Scale::Linear || v > 0.0);
+        let values = self.series.iter().flat_map(|bars| bars.values.iter().flatten().copied());
+        let y = Axis::fit(self.y_scale, values);
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let py = |v: f64| TOP + (1.0 - y.frac(v).clamp(0.0, 1.0)) * plot_h;
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img">"#
+        );
+        let _ = write!(s, "<title>{}</title>", escape(self.title));
+        let _ = write!(
+            s,
+            r#"<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{}</text>"#,
+            escape(self.title)
+        );
+        for t in y.ticks() {
+            let yy = py(t);
+            let _ = write!(
+                s,
+                r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+                LEFT + plot_w,
+                LEFT - 6.0,
+                yy + 4.0,
+                tick_label(t)
+            );
+        }
+        let _ = write!(
+            s,
+            r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w:.1}" height="{plot_h:.1}" fill="none" stroke="#888"/>"##
+        );
+        let _ = write!(
+            s,
+            r#"<text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            TOP + plot_h / 2.0,
+            escape(self.y_label)
+        );
+        let groups = self.categories.len().max(1) as f64;
+        let group_w = plot_w / groups;
+        let bar_w = group_w * 0.8 / self.series.len().max(1) as f64;
+        let base = py(y.low);
+        for (c, category) in self.categories.iter().enumerate() {
+            let group_x = LEFT + c as f64 * group_w;
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                group_x + group_w / 2.0,
+                TOP + plot_h + 16.0,
+                escape(category)
+            );
+            for (i, bars) in self.series.iter().enumerate() {
+                let Some(value) = bars.values.get(c).copied().flatten().filter(|&v| usable(v)) else {
+                    continue;
+                };
+                let colour = PALETTE[bars.colour % PALETTE.len()];
+                let x = group_x + group_w * 0.1 + i as f64 * bar_w;
+                let top = py(value);
+                let _ = write!(
+                    s,
+                    r#"<rect x="{x:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{}: {}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
+                    (bar_w - 2.0).max(1.0),
+                    (base - top).max(0.0),
+                    escape(&bars.name),
+                    escape(&(self.label)(value)),
+                    x + bar_w / 2.0,
+                    top - 3.0,
+                    escape(&(self.label)(value))
+                );
+            }
+        }
+        for (i, bars) in self.series.iter().enumerate() {
+            let colour = PALETTE[bars.colour % PALETTE.len()];
+            let ly = TOP + 10.0 + i as f64 * 16.0;
+            let lx = LEFT + plot_w + 12.0;
+            let _ = write!(
+                s,
+                r#"<rect x="{lx:.1}" y="{:.1}" width="14" height="8" fill="{colour}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+                ly - 4.0,
+                lx + 20.0,
+                ly + 4.0,
+                escape(&bars.name)
+            );
+        }
+        s.push_str("</svg>");
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +437,28 @@ mod tests {
         // The gap at x=1 starts a new sub-path: two moves in series a.
         let a_path = svg.split("<path d=\"").nth(1).unwrap();
         assert_eq!(a_path.split('"').next().unwrap().matches('M').count(), 2);
+    }
+
+    #[test]
+    fn bar_chart_draws_a_bar_per_value_and_skips_unusable_ones() {
+        let chart = BarChart {
+            title: "p99 <per class>",
+            y_label: "ms",
+            y_scale: Scale::Log,
+            categories: vec!["heartbeat".into(), "tenant-a".into()],
+            series: vec![
+                Bars { name: "no-queue".into(), colour: 0, values: vec![Some(800.0), Some(900.0)] },
+                // Zero cannot stand on a log axis, and None is no bar.
+                Bars { name: "queue".into(), colour: 1, values: vec![Some(0.0), None] },
+            ],
+            label: |v| format!("{v:.0}"),
+        };
+        let svg = chart.render();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        // Two bars and two legend swatches, plus the plot frame.
+        assert_eq!(svg.matches("<rect").count(), 2 + 2 + 1);
+        assert!(svg.contains("p99 &lt;per class&gt;") && svg.contains(">900<"));
+        assert!(svg.contains(">tenant-a<"));
     }
 
     #[test]

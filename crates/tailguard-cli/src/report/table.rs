@@ -2,10 +2,25 @@
 
 use std::fmt::Write as _;
 
-use super::{DemoReport, fmt_ms, fmt_pct};
+use super::{DemoReport, Overload, fmt_ms, fmt_pct};
 
-/// Renders the side-by-side comparison of every mode as a fixed-width text table.
+/// Renders the side-by-side comparison of every mode as a fixed-width text table, then the
+/// overload scenario's tables when it ran, then the notes.
 pub fn render_table(report: &DemoReport) -> String {
+    let mut out = String::new();
+    if !report.modes.is_empty() || report.overload.is_none() {
+        out.push_str(&modes_table(report));
+    }
+    if let Some(overload) = &report.overload {
+        out.push_str(&overload_tables(report, overload));
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    out
+}
+
+fn modes_table(report: &DemoReport) -> String {
     let header = [
         "mode",
         "fg req/s",
@@ -45,27 +60,7 @@ pub fn render_table(report: &DemoReport) -> String {
             },
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].len()).chain([header[c].len()]).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &[&str]| {
-        for (c, cell) in cells.iter().enumerate() {
-            // The mode column is left-aligned, figures right-aligned.
-            let _ = if c == 0 {
-                write!(out, "{cell:<w$}", w = widths[c])
-            } else {
-                write!(out, "  {cell:>w$}", w = widths[c])
-            };
-        }
-        out.push('\n');
-    };
-    line(&mut out, &header);
-    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
-    line(&mut out, &rule.iter().map(String::as_str).collect::<Vec<_>>());
-    for row in &rows {
-        line(&mut out, &row.iter().map(String::as_str).collect::<Vec<_>>());
-    }
+    let mut out = aligned(&header, &rows, 1);
     let s = &report.settings;
     let _ = writeln!(
         out,
@@ -81,8 +76,141 @@ pub fn render_table(report: &DemoReport) -> String {
         fmt_ms(s.target_p99_ms),
         s.elastic_on,
     );
-    for note in &report.notes {
-        let _ = writeln!(out, "note: {note}");
+    out
+}
+
+/// The overload scenario: one row per mode and class, then one summary row per mode.
+fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
+    let opt_ms = |ms: Option<f64>| ms.map_or_else(|| "-".to_owned(), fmt_ms);
+    let header = [
+        "mode",
+        "class",
+        "tenant",
+        "prio",
+        "offered/s",
+        "done/s",
+        "rejected",
+        "backlog",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "CPU",
+    ];
+    let mut rows = Vec::new();
+    for mode in &overload.modes {
+        for class in &mode.classes {
+            rows.push(vec![
+                mode.name.clone(),
+                class.name.clone(),
+                class.tenant.to_string(),
+                class.priority.to_string(),
+                format!("{:.0}", class.offered_rps),
+                format!("{:.0}", class.throughput_rps),
+                class.rejected.to_string(),
+                class.backlog.to_string(),
+                opt_ms(class.p50_ms),
+                opt_ms(class.p99_ms),
+                opt_ms(class.max_ms),
+                fmt_pct(class.cpu_share),
+            ]);
+        }
+    }
+    let mut out = aligned(&header, &rows, 2);
+    out.push('\n');
+    let header = [
+        "mode",
+        "total req/s",
+        "vs no-queue",
+        "heartbeat p99",
+        "A CPU",
+        "B CPU",
+        "A:B CPU",
+        "A share (weight)",
+        "process CPU",
+        "req/CPU-s",
+        "slots end/mean/max",
+        "queued",
+        "refused",
+    ];
+    let plain = overload.mode("no-queue").map(|m| m.throughput_rps).filter(|&t| t > 0.0);
+    let rows: Vec<Vec<String>> = overload
+        .modes
+        .iter()
+        .map(|mode| {
+            let tenant = |i: usize| mode.tenants.get(i);
+            let queue = mode.queue.as_ref();
+            vec![
+                mode.name.clone(),
+                format!("{:.0}", mode.throughput_rps),
+                plain.map_or_else(
+                    || "-".to_owned(),
+                    |p| format!("{:+.1}%", (mode.throughput_rps / p - 1.0) * 100.0),
+                ),
+                opt_ms(mode.class("heartbeat").and_then(|c| c.p99_ms)),
+                tenant(0).map_or_else(|| "-".to_owned(), |t| fmt_pct(t.cpu_share)),
+                tenant(1).map_or_else(|| "-".to_owned(), |t| fmt_pct(t.cpu_share)),
+                mode.tenant_cpu_ratio().map_or_else(|| "-".to_owned(), |r| format!("{r:.2}:1")),
+                tenant(0).map_or_else(
+                    || "-".to_owned(),
+                    |t| format!("{} ({})", fmt_pct(t.tenants_cpu_fraction), fmt_pct(t.weight_share)),
+                ),
+                fmt_pct(mode.process_cpu_share),
+                format!("{:.0}", mode.requests_per_cpu_second),
+                queue.map_or_else(
+                    || "-".to_owned(),
+                    |q| format!("{}/{:.1}/{}", q.final_slots, q.mean_slots, q.max_slots),
+                ),
+                queue.map_or_else(|| "-".to_owned(), |q| q.admitted_after_queueing.to_string()),
+                queue.map_or_else(|| "-".to_owned(), |q| q.rejected_deadline.to_string()),
+            ]
+        })
+        .collect();
+    out.push_str(&aligned(&header, &rows, 1));
+    let _ = writeln!(
+        out,
+        "\n{} cores ({}); {:.0} s measured per mode after the warm-up; tenants A (weight 2) and B (weight 1) \
+         offered {} of capacity together, heartbeats {} ({:.0} req/s in all, capacity {:.0} req/s); \
+         {} B hashed per hop (~{:.0} µs of CPU per request); queue waits at most {} ms, threshold {} \
+         runnable per CPU; {} keys; seed {}",
+        report.machine.cores,
+        report.machine.os,
+        report.settings.duration_secs,
+        fmt_pct(overload.tenant_load),
+        fmt_pct(overload.heartbeat_load),
+        (overload.tenant_load + overload.heartbeat_load) * overload.capacity_rps,
+        overload.capacity_rps,
+        overload.hop_bytes,
+        overload.request_cpu_us,
+        fmt_ms(overload.max_wait_ms),
+        overload.admission_threshold,
+        report.settings.keys,
+        report.settings.seed,
+    );
+    out
+}
+
+/// A fixed-width table: the first `left` columns left-aligned, figures right-aligned.
+fn aligned(header: &[&str], rows: &[Vec<String>], left: usize) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].len()).chain([header[c].len()]).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[&str]| {
+        for (c, cell) in cells.iter().enumerate() {
+            let gap = if c == 0 { "" } else { "  " };
+            let _ = if c < left {
+                write!(out, "{gap}{cell:<w$}", w = widths[c])
+            } else {
+                write!(out, "{gap}{cell:>w$}", w = widths[c])
+            };
+        }
+        out.push('\n');
+    };
+    line(&mut out, header);
+    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
+    line(&mut out, &rule.iter().map(String::as_str).collect::<Vec<_>>());
+    for row in rows {
+        line(&mut out, &row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
 }
@@ -105,5 +233,28 @@ mod tests {
         // Ratios against baseline: 12.0 / 0.8.
         assert!(lines[3].contains("15.00x"), "{}", lines[3]);
         assert!(text.contains("note: a note <with> markup & such"));
+        assert!(!text.contains("heartbeat"), "no overload tables without the scenario");
+    }
+
+    #[test]
+    fn overload_tables_show_each_class_and_mode() {
+        let mut report = sample_report();
+        report.modes.clear();
+        report.overload = Some(crate::report::tests::sample_overload());
+        let text = render_table(&report);
+        assert!(!text.contains("backup keys/s"), "no mode table for the overload scenario:\n{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("mode") && lines[0].contains("class"));
+        assert_eq!(lines[0].len(), lines[1].len());
+        let rows: Vec<&&str> = lines.iter().filter(|l| l.contains("tenant-a")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("queue") && l.contains("2.00:1") && l.contains("-2.0%")),
+            "{text}"
+        );
+        assert!(lines.iter().any(|l| l.starts_with("queue") && l.contains("8/7.5/12")), "{text}");
+        assert!(lines.iter().any(|l| l.starts_with("no-queue") && l.contains("1.00:1")), "{text}");
+        assert!(text.contains("A (weight 2) and B (weight 1)"));
+        assert!(text.contains("note: a note"));
     }
 }

@@ -147,6 +147,11 @@ impl Service {
         &self.handle
     }
 
+    /// The CPU work each request does.
+    pub fn work(&self) -> WorkConfig {
+        self.work
+    }
+
     /// Runs one request along the whole path; the calling task is the client.
     ///
     /// # Errors
