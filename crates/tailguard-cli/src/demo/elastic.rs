@@ -137,9 +137,10 @@ impl ElasticRun {
             store: Arc::clone(&bench.store),
             os_priority,
             slice: args.grant,
-            request: match args.elastic_yield {
-                Some(interval) => AcquireRequest::new().yield_every(interval),
-                None => AcquireRequest::new(),
+            request: if args.elastic_yield.is_zero() {
+                AcquireRequest::new()
+            } else {
+                AcquireRequest::new().yield_every(args.elastic_yield)
             },
             interrupted: Arc::clone(&bench.cancelled),
             started,

@@ -107,9 +107,9 @@ pub struct DemoArgs {
     grant: Duration,
     /// Elastic threads under a grant give the CPU away (sched_yield) after every this much CPU,
     /// so a foreground thread made runnable behind one waits about this long at most, not a
-    /// whole OS time slice (elastic work placed on threads; not given: never).
-    #[arg(long, value_parser = parse_duration)]
-    elastic_yield: Option<Duration>,
+    /// whole OS time slice (elastic work placed on threads; 0s: never).
+    #[arg(long, default_value = "250us", value_parser = parse_duration)]
+    elastic_yield: Duration,
     /// Length of one point of the time series.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     interval: Duration,

@@ -264,6 +264,8 @@ pub struct JobSettings {
     pub os_priority: bool,
     /// Wall-time length of one uncontrolled export request (the grant size).
     pub slice: Duration,
+    /// What elastic threads ask the limiter for (their yield interval).
+    pub request: AcquireRequest,
     /// Directory of backup files.
     pub backup_dir: PathBuf,
 }
@@ -423,10 +425,10 @@ impl Runner {
 
     /// Waits for a grant, or returns `None` when the job is cancelled first (a stopped limiter
     /// cancels the job: it never runs on without control).
-    async fn grant(&self, limiter: &Limiter) -> Option<ElasticHandle> {
+    async fn grant(&self, limiter: &Limiter, request: &AcquireRequest) -> Option<ElasticHandle> {
         let mut cancel = self.job.cancel.subscribe();
         tokio::select! {
-            granted = limiter.acquire_async(&AcquireRequest::new()) => match granted {
+            granted = limiter.acquire_async(request) => match granted {
                 Ok(handle) => Some(handle),
                 Err(_) => {
                     self.job.cancel();
@@ -448,10 +450,12 @@ impl Runner {
             Err(error) => return fail(error),
         };
         let counters = &self.job.counters;
+        // A thread of its own may yield the OS thread; a task in the runtime yields the task.
+        let request = if quantum.is_some() { AcquireRequest::new() } else { self.settings.request };
         let mut resume: Option<Key> = None;
         loop {
             let handle = match &self.settings.limiter {
-                Some(limiter) if !self.job.cancelled() => self.grant(limiter).await,
+                Some(limiter) if !self.job.cancelled() => self.grant(limiter, &request).await,
                 _ => None,
             };
             if self.job.cancelled() {
@@ -514,7 +518,7 @@ impl Runner {
     /// Runs the catch-up scan, paced by the limiter when there is one.
     fn scan(&self) -> Ending {
         let counters = &self.job.counters;
-        let mut pacer = self.settings.limiter.as_ref().map(|l| Pacer::new(l.clone(), AcquireRequest::new()));
+        let mut pacer = self.settings.limiter.as_ref().map(|l| Pacer::new(l.clone(), self.settings.request));
         let mut cpu_mark = SystemClock.thread_cpu_nanos();
         let mut flush = |keys: u64| {
             let now = SystemClock.thread_cpu_nanos();
@@ -598,6 +602,7 @@ mod tests {
             placement,
             os_priority: false,
             slice: Duration::from_millis(1),
+            request: AcquireRequest::new().yield_every(Duration::from_micros(250)),
             backup_dir: dir.path().to_owned(),
         };
         (Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()), store, dir)

@@ -44,7 +44,7 @@ use std::num::NonZeroU32;
 
 use tailguard::admission::{TenantId, WorkQueue, WorkQueueConfig};
 use tailguard::capture::{CaptureHandle, CaptureLayer};
-use tailguard::elastic::Limiter;
+use tailguard::elastic::{AcquireRequest, Limiter};
 use tailguard::histogram::{WindowConfig, WindowedHistogram};
 use tailguard::observe::{ProbeConfig, RuntimeProbe};
 use tokio::sync::watch;
@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Where elastic jobs run: on threads of their own, or as tasks in the server's runtime.
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     elastic_on: Placement,
+    /// Elastic threads under a grant give the CPU away (sched_yield) after every this much CPU
+    /// (jobs on threads of their own; 0s: never).
+    #[arg(long, default_value = "250us", value_parser = parse_duration)]
+    elastic_yield: Duration,
     /// Run elastic threads at the OS's idle priority (SCHED_IDLE) as well.
     #[arg(long)]
     os_priority: bool,
@@ -254,6 +258,11 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         placement: args.elastic_on,
         os_priority: args.os_priority,
         slice: args.grant,
+        request: if args.elastic_yield.is_zero() {
+            AcquireRequest::new()
+        } else {
+            AcquireRequest::new().yield_every(args.elastic_yield)
+        },
         backup_dir: backup_dir.clone(),
     };
     let queue = work_queue(args, runtime.handle(), cores)?;
