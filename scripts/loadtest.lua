@@ -14,8 +14,11 @@ function init(args)
 end
 
 function delay()
-  -- Exponential gaps per connection: together a Poisson stream of `rate` requests per second.
-  return math.floor(-math.log(1.0 - math.random()) * mean_gap_ms)
+  -- Exponential gaps per connection: together a Poisson stream of `rate` requests per second
+  -- (less the time each response takes: the table reports the rate achieved). wrk takes whole
+  -- milliseconds, so round at random to keep the mean gap exact.
+  local gap = -math.log(1.0 - math.random()) * mean_gap_ms
+  return math.floor(gap + math.random())
 end
 
 function request()
