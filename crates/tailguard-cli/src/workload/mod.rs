@@ -3,20 +3,20 @@
 //! Nothing here depends on the limiter: every point where elastic control plugs in is a
 //! closure, so the demo driver wires `tailguard`'s grants and pacer in from outside.
 //!
-//! - [`keyspace`]: [`KeyspaceConfig`] — `keys` ordered [`Key`]s with seeded values;
+//! - [`keyspace`]: [`KeyspaceConfig`](keyspace::KeyspaceConfig) — `keys` ordered [`Key`](keyspace::Key)s with seeded values;
 //!   `value_of(key)` regenerates any value (same seed ⇒ same data).
-//! - [`store`]: [`Store`] — range-sharded `RwLock<BTreeMap>`; `get`, `put`, `scan_into(from, max)`.
-//! - [`service`]: [`Service`] — `call(Op)` hops client → server → storage task and back on the
-//!   caller's runtime, with [`WorkConfig::hash_bytes_per_hop`] bytes hashed per hop.
-//! - [`generator`]: [`GeneratorConfig`] + [`RateSchedule`] (constant or piecewise, e.g. loads
-//!   20 % → 60 % → 20 %) → seeded Poisson [`Arrival`]s; [`generator::run`] dispatches them
+//! - [`store`]: [`Store`](store::Store) — range-sharded `RwLock<BTreeMap>`; `get`, `put`, `scan_into(from, max)`.
+//! - [`service`]: [`Service`](service::Service) — `call(Op)` hops client → server → storage task and back on the
+//!   caller's runtime, with [`WorkConfig::hash_bytes_per_hop`](service::WorkConfig::hash_bytes_per_hop) bytes hashed per hop.
+//! - [`generator`]: [`GeneratorConfig`](generator::GeneratorConfig) + [`RateSchedule`](generator::RateSchedule) (constant or piecewise, e.g. loads
+//!   20 % → 60 % → 20 %) → seeded Poisson [`Arrival`](generator::Arrival)s; [`generator::run`] dispatches them
 //!   open-loop and reports latency from the *scheduled* arrival, overall and per interval
-//!   (offered rate, throughput, late starts, p50/p99/p99.9); [`calibrate`] measures the CPU per
-//!   request and [`Calibration::rate_for_load`] turns a load into a rate.
-//! - [`backup`]: [`export`] (one preemptible request: stops when `stop()` says so, returns a
-//!   chunk and a resumption key), [`BackupDriver`] (re-issues requests, one grant each, writes
-//!   `PATH.partial` then renames to `PATH`), [`restore`] and [`verify`].
-//! - [`scan`]: [`catch_up_scan`] — per-range digests and a value-size index, `pace()` per key.
+//!   (offered rate, throughput, late starts, p50/p99/p99.9); [`calibrate`](generator::calibrate) measures the CPU per
+//!   request and [`Calibration::rate_for_load`](generator::Calibration::rate_for_load) turns a load into a rate.
+//! - [`backup`]: [`export`](backup::export) (one preemptible request: stops when `stop()` says so, returns a
+//!   chunk and a resumption key), [`BackupDriver`](backup::BackupDriver) (re-issues requests, one grant each, writes
+//!   `PATH.partial` then renames to `PATH`), [`restore`](backup::restore) and [`verify`](backup::verify).
+//! - [`scan`]: [`catch_up_scan`](scan::catch_up_scan) — per-range digests and a value-size index, `pace()` per key.
 //!
 //! # Driving it (the same code runs in `tests::driving_every_piece`)
 //!
