@@ -170,29 +170,8 @@ impl Chart<'_> {
         let plot_h = HEIGHT - TOP - BOTTOM;
         let px = |v: f64| LEFT + x.frac(v) * plot_w;
         let py = |v: f64| TOP + (1.0 - y.frac(v)) * plot_h;
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img">"#
-        );
-        let _ = write!(s, "<title>{}</title>", escape(self.title));
-        let _ = write!(
-            s,
-            r#"<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{}</text>"#,
-            escape(self.title)
-        );
-        // Grid and tick labels.
-        for t in y.ticks() {
-            let yy = py(t);
-            let _ = write!(
-                s,
-                r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-                LEFT + plot_w,
-                LEFT - 6.0,
-                yy + 4.0,
-                tick_label(t)
-            );
-        }
+        let mut s = open_svg(self.title);
+        y_grid(&mut s, &y, py, plot_w);
         for t in x.ticks() {
             let xx = px(t);
             let _ = write!(
@@ -307,28 +286,8 @@ impl BarChart<'_> {
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
         let py = |v: f64| TOP + (1.0 - y.frac(v).clamp(0.0, 1.0)) * plot_h;
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img">"#
-        );
-        let _ = write!(s, "<title>{}</title>", escape(self.title));
-        let _ = write!(
-            s,
-            r#"<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{}</text>"#,
-            escape(self.title)
-        );
-        for t in y.ticks() {
-            let yy = py(t);
-            let _ = write!(
-                s,
-                r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-                LEFT + plot_w,
-                LEFT - 6.0,
-                yy + 4.0,
-                tick_label(t)
-            );
-        }
+        let mut s = open_svg(self.title);
+        y_grid(&mut s, &y, py, plot_w);
         let _ = write!(
             s,
             r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w:.1}" height="{plot_h:.1}" fill="none" stroke="#888"/>"##
@@ -387,6 +346,34 @@ impl BarChart<'_> {
         }
         s.push_str("</svg>");
         s
+    }
+}
+
+/// An `<svg>` of the standard size, opened with its title (the caller closes it).
+fn open_svg(title: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img">"#
+    );
+    let _ = write!(s, "<title>{}</title>", escape(title));
+    let _ =
+        write!(s, r#"<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{}</text>"#, escape(title));
+    s
+}
+
+/// Horizontal grid lines across the plot at `y`'s ticks, with their labels.
+fn y_grid(s: &mut String, y: &Axis, py: impl Fn(f64) -> f64, plot_w: f64) {
+    for t in y.ticks() {
+        let yy = py(t);
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            LEFT + plot_w,
+            LEFT - 6.0,
+            yy + 4.0,
+            tick_label(t)
+        );
     }
 }
 
