@@ -469,6 +469,35 @@ impl WindowedHistogram {
     /// the boundary and that read count in the slot before it. Readers that read once per slot
     /// (the limiter's tick does) keep that error within the time a read takes.
     pub fn snapshot(&self) -> WindowSnapshot {
+        self.snapshot_with_recent(Duration::ZERO).0
+    }
+
+    /// [`snapshot`](Self::snapshot), plus the samples of the newest part of the window: the
+    /// current slot and the whole slots before it that make up `recent` (rounded up to whole
+    /// slots, at most the window).
+    ///
+    /// A long window reacts to a rise within a few samples but holds a fall for its whole
+    /// length; the recent part tells whether the latency is still high *now*.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::clock::ManualClock;
+    /// use tailguard::histogram::{WindowConfig, WindowedHistogram};
+    ///
+    /// let clock = ManualClock::new();
+    /// let window = WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared())?;
+    /// window.record(Duration::from_millis(5)); // a bad spell...
+    /// clock.advance(Duration::from_millis(100));
+    /// window.snapshot();
+    /// clock.advance(Duration::from_secs(1));
+    /// window.snapshot();
+    /// window.record(Duration::from_micros(100)); // ...that is over
+    /// let (whole, recent) = window.snapshot_with_recent(Duration::from_millis(500));
+    /// assert_eq!(whole.histogram.count(), 2);
+    /// assert_eq!(recent.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, HistogramSnapshot) {
         let now = self.clock.now_nanos();
         // A poisoned lock only means a reader panicked mid-rotation; the ring is still valid.
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
@@ -500,10 +529,14 @@ impl WindowedHistogram {
             ring.warm = true;
         }
         let oldest = ring.boundaries.front().cloned().unwrap_or_default();
+        // The current slot's boundary is the last; `whole` more slots go back from there.
+        let whole = duration_nanos(recent).div_ceil(slot) as usize;
+        let recent_start = ring.boundaries.len().saturating_sub(whole + 1);
+        let recent = ring.boundaries.get(recent_start).map(|start| live.since(start)).unwrap_or_default();
         ring.last_read = live.clone();
         let window_start = ring.current_start_nanos - (ring.boundaries.len() as u64 - 1) * slot;
         let span = Duration::from_nanos(now - window_start.max(ring.created_nanos));
-        WindowSnapshot { histogram: live.since(&oldest), span, warm: ring.warm }
+        (WindowSnapshot { histogram: live.since(&oldest), span, warm: ring.warm }, recent)
     }
 }
 

@@ -493,6 +493,7 @@ fn run_mode(
             let mut samples = Vec::new();
             let mut next = started + interval;
             let mut last_cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
+            let mut last_sched = window.cumulative().snapshot();
             while sampling.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 if now < next {
@@ -500,13 +501,16 @@ fn run_mode(
                     continue;
                 }
                 next += interval;
-                let sched = window.snapshot();
+                // The interval's own p99: the limiter's window would show it 2.5 s late.
+                let sched = window.cumulative().snapshot();
+                let interval_sched = sched.since(&last_sched);
+                last_sched = sched;
                 let cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
                 let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores as f64);
                 last_cpu = cpu;
                 let share = elastic.as_ref().and_then(|e| e.share());
                 samples.push(Sample {
-                    sched_p99_ms: sched.histogram.p99().map(|d| d.as_secs_f64() * 1e3),
+                    sched_p99_ms: interval_sched.p99().map(|d| d.as_secs_f64() * 1e3),
                     share,
                     elastic_cpu_share: elastic.as_ref().map(|_| used),
                 });

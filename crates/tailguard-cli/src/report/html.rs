@@ -64,7 +64,7 @@ pub fn render_html(report: &DemoReport) -> String {
             reference: None,
         };
     page.push_str(&time_chart("Foreground p99 latency", "ms", Scale::Log, |p| p.fg_p99_ms).render());
-    let mut sched = time_chart("Scheduling latency p99 (window)", "ms", Scale::Log, |p| p.sched_p99_ms);
+    let mut sched = time_chart("Scheduling latency p99 (per interval)", "ms", Scale::Log, |p| p.sched_p99_ms);
     sched.reference = Some((s.target_p99_ms, "target"));
     page.push_str(&sched.render());
     page.push_str(

@@ -139,7 +139,7 @@ pub struct SeriesPoint {
     pub fg_p50_ms: Option<f64>,
     /// Foreground p99 latency in this interval, ms.
     pub fg_p99_ms: Option<f64>,
-    /// Scheduling-latency p99 over the limiter's window, ms.
+    /// Scheduling-latency p99 of the samples taken during the interval, ms.
     pub sched_p99_ms: Option<f64>,
     /// Elastic share allowed by the limiter, of all cores.
     pub share: Option<f64>,

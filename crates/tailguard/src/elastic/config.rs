@@ -56,8 +56,9 @@ pub struct LimiterConfig {
     pub cores: f64,
     /// Which controller to run (default [`ControllerKind::Adaptive`]).
     pub controller: ControllerKind,
-    /// Share before the first full window; the limiter grants at `floor` until then
-    /// ("blind start"). Default: the inactive point.
+    /// Share the controller starts from once its window is warm (holds
+    /// [`WARM_SPAN`](super::WARM_SPAN) of samples); the limiter grants at `floor` until
+    /// then ("blind start"). Default: the inactive point.
     pub initial_share: Option<f64>,
     /// OS priority for elastic threads spawned by the limiter (default: none, unchanged).
     pub elastic_priority: Option<super::priority::ThreadPriority>,

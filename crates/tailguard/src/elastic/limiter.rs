@@ -16,7 +16,7 @@ use super::controller::{Controller, ControllerInput};
 use super::handle::ElasticHandle;
 use super::request::{AcquireError, AcquireRequest};
 use crate::clock::{SharedClock, SystemClock, duration_nanos};
-use crate::histogram::{WindowSnapshot, WindowedHistogram};
+use crate::histogram::{HistogramSnapshot, WindowSnapshot, WindowedHistogram};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard};
 
 /// Ticks kept in [`Limiter::history`] (one minute at the default 100 ms tick).
@@ -25,15 +25,37 @@ pub const HISTORY_TICKS: usize = 600;
 /// tiny deficit never turns into a busy loop.
 const MIN_WAIT_NANOS: u64 = 50_000;
 
+/// The controller acts once its window holds this much time of samples (or is full, if
+/// shorter): enough for a steady p99 at the sampling rates of a runtime probe, well before a
+/// 2.5 s window fills.
+pub const WARM_SPAN: Duration = Duration::from_secs(1);
+/// The newest part of the window the controller also reads, to tell a latency that is still
+/// high from one the window still remembers.
+pub const RECENT_SPAN: Duration = Duration::from_millis(500);
+/// Fewest samples in the recent part for its p99 to count.
+pub const MIN_RECENT_SAMPLES: u64 = 200;
+
 /// A source of the latency the controller keeps under its target.
 pub trait LatencySignal: Send + Sync + 'static {
     /// The current window of latency samples.
     fn window_snapshot(&self) -> WindowSnapshot;
+
+    /// The window, and the samples of about its newest `recent` if the source keeps them
+    /// apart (default: it does not).
+    fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
+        let _ = recent;
+        (self.window_snapshot(), None)
+    }
 }
 
 impl LatencySignal for WindowedHistogram {
     fn window_snapshot(&self) -> WindowSnapshot {
         self.snapshot()
+    }
+
+    fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
+        let (window, recent) = self.snapshot_with_recent(recent);
+        (window, Some(recent))
     }
 }
 
@@ -71,7 +93,8 @@ pub struct LimiterSnapshot {
     pub total_used: Duration,
     /// Latest latency quantile the controller read.
     pub latest_p99: Option<Duration>,
-    /// Whether the latency window has covered its full length (before: blind start).
+    /// Whether the latency window has held [`WARM_SPAN`] of samples, or its full length if
+    /// shorter (before: blind start).
     pub warm: bool,
     /// The controller variant.
     pub controller: ControllerKind,
@@ -684,7 +707,7 @@ impl Shared {
     }
 
     fn tick(&self) -> f64 {
-        let window = self.signal.as_ref().map(|signal| signal.window_snapshot());
+        let window = self.signal.as_ref().map(|signal| signal.window_snapshot_with_recent(RECENT_SPAN));
         let now = self.clock.now_nanos();
         let mut state = self.lock();
         let elapsed_nanos = now.saturating_sub(state.last_tick_nanos).max(1);
@@ -701,13 +724,19 @@ impl Shared {
         let allowed = state.bucket.rate() * elapsed_nanos as f64;
         let used_fraction = state.granted_in_tick_nanos as f64 / allowed.max(1.0);
         let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
-        if let Some(window) = &window {
-            state.warm |= window.warm;
+        let mut recent_p99 = None;
+        if let Some((window, recent)) = &window {
+            state.warm |= window.warm || window.span >= WARM_SPAN;
             state.latest_p99 = window.histogram.quantile(self.config.quantile).ok().flatten();
+            recent_p99 = recent
+                .as_ref()
+                .filter(|recent| recent.count() >= MIN_RECENT_SAMPLES)
+                .and_then(|recent| recent.quantile(self.config.quantile).ok().flatten());
         }
-        let p99 = if state.warm { state.latest_p99 } else { None };
+        let (p99, recent_p99) = if state.warm { (state.latest_p99, recent_p99) } else { (None, None) };
         let input = ControllerInput {
             p99,
+            recent_p99,
             waiting_now,
             waiting_fraction,
             used_fraction,

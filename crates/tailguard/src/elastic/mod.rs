@@ -25,7 +25,8 @@ pub use config::{ConfigError, ControllerKind, LimiterConfig};
 pub use controller::{Controller, ControllerInput};
 pub use handle::{CHECK_INTERVAL_NANOS, ElasticHandle};
 pub use limiter::{
-    AcquireFuture, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot, TickRecord,
+    AcquireFuture, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot,
+    MIN_RECENT_SAMPLES, RECENT_SPAN, TickRecord, WARM_SPAN,
 };
 pub use pacer::{DEFAULT_QUANTUM, Pacer};
 pub use priority::{ThreadPriority, set_current_thread_priority};
