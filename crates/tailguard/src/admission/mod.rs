@@ -108,6 +108,7 @@ mod request;
 pub mod signal;
 pub mod slots;
 mod snapshot;
+mod waiters;
 
 pub use config::{ConfigError, QueueOrder, WorkQueueConfig};
 pub use permit::Permit;
