@@ -329,6 +329,7 @@ impl Wakeups {
     }
 
     /// Wakes everyone collected (call it without the lock held).
+    #[inline]
     fn wake_all(&mut self) {
         for slot in &mut self.inline[..self.len] {
             if let Some(notify) = slot.take() {
@@ -336,15 +337,20 @@ impl Wakeups {
             }
         }
         self.len = 0;
-        for notify in self.spilled.drain(..) {
-            notify.wake();
+        if !self.spilled.is_empty() {
+            for notify in self.spilled.drain(..) {
+                notify.wake();
+            }
         }
     }
 }
 
 impl Drop for Wakeups {
+    #[inline]
     fn drop(&mut self) {
-        self.wake_all();
+        if self.len > 0 || !self.spilled.is_empty() {
+            self.wake_all();
+        }
     }
 }
 

@@ -175,19 +175,28 @@ impl PriorityLists {
 }
 
 /// Deadlines of waiting waiters, earliest first, with lazy removal.
+///
+/// A deadline no earlier than the last one queued in order goes to the back of a FIFO (with a
+/// fixed timeout per request, deadlines arrive in order: O(1) in and out); any other goes to
+/// a binary heap (O(log n)). The earliest deadline is at the front of one of the two.
 pub(super) struct Deadlines {
+    in_order: VecDeque<(u64, WaiterKey)>,
     heap: BinaryHeap<Reverse<(u64, WaiterKey)>>,
-    /// Waiters with a deadline that still wait; the heap may hold more (stale) entries.
+    /// Waiters with a deadline that still wait; both may hold more (stale) entries.
     live: usize,
 }
 
 impl Deadlines {
     pub(super) fn new() -> Self {
-        Deadlines { heap: BinaryHeap::new(), live: 0 }
+        Deadlines { in_order: VecDeque::new(), heap: BinaryHeap::new(), live: 0 }
     }
 
     pub(super) fn push(&mut self, deadline_nanos: u64, key: WaiterKey) {
-        self.heap.push(Reverse((deadline_nanos, key)));
+        if self.in_order.back().is_none_or(|&(last, _)| deadline_nanos >= last) {
+            self.in_order.push_back((deadline_nanos, key));
+        } else {
+            self.heap.push(Reverse((deadline_nanos, key)));
+        }
         self.live += 1;
     }
 
@@ -195,7 +204,8 @@ impl Deadlines {
     pub(super) fn leave(&mut self, waiting: impl Fn(WaiterKey) -> bool) {
         debug_assert!(self.live > 0, "more deadlines left than were pushed");
         self.live -= 1;
-        if self.heap.len() > 2 * self.live + COMPACT_SLACK {
+        if self.in_order.len() + self.heap.len() > 2 * self.live + COMPACT_SLACK {
+            self.in_order.retain(|&(_, key)| waiting(key));
             self.heap.retain(|Reverse((_, key))| waiting(*key));
         }
     }
@@ -205,23 +215,38 @@ impl Deadlines {
     /// [`leave`](Self::leave).
     #[inline]
     pub(super) fn pop_expired(&mut self, now: u64, waiting: impl Fn(WaiterKey) -> bool) -> Option<WaiterKey> {
-        while let Some(&Reverse((deadline, key))) = self.heap.peek() {
-            if !waiting(key) {
-                self.heap.pop();
-            } else if deadline <= now {
-                self.heap.pop();
-                return Some(key);
-            } else {
+        while self.in_order.front().is_some_and(|&(_, key)| !waiting(key)) {
+            self.in_order.pop_front();
+        }
+        while self.heap.peek().is_some_and(|&Reverse((_, key))| !waiting(key)) {
+            self.heap.pop();
+        }
+        let from_heap = match (self.in_order.front(), self.heap.peek()) {
+            (Some(first), Some(Reverse(top))) => top < first,
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        if from_heap {
+            let &Reverse((deadline, key)) = self.heap.peek()?;
+            if deadline > now {
                 return None;
             }
+            self.heap.pop();
+            Some(key)
+        } else {
+            let &(deadline, key) = self.in_order.front()?;
+            if deadline > now {
+                return None;
+            }
+            self.in_order.pop_front();
+            Some(key)
         }
-        None
     }
 
     /// Entries held, live and stale (for tests of the compaction bound).
     #[cfg(test)]
     pub(super) fn entries_held(&self) -> usize {
-        self.heap.len()
+        self.in_order.len() + self.heap.len()
     }
 }
 
@@ -424,6 +449,32 @@ mod tests {
             assert!(lists.keys_held() <= 2 * 2 + COMPACT_SLACK + 1, "{}", lists.keys_held());
         }
         assert_eq!(lists.head(), Some((Priority::NORMAL, head, tail)));
+    }
+
+    #[test]
+    fn deadlines_in_and_out_of_arrival_order_pop_earliest_first() {
+        let mut fixture = Fixture::new();
+        let mut deadlines = Deadlines::new();
+        // Two timeouts interleaved: each in order, together not.
+        let mut expected = Vec::new();
+        for i in 0..100u64 {
+            let key = fixture.add();
+            let deadline = if i % 2 == 0 { 1_000 + i } else { 250 + i };
+            deadlines.push(deadline, key);
+            expected.push((deadline, key));
+        }
+        expected.sort();
+        let mut popped = Vec::new();
+        for now in (0..1_200).step_by(7) {
+            while let Some(key) = deadlines.pop_expired(now, fixture.waiting()) {
+                let deadline = expected.iter().find(|&&(_, k)| k == key).unwrap().0;
+                assert!(deadline <= now);
+                fixture.gone(key);
+                deadlines.leave(fixture.waiting());
+                popped.push((deadline, key));
+            }
+        }
+        assert_eq!(popped, expected);
     }
 
     #[test]
