@@ -14,11 +14,13 @@
 //! # The locked path
 //!
 //! Waiters live in a slab ([`super::waiters`]), named by keys that go stale when they leave;
-//! each tenant keeps a FIFO list of keys per priority, and deadlines sit in a heap. Leaving is
-//! lazy: a waiter that is admitted, expires or gives up is counted out at once (counts are
-//! exact) and its keys are dropped when they come to the front. Wakers are called after the
-//! lock is released ([`Wakeups`]), so a woken task never finds the lock still held by its
-//! waker.
+//! each tenant keeps a FIFO list of keys per priority, and deadlines wait in arrival order or,
+//! when they come out of order, in a heap. Leaving is lazy: a waiter that is admitted, expires
+//! or gives up is counted out at once (counts are exact) and its keys are dropped when they
+//! come to the front. Tenants are found by index from their waiters and through a map with a
+//! cheap seeded hasher from callers. Wakers are called after the lock is released
+//! ([`Wakeups`]), so a woken task never finds the lock still held by its waker. Nothing on
+//! this path allocates in steady state.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -183,7 +185,7 @@ impl Tenants {
 
     fn push_waiter(&mut self, index: usize, priority: Priority, key: WaiterKey) {
         let state = &mut self.states[index];
-        if state.queue.len() == 0 {
+        if state.queue.is_empty() {
             state.waiting_at = self.waiting.len();
             self.waiting.push(index);
         }
@@ -194,7 +196,7 @@ impl Tenants {
     fn leave(&mut self, index: usize, priority: Priority, waiting: impl Fn(WaiterKey) -> bool) {
         let state = &mut self.states[index];
         state.queue.leave(priority, waiting);
-        if state.queue.len() == 0 {
+        if state.queue.is_empty() {
             let at = state.waiting_at;
             self.waiting.swap_remove(at);
             if let Some(&moved) = self.waiting.get(at) {
@@ -210,7 +212,7 @@ impl Tenants {
                 continue;
             }
             state.usage = 0;
-            if state.queue.len() == 0 && state.cap.is_none() && state.weight == NonZeroU32::MIN {
+            if state.queue.is_empty() && state.cap.is_none() && state.weight == NonZeroU32::MIN {
                 state.tracked = false;
                 self.index.remove(&state.id);
                 self.free.push(index);
@@ -249,7 +251,7 @@ impl TenantState {
 
     /// Tracks another tenant in this untracked state (its lists are empty).
     fn reuse(&mut self, id: TenantId) {
-        debug_assert!(!self.tracked && self.queue.len() == 0);
+        debug_assert!(!self.tracked && self.queue.is_empty());
         self.id = id;
         self.tracked = true;
         self.weight = NonZeroU32::MIN;

@@ -790,7 +790,8 @@ mod lazy_removal {
         let clock = ManualClock::new();
         let queue = fixed(&clock, 1);
         let mut held = queue.try_admit(&Request::new()).unwrap();
-        let given_up = pending(&queue, Request::new().priority(Priority::HIGH).deadline(queue.deadline_in(MS)));
+        let given_up =
+            pending(&queue, Request::new().priority(Priority::HIGH).deadline(queue.deadline_in(MS)));
         let mut futures = vec![(0, pending(&queue, Request::new()))];
         drop(given_up);
         // The next waiter takes the freed entry; the cancelled one's key is still in the HIGH
@@ -838,13 +839,13 @@ mod lazy_removal {
         let check = |model: &[(usize, u64, Priority, bool)]| {
             let snapshot = queue.snapshot();
             assert_eq!(snapshot.waiting, model.len());
-            let mut by_priority: Vec<(Priority, usize)> = priorities
+            // Highest first.
+            let by_priority: Vec<(Priority, usize)> = priorities
                 .iter()
                 .rev()
                 .map(|&p| (p, model.iter().filter(|w| w.2 == p).count()))
                 .filter(|&(_, n)| n > 0)
                 .collect();
-            by_priority.sort_by(|a, b| b.0.cmp(&a.0));
             assert_eq!(snapshot.waiting_by_priority, by_priority);
             for t in &snapshot.tenants {
                 assert_eq!(t.waiting, model.iter().filter(|w| w.1 == t.tenant.0).count(), "{t:?}");
@@ -1011,7 +1012,8 @@ mod lifo_properties {
             let Some(top) = live.iter().filter(|w| w.tenant == tenant).map(|w| w.priority).max() else {
                 continue;
             };
-            let level: Vec<&&Waiting> = live.iter().filter(|w| w.tenant == tenant && w.priority == top).collect();
+            let level: Vec<&&Waiting> =
+                live.iter().filter(|w| w.tenant == tenant && w.priority == top).collect();
             let oldest = level.iter().min_by_key(|w| w.arrival)?;
             let newest = level.iter().max_by_key(|w| w.arrival)?;
             let overloaded = now - oldest.enqueued >= AFTER.as_nanos() as u64;
