@@ -995,6 +995,9 @@ impl Shared {
         notify
     }
 
+    // Out of line, so that the lock-free path it is the fallback of stays small.
+    #[cold]
+    #[inline(never)]
     fn admit_blocking(self: &Arc<Self>, request: &Request) -> Result<Permit, AdmitError> {
         let condvar = Arc::new(Condvar::new());
         let now = self.clock.now_nanos();
@@ -1032,6 +1035,8 @@ impl Shared {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn try_admit_locked(self: &Arc<Self>, request: &Request) -> Result<Permit, AdmitError> {
         let now = self.clock.now_nanos();
         let mut wakeups = Wakeups::new();
