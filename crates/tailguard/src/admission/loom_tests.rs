@@ -113,3 +113,30 @@ fn loom_a_waiter_and_a_fast_admission_share_one_slot() {
         assert_eq!(queue.snapshot().used, 0);
     });
 }
+
+#[test]
+fn loom_an_enqueue_behind_a_waiter_racing_a_release_loses_no_slot() {
+    loom::model(|| {
+        let queue = one_slot();
+        let held = queue.try_admit(&Request::new()).unwrap();
+        let mut first = queue.admit_async(&Request::new());
+        assert!(poll(&mut first).is_pending());
+        // The flag is already set: the second enqueue leaves it as it is, and checks for a free
+        // slot with a plain load before it looks at the order, while the slot comes back.
+        let releaser = thread::spawn(move || drop(held));
+        let mut second = queue.admit_async(&Request::new());
+        let second_poll = poll(&mut second);
+        releaser.join().unwrap();
+        assert!(second_poll.is_pending(), "the second waiter barged past the first");
+        let Poll::Ready(Ok(permit)) = poll(&mut first) else { panic!("the released slot was lost") };
+        assert_eq!(queue.snapshot().waiting, 1);
+        drop(permit);
+        let Poll::Ready(Ok(permit)) = poll(&mut second) else {
+            panic!("the second waiter never got the slot")
+        };
+        drop(permit);
+        let snapshot = queue.snapshot();
+        assert_eq!((snapshot.used, snapshot.waiting), (0, 0));
+        assert!(queue.try_admit(&Request::new()).is_ok(), "fast path open again");
+    });
+}

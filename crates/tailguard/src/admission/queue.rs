@@ -10,9 +10,20 @@
 //! first (then the enqueuer, which sets the flag and then tries to take a slot under the
 //! lock, finds it free) or the flag comes first (then the release sees it and hands the slot on
 //! under the lock). The flag is cleared under the lock when the last waiter leaves.
+//!
+//! # The locked path
+//!
+//! Waiters live in a slab ([`super::waiters`]), named by keys that go stale when they leave;
+//! each tenant keeps a FIFO list of keys per priority, and deadlines wait in arrival order or,
+//! when they come out of order, in a heap. Leaving is lazy: a waiter that is admitted, expires
+//! or gives up is counted out at once (counts are exact) and its keys are dropped when they
+//! come to the front. Tenants are found by index from their waiters and through a map with a
+//! cheap seeded hasher from callers. Wakers are called after the lock is released
+//! ([`Wakeups`]), so a woken task never finds the lock still held by its waker. Nothing on
+//! this path allocates in steady state.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
@@ -28,6 +39,7 @@ use super::permit::{CapCharge, Permit};
 use super::request::{AdmitError, Deadline, Priority, Request, TenantId};
 use super::slots::{SlotChange, SlotController, SlotInput};
 use super::snapshot::{Rejections, TenantSnapshot, WorkQueueSnapshot};
+use super::waiters::{Deadlines, PriorityCounts, PriorityLists, Slab, TenantHashBuilder, WaiterKey};
 use crate::clock::{SharedClock, duration_nanos};
 use crate::elastic::TokenBucket;
 use crate::histogram::Histogram;
@@ -44,6 +56,9 @@ const MAX_BLOCK_NANOS: u64 = 100_000_000;
 const MIN_BLOCK_NANOS: u64 = 50_000;
 /// Weight of a new CPU measurement in a capped tenant's per-request estimate (1/8, an EWMA).
 const ESTIMATE_SHIFT: u32 = 3;
+/// Wake-ups one queue event collects without allocating: a release admits one waiter, a
+/// sample may also expire a few.
+const INLINE_WAKEUPS: usize = 4;
 
 #[inline]
 fn used_of(word: u64) -> u32 {
@@ -85,13 +100,12 @@ pub(crate) struct Shared {
 
 struct Inner {
     controller: SlotController,
-    tenants: HashMap<TenantId, TenantState>,
-    /// Tenants with at least one waiter.
-    waiting_tenants: BTreeSet<TenantId>,
-    waiters: HashMap<u64, Waiter>,
-    /// `(deadline, seq)` of waiters with a deadline.
-    deadlines: BTreeSet<(u64, u64)>,
-    waiting_by_priority: BTreeMap<Priority, usize>,
+    tenants: Tenants,
+    /// Every waiter until its outcome is collected (or it gives up).
+    waiters: Slab<Waiter>,
+    /// Deadlines of waiting waiters.
+    deadlines: Deadlines,
+    waiting_by_priority: PriorityCounts,
     waiting: usize,
     next_seq: u64,
     next_cap_generation: u64,
@@ -112,24 +126,138 @@ struct Totals {
     decreases: u64,
 }
 
+/// The tenants the queue tracks, at reusable indices: waiters name theirs by index, callers
+/// by id through a map with a cheap hasher.
+struct Tenants {
+    states: Vec<TenantState>,
+    /// Indices of untracked states, kept (with their lists' capacity) for the next new tenant.
+    free: Vec<usize>,
+    index: HashMap<TenantId, usize, TenantHashBuilder>,
+    /// Indices of tenants with waiters, in no particular order.
+    waiting: Vec<usize>,
+}
+
+impl Tenants {
+    fn new() -> Self {
+        Tenants {
+            states: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::with_hasher(TenantHashBuilder::new()),
+            waiting: Vec::new(),
+        }
+    }
+
+    fn get(&self, tenant: TenantId) -> Option<&TenantState> {
+        self.index.get(&tenant).map(|&index| &self.states[index])
+    }
+
+    fn get_mut(&mut self, tenant: TenantId) -> Option<&mut TenantState> {
+        self.index.get(&tenant).map(|&index| &mut self.states[index])
+    }
+
+    /// The index of a tenant's state, tracking it from now on if it was not.
+    fn index_or_insert(&mut self, tenant: TenantId) -> usize {
+        if let Some(&index) = self.index.get(&tenant) {
+            return index;
+        }
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.states[index].reuse(tenant);
+                index
+            }
+            None => {
+                self.states.push(TenantState::new(tenant));
+                self.states.len() - 1
+            }
+        };
+        self.index.insert(tenant, index);
+        index
+    }
+
+    fn entry(&mut self, tenant: TenantId) -> &mut TenantState {
+        let index = self.index_or_insert(tenant);
+        &mut self.states[index]
+    }
+
+    fn tracked(&self) -> impl Iterator<Item = &TenantState> {
+        self.states.iter().filter(|state| state.tracked)
+    }
+
+    fn push_waiter(&mut self, index: usize, priority: Priority, key: WaiterKey) {
+        let state = &mut self.states[index];
+        if state.queue.is_empty() {
+            state.waiting_at = self.waiting.len();
+            self.waiting.push(index);
+        }
+        state.queue.push(priority, key);
+    }
+
+    /// Counts out a waiter that left (see [`PriorityLists::leave`]).
+    fn leave(&mut self, index: usize, priority: Priority, waiting: impl Fn(WaiterKey) -> bool) {
+        let state = &mut self.states[index];
+        state.queue.leave(priority, waiting);
+        if state.queue.is_empty() {
+            let at = state.waiting_at;
+            self.waiting.swap_remove(at);
+            if let Some(&moved) = self.waiting.get(at) {
+                self.states[moved].waiting_at = at;
+            }
+        }
+    }
+
+    /// Zeroes usage and stops tracking tenants with nothing left to remember.
+    fn reset_usage(&mut self) {
+        for (index, state) in self.states.iter_mut().enumerate() {
+            if !state.tracked {
+                continue;
+            }
+            state.usage = 0;
+            if state.queue.is_empty() && state.cap.is_none() && state.weight == NonZeroU32::MIN {
+                state.tracked = false;
+                self.index.remove(&state.id);
+                self.free.push(index);
+            }
+        }
+    }
+}
+
 struct TenantState {
+    id: TenantId,
+    /// False while the state waits in `Tenants::free` for reuse.
+    tracked: bool,
     weight: NonZeroU32,
     usage: u64,
-    /// Waiters by (priority descending, arrival).
-    queue: BTreeSet<(Reverse<Priority>, u64)>,
+    /// Its waiters, by priority then arrival.
+    queue: PriorityLists,
+    /// Its position in `Tenants::waiting` while it has waiters.
+    waiting_at: usize,
     cap: Option<Cap>,
     total_cpu_nanos: u64,
 }
 
 impl TenantState {
-    fn new() -> Self {
+    fn new(id: TenantId) -> Self {
         TenantState {
+            id,
+            tracked: true,
             weight: NonZeroU32::MIN,
             usage: 0,
-            queue: BTreeSet::new(),
+            queue: PriorityLists::new(),
+            waiting_at: 0,
             cap: None,
             total_cpu_nanos: 0,
         }
+    }
+
+    /// Tracks another tenant in this untracked state (its lists are empty).
+    fn reuse(&mut self, id: TenantId) {
+        debug_assert!(!self.tracked && self.queue.is_empty());
+        self.id = id;
+        self.tracked = true;
+        self.weight = NonZeroU32::MIN;
+        self.usage = 0;
+        self.cap = None;
+        self.total_cpu_nanos = 0;
     }
 }
 
@@ -145,6 +273,9 @@ struct Cap {
 
 struct Waiter {
     tenant: TenantId,
+    /// The tenant's index in `Tenants`, valid while the waiter waits (a tenant with waiters
+    /// stays tracked).
+    tenant_index: usize,
     priority: Priority,
     enqueued_nanos: u64,
     deadline: Option<u64>,
@@ -169,6 +300,66 @@ impl Notify {
             Notify::Thread(condvar) => condvar.notify_one(),
         }
     }
+}
+
+/// Waiters to wake once the lock is released, collected while it is held.
+///
+/// Declare it before the guard: locals drop in reverse order, so on every return the guard
+/// goes first and then the wake-ups run. The first few need no allocation.
+struct Wakeups {
+    inline: [Option<Notify>; INLINE_WAKEUPS],
+    len: usize,
+    spilled: Vec<Notify>,
+}
+
+impl Wakeups {
+    fn new() -> Self {
+        Wakeups { inline: [const { None }; INLINE_WAKEUPS], len: 0, spilled: Vec::new() }
+    }
+
+    fn push(&mut self, notify: Notify) {
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = Some(notify);
+            self.len += 1;
+        } else {
+            self.spilled.push(notify);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Wakes everyone collected (call it without the lock held).
+    #[inline]
+    fn wake_all(&mut self) {
+        for slot in &mut self.inline[..self.len] {
+            if let Some(notify) = slot.take() {
+                notify.wake();
+            }
+        }
+        self.len = 0;
+        if !self.spilled.is_empty() {
+            for notify in self.spilled.drain(..) {
+                notify.wake();
+            }
+        }
+    }
+}
+
+impl Drop for Wakeups {
+    #[inline]
+    fn drop(&mut self) {
+        if self.len > 0 || !self.spilled.is_empty() {
+            self.wake_all();
+        }
+    }
+}
+
+/// Whether `key` names a waiter that still waits.
+#[inline]
+fn is_waiting(waiters: &Slab<Waiter>, key: WaiterKey) -> bool {
+    waiters.get(key).is_some_and(|waiter| matches!(waiter.state, WaiterState::Waiting(_)))
 }
 
 /// Stops the sampler thread when the last [`WorkQueue`] clone goes away.
@@ -250,11 +441,10 @@ impl WorkQueue {
         let word = u64::from(controller.slots()) << SLOTS_SHIFT;
         let inner = Inner {
             controller,
-            tenants: HashMap::new(),
-            waiting_tenants: BTreeSet::new(),
-            waiters: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            waiting_by_priority: BTreeMap::new(),
+            tenants: Tenants::new(),
+            waiters: Slab::new(),
+            deadlines: Deadlines::new(),
+            waiting_by_priority: PriorityCounts::new(),
             waiting: 0,
             next_seq: 0,
             next_cap_generation: 0,
@@ -337,7 +527,7 @@ impl WorkQueue {
     /// Permits of async admissions do not measure thread CPU (a task shares its thread with
     /// others); for a capped tenant report the CPU with [`Permit::charge_cpu`].
     pub fn admit_async(&self, request: &Request) -> AdmitFuture {
-        AdmitFuture { shared: self.shared.clone(), request: *request, seq: None, done: false }
+        AdmitFuture { shared: self.shared.clone(), request: *request, key: None, done: false }
     }
 
     /// Admits the request if a slot is free now and no waiter comes first.
@@ -367,7 +557,7 @@ impl WorkQueue {
     /// as one of weight 1 while both wait.
     pub fn set_tenant_weight(&self, tenant: TenantId, weight: NonZeroU32) {
         let mut inner = self.shared.lock();
-        inner.tenants.entry(tenant).or_insert_with(TenantState::new).weight = weight;
+        inner.tenants.entry(tenant).weight = weight;
     }
 
     /// Soft-caps a tenant at `share` of the machine's CPU (`share × cores` CPU-seconds per
@@ -392,7 +582,7 @@ impl WorkQueue {
         let mut inner = self.shared.lock();
         let generation = inner.next_cap_generation;
         inner.next_cap_generation += 1;
-        let state = inner.tenants.entry(tenant).or_insert_with(TenantState::new);
+        let state = inner.tenants.entry(tenant);
         let estimate_nanos = state.cap.as_ref().map_or(0, |cap| cap.estimate_nanos);
         let bucket = TokenBucket::new(share * self.shared.config.cores, now);
         state.cap = Some(Cap { share, bucket, estimate_nanos, generation });
@@ -403,14 +593,14 @@ impl WorkQueue {
     /// Removes a tenant's CPU cap; its waiters become eligible at once.
     pub fn clear_tenant_cap(&self, tenant: TenantId) {
         let now = self.shared.clock.now_nanos();
+        let mut wakeups = Wakeups::new();
         let mut inner = self.shared.lock();
-        if let Some(state) = inner.tenants.get_mut(&tenant) {
+        if let Some(state) = inner.tenants.get_mut(tenant) {
             state.cap = None;
         }
-        let mask =
-            inner.tenants.iter().filter(|(_, s)| s.cap.is_some()).fold(0, |m, (&t, _)| m | tenant_bit(t));
+        let mask = inner.tenants.tracked().filter(|s| s.cap.is_some()).fold(0, |m, s| m | tenant_bit(s.id));
         self.shared.capped_mask.store(mask, Ordering::Relaxed);
-        self.shared.housekeeping(&mut inner, now);
+        self.shared.housekeeping(&mut inner, now, &mut wakeups);
     }
 
     /// Feeds one run-queue sample (runnable tasks per CPU) to the slot adjuster, then does
@@ -544,15 +734,17 @@ impl Shared {
     #[inline(never)]
     fn hand_on(&self) {
         let now = self.clock.now_nanos();
+        let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
-        self.housekeeping(&mut inner, now);
+        self.housekeeping(&mut inner, now, &mut wakeups);
     }
 
     /// Releases the slot of a permit that charges CPU: settles the tenant's cap and totals.
     pub(crate) fn release_charged(&self, tenant: TenantId, cap: Option<CapCharge>, used_nanos: u64) {
         let now = self.clock.now_nanos();
+        let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
-        let state = inner.tenants.entry(tenant).or_insert_with(TenantState::new);
+        let state = inner.tenants.entry(tenant);
         state.total_cpu_nanos = state.total_cpu_nanos.saturating_add(used_nanos);
         if let (Some(charge), Some(cap)) = (cap, state.cap.as_mut()) {
             if cap.generation == charge.generation {
@@ -564,28 +756,26 @@ impl Shared {
             }
         }
         self.return_slot();
-        self.housekeeping(&mut inner, now);
+        self.housekeeping(&mut inner, now, &mut wakeups);
     }
 
     /// Usage reset, deadline expiry, then admission of waiters while slots are free.
-    fn housekeeping(&self, inner: &mut Inner, now: u64) {
+    fn housekeeping(&self, inner: &mut Inner, now: u64, wakeups: &mut Wakeups) {
         if now >= inner.usage_reset_at {
             self.reset_usage(inner, now);
         }
-        while let Some(&(deadline, seq)) = inner.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            inner.deadlines.pop_first();
-            if let Some(notify) = Self::unqueue(inner, seq) {
-                let waiter = inner.waiters.get_mut(&seq).expect("unqueued waiters stay in the map");
-                let waited = Duration::from_nanos(now.saturating_sub(waiter.enqueued_nanos));
-                waiter.state = WaiterState::Failed(AdmitError::DeadlineExceeded { waited });
+        loop {
+            let Inner { waiters, deadlines, .. } = &mut *inner;
+            let Some(key) = deadlines.pop_expired(now, |key| is_waiting(waiters, key)) else { break };
+            let enqueued = waiters.get(key).map_or(now, |waiter| waiter.enqueued_nanos);
+            let waited = Duration::from_nanos(now.saturating_sub(enqueued));
+            let failed = WaiterState::Failed(AdmitError::DeadlineExceeded { waited });
+            if let Some(notify) = Self::unqueue(inner, key, failed) {
                 inner.totals.deadline_exceeded += 1;
-                notify.wake();
+                wakeups.push(notify);
             }
         }
-        self.grant(inner, now);
+        self.grant(inner, now, wakeups);
     }
 
     /// Zeroes tenant usage and forgets tenants with nothing left to remember.
@@ -593,40 +783,30 @@ impl Shared {
         let period = duration_nanos(self.config.usage_reset).max(1);
         let behind = now - inner.usage_reset_at;
         inner.usage_reset_at = now + period - behind % period;
-        inner.tenants.retain(|_, state| {
-            state.usage = 0;
-            !state.queue.is_empty() || state.cap.is_some() || state.weight != NonZeroU32::MIN
-        });
+        inner.tenants.reset_usage();
     }
 
-    /// Removes a waiting waiter from the ordering structures; returns how to wake it, or
-    /// `None` if it was not waiting. The waiter stays in `waiters` (its state is set by the
-    /// caller).
-    fn unqueue(inner: &mut Inner, seq: u64) -> Option<Notify> {
-        let waiter = inner.waiters.get_mut(&seq)?;
-        if !matches!(waiter.state, WaiterState::Waiting(_)) {
-            return None;
-        }
-        let placeholder = WaiterState::Failed(AdmitError::WouldBlock);
-        let WaiterState::Waiting(notify) = std::mem::replace(&mut waiter.state, placeholder) else {
-            return None;
+    /// Counts a waiting waiter out of the queue and gives it its outcome (`outcome`); returns
+    /// how to wake it, or `None` (and changes nothing) if it was not waiting. The waiter stays
+    /// in the slab until its outcome is collected.
+    fn unqueue(inner: &mut Inner, key: WaiterKey, outcome: WaiterState) -> Option<Notify> {
+        let waiter = inner.waiters.get_mut(key)?;
+        let notify = match std::mem::replace(&mut waiter.state, outcome) {
+            WaiterState::Waiting(notify) => notify,
+            other => {
+                waiter.state = other;
+                return None;
+            }
         };
-        let (tenant, priority, deadline) = (waiter.tenant, waiter.priority, waiter.deadline);
-        if let Some(state) = inner.tenants.get_mut(&tenant) {
-            state.queue.remove(&(Reverse(priority), seq));
-            if state.queue.is_empty() {
-                inner.waiting_tenants.remove(&tenant);
-            }
+        let (tenant_index, priority, has_deadline) =
+            (waiter.tenant_index, waiter.priority, waiter.deadline.is_some());
+        let Inner { tenants, waiters, deadlines, .. } = &mut *inner;
+        let waiting = |key| is_waiting(waiters, key);
+        tenants.leave(tenant_index, priority, waiting);
+        if has_deadline {
+            deadlines.leave(waiting);
         }
-        if let Some(deadline) = deadline {
-            inner.deadlines.remove(&(deadline, seq));
-        }
-        if let Some(count) = inner.waiting_by_priority.get_mut(&priority) {
-            *count -= 1;
-            if *count == 0 {
-                inner.waiting_by_priority.remove(&priority);
-            }
-        }
+        inner.waiting_by_priority.remove(priority);
         inner.waiting -= 1;
         Some(notify)
     }
@@ -635,41 +815,37 @@ impl Shared {
     /// a positive balance), the least usage per weight; ties by the head waiter's priority,
     /// then arrival. Within the tenant: its highest priority, then FIFO (or LIFO under
     /// overload).
-    fn pick(&self, inner: &mut Inner, now: u64) -> Option<u64> {
-        let Inner { tenants, waiting_tenants, waiters, .. } = inner;
-        // (usage, weight, priority, seq) of the best head so far.
-        let mut best: Option<(u64, u32, Reverse<Priority>, u64)> = None;
-        for tenant in waiting_tenants.iter() {
-            let Some(state) = tenants.get_mut(tenant) else { continue };
-            let Some(&(priority, oldest)) = state.queue.first() else { continue };
+    fn pick(&self, inner: &mut Inner, now: u64) -> Option<WaiterKey> {
+        let Inner { tenants, waiters, .. } = inner;
+        let Tenants { states, waiting, .. } = tenants;
+        // (usage, weight, priority, key) of the best head so far.
+        let mut best: Option<(u64, u32, Reverse<Priority>, WaiterKey)> = None;
+        for &index in waiting.iter() {
+            let state = &mut states[index];
+            let Some((priority, oldest, newest)) = state.queue.head() else { continue };
             if let Some(cap) = state.cap.as_mut() {
                 cap.bucket.refill(now);
                 if cap.bucket.balance_nanos() <= 0 {
                     continue;
                 }
             }
-            let seq = match self.config.order {
+            let key = match self.config.order {
                 QueueOrder::Fifo => oldest,
                 QueueOrder::LifoUnderOverload { after } => {
-                    let waited = waiters.get(&oldest).map_or(0, |w| now.saturating_sub(w.enqueued_nanos));
-                    if waited >= duration_nanos(after) {
-                        let range = (priority, 0)..=(priority, u64::MAX);
-                        state.queue.range(range).next_back().map_or(oldest, |&(_, newest)| newest)
-                    } else {
-                        oldest
-                    }
+                    let waited = waiters.get(oldest).map_or(0, |w| now.saturating_sub(w.enqueued_nanos));
+                    if waited >= duration_nanos(after) { newest } else { oldest }
                 }
             };
-            let candidate = (state.usage, state.weight.get(), priority, seq);
+            let candidate = (state.usage, state.weight.get(), Reverse(priority), key);
             let better = match best {
                 None => true,
-                Some((usage, weight, best_priority, best_seq)) => {
+                Some((usage, weight, best_priority, best_key)) => {
                     // usage / weight compared exactly by cross-multiplication.
                     let mine = u128::from(candidate.0) * u128::from(weight);
                     let theirs = u128::from(usage) * u128::from(candidate.1);
                     mine.cmp(&theirs)
                         .then(candidate.2.cmp(&best_priority))
-                        .then(candidate.3.cmp(&best_seq))
+                        .then(candidate.3.seq.cmp(&best_key.seq))
                         .is_lt()
                 }
             };
@@ -677,20 +853,34 @@ impl Shared {
                 best = Some(candidate);
             }
         }
-        best.map(|(.., seq)| seq)
+        best.map(|(.., key)| key)
+    }
+
+    /// Whether a slot is free now. Under the lock a plain load suffices: a release that frees a
+    /// slot after it sees the `QUEUED` flag (set while anyone waits) and hands the slot on.
+    #[inline]
+    fn slot_free(&self) -> bool {
+        let word = self.hot.word.load(Ordering::Relaxed);
+        used_of(word) < slots_of(word)
     }
 
     /// Admits waiters in order while slots are free. Returns whether any was admitted.
-    fn grant(&self, inner: &mut Inner, now: u64) -> bool {
+    fn grant(&self, inner: &mut Inner, now: u64, wakeups: &mut Wakeups) -> bool {
         let mut any = false;
-        while inner.waiting > 0 {
-            let Some(seq) = self.pick(inner, now) else { break };
+        // Free slots are checked first: under overload no slot is, and the order is not looked at.
+        while inner.waiting > 0 && self.slot_free() {
+            let Some(key) = self.pick(inner, now) else { break };
             if !self.take_slot() {
                 break;
             }
-            let notify = Self::unqueue(inner, seq).expect("picked waiters are waiting");
-            let waiter = inner.waiters.get_mut(&seq).expect("unqueued waiters stay in the map");
-            let state = inner.tenants.get_mut(&waiter.tenant).expect("waiting tenants are tracked");
+            let Some(notify) = Self::unqueue(inner, key, WaiterState::Admitted(None)) else {
+                debug_assert!(false, "picked waiters are waiting");
+                self.return_slot();
+                break;
+            };
+            let Inner { tenants, waiters, totals, .. } = &mut *inner;
+            let Some(waiter) = waiters.get_mut(key) else { break };
+            let state = &mut tenants.states[waiter.tenant_index];
             state.usage += 1;
             let charge = state.cap.as_mut().map(|cap| {
                 cap.bucket.try_take(cap.estimate_nanos, now);
@@ -699,11 +889,11 @@ impl Shared {
             waiter.state = WaiterState::Admitted(charge);
             let waited = now.saturating_sub(waiter.enqueued_nanos);
             self.waits.record(waited);
-            inner.totals.admitted_locked += 1;
+            totals.admitted_locked += 1;
             if waited > 0 {
-                inner.totals.admitted_after_queueing += 1;
+                totals.admitted_after_queueing += 1;
             }
-            notify.wake();
+            wakeups.push(notify);
             any = true;
         }
         // The flag is only ever set under the lock: a plain load tells whether it needs
@@ -715,15 +905,16 @@ impl Shared {
     }
 
     /// Under the lock: chores, checks, then queues the request and admits in order (it may be
-    /// admitted at once). Returns its sequence number.
+    /// admitted at once). Returns its key. `notify` is called only if the request queues.
     fn enqueue(
         &self,
         inner: &mut Inner,
         request: &Request,
-        notify: Notify,
+        notify: impl FnOnce() -> Notify,
         now: u64,
-    ) -> Result<u64, AdmitError> {
-        self.housekeeping(inner, now);
+        wakeups: &mut Wakeups,
+    ) -> Result<WaiterKey, AdmitError> {
+        self.housekeeping(inner, now, wakeups);
         if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
             inner.totals.deadline_exceeded += 1;
             return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
@@ -737,55 +928,62 @@ impl Shared {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         let deadline = request.deadline.map(Deadline::nanos);
-        let state = inner.tenants.entry(request.tenant).or_insert_with(TenantState::new);
-        state.queue.insert((Reverse(request.priority), seq));
-        inner.waiting_tenants.insert(request.tenant);
-        inner.waiters.insert(
+        let tenant_index = inner.tenants.index_or_insert(request.tenant);
+        let key = inner.waiters.insert(
             seq,
             Waiter {
                 tenant: request.tenant,
+                tenant_index,
                 priority: request.priority,
                 enqueued_nanos: now,
                 deadline,
-                state: WaiterState::Waiting(notify),
+                state: WaiterState::Waiting(notify()),
             },
         );
+        inner.tenants.push_waiter(tenant_index, request.priority, key);
         if let Some(deadline) = deadline {
-            inner.deadlines.insert((deadline, seq));
+            inner.deadlines.push(deadline, key);
         }
-        *inner.waiting_by_priority.entry(request.priority).or_default() += 1;
+        inner.waiting_by_priority.add(request.priority);
         inner.waiting += 1;
-        self.hot.word.fetch_or(QUEUED, Ordering::AcqRel);
-        if self.sampler_idle.swap(false, Ordering::Relaxed) {
+        // Set under the lock only (and cleared only there), so a plain load tells whether an
+        // earlier waiter already set it.
+        if self.hot.word.load(Ordering::Relaxed) & QUEUED == 0 {
+            self.hot.word.fetch_or(QUEUED, Ordering::AcqRel);
+        }
+        if self.sampler_idle.load(Ordering::Relaxed) && self.sampler_idle.swap(false, Ordering::Relaxed) {
             if let Some(thread) = self.sampler.get() {
                 thread.unpark();
             }
         }
-        self.grant(inner, now);
-        Ok(seq)
+        self.grant(inner, now, wakeups);
+        Ok(key)
     }
 
     /// The outcome of a waiter, if it has one (the waiter is then forgotten).
-    fn outcome(inner: &mut Inner, seq: u64) -> Option<Result<Option<CapCharge>, AdmitError>> {
-        let waiter = inner.waiters.get(&seq)?;
+    fn outcome(inner: &mut Inner, key: WaiterKey) -> Option<Result<Option<CapCharge>, AdmitError>> {
+        let waiter = inner.waiters.get(key)?;
         let outcome = match waiter.state {
             WaiterState::Waiting(_) => return None,
             WaiterState::Admitted(charge) => Ok(charge),
             WaiterState::Failed(error) => Err(error),
         };
-        inner.waiters.remove(&seq);
+        inner.waiters.remove(key);
         Some(outcome)
     }
 
-    /// A waiter gives up: leaves the queue, or returns the slot it was handed.
-    fn cancel(&self, inner: &mut Inner, seq: u64, now: u64) {
-        if Self::unqueue(inner, seq).is_some() {
-            inner.waiters.remove(&seq);
+    /// A waiter gives up: leaves the queue, or returns the slot it was handed. Returns its
+    /// waker (or condvar) if it was still waiting, for the caller to drop after the lock.
+    fn cancel(&self, inner: &mut Inner, key: WaiterKey, now: u64, wakeups: &mut Wakeups) -> Option<Notify> {
+        // The state given here is never read: the waiter is removed right after.
+        let notify = Self::unqueue(inner, key, WaiterState::Failed(AdmitError::WouldBlock));
+        let waiter = inner.waiters.remove(key);
+        if notify.is_some() {
             inner.totals.cancelled += 1;
-        } else if let Some(waiter) = inner.waiters.remove(&seq) {
+        } else if let Some(waiter) = waiter {
             if let WaiterState::Admitted(charge) = waiter.state {
                 inner.totals.cancelled += 1;
-                if let (Some(charge), Some(state)) = (charge, inner.tenants.get_mut(&waiter.tenant)) {
+                if let (Some(charge), Some(state)) = (charge, inner.tenants.get_mut(waiter.tenant)) {
                     if let Some(cap) = state.cap.as_mut().filter(|cap| cap.generation == charge.generation) {
                         cap.bucket.refund(charge.estimate_nanos, now);
                     }
@@ -793,25 +991,38 @@ impl Shared {
                 self.return_slot();
             }
         }
-        self.housekeeping(inner, now);
+        self.housekeeping(inner, now, wakeups);
+        notify
     }
 
+    // Out of line, so that the lock-free path it is the fallback of stays small.
+    #[cold]
+    #[inline(never)]
     fn admit_blocking(self: &Arc<Self>, request: &Request) -> Result<Permit, AdmitError> {
         let condvar = Arc::new(Condvar::new());
         let now = self.clock.now_nanos();
+        // Before the guard: whatever is collected is woken after the guard is dropped.
+        let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
-        let seq = self.enqueue(&mut inner, request, Notify::Thread(condvar.clone()), now)?;
+        let key = self.enqueue(&mut inner, request, || Notify::Thread(condvar.clone()), now, &mut wakeups)?;
         loop {
-            if let Some(outcome) = Self::outcome(&mut inner, seq) {
+            if let Some(outcome) = Self::outcome(&mut inner, key) {
                 drop(inner);
                 return outcome.map(|charge| Permit::locked(self.clone(), request.tenant, charge, true));
+            }
+            if !wakeups.is_empty() {
+                // Others to wake first, without the lock; then look again.
+                drop(inner);
+                wakeups.wake_all();
+                inner = self.lock();
+                continue;
             }
             let now = self.clock.now_nanos();
             let mut wait = MAX_BLOCK_NANOS;
             if let Some(deadline) = request.deadline {
                 wait = wait.min(deadline.nanos().saturating_sub(now));
             }
-            if let Some(cap) = inner.tenants.get(&request.tenant).and_then(|state| state.cap.as_ref()) {
+            if let Some(cap) = inner.tenants.get(request.tenant).and_then(|state| state.cap.as_ref()) {
                 let refill = cap.bucket.nanos_until_positive();
                 if refill > 0 {
                     wait = wait.min(refill);
@@ -820,21 +1031,24 @@ impl Shared {
             let wait = Duration::from_nanos(wait.max(MIN_BLOCK_NANOS));
             inner = condvar.wait_timeout(inner, wait).unwrap_or_else(PoisonError::into_inner).0;
             let now = self.clock.now_nanos();
-            self.housekeeping(&mut inner, now);
+            self.housekeeping(&mut inner, now, &mut wakeups);
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn try_admit_locked(self: &Arc<Self>, request: &Request) -> Result<Permit, AdmitError> {
         let now = self.clock.now_nanos();
+        let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
-        self.housekeeping(&mut inner, now);
+        self.housekeeping(&mut inner, now, &mut wakeups);
         if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
             inner.totals.deadline_exceeded += 1;
             return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
         }
         // Nobody eligible waits (`grant` just ran, so any eligible waiter left has no slot).
         let ahead = inner.waiting > 0 && self.pick(&mut inner, now).is_some();
-        let state = inner.tenants.entry(request.tenant).or_insert_with(TenantState::new);
+        let state = inner.tenants.entry(request.tenant);
         let eligible = state.cap.as_mut().is_none_or(|cap| {
             cap.bucket.refill(now);
             cap.bucket.balance_nanos() > 0
@@ -857,6 +1071,7 @@ impl Shared {
 
     pub(crate) fn record_sample(&self, runnable_per_cpu: f64) -> u32 {
         let now = self.clock.now_nanos();
+        let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
         let used = used_of(self.hot.word.load(Ordering::Acquire));
         match inner.controller.sample(SlotInput { runnable_per_cpu, used }) {
@@ -872,14 +1087,15 @@ impl Shared {
         if !runnable_per_cpu.is_nan() {
             inner.runnable_per_cpu = Some(runnable_per_cpu);
         }
-        self.housekeeping(&mut inner, now);
+        self.housekeeping(&mut inner, now, &mut wakeups);
         slots
     }
 
     pub(crate) fn tick(&self) {
         let now = self.clock.now_nanos();
+        let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
-        self.housekeeping(&mut inner, now);
+        self.housekeeping(&mut inner, now, &mut wakeups);
     }
 
     pub(crate) fn snapshot(&self) -> WorkQueueSnapshot {
@@ -895,9 +1111,9 @@ impl Shared {
         }
         let mut tenants: Vec<TenantSnapshot> = inner
             .tenants
-            .iter()
-            .map(|(&tenant, state)| TenantSnapshot {
-                tenant,
+            .tracked()
+            .map(|state| TenantSnapshot {
+                tenant: state.id,
                 weight: state.weight.get(),
                 cap: state.cap.as_ref().map(|cap| cap.share),
                 cap_balance_nanos: state.cap.as_ref().map(|cap| {
@@ -915,7 +1131,7 @@ impl Shared {
             slots: slots_of(word),
             used: used_of(word),
             waiting: inner.waiting,
-            waiting_by_priority: inner.waiting_by_priority.iter().rev().map(|(&p, &n)| (p, n)).collect(),
+            waiting_by_priority: inner.waiting_by_priority.highest_first(),
             tenants,
             wait_time,
             total_admitted: fast + inner.totals.admitted_locked,
@@ -943,7 +1159,8 @@ impl Shared {
 pub struct AdmitFuture {
     shared: Arc<Shared>,
     request: Request,
-    seq: Option<u64>,
+    /// Its waiter while it waits or has an uncollected outcome.
+    key: Option<WaiterKey>,
     done: bool,
 }
 
@@ -951,7 +1168,7 @@ impl std::fmt::Debug for AdmitFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdmitFuture")
             .field("request", &self.request)
-            .field("queued", &self.seq.is_some())
+            .field("queued", &self.key.is_some())
             .finish()
     }
 }
@@ -964,7 +1181,7 @@ impl Future for AdmitFuture {
         assert!(!this.done, "AdmitFuture polled after it completed");
         let shared = &this.shared;
         let tenant = this.request.tenant;
-        let outcome = match this.seq {
+        let outcome = match this.key {
             None => {
                 let fresh = this.request.deadline.is_none_or(|d| shared.clock.now_nanos() < d.nanos());
                 if fresh && shared.try_fast(tenant) {
@@ -972,32 +1189,40 @@ impl Future for AdmitFuture {
                     return Poll::Ready(Ok(Permit::fast(shared.clone(), tenant)));
                 }
                 let now = shared.clock.now_nanos();
+                let mut wakeups = Wakeups::new();
                 let mut inner = shared.lock();
-                match shared.enqueue(&mut inner, &this.request, Notify::Waker(cx.waker().clone()), now) {
+                let notify = || Notify::Waker(cx.waker().clone());
+                let outcome = match shared.enqueue(&mut inner, &this.request, notify, now, &mut wakeups) {
                     Err(error) => Some(Err(error)),
-                    Ok(seq) => {
-                        let outcome = Shared::outcome(&mut inner, seq);
+                    Ok(key) => {
+                        let outcome = Shared::outcome(&mut inner, key);
                         if outcome.is_none() {
-                            this.seq = Some(seq);
+                            this.key = Some(key);
                         }
                         outcome
                     }
-                }
+                };
+                drop(inner);
+                wakeups.wake_all();
+                outcome
             }
-            Some(seq) => {
+            Some(key) => {
                 let now = shared.clock.now_nanos();
+                let mut wakeups = Wakeups::new();
                 let mut inner = shared.lock();
-                shared.housekeeping(&mut inner, now);
-                let outcome = Shared::outcome(&mut inner, seq);
+                shared.housekeeping(&mut inner, now, &mut wakeups);
+                let outcome = Shared::outcome(&mut inner, key);
                 if outcome.is_some() {
-                    this.seq = None;
+                    this.key = None;
                 } else if let Some(WaiterState::Waiting(Notify::Waker(waker))) =
-                    inner.waiters.get_mut(&seq).map(|waiter| &mut waiter.state)
+                    inner.waiters.get_mut(key).map(|waiter| &mut waiter.state)
                 {
                     if !waker.will_wake(cx.waker()) {
                         waker.clone_from(cx.waker());
                     }
                 }
+                drop(inner);
+                wakeups.wake_all();
                 outcome
             }
         };
@@ -1013,10 +1238,14 @@ impl Future for AdmitFuture {
 
 impl Drop for AdmitFuture {
     fn drop(&mut self) {
-        if let Some(seq) = self.seq.take() {
+        if let Some(key) = self.key.take() {
             let now = self.shared.clock.now_nanos();
+            let mut wakeups = Wakeups::new();
             let mut inner = self.shared.lock();
-            self.shared.cancel(&mut inner, seq, now);
+            let gone = self.shared.cancel(&mut inner, key, now, &mut wakeups);
+            // Its waker goes after the lock, like the wake-ups.
+            drop(inner);
+            drop(gone);
         }
     }
 }
