@@ -86,6 +86,13 @@ impl TokenBucket {
         self.balance_nanos = balance.clamp(-capacity, capacity) as i64;
     }
 
+    /// Forfeits the unspent part of the balance (a balance below zero, debt, stays): after a
+    /// cut, elastic work must not go on spending the allotment of the share it had before.
+    pub fn forfeit(&mut self, now_nanos: u64) {
+        self.refill(now_nanos);
+        self.balance_nanos = self.balance_nanos.min(0);
+    }
+
     /// Returns `refund_nanos` of an untouched grant (a waiter that gave up after being granted).
     pub fn refund(&mut self, refund_nanos: u64, now_nanos: u64) {
         self.settle(refund_nanos, 0, now_nanos);
@@ -165,6 +172,19 @@ mod tests {
         assert_eq!(bucket.balance_nanos(), -1_000 * MS as i64);
         bucket.refund(5_000 * MS, 0);
         assert_eq!(bucket.balance_nanos(), 1_000 * MS as i64);
+    }
+
+    #[test]
+    fn forfeit_drops_the_unspent_balance_and_keeps_debt() {
+        let mut bucket = TokenBucket::new(0.5, 0);
+        bucket.forfeit(0);
+        assert_eq!(bucket.balance_nanos(), 0);
+        assert!(bucket.try_take(100, 10));
+        bucket.settle(100, 400, 10);
+        let debt = bucket.balance_nanos();
+        assert!(debt < 0, "{debt}");
+        bucket.forfeit(10);
+        assert_eq!(bucket.balance_nanos(), debt);
     }
 
     #[test]

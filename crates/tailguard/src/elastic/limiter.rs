@@ -35,6 +35,10 @@ pub const RECENT_SPAN: Duration = Duration::from_millis(500);
 /// Fewest samples in the recent part for its p99 to count.
 pub const MIN_RECENT_SAMPLES: u64 = 200;
 
+/// A cut of more than this fraction of the share in one tick forfeits the bucket's unspent
+/// balance. Reference-sized steps (0.02 % of the machine per tick) stay below it.
+pub const CUT_FORFEITS: f64 = 0.01;
+
 /// A source of the latency the controller keeps under its target.
 pub trait LatencySignal: Send + Sync + 'static {
     /// The current window of latency samples.
@@ -744,7 +748,13 @@ impl Shared {
         };
         let controlled = state.controller.tick(input);
         let share = if state.warm || fixed { controlled } else { self.config.floor };
+        let previous = state.bucket.rate() / self.config.cores;
         state.bucket.set_rate(share * self.config.cores, now);
+        if share < previous * (1.0 - CUT_FORFEITS) {
+            // A real cut (not a reference-sized trim): unspent tokens of the old share would let
+            // elastic work run on at that share for up to a second after latency went over.
+            state.bucket.forfeit(now);
+        }
         state.ticks += 1;
         state.last_tick_nanos = now;
         state.waited_in_tick_nanos = 0;

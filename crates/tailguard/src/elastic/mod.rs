@@ -25,7 +25,7 @@ pub use config::{ConfigError, ControllerKind, LimiterConfig};
 pub use controller::{Controller, ControllerInput};
 pub use handle::{CHECK_INTERVAL_NANOS, ElasticHandle};
 pub use limiter::{
-    AcquireFuture, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot,
+    AcquireFuture, CUT_FORFEITS, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot,
     MIN_RECENT_SAMPLES, RECENT_SPAN, TickRecord, WARM_SPAN,
 };
 pub use pacer::{DEFAULT_QUANTUM, Pacer};

@@ -765,12 +765,15 @@ fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
         clock.advance(100 * MS);
         limiter.tick()
     };
-    // Warm after 1 s of samples; 5 ms is over the 1 ms target: the share is cut.
-    for _ in 0..10 {
+    // Warm after 1 s of samples; 5 ms is over the 1 ms target: the share is cut, twice.
+    for _ in 0..11 {
         tick_with(5 * MS);
     }
-    let cut = limiter.snapshot().share;
+    let snapshot = limiter.snapshot();
+    let cut = snapshot.share;
     assert!(cut < 0.5, "{cut}");
+    // Nothing was granted: the bucket was full, and the second cut forfeited its unspent tokens.
+    assert_eq!(snapshot.balance_nanos, 0);
     // Good latency from here: cuts go on while the recent part (500 ms) still holds bad
     // samples, then the share holds though the whole window is still over target.
     let shares: Vec<f64> = (0..8).map(|_| tick_with(Duration::from_micros(100))).collect();
