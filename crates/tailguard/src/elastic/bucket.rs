@@ -4,7 +4,9 @@
 //! (DESIGN §8: no burst beyond it). A grant is handed out whenever the balance is above zero
 //! (CockroachDB's rule), so the balance may dip by at most one grant below zero. Over-use
 //! reported when a grant is settled becomes debt, bounded at `-capacity` when it is incurred
-//! (instead of CockroachDB's periodic reset, which let an extra burst through).
+//! (instead of CockroachDB's periodic reset, which let an extra burst through). The limiter
+//! [forfeits](TokenBucket::forfeit) the unspent balance when its controller cuts the share, so
+//! a full bucket cannot carry the old share past a cut.
 //!
 //! The bucket is a plain value; the limiter keeps it under its lock and passes the time in,
 //! so it is deterministic and tested without a clock.
