@@ -35,6 +35,10 @@ fn uncontended(c: &mut Criterion) {
     c.bench_function("admission/admit_release/free_slot_with_deadline", |b| {
         b.iter(|| drop(black_box(queue.admit(black_box(&with_deadline)).unwrap())));
     });
+    c.bench_function("admission/submit_release/free_slot", |b| {
+        // The job runs at once on this thread with its permit, and drops it.
+        b.iter(|| queue.submit(black_box(&request), |permit| drop(black_box(permit.unwrap()))));
+    });
     let mut cx = Context::from_waker(Waker::noop());
     c.bench_function("admission/admit_async_release/free_slot", |b| {
         b.iter(|| {

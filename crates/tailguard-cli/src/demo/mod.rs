@@ -71,8 +71,9 @@ pub struct DemoArgs {
     /// arrival, before the queue refuses it.
     #[arg(long, default_value = "250ms", value_parser = parse_duration)]
     max_wait: Duration,
-    /// Overload scenario: runnable tasks per CPU (the tokio run-queue signal) at or above which
-    /// the queue takes a slot away.
+    /// Overload scenario: runnable tasks per worker (tokio's global queue plus admitted
+    /// requests) at or above which the queue takes a slot away; slots settle near
+    /// threshold × workers / 2.
     #[arg(long, default_value_t = overload::DEFAULT_THRESHOLD)]
     admission_threshold: f64,
     /// Keys in the store.

@@ -9,10 +9,13 @@
 //!
 //! - `no-queue`: each arrival spawns a task that calls the service at once. The runtime's
 //!   queues grow without bound and every class waits in them alike.
-//! - `queue`: each task first waits for a slot of a [`WorkQueue`] whose slots follow the
-//!   runtime's run queue, at most `--max-wait` after its scheduled arrival; past that it is
-//!   refused (counted as rejected, never as completed). Tenants are weighted 2:1, and the
-//!   permit is charged with the time the request's hops ran.
+//! - `queue`: each arrival is [submitted](WorkQueue::submit) to a [`WorkQueue`] and becomes a
+//!   task only once admitted, at most `--max-wait` after its scheduled arrival; past that it is
+//!   refused (counted as rejected, never as completed). A worker that finishes a request thus
+//!   starts the next one, in the queue's order, on its own run queue. The slots follow the
+//!   runnable tasks per worker (tokio's global queue plus the admitted requests, sampled every
+//!   1 ms). Tenants are weighted 2:1, and the permit is charged with the time the request's hops
+//!   ran.
 //!
 //! Each mode runs `--warmup` and then its measured window of `--duration` on one continuous
 //! schedule, so the backlog the warm-up builds is part of the overload. Every figure covers
@@ -29,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tailguard::admission::{
-    Deadline, Priority, Request, TenantId, WorkQueue, WorkQueueConfig, WorkQueueSnapshot,
+    Deadline, Permit, Priority, Request, TenantId, WorkQueue, WorkQueueConfig, WorkQueueSnapshot,
 };
 use tailguard::clock::{Clock, SystemClock, duration_nanos, process_cpu_time};
 use tailguard::histogram::Histogram;
@@ -45,22 +48,17 @@ use crate::workload::service::Service;
 pub const DEFAULT_TENANT_LOAD: f64 = 1.3;
 /// Offered load of the heartbeats, as a fraction of capacity.
 pub const HEARTBEAT_LOAD: f64 = 0.01;
-/// The queue's overload threshold when `--admission-threshold` is not given: 64 runnable tasks
-/// per worker, twice the library's default (CockroachDB's 32 goroutines per CPU).
-///
-/// The tokio signal ([`TokioRunQueue`](tailguard::admission::TokioRunQueue)) reads the
-/// runtime's global queue, where this scenario's arrivals wait for their first poll (they are
-/// spawned from the dispatcher thread, outside the runtime), and the slot adjuster holds that
-/// queue near the threshold: a heartbeat waits there, in arrival order behind every class,
-/// before it reaches the work queue. On the 2-core VM with 16 KiB hops, thresholds of 32, 64,
-/// 128 and 256 gave heartbeat p99 of ~6, ~7–8, ~15 and ~30 ms, while throughput stayed 4–15 %
-/// below no-queue at every one of them (it is the per-request cost of queueing, not the slot
-/// count, that takes it); 64 keeps heartbeat p99 under 10 ms at the throughput of the higher ones.
-pub const DEFAULT_THRESHOLD: f64 = 64.0;
+/// The queue's overload threshold when `--admission-threshold` is not given: 32 runnable tasks
+/// per worker, the library's default (CockroachDB's 32 goroutines per CPU). The scenario's signal counts the admitted requests as runnable (see
+/// [`spawn_signal`]), so the slot count settles just above the threshold times the workers over
+/// two (the adjuster adds slots up to half the threshold and takes none away below it): 34 slots
+/// on 2 workers. On the 2-core VM, thresholds 16, 32 and 64 (18, 34 and 66 slots) all kept
+/// throughput within a few percent of no queue; heartbeat p99 was ~3, ~4 and ~7 ms.
+pub const DEFAULT_THRESHOLD: f64 = 32.0;
 /// Bytes hashed per hop when `--hop-bytes` is not given: 16 KiB, ~90 µs of CPU per request on
-/// the 2-core VM. Under overload every request queues, and a queued admission costs ~1.7 µs
-/// of CPU in the work queue's locked path plus a task wake-up; with the other scenarios'
-/// 4 KiB hops (~25 µs per request) queueing took 28–52 % of the throughput, with 16 KiB 4–12 %.
+/// the 2-core VM. Under overload every arrival queues: with the other scenarios' 4 KiB hops
+/// (~25 µs per request, ~100 000 arrivals per second) the queue cost 11 % of the throughput in
+/// one run, with 16 KiB a few percent.
 pub const DEFAULT_HOP_BYTES: usize = 16 << 10;
 /// Measured window per mode when `--duration` is not given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -295,31 +293,42 @@ impl Shared {
         self.classes.iter().map(|c| c.in_flight.load(Relaxed)).sum()
     }
 
-    /// One request, from its task: admission (queue mode), the service call, the accounting.
-    async fn request(self: Arc<Self>, class: Class, arrival: Arrival) {
+    /// Dispatches one arrival: no queue, a task that calls the service at once; with the queue,
+    /// a submitted job that becomes such a task only once admitted (or counts the refusal).
+    fn dispatch(self: &Arc<Self>, runtime: &tokio::runtime::Handle, class: Class, arrival: Arrival) {
+        let Some(queue) = &self.queue else {
+            runtime.spawn(Arc::clone(self).request(class, arrival, None));
+            return;
+        };
+        // The deadline counts from the scheduled arrival, like the latency.
+        let deadline = self.start_nanos + arrival.offset_nanos + self.max_wait_nanos;
+        let request = Request::new()
+            .tenant(class.tenant())
+            .priority(class.priority())
+            .deadline(Deadline::at_nanos(deadline));
+        let (shared, runtime) = (Arc::clone(self), runtime.clone());
+        queue.submit(&request, move |admitted| match admitted {
+            // On the thread that freed the slot: a worker spawns onto its own run queue.
+            Ok(permit) => {
+                runtime.spawn(shared.request(class, arrival, Some(permit)));
+            }
+            Err(_) => {
+                let counters = &shared.classes[class.index()];
+                if shared.in_window(shared.now()) {
+                    counters.rejected.fetch_add(1, Relaxed);
+                }
+                counters.in_flight.fetch_sub(1, Relaxed);
+            }
+        });
+    }
+
+    /// One request, from its task: the service call (admitted already in queue mode), the
+    /// accounting.
+    async fn request(self: Arc<Self>, class: Class, arrival: Arrival, mut permit: Option<Permit>) {
         let counters = &self.classes[class.index()];
         if self.stopped.load(Relaxed) {
             counters.in_flight.fetch_sub(1, Relaxed);
             return;
-        }
-        let mut permit = None;
-        if let Some(queue) = &self.queue {
-            // The deadline counts from the scheduled arrival, like the latency.
-            let deadline = self.start_nanos + arrival.offset_nanos + self.max_wait_nanos;
-            let request = Request::new()
-                .tenant(class.tenant())
-                .priority(class.priority())
-                .deadline(Deadline::at_nanos(deadline));
-            match queue.admit_async(&request).await {
-                Ok(admitted) => permit = Some(admitted),
-                Err(_) => {
-                    if self.in_window(self.now()) {
-                        counters.rejected.fetch_add(1, Relaxed);
-                    }
-                    counters.in_flight.fetch_sub(1, Relaxed);
-                    return;
-                }
-            }
         }
         let result = self.service.call(arrival.op).await;
         let done = self.now();
@@ -550,7 +559,7 @@ fn measure(
                 cores: bench.cores as f64,
                 ..WorkQueueConfig::default()
             };
-            let queue = WorkQueue::start_with_runtime(config, bench.runtime.handle())
+            let queue = WorkQueue::new(config, SystemClock::shared())
                 .map_err(|e| format!("admission settings: {e}"))?;
             for class in Class::ALL {
                 queue.set_tenant_weight(class.tenant(), class.weight());
@@ -573,6 +582,12 @@ fn measure(
     });
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = spawn_sampler(setup, &shared, &sampling, mode, shown)?;
+    let signal = match &shared.queue {
+        Some(queue) => {
+            Some(spawn_signal(queue.clone(), bench.runtime.handle().clone(), Arc::clone(&sampling))?)
+        }
+        None => None,
+    };
 
     let dispatched = dispatch(setup, &shared);
     let window_nanos = dispatched.window_end_nanos.saturating_sub(shared.window_start_nanos);
@@ -580,6 +595,9 @@ fn measure(
     shared.stopped.store(true, Relaxed);
     sampling.store(false, Relaxed);
     let samples = sampler.join().map_err(|_| "the overload sampler thread panicked")?;
+    if let Some(signal) = signal {
+        signal.join().map_err(|_| "the admission signal thread panicked")?;
+    }
     // Drain: requests not yet started return at once; the rest finish or meet their deadline.
     let drain_until = Instant::now() + DRAIN;
     while shared.in_flight() > 0 && Instant::now() < drain_until {
@@ -657,7 +675,7 @@ fn dispatch(setup: &Setup<'_>, shared: &Arc<Shared>) -> Dispatched {
             counters.offered.fetch_add(1, Relaxed);
         }
         counters.in_flight.fetch_add(1, Relaxed);
-        setup.bench.runtime.spawn(Arc::clone(shared).request(class, arrival));
+        shared.dispatch(setup.bench.runtime.handle(), class, arrival);
     }
     if out.first.is_none() {
         sleep_until(shared.window_start_nanos);
@@ -675,6 +693,41 @@ fn dispatch(setup: &Setup<'_>, shared: &Arc<Shared>) -> Dispatched {
         out.last = Some(Boundary::read(shared));
     }
     out
+}
+
+/// Starts the thread that feeds the queue's slot adjuster every `sample_period` (1 ms) while
+/// `sampling`: runnable tasks per worker, counted as tokio's global queue plus the admitted
+/// requests. Waiting requests are not tasks (they are submitted jobs), and each admitted one has
+/// one runnable task at a time (its current hop, all CPU), which sits in a worker's local queue
+/// that stable tokio metrics cannot read.
+fn spawn_signal(
+    queue: WorkQueue,
+    runtime: tokio::runtime::Handle,
+    sampling: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, CliError> {
+    let period = queue.config().sample_period;
+    let handle = std::thread::Builder::new().name("overload-admission".into()).spawn(move || {
+        let metrics = runtime.metrics();
+        let workers = metrics.num_workers().max(1) as f64;
+        let mut next = Instant::now();
+        while sampling.load(Relaxed) {
+            let runnable = metrics.global_queue_depth() as f64 + f64::from(queue.used());
+            queue.record_sample(runnable / workers);
+            next += period;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                next = now;
+            }
+        }
+        // Refusals still due go out while the drain waits.
+        while queue.snapshot().waiting > 0 {
+            queue.tick();
+            std::thread::sleep(period);
+        }
+    })?;
+    Ok(handle)
 }
 
 /// Starts the thread that samples the queue's slots and signal over the window and prints

@@ -85,6 +85,8 @@ struct Hot {
 
 pub(crate) struct Shared {
     hot: CachePadded<Hot>,
+    /// This value's own `Arc`, for the permits of submitted jobs.
+    me: std::sync::Weak<Shared>,
     /// Bits of tenants that have a CPU cap (`tenant_bit`): their requests take the lock.
     capped_mask: AtomicU64,
     would_block: AtomicU64,
@@ -288,9 +290,16 @@ enum WaiterState {
     Failed(AdmitError),
 }
 
+/// A job handed to [`WorkQueue::submit`].
+type Job = Box<dyn FnOnce(Result<Permit, AdmitError>) + Send>;
+/// A job with the outcome it runs with.
+type JobRun = (Job, Result<Permit, AdmitError>);
+
 enum Notify {
     Waker(Waker),
     Thread(Arc<Condvar>),
+    /// A submitted job: nobody collects its outcome, it is run with it.
+    Job(Job),
 }
 
 impl Notify {
@@ -298,6 +307,44 @@ impl Notify {
         match self {
             Notify::Waker(waker) => waker.wake(),
             Notify::Thread(condvar) => condvar.notify_one(),
+            // Jobs never reach here: `Wakeups::push` runs them with their outcome instead.
+            Notify::Job(_) => debug_assert!(false, "a job woken without its outcome"),
+        }
+    }
+}
+
+std::thread_local! {
+    /// Jobs of [`WorkQueue::submit`] to run on this thread, while one of them runs: a job that
+    /// drops its permit at once frees a slot and admits the next job, which then waits here
+    /// instead of nesting one call deeper per waiter.
+    static JOBS: std::cell::RefCell<Option<std::collections::VecDeque<JobRun>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `jobs`, and every job queued on this thread while they run, in order. A panicking job
+/// does not stop the others; the first panic is resumed once all have run.
+fn run_jobs(jobs: impl IntoIterator<Item = JobRun>) {
+    let outermost = JOBS.with(|queued| {
+        let mut queued = queued.borrow_mut();
+        let outermost = queued.is_none();
+        queued.get_or_insert_with(std::collections::VecDeque::new).extend(jobs);
+        outermost
+    });
+    if !outermost {
+        return;
+    }
+    let mut panic = None;
+    while let Some((job, outcome)) =
+        JOBS.with(|queued| queued.borrow_mut().as_mut().and_then(std::collections::VecDeque::pop_front))
+    {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job(outcome))) {
+            panic.get_or_insert(payload);
+        }
+    }
+    JOBS.with(|queued| *queued.borrow_mut() = None);
+    if let Some(payload) = panic {
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(payload);
         }
     }
 }
@@ -310,11 +357,17 @@ struct Wakeups {
     inline: [Option<Notify>; INLINE_WAKEUPS],
     len: usize,
     spilled: Vec<Notify>,
+    /// Submitted jobs with their outcome, run after the wake-ups.
+    jobs: Vec<JobRun>,
 }
 
 impl Wakeups {
     fn new() -> Self {
-        Wakeups { inline: [const { None }; INLINE_WAKEUPS], len: 0, spilled: Vec::new() }
+        Wakeups { inline: [const { None }; INLINE_WAKEUPS], len: 0, spilled: Vec::new(), jobs: Vec::new() }
+    }
+
+    fn push_job(&mut self, job: Job, outcome: Result<Permit, AdmitError>) {
+        self.jobs.push((job, outcome));
     }
 
     fn push(&mut self, notify: Notify) {
@@ -327,7 +380,7 @@ impl Wakeups {
     }
 
     fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && self.jobs.is_empty()
     }
 
     /// Wakes everyone collected (call it without the lock held).
@@ -344,13 +397,16 @@ impl Wakeups {
                 notify.wake();
             }
         }
+        if !self.jobs.is_empty() {
+            run_jobs(self.jobs.drain(..));
+        }
     }
 }
 
 impl Drop for Wakeups {
     #[inline]
     fn drop(&mut self) {
-        if self.len > 0 || !self.spilled.is_empty() {
+        if self.len > 0 || !self.spilled.is_empty() || !self.jobs.is_empty() {
             self.wake_all();
         }
     }
@@ -452,7 +508,8 @@ impl WorkQueue {
             runnable_per_cpu: None,
             totals: Totals::default(),
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             hot: CachePadded::new(Hot { word: AtomicU64::new(word), admitted_fast: AtomicU64::new(0) }),
             capped_mask: AtomicU64::new(0),
             would_block: AtomicU64::new(0),
@@ -528,6 +585,72 @@ impl WorkQueue {
     /// others); for a capped tenant report the CPU with [`Permit::charge_cpu`].
     pub fn admit_async(&self, request: &Request) -> AdmitFuture {
         AdmitFuture { shared: self.shared.clone(), request: *request, key: None, done: false }
+    }
+
+    /// Queues `job` to run once the request is admitted, without holding a thread or a task
+    /// while it waits: `job` gets its [`Permit`], or the [`AdmitError`] that refused it.
+    ///
+    /// - A free slot (and nobody waiting first): `job` runs now, on this thread.
+    /// - Otherwise it waits in order like any other request and runs on the thread whose
+    ///   release (or sample, or tick) hands it a slot, after the queue's lock is released; a
+    ///   worker of an async runtime that finishes a request thus starts the next one on its own
+    ///   run queue. At its deadline it runs with [`AdmitError::DeadlineExceeded`] on the thread
+    ///   that notices (the next event, as for [`admit_async`](Self::admit_async)); when the
+    ///   queue is full, at once with [`AdmitError::QueueFull`].
+    ///
+    /// Keep `job` short (spawn the work, or send it somewhere): it runs inside another
+    /// request's release. Jobs that become runnable while one runs wait for it on the same
+    /// thread rather than nesting. A job that panics does not stop the others; its panic is
+    /// resumed on that thread once they have run. The permit does not measure thread CPU (report
+    /// it with [`Permit::charge_cpu`]). A job still waiting when the last handle to the queue
+    /// (clones, permits, futures) is dropped is dropped without running.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use tailguard::admission::{Request, WorkQueue, WorkQueueConfig};
+    /// use tailguard::clock::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = WorkQueueConfig { initial_slots: 1, min_slots: 1, max_slots: 1, ..Default::default() };
+    /// let queue = WorkQueue::new(config, clock.shared())?;
+    /// let (tx, rx) = mpsc::channel();
+    /// for name in ["first", "second"] {
+    ///     let tx = tx.clone();
+    ///     queue.submit(&Request::new(), move |admitted| tx.send((name, admitted)).unwrap());
+    /// }
+    /// let (name, first) = rx.recv()?; // ran at once, on this thread: the slot was free
+    /// assert_eq!(name, "first");
+    /// assert!(rx.try_recv().is_err()); // the second waits, holding no thread
+    /// drop(first); // its release runs the second job with the slot
+    /// let (name, second) = rx.recv()?;
+    /// assert_eq!(name, "second");
+    /// assert!(second.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit<F>(&self, request: &Request, job: F)
+    where
+        F: FnOnce(Result<Permit, AdmitError>) + Send + 'static,
+    {
+        if self.fast_admissible(request) && self.shared.try_fast(request.tenant) {
+            run_jobs([(Box::new(job) as Job, Ok(Permit::fast(self.shared.clone(), request.tenant)))]);
+            return;
+        }
+        let now = self.shared.clock.now_nanos();
+        let mut job = Some(Box::new(job) as Job);
+        // Before the guard: the jobs this admits (this one included) run after it is dropped.
+        let mut wakeups = Wakeups::new();
+        let mut inner = self.shared.lock();
+        let queued = self.shared.enqueue(
+            &mut inner,
+            request,
+            || Notify::Job(job.take().expect("taken once")),
+            now,
+            &mut wakeups,
+        );
+        drop(inner);
+        if let (Err(error), Some(job)) = (queued, job) {
+            wakeups.push_job(job, Err(error));
+        }
     }
 
     /// Admits the request if a slot is free now and no waiter comes first.
@@ -772,7 +895,7 @@ impl Shared {
             let failed = WaiterState::Failed(AdmitError::DeadlineExceeded { waited });
             if let Some(notify) = Self::unqueue(inner, key, failed) {
                 inner.totals.deadline_exceeded += 1;
-                wakeups.push(notify);
+                self.deliver(inner, key, notify, wakeups);
             }
         }
         self.grant(inner, now, wakeups);
@@ -865,6 +988,27 @@ impl Shared {
     }
 
     /// Admits waiters in order while slots are free. Returns whether any was admitted.
+    /// Hands a waiter that has its outcome to `wakeups`: to be woken (it collects the outcome
+    /// itself), or, for a submitted job, forgotten here and run with its permit or error.
+    fn deliver(&self, inner: &mut Inner, key: WaiterKey, notify: Notify, wakeups: &mut Wakeups) {
+        let Notify::Job(job) = notify else {
+            wakeups.push(notify);
+            return;
+        };
+        let tenant = inner.waiters.get(key).map(|waiter| waiter.tenant);
+        match (Self::outcome(inner, key), tenant) {
+            (Some(Ok(charge)), Some(tenant)) => match self.me.upgrade() {
+                Some(shared) => wakeups.push_job(job, Ok(Permit::locked(shared, tenant, charge, false))),
+                // Unreachable while `self` is borrowed from an `Arc`; never leak the slot.
+                None => {
+                    self.return_slot();
+                }
+            },
+            (Some(Err(error)), _) => wakeups.push_job(job, Err(error)),
+            _ => debug_assert!(false, "a job delivered without an outcome"),
+        }
+    }
+
     fn grant(&self, inner: &mut Inner, now: u64, wakeups: &mut Wakeups) -> bool {
         let mut any = false;
         // Free slots are checked first: under overload no slot is, and the order is not looked at.
@@ -893,7 +1037,7 @@ impl Shared {
             if waited > 0 {
                 totals.admitted_after_queueing += 1;
             }
-            wakeups.push(notify);
+            self.deliver(inner, key, notify, wakeups);
             any = true;
         }
         // The flag is only ever set under the lock: a plain load tells whether it needs
