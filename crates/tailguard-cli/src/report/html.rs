@@ -149,7 +149,7 @@ fn overload_section(report: &DemoReport, overload: &Overload) -> String {
         "<p>{} cores ({}), {:.0} s measured per mode after the warm-up. Tenants A (weight 2) and B \
          (weight 1) offered {} of the capacity together, heartbeats (high priority) {}: {:.0} req/s \
          against a capacity of {:.0} req/s; a request hashes {} B per hop (~{:.0} µs of CPU). With the queue, a request waits at most {} ms for a slot; \
-         slots follow the runtime's run queue (threshold {} runnable per CPU).</p>",
+         slots follow the runnable tasks per worker, admitted requests included (threshold {}).</p>",
         report.machine.cores,
         escape(&report.machine.os),
         report.settings.duration_secs,

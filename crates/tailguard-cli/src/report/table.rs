@@ -171,7 +171,7 @@ fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
         "\n{} cores ({}); {:.0} s measured per mode after the warm-up; tenants A (weight 2) and B (weight 1) \
          offered {} of capacity together, heartbeats {} ({:.0} req/s in all, capacity {:.0} req/s); \
          {} B hashed per hop (~{:.0} µs of CPU per request); queue waits at most {} ms, threshold {} \
-         runnable per CPU; {} keys; seed {}",
+         runnable per worker; {} keys; seed {}",
         report.machine.cores,
         report.machine.os,
         report.settings.duration_secs,
