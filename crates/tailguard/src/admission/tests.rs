@@ -64,6 +64,19 @@ fn hand_over(held: &mut Permit, futures: &mut Vec<(usize, AdmitFuture)>) -> usiz
 }
 
 /// A permit of a queue of its own, standing in while a real one is swapped out.
+/// A one-slot LIFO-under-overload queue (after 5 ms) whose slot is held, and four waiters
+/// labelled 0..4 that arrived 1 ms apart (the clock ends 1 ms after the last).
+fn lifo_with_four_waiters(clock: &ManualClock) -> (WorkQueue, Permit, Vec<(usize, AdmitFuture)>) {
+    let queue = queue_with(clock, 1, 1, 1, QueueOrder::LifoUnderOverload { after: 5 * MS });
+    let held = queue.try_admit(&Request::new()).unwrap();
+    let mut futures = Vec::new();
+    for i in 0..4 {
+        futures.push((i, pending(&queue, Request::new())));
+        clock.advance(MS);
+    }
+    (queue, held, futures)
+}
+
 fn placeholder() -> Permit {
     let queue = fixed(&ManualClock::new(), 1);
     queue.try_admit(&Request::new()).unwrap()
@@ -217,14 +230,7 @@ fn tenants_are_ordered_by_usage_per_weight_reset_each_second() {
 #[test]
 fn lifo_under_overload_serves_the_newest_once_the_oldest_waited_too_long() {
     let clock = ManualClock::new();
-    let order = QueueOrder::LifoUnderOverload { after: 5 * MS };
-    let queue = queue_with(&clock, 1, 1, 1, order);
-    let mut held = queue.try_admit(&Request::new()).unwrap();
-    let mut futures = Vec::new();
-    for i in 0..4 {
-        futures.push((i, pending(&queue, Request::new())));
-        clock.advance(MS);
-    }
+    let (queue, mut held, mut futures) = lifo_with_four_waiters(&clock);
     // The oldest waited 4 ms: FIFO still.
     assert_eq!(hand_over(&mut held, &mut futures), 0);
     // Now the oldest (1) has waited 5 ms: overload, the newest goes first.
@@ -883,14 +889,7 @@ mod lazy_removal {
     #[test]
     fn lifo_under_overload_skips_newest_waiters_that_left() {
         let clock = ManualClock::new();
-        let order = QueueOrder::LifoUnderOverload { after: 5 * MS };
-        let queue = queue_with(&clock, 1, 1, 1, order);
-        let mut held = queue.try_admit(&Request::new()).unwrap();
-        let mut futures = Vec::new();
-        for i in 0..4 {
-            futures.push((i, pending(&queue, Request::new())));
-            clock.advance(MS);
-        }
+        let (queue, mut held, mut futures) = lifo_with_four_waiters(&clock);
         clock.advance(2 * MS); // the oldest waited 6 ms: overload
         futures.retain(|(label, _)| *label != 3); // the newest gives up
         assert_eq!(hand_over(&mut held, &mut futures), 2, "the newest still waiting");

@@ -352,9 +352,9 @@ fn a_timed_out_wait_leaves_the_queue_clean() {
     drop(held);
 }
 
-#[test]
-fn blind_start_grants_at_the_floor_until_the_window_is_warm() {
-    let clock = ManualClock::new();
+/// An adaptive limiter on 2 cores starting at a 50 % share, steered by a default window; both
+/// on `clock`.
+fn windowed_limiter(clock: &ManualClock) -> (Arc<WindowedHistogram>, Limiter) {
     let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
     let limiter = Limiter::builder()
         .cores(2.0)
@@ -363,6 +363,13 @@ fn blind_start_grants_at_the_floor_until_the_window_is_warm() {
         .latency_window(window.clone())
         .build()
         .unwrap();
+    (window, limiter)
+}
+
+#[test]
+fn blind_start_grants_at_the_floor_until_the_window_is_warm() {
+    let clock = ManualClock::new();
+    let (window, limiter) = windowed_limiter(&clock);
     // Warm once the window holds `WARM_SPAN` (1 s) of samples, ten ticks.
     for _ in 0..9 {
         window.record(Duration::from_micros(200));
@@ -750,14 +757,7 @@ fn stop_wakes_an_async_waiter_on_a_current_thread_runtime() {
 #[test]
 fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
     let clock = ManualClock::new();
-    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
-    let limiter = Limiter::builder()
-        .cores(2.0)
-        .initial_share(0.5)
-        .clock(clock.shared())
-        .latency_window(window.clone())
-        .build()
-        .unwrap();
+    let (window, limiter) = windowed_limiter(&clock);
     let tick_with = |latency: Duration| {
         for _ in 0..300 {
             window.record(latency);
