@@ -13,9 +13,9 @@
 //!   task only once admitted, at most `--max-wait` after its scheduled arrival; past that it is
 //!   refused (counted as rejected, never as completed). A worker that finishes a request thus
 //!   starts the next one, in the queue's order, on its own run queue. The slots follow the
-//!   runnable tasks per worker (tokio's global queue plus the admitted requests, sampled every
-//!   1 ms). Tenants are weighted 2:1, and the permit is charged with the time the request's hops
-//!   ran.
+//!   runnable tasks per worker: tokio's global queue plus the admitted requests
+//!   ([`WorkQueueConfig::count_admitted`]), sampled every 1 ms. Tenants are weighted 2:1, and
+//!   the permit is charged with the time the request's hops ran.
 //!
 //! Each mode runs `--warmup` and then its measured window of `--duration` on one continuous
 //! schedule, so the backlog the warm-up builds is part of the overload. Every figure covers
@@ -49,10 +49,10 @@ pub const DEFAULT_TENANT_LOAD: f64 = 1.3;
 /// Offered load of the heartbeats, as a fraction of capacity.
 pub const HEARTBEAT_LOAD: f64 = 0.01;
 /// The queue's overload threshold when `--admission-threshold` is not given: 32 runnable tasks
-/// per worker, the library's default (CockroachDB's 32 goroutines per CPU). The scenario's signal counts the admitted requests as runnable (see
-/// [`spawn_signal`]), so the slot count settles just above the threshold times the workers over
-/// two (the adjuster adds slots up to half the threshold and takes none away below it): 34 slots
-/// on 2 workers. On the 2-core VM, thresholds 16, 32 and 64 (18, 34 and 66 slots) all kept
+/// per worker, the library's default (CockroachDB's 32 goroutines per CPU). The scenario's
+/// signal counts the admitted requests as runnable ([`WorkQueueConfig::count_admitted`]), so
+/// the slot count settles just above the threshold times the workers over two (the adjuster
+/// adds slots up to half the threshold and takes none away below it): 34 slots on 2 workers. On the 2-core VM, thresholds 16, 32 and 64 (18, 34 and 66 slots) all kept
 /// throughput within a few percent of no queue; heartbeat p99 was ~3, ~4 and ~7 ms.
 pub const DEFAULT_THRESHOLD: f64 = 32.0;
 /// Bytes hashed per hop when `--hop-bytes` is not given: 16 KiB, ~90 µs of CPU per request on
@@ -554,12 +554,16 @@ fn measure(
     let queue = match mode {
         QueueMode::NoQueue => None,
         QueueMode::Queue => {
+            // Waiting requests are submitted jobs, not tasks, and each admitted one has one
+            // runnable task at a time (its current hop, all CPU), in a worker-local queue that
+            // stable tokio metrics cannot read: the signal counts the admitted requests.
             let config = WorkQueueConfig {
                 overload_threshold: setup.threshold,
                 cores: bench.cores as f64,
+                count_admitted: true,
                 ..WorkQueueConfig::default()
             };
-            let queue = WorkQueue::new(config, SystemClock::shared())
+            let queue = WorkQueue::start_with_runtime(config, bench.runtime.handle())
                 .map_err(|e| format!("admission settings: {e}"))?;
             for class in Class::ALL {
                 queue.set_tenant_weight(class.tenant(), class.weight());
@@ -582,12 +586,6 @@ fn measure(
     });
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = spawn_sampler(setup, &shared, &sampling, mode, shown)?;
-    let signal = match &shared.queue {
-        Some(queue) => {
-            Some(spawn_signal(queue.clone(), bench.runtime.handle().clone(), Arc::clone(&sampling))?)
-        }
-        None => None,
-    };
 
     let dispatched = dispatch(setup, &shared);
     let window_nanos = dispatched.window_end_nanos.saturating_sub(shared.window_start_nanos);
@@ -595,9 +593,6 @@ fn measure(
     shared.stopped.store(true, Relaxed);
     sampling.store(false, Relaxed);
     let samples = sampler.join().map_err(|_| "the overload sampler thread panicked")?;
-    if let Some(signal) = signal {
-        signal.join().map_err(|_| "the admission signal thread panicked")?;
-    }
     // Drain: requests not yet started return at once; the rest finish or meet their deadline.
     let drain_until = Instant::now() + DRAIN;
     while shared.in_flight() > 0 && Instant::now() < drain_until {
@@ -693,41 +688,6 @@ fn dispatch(setup: &Setup<'_>, shared: &Arc<Shared>) -> Dispatched {
         out.last = Some(Boundary::read(shared));
     }
     out
-}
-
-/// Starts the thread that feeds the queue's slot adjuster every `sample_period` (1 ms) while
-/// `sampling`: runnable tasks per worker, counted as tokio's global queue plus the admitted
-/// requests. Waiting requests are not tasks (they are submitted jobs), and each admitted one has
-/// one runnable task at a time (its current hop, all CPU), which sits in a worker's local queue
-/// that stable tokio metrics cannot read.
-fn spawn_signal(
-    queue: WorkQueue,
-    runtime: tokio::runtime::Handle,
-    sampling: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<()>, CliError> {
-    let period = queue.config().sample_period;
-    let handle = std::thread::Builder::new().name("overload-admission".into()).spawn(move || {
-        let metrics = runtime.metrics();
-        let workers = metrics.num_workers().max(1) as f64;
-        let mut next = Instant::now();
-        while sampling.load(Relaxed) {
-            let runnable = metrics.global_queue_depth() as f64 + f64::from(queue.used());
-            queue.record_sample(runnable / workers);
-            next += period;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else {
-                next = now;
-            }
-        }
-        // Refusals still due go out while the drain waits.
-        while queue.snapshot().waiting > 0 {
-            queue.tick();
-            std::thread::sleep(period);
-        }
-    })?;
-    Ok(handle)
 }
 
 /// Starts the thread that samples the queue's slots and signal over the window and prints

@@ -51,6 +51,7 @@ pub enum QueueOrder {
 /// | `order` | FIFO | |
 /// | `queue_limit` | none | |
 /// | `cores` | detected (cgroup quota respected) | |
+/// | `count_admitted` | off | ours: admitted requests as runnable, for [`WorkQueue::submit`](super::WorkQueue::submit) |
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkQueueConfig {
     /// Slots at start.
@@ -78,8 +79,15 @@ pub struct WorkQueueConfig {
     /// Most requests allowed to wait; beyond it admission fails with
     /// [`AdmitError::QueueFull`](super::AdmitError::QueueFull). `None`: no limit.
     pub queue_limit: Option<usize>,
-    /// Cores the tenant CPU caps are shares of.
+    /// Cores the tenant CPU caps are shares of, and admitted requests are counted over.
     pub cores: f64,
+    /// Counts every admitted request as one runnable task: each sample of the signal gets
+    /// `slots in use / cores` added. For CPU-bound requests admitted with
+    /// [`WorkQueue::submit`](super::WorkQueue::submit) on an async runtime, whose runnable
+    /// tasks sit in worker-local queues that [`TokioRunQueue`](super::TokioRunQueue) cannot
+    /// read (the slots then settle near `threshold × cores / 2`). Default: off; leave it off for
+    /// requests that hold a slot while they wait on I/O.
+    pub count_admitted: bool,
 }
 
 impl Default for WorkQueueConfig {
@@ -97,6 +105,7 @@ impl Default for WorkQueueConfig {
             order: QueueOrder::Fifo,
             queue_limit: None,
             cores,
+            count_admitted: false,
         }
     }
 }

@@ -730,7 +730,8 @@ impl WorkQueue {
     /// the [`tick`](Self::tick) chores. Returns the slot count after the sample.
     ///
     /// This is the entry point of the sampler thread of [`start`](Self::start); call it
-    /// yourself with [`new`](Self::new). A NaN sample leaves the slots unchanged.
+    /// yourself with [`new`](Self::new). A NaN sample leaves the slots unchanged. With
+    /// [`count_admitted`](WorkQueueConfig::count_admitted), slots in use per core are added.
     pub fn record_sample(&self, runnable_per_cpu: f64) -> u32 {
         self.shared.record_sample(runnable_per_cpu)
     }
@@ -1218,6 +1219,11 @@ impl Shared {
         let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
         let used = used_of(self.hot.word.load(Ordering::Acquire));
+        let runnable_per_cpu = if self.config.count_admitted {
+            runnable_per_cpu + f64::from(used) / self.config.cores
+        } else {
+            runnable_per_cpu
+        };
         match inner.controller.sample(SlotInput { runnable_per_cpu, used }) {
             SlotChange::Increased => inner.totals.increases += 1,
             SlotChange::Decreased => inner.totals.decreases += 1,

@@ -1244,3 +1244,32 @@ fn a_panicking_job_returns_its_slot_and_the_others_still_run() {
     let snapshot = queue.snapshot();
     assert_eq!((snapshot.used, snapshot.waiting), (0, 0));
 }
+
+#[test]
+fn count_admitted_adds_slots_in_use_per_core_to_the_signal() {
+    let clock = ManualClock::new();
+    let config = |count_admitted| WorkQueueConfig {
+        initial_slots: 4,
+        min_slots: 1,
+        max_slots: 100,
+        overload_threshold: 4.0,
+        cores: 2.0,
+        count_admitted,
+        ..WorkQueueConfig::default()
+    };
+    let counting = WorkQueue::new(config(true), clock.shared()).unwrap();
+    let plain = WorkQueue::new(config(false), clock.shared()).unwrap();
+    let mut held = Vec::new();
+    for queue in [&counting, &plain] {
+        for _ in 0..4 {
+            held.push(queue.try_admit(&Request::new()).unwrap());
+        }
+    }
+    // 4 admitted over 2 cores count as 2 runnable: at half the threshold, all slots used: +1.
+    assert_eq!(counting.record_sample(0.0), 5);
+    held.push(counting.try_admit(&Request::new()).unwrap());
+    // 1.5 + 5 / 2 = 4.0 reaches the threshold: -1. Without counting, 1.5 is underloaded: +1.
+    assert_eq!(counting.record_sample(1.5), 4);
+    assert_eq!(plain.record_sample(1.5), 5);
+    assert_eq!(counting.snapshot().runnable_per_cpu, Some(4.0));
+}
