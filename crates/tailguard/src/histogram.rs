@@ -469,7 +469,7 @@ impl WindowedHistogram {
     /// the boundary and that read count in the slot before it. Readers that read once per slot
     /// (the limiter's tick does) keep that error within the time a read takes.
     pub fn snapshot(&self) -> WindowSnapshot {
-        self.snapshot_with_recent(Duration::ZERO).0
+        self.rotate(None).0
     }
 
     /// [`snapshot`](Self::snapshot), plus the samples of the newest part of the window: the
@@ -498,6 +498,12 @@ impl WindowedHistogram {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, HistogramSnapshot) {
+        let (window, recent) = self.rotate(Some(recent));
+        (window, recent.unwrap_or_default())
+    }
+
+    /// Rotates the window to now; returns it, and its newest `recent` when asked for.
+    fn rotate(&self, recent: Option<Duration>) -> (WindowSnapshot, Option<HistogramSnapshot>) {
         let now = self.clock.now_nanos();
         // A poisoned lock only means a reader panicked mid-rotation; the ring is still valid.
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
@@ -530,9 +536,11 @@ impl WindowedHistogram {
         }
         let oldest = ring.boundaries.front().cloned().unwrap_or_default();
         // The current slot's boundary is the last; `whole` more slots go back from there.
-        let whole = duration_nanos(recent).div_ceil(slot) as usize;
-        let recent_start = ring.boundaries.len().saturating_sub(whole + 1);
-        let recent = ring.boundaries.get(recent_start).map(|start| live.since(start)).unwrap_or_default();
+        let recent = recent.map(|recent| {
+            let whole = duration_nanos(recent).div_ceil(slot) as usize;
+            let start = ring.boundaries.len().saturating_sub(whole + 1);
+            ring.boundaries.get(start).map(|start| live.since(start)).unwrap_or_default()
+        });
         ring.last_read = live.clone();
         let window_start = ring.current_start_nanos - (ring.boundaries.len() as u64 - 1) * slot;
         let span = Duration::from_nanos(now - window_start.max(ring.created_nanos));
