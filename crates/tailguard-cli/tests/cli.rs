@@ -22,7 +22,7 @@ fn short_demo_reports_every_mode_and_its_backups_restore() {
     let (json_path, html_path, backups) =
         (dir.path().join("report.json"), dir.path().join("report.html"), dir.path().join("backups"));
     let output = tailguard()
-        .args(["demo", "--quiet", "--duration", "1s", "--warmup", "0s", "--keys", "3000"])
+        .args(["demo", "--quiet", "--duration", "1s", "--warmup", "0s", "--keys", "3000", "--rounds", "2"])
         .args(["--modes", "baseline,uncontrolled,static:0.3,elastic+os-priority", "--interval", "250ms"])
         .arg("--json")
         .arg(&json_path)
@@ -38,18 +38,42 @@ fn short_demo_reports_every_mode_and_its_backups_restore() {
         assert!(stdout.lines().any(|l| l.starts_with(mode)), "no row for {mode}:\n{stdout}");
     }
     let report = json(&json_path);
-    let modes = report["modes"].as_array().unwrap();
-    assert_eq!(modes.len(), 4);
-    assert!(modes[0]["elastic"].is_null(), "baseline runs no elastic work");
-    for mode in &modes[1..] {
-        let elastic = &mode["elastic"];
-        // The backup in progress at the end of each mode is finished and verified.
-        assert!(elastic["backups"].as_u64().unwrap() >= 1, "{mode}");
-        assert_eq!(elastic["verified"], serde_json::Value::Bool(true), "{mode}");
-        assert!(mode["foreground"]["requests"].as_u64().unwrap() > 0);
-        assert!(!mode["series"].as_array().unwrap().is_empty());
+    // Two rounds of four modes, the baseline twice per round, each round in its own order.
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 10);
+    let order = |round: u64| -> Vec<&str> {
+        runs.iter().filter(|r| r["round"] == round).map(|r| r["name"].as_str().unwrap()).collect()
+    };
+    assert_eq!(order(1).iter().filter(|&&n| n == "baseline").count(), 2);
+    assert_ne!(order(1), order(2), "the order rotates");
+    for run in runs.iter().filter(|r| r["name"] != "baseline") {
+        let elastic = &run["elastic"];
+        // The backup in progress at the end of each window is finished and verified.
+        assert!(elastic["backups"].as_u64().unwrap() >= 1, "{run}");
+        assert_eq!(elastic["verified"], serde_json::Value::Bool(true), "{run}");
+        assert!(run["foreground"]["requests"].as_u64().unwrap() > 0);
+        assert!(!run["series"].as_array().unwrap().is_empty());
     }
-    assert!(modes[2]["elastic"]["mean_share"].as_f64().unwrap() > 0.29, "the static share is reported");
+    let modes = report["modes"].as_array().unwrap();
+    let names: Vec<&str> = modes.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "uncontrolled", "static:0.3", "elastic+os-priority"]);
+    assert!(modes[0]["elastic"].is_null(), "baseline runs no elastic work");
+    assert_eq!(modes[0]["runs"], 4);
+    assert!(
+        modes[2]["elastic"]["mean_share"]["median"].as_f64().unwrap() > 0.29,
+        "the static share is reported"
+    );
+    for mode in &modes[1..] {
+        assert_eq!(mode["runs"], 2);
+        assert_eq!(mode["elastic"]["verified"], serde_json::Value::Bool(true), "{mode}");
+        let ratio = &mode["p99_vs_baseline"]["pooled"];
+        assert!(ratio["low"].as_f64().unwrap() <= ratio["median"].as_f64().unwrap(), "{ratio}");
+        assert!(mode["elastic"]["idle_share_used"]["median"].as_f64().unwrap() > 0.0, "{mode}");
+    }
+    let idle = report["settings"]["idle_cpu"].as_f64().unwrap();
+    assert!(idle > 0.0 && idle <= 1.0, "idle CPU measured in the baseline windows: {idle}");
+    assert!(report["noise"]["window"]["median"].as_f64().unwrap() > 0.0, "the A/A ratio");
+    assert!(stdout.contains("noise floor: baseline against baseline"), "{stdout}");
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.contains("<svg") && html.contains("static:0.3"));
 
@@ -81,6 +105,8 @@ fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
             "3000",
             "--elastic-on",
             "runtime",
+            "--rounds",
+            "1",
         ])
         .args(["--modes", "uncontrolled,elastic", "--interval", "250ms", "--json"])
         .arg(&json_path)
@@ -89,9 +115,9 @@ fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report = json(&json_path);
     assert_eq!(report["settings"]["elastic_on"], "runtime");
-    for mode in report["modes"].as_array().unwrap() {
-        assert_eq!(mode["elastic"]["verified"], serde_json::Value::Bool(true), "{mode}");
-        assert!(mode["elastic"]["requests"].as_u64().unwrap() >= 1);
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["elastic"]["verified"], serde_json::Value::Bool(true), "{run}");
+        assert!(run["elastic"]["requests"].as_u64().unwrap() >= 1);
     }
 }
 
@@ -215,6 +241,7 @@ impl RunningDemo {
     fn slow_backup(backups: &Path, json: &Path, elastic_on: &str) -> RunningDemo {
         let mut child = tailguard()
             .args(["demo", "--duration", "120s", "--warmup", "0s", "--keys", KEYS, "--interval", "250ms"])
+            .args(["--rounds", "1"])
             .args(["--modes", "static:0.001,uncontrolled", "--grant", "1ms", "--elastic-on", elastic_on])
             .arg("--backup-dir")
             .arg(backups)
@@ -306,7 +333,7 @@ fn ctrl_c_during_a_backup_exits_130_with_the_report_so_far_and_no_backup_that_re
         // What it has: the interrupted mode's row and a note; the mode after it never ran.
         assert!(stdout.lines().any(|l| l.starts_with("static:0.001")), "{stdout}");
         assert!(!stdout.lines().any(|l| l.starts_with("uncontrolled")), "{stdout}");
-        assert!(stdout.contains("1 of 2 modes did not run"), "{stdout}");
+        assert!(stdout.contains("1 of 2 windows did not run"), "{stdout}");
         let report = json(&json_path);
         let notes = report["notes"].as_array().unwrap();
         assert!(notes.iter().any(|n| n.as_str().unwrap().contains("interrupted by Ctrl-C")), "{notes:?}");

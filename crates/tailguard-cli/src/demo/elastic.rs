@@ -83,6 +83,8 @@ pub struct ElasticRun {
     first_backups: Vec<String>,
     /// When measurement began, and the meter's reading then.
     measured_from: (Instant, MeterReading),
+    /// When measurement ended, and the meter's reading then (`None` while it runs).
+    measured_to: Option<(Instant, MeterReading)>,
 }
 
 /// What the sampler reads from a running [`ElasticRun`].
@@ -110,6 +112,7 @@ impl ElasticRun {
     pub fn start(
         bench: &Bench,
         plan: &Plan,
+        round: usize,
         args: &DemoArgs,
         window: &Arc<WindowedHistogram>,
     ) -> Result<ElasticRun, CliError> {
@@ -150,7 +153,7 @@ impl ElasticRun {
             let mut job = new_job(Some(started_tx.clone()));
             let dir = bench.backup_dir.clone();
             let name = plan.name.replace([':', '/', '+'], "-");
-            let prefix = format!("{name}-{worker}");
+            let prefix = format!("{name}-r{}-{worker}", round + 1);
             workers.push(match args.elastic_on {
                 Placement::Threads => Worker::Thread(
                     std::thread::Builder::new()
@@ -185,6 +188,7 @@ impl ElasticRun {
             workers,
             first_backups,
             measured_from,
+            measured_to: None,
         })
     }
 
@@ -198,20 +202,29 @@ impl ElasticRun {
         self.measured_from = (Instant::now(), self.meter.read());
     }
 
+    /// Ends the measured part: figures count up to now, aligned with the foreground's window.
+    /// Elastic CPU is charged when a thread flushes its account (at least once per export
+    /// request, ~every grant), so the reading may lag the window's end by up to one grant.
+    pub fn end_measurement(&mut self) {
+        self.measured_to = Some((Instant::now(), self.meter.read()));
+    }
+
     /// A read-only view for the sampler.
     pub fn observer(&self) -> Observer {
         Observer { limiter: self.limiter.clone(), meter: Arc::clone(&self.meter) }
     }
 
     /// Stops the work, verifies every complete backup against the store, and returns the
-    /// figures over `wall`, the measured time.
+    /// figures over the measured part (up to [`end_measurement`](Self::end_measurement), or up
+    /// to now if it was not called).
     ///
     /// After Ctrl-C the limiter is stopped first, so that workers waiting for a grant return at
     /// once and abandon their backups in progress.
-    pub fn finish(self, bench: &Bench, wall: Duration) -> Result<Finished, CliError> {
+    pub fn finish(self, bench: &Bench) -> Result<Finished, CliError> {
+        let (ended, last) = self.measured_to.unwrap_or_else(|| (Instant::now(), self.meter.read()));
         self.stop.store(true, Ordering::Relaxed);
-        let reading = self.meter.read().since(&self.measured_from.1);
-        let measured = self.measured_from.0.elapsed().max(wall);
+        let reading = last.since(&self.measured_from.1);
+        let measured = ended.duration_since(self.measured_from.0).max(Duration::from_millis(1));
         let interrupted = self.interrupted.load(Ordering::Relaxed);
         if let Some(limiter) = self.limiter.as_ref().filter(|_| interrupted) {
             limiter.stop();
@@ -253,7 +266,7 @@ impl ElasticRun {
             scan_keys_per_sec: reading.scan_keys as f64 / secs,
             bytes_per_sec: reading.bytes as f64 / secs,
             cpu_share: reading.cpu_nanos as f64 / (secs * 1e9 * bench.cores as f64),
-            idle_share_used: f64::NAN,
+            idle_share_used: None,
             requests: reading.requests,
             preemptions: reading.preemptions,
             backups,

@@ -10,6 +10,12 @@
 //! ([`overload`]). The report goes to the terminal, and optionally to JSON and a self-contained
 //! HTML page.
 //!
+//! One window of a few seconds is noisier than the effects it would show (on the 2-core VMs the
+//! same baseline's p99 has differed 5x between two windows), so the compare and adapt scenarios
+//! run in rounds (`--rounds`): every mode once per round in a rotating order ([`rotation`]), the
+//! baseline twice so that its two windows give the run's noise floor, and every figure is a
+//! median over rounds with a bootstrap interval ([`summary`]).
+//!
 //! Ctrl-C stops the run at once: the mode in progress ends, its backups in progress are abandoned
 //! (an unfinished backup only ever exists as `NAME.partial`, which is removed), complete backups
 //! are verified as usual, the report of the modes run so far is printed and written, and the
@@ -17,12 +23,17 @@
 //! files, which `tailguard restore` refuses.
 
 mod elastic;
+mod machine;
 mod meter;
 mod mode;
 mod overload;
 mod progress;
+mod rotation;
+mod stats;
+mod summary;
 
 use std::io::IsTerminal;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,11 +51,14 @@ use crate::workload::generator::{self, GeneratorConfig, GeneratorReport, RateSch
 use crate::workload::keyspace::KeyspaceConfig;
 use crate::workload::service::{Service, WorkConfig};
 use crate::workload::store::Store;
+use tailguard::histogram::HistogramSnapshot;
 
 use self::elastic::ElasticRun;
 pub use self::elastic::Placement;
+use self::machine::CpuTimes;
 pub use self::mode::Mode;
 use self::progress::Progress;
+use self::summary::{Measured, Statistic};
 
 /// Arguments of `tailguard demo`.
 #[derive(Debug, Args)]
@@ -53,9 +67,19 @@ pub struct DemoArgs {
     /// foreground overload without and with the admission work queue.
     #[arg(long, value_enum, default_value_t = Scenario::Compare)]
     scenario: Scenario,
-    /// Measurement time per mode (default 5s for compare, 30s for adapt, 10s for overload).
+    /// Measurement time per mode and round (default 3s for compare, 30s for adapt, 10s for
+    /// overload).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
+    /// Rounds of the compare and adapt scenarios: every mode runs once per round, the baseline
+    /// twice, in an order that rotates from round to round; figures are medians over rounds
+    /// with 95 % intervals. 5 rounds give figures worth quoting.
+    #[arg(long, default_value_t = NonZeroU32::new(DEFAULT_ROUNDS).unwrap())]
+    rounds: NonZeroU32,
+    /// How foreground p99 is compared with the baseline's in the verdicts: all rounds' requests
+    /// pooled, each round's window, or the median of each window's per-interval p99s.
+    #[arg(long, value_enum, default_value_t = Statistic::Pooled)]
+    statistic: Statistic,
     /// Comma-separated modes for the compare scenario.
     #[arg(long, default_value = Mode::DEFAULTS)]
     modes: String,
@@ -99,7 +123,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Time each mode runs before it is measured: the limiter's window fills and its share
-    /// settles.
+    /// settles. The baseline, which has no limiter, warms up for at most 1s.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     warmup: Duration,
     /// CPU time granted to one elastic export request (the limiter's grant size); uncontrolled
@@ -194,6 +218,14 @@ impl Interrupted {
     pub const EXIT_STATUS: u8 = 130;
 }
 
+/// Rounds of a default run: enough for a median and an interval at about twice the length of a
+/// single pass.
+const DEFAULT_ROUNDS: u32 = 3;
+
+/// The longest warm-up of the baseline: it has no limiter to settle, only the generator and the
+/// probe's window.
+const BASELINE_WARMUP: Duration = Duration::from_secs(1);
+
 /// Runs `tailguard demo`.
 ///
 /// # Errors
@@ -203,7 +235,7 @@ impl Interrupted {
 pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let plans = plan(args)?;
     let duration = args.duration.unwrap_or(match args.scenario {
-        Scenario::Compare => Duration::from_secs(5),
+        Scenario::Compare => Duration::from_secs(3),
         Scenario::Adapt => Duration::from_secs(30),
         Scenario::Overload => overload::DEFAULT_DURATION,
     });
@@ -226,9 +258,16 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     if args.scenario == Scenario::Overload {
         overload::validate(args)?;
     }
-    let modes =
-        if args.scenario == Scenario::Overload { overload::QueueMode::ALL.len() } else { plans.len() };
-    let progress = Progress::new(modes, args.quiet);
+    // The windows of one round: every plan once, the baseline twice (its A/A pair).
+    let slots: Vec<usize> =
+        (0..plans.len()).chain(plans.iter().position(|p| p.mode == Mode::Baseline)).collect();
+    let rounds = args.rounds.get() as usize;
+    let total = if args.scenario == Scenario::Overload {
+        overload::QueueMode::ALL.len()
+    } else {
+        slots.len() * rounds
+    };
+    let progress = Progress::new(total, args.quiet);
     let bench = set_up(args, &progress)?;
     let mut report = DemoReport {
         machine: Machine {
@@ -237,12 +276,16 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         },
         settings: Settings {
             duration_secs: duration.as_secs_f64(),
+            warmup_secs: args.warmup.as_secs_f64(),
+            rounds: args.rounds.get(),
+            statistic: args.statistic.name().to_owned(),
             load: args.load,
             rate_rps: bench.rate_at_full_load * args.load,
             keys: args.keys,
             seed: args.seed,
             target_p99_ms: args.target.as_secs_f64() * 1e3,
             elastic_on: args.elastic_on.to_string(),
+            ..Settings::default()
         },
         ..DemoReport::default()
     };
@@ -252,38 +295,56 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         report.settings.rate_rps = report.settings.load * result.capacity_rps;
         report.overload = Some(result);
     }
-    let (mut abandoned, mut cut_short) = (0, None);
-    for (index, plan) in plans.iter().enumerate() {
-        if bench.cancelled.load(Ordering::Relaxed) {
-            break;
+    let (mut measured, mut abandoned, mut cut_short) = (Vec::new(), 0, None);
+    let planned = if args.scenario == Scenario::Overload { 0 } else { total };
+    'rounds: for round in 0..rounds {
+        for (position, slot) in rotation::order(slots.len(), round).into_iter().enumerate() {
+            if bench.cancelled.load(Ordering::Relaxed) {
+                break 'rounds;
+            }
+            let plan = &plans[slots[slot]];
+            let index = measured.len();
+            let label =
+                if rounds > 1 { format!("{} (round {})", plan.name, round + 1) } else { plan.name.clone() };
+            let window = Window { index, round, position, label };
+            let run = run_mode(&bench, args, plan, duration, &window, &progress)?;
+            progress.finish(index, &window.label, &summary_line(&run.measured.result));
+            if run.cut_short {
+                cut_short = Some(window.label.clone());
+            }
+            measured.push(run.measured);
+            abandoned += run.abandoned;
         }
-        let run = run_mode(&bench, args, plan, duration, index, &progress)?;
-        progress.finish(index, &plan.name, &summary_line(&run.result));
-        if run.cut_short {
-            cut_short = Some(plan.name.clone());
-        }
-        report.modes.push(run.result);
-        abandoned += run.abandoned;
     }
+    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    let summary = summary::summarize(&names, &mut measured);
+    report.settings.idle_cpu = summary.idle.map(|(idle, _)| idle);
+    report.settings.idle_source = summary.idle.map_or_else(String::new, |(_, source)| source.to_owned());
+    report.noise = summary.noise;
+    // Modes that did not run (Ctrl-C) have no figures to show.
+    report.modes = summary.modes.into_iter().filter(|m| m.runs > 0).collect();
+    report.runs = measured.into_iter().map(|m| m.result).collect();
     let interrupted = bench.cancelled.load(Ordering::Relaxed);
     if let (true, Some(result)) = (interrupted, &report.overload) {
         report.notes.push(overload::interrupted_note(result));
     } else if interrupted {
         let ran = match cut_short {
             Some(name) => format!("{name} was cut short (its figures cover the time it ran)"),
-            None => "no mode was cut short".to_owned(),
+            None => "no window was cut short".to_owned(),
         };
         report.notes.push(format!(
-            "interrupted by Ctrl-C: {ran}, {} of {} modes did not run; {abandoned} unfinished {} abandoned and removed",
-            plans.len() - report.modes.len(),
-            plans.len(),
+            "interrupted by Ctrl-C: {ran}, {} of {planned} windows did not run; {abandoned} unfinished {} abandoned and removed",
+            planned - report.runs.len(),
             if abandoned == 1 { "backup was" } else { "backups were" }
         ));
     }
     if !bench.keep_backups {
         let _ = std::fs::remove_dir_all(&bench.backup_dir);
     }
-    report.notes.extend(assess(&report, args.scenario));
+    report.notes.extend(warnings(&report));
+    if args.scenario == Scenario::Compare {
+        report.notes.extend(summary::verdicts(&report));
+    }
     if let Some(result) = &report.overload {
         report.notes.extend(overload::assess(result));
     }
@@ -298,7 +359,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         progress.note(&format!("wrote {}", path.display()));
     }
-    if report.modes.iter().filter_map(|m| m.elastic.as_ref()).any(|e| e.verified == Some(false)) {
+    if report.runs.iter().filter_map(|m| m.elastic.as_ref()).any(|e| e.verified == Some(false)) {
         return Err("a backup did not verify against the source data".into());
     }
     if interrupted {
@@ -307,9 +368,30 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Where one measured window stands in the run.
+struct Window {
+    /// Its number in the run, from 0.
+    index: usize,
+    /// Its round, from 0.
+    round: usize,
+    /// Its place in the round's order, from 0.
+    position: usize,
+    /// How progress names it.
+    label: String,
+}
+
 fn plan(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
     Ok(match args.scenario {
         Scenario::Compare => Mode::parse_list(&args.modes)?
+            .into_iter()
+            .fold(Vec::new(), |mut unique, mode| {
+                // Each mode once: the rounds repeat it, and the baseline's second window is
+                // added by the run.
+                if !unique.contains(&mode) {
+                    unique.push(mode);
+                }
+                unique
+            })
             .into_iter()
             .map(|mode| Plan {
                 name: mode.to_string(),
@@ -425,9 +507,9 @@ fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, keep_backups, cancelled })
 }
 
-/// One mode as it ran.
+/// One window as it ran.
 struct ModeRun {
-    result: ModeResult,
+    measured: Measured,
     /// Ctrl-C ended the measurement early.
     cut_short: bool,
     /// Backups abandoned unfinished on Ctrl-C.
@@ -439,9 +521,10 @@ fn run_mode(
     args: &DemoArgs,
     plan: &Plan,
     duration: Duration,
-    index: usize,
+    window: &Window,
     progress: &Progress,
 ) -> Result<ModeRun, CliError> {
+    let (index, label) = (window.index, window.label.as_str());
     let probe = RuntimeProbe::start(bench.runtime.handle(), ProbeConfig::default())?;
     let schedule = match plan.loads[..] {
         [load] => RateSchedule::constant(load * bench.rate_at_full_load)?,
@@ -451,7 +534,7 @@ fn run_mode(
         GeneratorConfig::new(schedule, duration, args.seed.wrapping_add(index as u64), args.keys);
     gen_config.interval = args.interval;
     let mut elastic = if plan.mode.runs_elastic() {
-        Some(ElasticRun::start(bench, plan, args, probe.window())?)
+        Some(ElasticRun::start(bench, plan, window.round, args, probe.window())?)
     } else {
         None
     };
@@ -462,14 +545,15 @@ fn run_mode(
         Some(_) => "elastic work running".to_owned(),
         None => "foreground only".to_owned(),
     };
-    progress.start(index, &plan.name, &started);
+    progress.start(index, label, &started);
     let cancelled = Arc::clone(&bench.cancelled);
-    if args.warmup > Duration::ZERO {
+    let warmup = if elastic.is_some() { args.warmup } else { args.warmup.min(BASELINE_WARMUP) };
+    if warmup > Duration::ZERO {
         // Warm up: foreground and elastic work run, the limiter's window fills and its share
         // settles; nothing of this part is measured.
-        progress.update(index, &plan.name, Duration::ZERO, duration, "warming up");
+        progress.update(index, label, Duration::ZERO, duration, "warming up");
         let mut warm = gen_config.clone();
-        warm.duration = args.warmup;
+        warm.duration = warmup;
         warm.seed = !gen_config.seed;
         let cancelled = Arc::clone(&cancelled);
         generator::run(&bench.service, &warm, Duration::from_millis(500), &move || {
@@ -479,7 +563,10 @@ fn run_mode(
     if let Some(run) = elastic.as_mut() {
         run.begin_measurement();
     }
-    let cpu_before = process_cpu_time();
+    // The measured window: process CPU, the machine's idle time and the scheduling latencies
+    // are read at its two ends, nothing of the warm-up or the sampler's shutdown in between.
+    let (cpu_before, machine_before) = (process_cpu_time(), CpuTimes::now());
+    let sched_before = probe.window().cumulative().snapshot();
     let started = Instant::now();
     // The sampler reads the scheduling window, the limiter and the elastic meter once per interval
     // on its own thread while the generator runs on this one.
@@ -488,7 +575,7 @@ fn run_mode(
         let sampling = Arc::clone(&sampling);
         let window = Arc::clone(probe.window());
         let elastic = elastic.as_ref().map(ElasticRun::observer);
-        let (interval, cores, name) = (args.interval, bench.cores, plan.name.clone());
+        let (interval, cores, name) = (args.interval, bench.cores, label.to_owned());
         let quiet_progress = Progress::new(progress.total(), args.quiet);
         std::thread::Builder::new().name("demo-sampler".into()).spawn(move || {
             let mut samples = Vec::new();
@@ -528,23 +615,34 @@ fn run_mode(
     let fg = generator::run(&bench.service, &gen_config, Duration::from_secs(2), &move || {
         cancelled.load(Ordering::Relaxed)
     });
-    let mut abandoned = 0;
     let wall = started.elapsed();
+    let cpu_total = process_cpu_time().saturating_sub(cpu_before);
+    let machine_idle =
+        machine_before.zip(CpuTimes::now()).and_then(|(before, after)| after.idle_since(&before));
+    let sched = probe.window().cumulative().snapshot().since(&sched_before);
+    if let Some(run) = elastic.as_mut() {
+        run.end_measurement();
+    }
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.join().map_err(|_| "the sampler thread panicked")?;
-    let cpu_total = process_cpu_time().saturating_sub(cpu_before);
+    let mut abandoned = 0;
     let elastic_result = match elastic {
         Some(run) => {
-            let finished = run.finish(bench, wall)?;
+            let finished = run.finish(bench)?;
             abandoned = finished.abandoned;
             Some(finished.report)
         }
         None => None,
     };
-    let sched_p99_ms = probe.window().cumulative().snapshot().p99().map(|d| d.as_secs_f64() * 1e3);
     drop(probe);
-    let result = assemble(bench, plan, &fg, &samples, elastic_result, sched_p99_ms, cpu_total, wall);
-    Ok(ModeRun { result, cut_short: fg.cancelled, abandoned })
+    let window_figures = WindowFigures {
+        sched_p99_ms: sched.p99().map(|d| d.as_secs_f64() * 1e3),
+        process_cpu_share: cpu_total.as_secs_f64() / (wall.as_secs_f64().max(1e-9) * bench.cores as f64),
+        machine_idle,
+    };
+    let mut result = assemble(bench, plan, &fg, &samples, elastic_result, &window_figures);
+    (result.round, result.position) = (window.round as u32 + 1, window.position as u32 + 1);
+    Ok(ModeRun { measured: Measured { result, latency: fg.latency }, cut_short: fg.cancelled, abandoned })
 }
 
 /// What the sampler saw in one interval.
@@ -554,26 +652,26 @@ struct Sample {
     elastic_cpu_share: Option<f64>,
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; the pieces of one mode's result
+/// Figures read at the two ends of a measured window.
+struct WindowFigures {
+    sched_p99_ms: Option<f64>,
+    process_cpu_share: f64,
+    machine_idle: Option<f64>,
+}
+
 fn assemble(
     bench: &Bench,
     plan: &Plan,
     fg: &GeneratorReport,
     samples: &[Sample],
     elastic: Option<report::Elastic>,
-    sched_p99_ms: Option<f64>,
-    cpu_total: Duration,
-    wall: Duration,
+    window: &WindowFigures,
 ) -> ModeResult {
     let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     let latency = &fg.latency;
-    let machine_nanos = wall.as_secs_f64() * 1e9 * bench.cores as f64;
     let elastic_share = elastic.as_ref().map_or(0.0, |e| e.cpu_share);
-    let fg_share = (cpu_total.as_secs_f64() * 1e9 / machine_nanos - elastic_share).max(0.0);
     let shares: Vec<f64> = samples.iter().filter_map(|s| s.share).collect();
     let elastic = elastic.map(|mut e| {
-        let idle = 1.0 - fg_share;
-        e.idle_share_used = if idle > 0.0 { e.cpu_share / idle } else { f64::NAN };
         e.mean_share = (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64);
         e
     });
@@ -597,6 +695,8 @@ fn assemble(
         .collect();
     ModeResult {
         name: plan.name.clone(),
+        round: 1,
+        position: 1,
         foreground: Foreground {
             requests: fg.completed,
             throughput_rps: fg.completed as f64 / fg.elapsed.as_secs_f64().max(1e-9),
@@ -604,13 +704,15 @@ fn assemble(
             p99_ms: ms(latency.p99()),
             p999_ms: ms(latency.p999()),
             max_ms: ms(latency.max()),
-            cpu_share: fg_share,
+            cpu_share: (window.process_cpu_share - elastic_share).max(0.0),
             offered: fg.offered,
             failed: fg.failed,
             late_starts: fg.late_starts,
             max_start_lag_ms: fg.max_start_lag.as_secs_f64() * 1e3,
         },
-        sched_p99_ms,
+        sched_p99_ms: window.sched_p99_ms,
+        process_cpu_share: window.process_cpu_share,
+        machine_idle: window.machine_idle,
         elastic,
         series,
         latency_cdf: cdf(latency),
@@ -618,7 +720,7 @@ fn assemble(
 }
 
 /// The latency CDF at each non-empty bucket's upper bound, in milliseconds.
-fn cdf(latency: &tailguard::histogram::HistogramSnapshot) -> Vec<(f64, f64)> {
+fn cdf(latency: &HistogramSnapshot) -> Vec<(f64, f64)> {
     let total = latency.count().max(1) as f64;
     let mut below = 0u64;
     latency
@@ -643,65 +745,21 @@ fn summary_line(mode: &ModeResult) -> String {
     line
 }
 
-/// Reads the run against the experiment's goals and says where it stands.
-///
-/// Elastic throughput is compared as elastic CPU used: the backup and the scan are both CPU-bound,
-/// so their work done is proportional to it, and it adds the two jobs up fairly.
-fn assess(report: &DemoReport, scenario: Scenario) -> Vec<String> {
+/// Warnings about windows whose load was not what was planned.
+fn warnings(report: &DemoReport) -> Vec<String> {
     let mut notes = Vec::new();
-    for mode in &report.modes {
-        let fg = &mode.foreground;
+    for run in &report.runs {
+        let fg = &run.foreground;
+        let name = format!("{} (round {})", run.name, run.round);
         if fg.offered > 0 && fg.late_starts * 100 > fg.offered {
             notes.push(format!(
-                "{}: the generator started {} of {} requests late (up to {:.1} ms); their latency still counts from the schedule",
-                mode.name, fg.late_starts, fg.offered, fg.max_start_lag_ms
+                "{name}: the generator started {} of {} requests late (up to {:.1} ms); their latency still counts from the schedule",
+                fg.late_starts, fg.offered, fg.max_start_lag_ms
             ));
         }
         if fg.failed > 0 {
-            notes.push(format!(
-                "{}: {} requests failed or were still in flight at the end",
-                mode.name, fg.failed
-            ));
+            notes.push(format!("{name}: {} requests failed or were still in flight at the end", fg.failed));
         }
-    }
-    if scenario != Scenario::Compare {
-        return notes;
-    }
-    let Some(baseline) = report.mode("baseline") else {
-        return notes;
-    };
-    for elastic in report.modes.iter().filter(|m| m.name.starts_with("elastic")) {
-        let Some(e) = &elastic.elastic else { continue };
-        let ratio = elastic.foreground.p99_ms / baseline.foreground.p99_ms;
-        notes.push(format!(
-            "{}: foreground p99 {:.2}x baseline (goal <= 1.5x) while elastic work used {} of the idle CPU (goal >= 70%)",
-            elastic.name,
-            ratio,
-            report::fmt_pct(e.idle_share_used)
-        ));
-        if let Some(unc) = report.mode("uncontrolled") {
-            notes.push(format!(
-                "{}: foreground p99 {:.1}x lower than uncontrolled",
-                elastic.name,
-                unc.foreground.p99_ms / elastic.foreground.p99_ms
-            ));
-        }
-        let dominated_by: Vec<&str> = report
-            .modes
-            .iter()
-            .filter(|m| m.name.starts_with("static:"))
-            .filter(|m| {
-                m.elastic.as_ref().is_some_and(|s| {
-                    m.foreground.p99_ms < elastic.foreground.p99_ms && s.cpu_share > e.cpu_share
-                })
-            })
-            .map(|m| m.name.as_str())
-            .collect();
-        notes.push(if dominated_by.is_empty() {
-            format!("{}: on or beyond the static frontier (no static share has both lower p99 and more elastic work done)", elastic.name)
-        } else {
-            format!("{}: behind the static frontier: {} gave lower p99 and more elastic work done", elastic.name, dominated_by.join(", "))
-        });
     }
     notes
 }
@@ -709,16 +767,6 @@ fn assess(report: &DemoReport, scenario: Scenario) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample_report;
-
-    #[test]
-    fn assessment_names_the_goals_and_the_frontier() {
-        let notes = assess(&sample_report(), Scenario::Compare);
-        assert!(notes.iter().any(|n| n.contains("1.38x baseline")), "{notes:?}");
-        assert!(notes.iter().any(|n| n.contains("lower than uncontrolled")));
-        // static:0.25 has lower p99 (1.0 < 1.1) but less elastic throughput: not dominating.
-        assert!(notes.iter().any(|n| n.contains("on or beyond the static frontier")), "{notes:?}");
-    }
 
     #[test]
     fn cdf_ends_at_one() {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::svg::{BarChart, Bars, Chart, Scale, Series, escape};
-use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct};
+use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct, mode_rows, run_settings};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1400px;color:#222}\
 table{border-collapse:collapse;font-size:13px}th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}\
@@ -22,20 +22,7 @@ pub fn render_html(report: &DemoReport) -> String {
     let modes = !report.modes.is_empty() || report.overload.is_none();
     let s = &report.settings;
     if modes {
-        let _ = write!(
-            page,
-            "<p>{} cores ({}), {:.0} s per mode, foreground load {} ({:.0} req/s offered), {} keys, seed {}, \
-         target scheduling p99 {} ms, elastic work on <code>{}</code>.</p>",
-            report.machine.cores,
-            escape(&report.machine.os),
-            s.duration_secs,
-            fmt_pct(s.load),
-            s.rate_rps,
-            s.keys,
-            s.seed,
-            fmt_ms(s.target_p99_ms),
-            escape(&s.elastic_on)
-        );
+        let _ = write!(page, "<p>{}.</p>", escape(&run_settings(report)));
         page.push_str(&summary_table(report));
     }
     if !report.notes.is_empty() {
@@ -52,7 +39,11 @@ pub fn render_html(report: &DemoReport) -> String {
         page.push_str("</body></html>\n");
         return page;
     }
-    page.push_str("<h2>Over time</h2><div class=\"charts\">");
+    // One window per mode: the one whose p99 is the median of its rounds.
+    let typical: Vec<&ModeResult> = report.typical_runs();
+    let rounds_note =
+        if s.rounds > 1 { " (each mode's window with the median p99 of its rounds)" } else { "" };
+    let _ = write!(page, "<h2>Over time{rounds_note}</h2><div class=\"charts\">");
     let time_chart =
         |title: &'static str, y_label: &'static str, y_scale, pick: fn(&SeriesPoint) -> Option<f64>| Chart {
             title,
@@ -60,7 +51,7 @@ pub fn render_html(report: &DemoReport) -> String {
             y_label,
             x_scale: Scale::Linear,
             y_scale,
-            series: series_of(&report.modes, pick),
+            series: series_of(&typical, pick),
             reference: None,
         };
     page.push_str(&time_chart("Foreground p99 latency", "ms", Scale::Log, |p| p.fg_p99_ms).render());
@@ -77,7 +68,7 @@ pub fn render_html(report: &DemoReport) -> String {
     page.push_str(
         &time_chart("Foreground throughput", "requests/s", Scale::Linear, |p| Some(p.fg_rps)).render(),
     );
-    let varies = report.modes.iter().any(|m| {
+    let varies = typical.iter().any(|m| {
         let loads: Vec<f64> = m.series.iter().filter_map(|p| p.offered_load).collect();
         loads.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-9)
     });
@@ -87,14 +78,14 @@ pub fn render_html(report: &DemoReport) -> String {
                 .render(),
         );
     }
-    page.push_str("</div><h2>Latency distribution</h2><div class=\"charts\">");
+    let _ = write!(page, "</div><h2>Latency distribution{rounds_note}</h2><div class=\"charts\">");
     let cdf = Chart {
         title: "Foreground latency CDF",
         x_label: "latency (ms, log scale)",
         y_label: "fraction of requests",
         x_scale: Scale::Log,
         y_scale: Scale::Linear,
-        series: cdf_series(&report.modes, Some),
+        series: cdf_series(&typical, Some),
         reference: None,
     };
     page.push_str(&cdf.render());
@@ -104,7 +95,7 @@ pub fn render_html(report: &DemoReport) -> String {
         y_label: "fraction slower",
         x_scale: Scale::Log,
         y_scale: Scale::Log,
-        series: cdf_series(&report.modes, |y| (y < 1.0).then_some(1.0 - y)),
+        series: cdf_series(&typical, |y| (y < 1.0).then_some(1.0 - y)),
         reference: None,
     };
     page.push_str(&tail.render());
@@ -112,7 +103,7 @@ pub fn render_html(report: &DemoReport) -> String {
     page
 }
 
-fn series_of(modes: &[ModeResult], pick: fn(&SeriesPoint) -> Option<f64>) -> Vec<Series> {
+fn series_of(modes: &[&ModeResult], pick: fn(&SeriesPoint) -> Option<f64>) -> Vec<Series> {
     modes
         .iter()
         .enumerate()
@@ -126,7 +117,7 @@ fn series_of(modes: &[ModeResult], pick: fn(&SeriesPoint) -> Option<f64>) -> Vec
 }
 
 /// One series per mode from its latency CDF, each fraction mapped by `y`.
-fn cdf_series(modes: &[ModeResult], y: fn(f64) -> Option<f64>) -> Vec<Series> {
+fn cdf_series(modes: &[&ModeResult], y: fn(f64) -> Option<f64>) -> Vec<Series> {
     modes
         .iter()
         .enumerate()
@@ -279,37 +270,19 @@ fn overload_section(report: &DemoReport, overload: &Overload) -> String {
 }
 
 fn summary_table(report: &DemoReport) -> String {
-    let mut t = String::from(
-        "<table><tr><th>mode</th><th>fg req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th>\
-         <th>max ms</th><th>p99 &times; baseline</th><th>sched p99 ms</th><th>backup keys/s</th>\
-         <th>elastic CPU</th><th>of idle CPU</th><th>mean share</th><th>backups</th></tr>",
-    );
-    let dash = || "-".to_owned();
-    for mode in &report.modes {
-        let fg = &mode.foreground;
-        let e = mode.elastic.as_ref();
-        let verified = match e.map(|e| (e.verified, e.backups)) {
-            Some((Some(true), n)) => format!("{n} verified"),
-            Some((Some(false), _)) => "<span class=\"bad\">NOT VERIFIED</span>".to_owned(),
-            _ => dash(),
-        };
-        let _ = write!(
-            t,
-            "<tr><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{verified}</td></tr>",
-            escape(&mode.name),
-            fg.throughput_rps,
-            fmt_ms(fg.p50_ms),
-            fmt_ms(fg.p99_ms),
-            fmt_ms(fg.p999_ms),
-            fmt_ms(fg.max_ms),
-            report.p99_vs_baseline(mode).map_or_else(dash, |r| format!("{r:.2}&times;")),
-            mode.sched_p99_ms.map_or_else(dash, fmt_ms),
-            e.map_or_else(dash, |e| format!("{:.0}", e.keys_per_sec)),
-            e.map_or_else(dash, |e| fmt_pct(e.cpu_share)),
-            e.map_or_else(dash, |e| fmt_pct(e.idle_share_used)),
-            e.and_then(|e| e.mean_share).map_or_else(dash, fmt_pct),
-        );
+    let (header, rows) = mode_rows(report);
+    let mut t = String::from("<table><tr>");
+    for cell in header {
+        let _ = write!(t, "<th>{}</th>", escape(cell));
+    }
+    t.push_str("</tr>");
+    for row in rows {
+        t.push_str("<tr>");
+        for cell in row {
+            let class = if cell == "NOT VERIFIED" { " class=\"bad\"" } else { "" };
+            let _ = write!(t, "<td{class}>{}</td>", escape(&cell));
+        }
+        t.push_str("</tr>");
     }
     t.push_str("</table>");
     t
@@ -331,12 +304,15 @@ mod tests {
         assert!(html.contains("Scheduling latency p99"));
         assert!(html.contains("a note &lt;with&gt; markup &amp; such"));
         assert_eq!(html.matches("<tr>").count(), 1 + 4);
+        assert!(html.contains("1.38x [1.20x–1.60x]"), "the table shows intervals");
     }
 
     #[test]
     fn varying_load_adds_its_plot() {
         let mut report = sample_report();
-        report.modes[2].series[5].offered_load = Some(0.6);
+        for run in report.runs.iter_mut().filter(|r| r.name == "elastic") {
+            run.series[5].offered_load = Some(0.6);
+        }
         assert_eq!(render_html(&report).matches("<svg").count(), 8);
     }
 

@@ -20,9 +20,18 @@ pub struct DemoReport {
     pub machine: Machine,
     /// The settings of the run.
     pub settings: Settings,
-    /// One entry per mode, in the order they ran.
-    pub modes: Vec<ModeResult>,
-    /// Notes that explain the figures (what limited a goal, warnings about the run).
+    /// Every measured window, in the order they ran: each mode once per round, the baseline
+    /// twice.
+    pub runs: Vec<ModeResult>,
+    /// One entry per mode, in the order given: its figures over the rounds (medians with
+    /// intervals) and its comparisons with the baseline.
+    pub modes: Vec<ModeSummary>,
+    /// The baseline measured against itself (A/A), the run's noise floor; `None` without a
+    /// baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Ratios>,
+    /// Notes that explain the figures (the verdicts, what limited a goal, warnings about the
+    /// run).
     pub notes: Vec<String>,
     /// The overload scenario (`--scenario overload`); `None` for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +52,17 @@ pub struct Machine {
 pub struct Settings {
     /// Length of each mode's measurement, in seconds.
     pub duration_secs: f64,
+    /// Time each mode ran before its measurement, in seconds (the baseline's is shorter: it
+    /// has no limiter to settle).
+    #[serde(default)]
+    pub warmup_secs: f64,
+    /// Rounds: each mode ran once per round (the baseline twice), in a rotating order.
+    #[serde(default)]
+    pub rounds: u32,
+    /// The statistic behind `p99_vs_baseline` and the verdicts: `pooled`, `window` or
+    /// `intervals` (see `Ratios`).
+    #[serde(default)]
+    pub statistic: String,
     /// Target foreground load as a fraction of the machine.
     pub load: f64,
     /// Offered foreground rate, requests per second (from calibration).
@@ -55,17 +75,144 @@ pub struct Settings {
     pub target_p99_ms: f64,
     /// Where elastic work ran: `threads` or `runtime`.
     pub elastic_on: String,
+    /// The machine's idle CPU during the baseline runs, as a fraction of all its cores: what
+    /// the elastic share of idle CPU divides by. `None` without a baseline.
+    #[serde(default)]
+    pub idle_cpu: Option<f64>,
+    /// Where `idle_cpu` came from: `/proc/stat` (the whole machine) or `process` (the
+    /// process's own CPU, where `/proc/stat` cannot be read).
+    #[serde(default)]
+    pub idle_source: String,
 }
 
-/// What one mode measured.
+/// A figure over rounds: the median, and a 95 % bootstrap interval over the rounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// The median over rounds (for a pooled ratio, the ratio of the pooled runs).
+    pub median: f64,
+    /// Low end of the interval.
+    pub low: f64,
+    /// High end of the interval.
+    pub high: f64,
+    /// Rounds the figure rests on.
+    pub rounds: u32,
+}
+
+impl Estimate {
+    /// Whether the interval has `goal` strictly inside: the rounds do not settle which side of
+    /// the goal the figure is on.
+    pub fn straddles(&self, goal: f64) -> bool {
+        self.low < goal && goal < self.high
+    }
+
+    /// The figure as `median [low–high]`, each formatted by `fmt`; just the median when the
+    /// interval is a point.
+    pub fn render(&self, fmt: impl Fn(f64) -> String) -> String {
+        if self.rounds <= 1 || !(self.low.is_finite() && self.high.is_finite()) || self.low == self.high {
+            fmt(self.median)
+        } else {
+            format!("{} [{}–{}]", fmt(self.median), fmt(self.low), fmt(self.high))
+        }
+    }
+}
+
+/// One ratio by each of the statistics the demo can compare with: which is steadiest across
+/// repeated runs is measured (docs/design-notes.md), and `Settings::statistic` names the one
+/// the verdicts use.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ratios {
+    /// The p99 of all rounds' requests pooled, against the baseline's pooled the same way;
+    /// interval from a paired bootstrap over rounds.
+    pub pooled: Option<Estimate>,
+    /// Per round, the window's p99 against the round's baselines'; median over rounds.
+    pub window: Option<Estimate>,
+    /// Per round, the median of the window's per-interval p99s against the baselines';
+    /// median over rounds (a burst in one interval moves it little).
+    pub intervals: Option<Estimate>,
+}
+
+impl Ratios {
+    /// The ratio by the statistic named `name` (`pooled`, `window` or `intervals`).
+    pub fn by(&self, name: &str) -> Option<Estimate> {
+        match name {
+            "pooled" => self.pooled,
+            "window" => self.window,
+            "intervals" => self.intervals,
+            _ => None,
+        }
+    }
+}
+
+/// One mode over all its rounds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ModeSummary {
+    /// The mode, e.g. `baseline`, `uncontrolled`, `static:0.25`, `elastic`.
+    pub name: String,
+    /// Measured windows of this mode (the baseline runs twice per round).
+    pub runs: u32,
+    /// Completed foreground requests per second.
+    pub throughput_rps: Estimate,
+    /// Foreground latency percentiles from the scheduled arrival, ms.
+    pub p50_ms: Estimate,
+    /// 99th percentile, ms.
+    pub p99_ms: Estimate,
+    /// 99.9th percentile, ms.
+    pub p999_ms: Estimate,
+    /// Largest latency, ms.
+    pub max_ms: Estimate,
+    /// p99 scheduling latency of the foreground runtime over the measured windows, ms.
+    pub sched_p99_ms: Option<Estimate>,
+    /// Foreground p99 against the baseline's, by each statistic; `None` without a baseline.
+    pub p99_vs_baseline: Option<Ratios>,
+    /// Uncontrolled's foreground p99 over this mode's, by each statistic: how many times lower
+    /// this mode keeps it. `None` unless both ran.
+    pub lower_than_uncontrolled: Option<Ratios>,
+    /// The elastic work; `None` for the baseline.
+    pub elastic: Option<ElasticSummary>,
+}
+
+/// A mode's elastic work over its rounds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ElasticSummary {
+    /// Keys backed up per second.
+    pub keys_per_sec: Estimate,
+    /// Keys walked by the catch-up scan per second.
+    pub scan_keys_per_sec: Estimate,
+    /// Share of the whole machine's CPU the elastic work used.
+    pub cpu_share: Estimate,
+    /// Elastic CPU over the idle CPU the baseline runs left (`Settings::idle_cpu`).
+    pub idle_share_used: Option<Estimate>,
+    /// Mean elastic share the limiter allowed, of all cores (None when uncontrolled).
+    pub mean_share: Option<Estimate>,
+    /// Backups completed in all rounds.
+    pub backups: u64,
+    /// Whether every completed backup restored to exactly the source data (`None` when none
+    /// completed).
+    pub verified: Option<bool>,
+}
+
+/// What one measured window (one mode in one round) measured.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ModeResult {
     /// The mode, e.g. `baseline`, `uncontrolled`, `static:0.25`, `elastic`.
     pub name: String,
+    /// The round it ran in, from 1.
+    #[serde(default)]
+    pub round: u32,
+    /// Its place in the round's order, from 1.
+    #[serde(default)]
+    pub position: u32,
     /// The foreground service.
     pub foreground: Foreground,
-    /// p99 scheduling latency of the foreground runtime over the run, in milliseconds.
+    /// p99 scheduling latency of the foreground runtime over the measured window, ms.
     pub sched_p99_ms: Option<f64>,
+    /// CPU the whole process used over the window, as a share of the machine.
+    #[serde(default)]
+    pub process_cpu_share: f64,
+    /// The machine's idle CPU over the window, as a share of its cores (`/proc/stat`); `None`
+    /// where it cannot be read.
+    #[serde(default)]
+    pub machine_idle: Option<f64>,
     /// The elastic work; `None` when the mode ran none (baseline).
     pub elastic: Option<Elastic>,
     /// One point per sampling interval.
@@ -74,7 +221,7 @@ pub struct ModeResult {
     pub latency_cdf: Vec<(f64, f64)>,
 }
 
-/// Foreground figures of one mode.
+/// Foreground figures of one window.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Foreground {
     /// Requests the generator scheduled.
@@ -93,7 +240,8 @@ pub struct Foreground {
     pub p999_ms: f64,
     /// Largest latency, ms.
     pub max_ms: f64,
-    /// Share of the machine's CPU the foreground used (the whole process less elastic work).
+    /// Share of the machine's CPU the process used beside the elastic work: the service, the
+    /// load generator, the probe and the sampler.
     pub cpu_share: f64,
     /// Requests the generator dispatched more than 1 ms after their scheduled time (their
     /// latency still counts from the schedule).
@@ -102,7 +250,7 @@ pub struct Foreground {
     pub max_start_lag_ms: f64,
 }
 
-/// Elastic figures of one mode.
+/// Elastic figures of one window.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Elastic {
     /// Keys backed up per second.
@@ -113,8 +261,9 @@ pub struct Elastic {
     pub bytes_per_sec: f64,
     /// Share of the whole machine's CPU the elastic work used.
     pub cpu_share: f64,
-    /// Elastic CPU as a fraction of the CPU the foreground left idle.
-    pub idle_share_used: f64,
+    /// Elastic CPU as a fraction of the idle CPU the baseline runs left (`None` without a
+    /// baseline).
+    pub idle_share_used: Option<f64>,
     /// Export requests issued; each one took a grant.
     pub requests: u64,
     /// Export requests that stopped at `over_limit()` before the end of their range.
@@ -311,16 +460,105 @@ impl OverloadMode {
 }
 
 impl DemoReport {
-    /// The mode named `name`, if it ran.
-    pub fn mode(&self, name: &str) -> Option<&ModeResult> {
-        self.modes.iter().find(|m| m.name == name)
+    /// Foreground p99 of `mode` against the baseline's, by the run's statistic.
+    pub fn p99_vs_baseline(&self, mode: &ModeSummary) -> Option<Estimate> {
+        mode.p99_vs_baseline.as_ref()?.by(&self.settings.statistic)
     }
 
-    /// Foreground p99 of `mode` relative to baseline's, when both ran.
-    pub fn p99_vs_baseline(&self, mode: &ModeResult) -> Option<f64> {
-        let base = self.mode("baseline")?.foreground.p99_ms;
-        (base > 0.0).then(|| mode.foreground.p99_ms / base)
+    /// Uncontrolled's p99 over `mode`'s, by the run's statistic.
+    pub fn lower_than_uncontrolled(&self, mode: &ModeSummary) -> Option<Estimate> {
+        mode.lower_than_uncontrolled.as_ref()?.by(&self.settings.statistic)
     }
+
+    /// The baseline against itself (A/A) by the run's statistic: the noise floor.
+    pub fn noise_floor(&self) -> Option<Estimate> {
+        self.noise.as_ref()?.by(&self.settings.statistic)
+    }
+
+    /// The run of mode `name` whose foreground p99 is the median of its runs (the lower middle
+    /// one for an even count): the one whose time series the report draws.
+    pub fn typical_run(&self, name: &str) -> Option<&ModeResult> {
+        let mut runs: Vec<&ModeResult> = self.runs.iter().filter(|r| r.name == name).collect();
+        runs.sort_by(|a, b| a.foreground.p99_ms.total_cmp(&b.foreground.p99_ms));
+        runs.get(runs.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// Each mode's typical run, in the order of the modes.
+    pub fn typical_runs(&self) -> Vec<&ModeResult> {
+        self.modes.iter().filter_map(|m| self.typical_run(&m.name)).collect()
+    }
+}
+
+/// The comparison of every mode as one header and one row of cells per mode, shared by the
+/// terminal table and the HTML page: medians over rounds, with intervals on the figures the
+/// verdicts rest on.
+pub fn mode_rows(report: &DemoReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "mode",
+        "fg req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "p99 x base",
+        "sched p99",
+        "backup keys/s",
+        "elastic CPU",
+        "of idle",
+        "mean share",
+        "backups",
+    ];
+    let dash = || "-".to_owned();
+    let times = |x: f64| format!("{x:.2}x");
+    let rows = report
+        .modes
+        .iter()
+        .map(|mode| {
+            let elastic = mode.elastic.as_ref();
+            vec![
+                mode.name.clone(),
+                format!("{:.0}", mode.throughput_rps.median),
+                fmt_ms(mode.p50_ms.median),
+                mode.p99_ms.render(fmt_ms),
+                fmt_ms(mode.p999_ms.median),
+                report.p99_vs_baseline(mode).map_or_else(dash, |r| r.render(times)),
+                mode.sched_p99_ms.map_or_else(dash, |e| fmt_ms(e.median)),
+                elastic.map_or_else(dash, |e| format!("{:.0}", e.keys_per_sec.median)),
+                elastic.map_or_else(dash, |e| fmt_pct(e.cpu_share.median)),
+                elastic.and_then(|e| e.idle_share_used).map_or_else(dash, |e| e.render(fmt_pct)),
+                elastic.and_then(|e| e.mean_share).map_or_else(dash, |e| fmt_pct(e.median)),
+                match elastic.map(|e| (e.verified, e.backups)) {
+                    Some((Some(true), n)) => format!("{n} ok"),
+                    Some((Some(false), _)) => "NOT VERIFIED".to_owned(),
+                    _ => dash(),
+                },
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+/// One sentence on how the run was taken: machine, rounds, windows, load and what the figures
+/// are.
+pub fn run_settings(report: &DemoReport) -> String {
+    let s = &report.settings;
+    let idle = s.idle_cpu.map_or_else(String::new, |idle| {
+        format!("; the machine was {} idle during the baseline windows ({})", fmt_pct(idle), s.idle_source)
+    });
+    format!(
+        "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up          (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); {} keys;          seed {}; target sched p99 {} ms; elastic work on {}{idle}. Figures are medians over rounds,          [95 % bootstrap intervals] where shown; p99 x base by the {} statistic",
+        report.machine.cores,
+        report.machine.os,
+        s.rounds,
+        s.duration_secs,
+        s.warmup_secs,
+        fmt_pct(s.load),
+        s.rate_rps,
+        s.keys,
+        s.seed,
+        fmt_ms(s.target_p99_ms),
+        s.elastic_on,
+        s.statistic,
+    )
 }
 
 /// Formats milliseconds compactly: `0.412`, `12.3`, `1840`.
@@ -345,10 +583,15 @@ pub fn fmt_pct(fraction: f64) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// A small report with every field filled, shared by the renderers' tests.
+    /// A small report with every field filled, shared by the renderers' tests: two rounds of
+    /// baseline (twice), uncontrolled, elastic and static:0.25. Elastic is 1.38x [1.20x–1.60x]
+    /// baseline at 75 % [65 %–80 %] of the idle CPU; static:0.25 has a lower p99 but does less
+    /// elastic work.
     pub(crate) fn sample_report() -> DemoReport {
-        let mode = |name: &str, p99: f64, elastic: Option<f64>| ModeResult {
+        let run = |name: &str, round: u32, position: u32, p99: f64, elastic: Option<f64>| ModeResult {
             name: name.to_owned(),
+            round,
+            position,
             foreground: Foreground {
                 requests: 10_000,
                 throughput_rps: 1000.0,
@@ -363,12 +606,14 @@ pub(crate) mod tests {
                 failed: 0,
             },
             sched_p99_ms: Some(p99 / 2.0),
+            process_cpu_share: 0.4 + elastic.unwrap_or(0.0),
+            machine_idle: Some(0.6),
             elastic: elastic.map(|share| Elastic {
                 keys_per_sec: 50_000.0 * share,
                 scan_keys_per_sec: 500_000.0 * share,
                 bytes_per_sec: 1e7 * share,
                 cpu_share: share,
-                idle_share_used: share / 0.6,
+                idle_share_used: Some(share / 0.6),
                 requests: 40,
                 preemptions: 30,
                 backups: 3,
@@ -389,23 +634,75 @@ pub(crate) mod tests {
                 .collect(),
             latency_cdf: vec![(0.1, 0.2), (0.2, 0.5), (p99, 0.99), (p99 * 5.0, 1.0)],
         };
+        let estimate = |median: f64, low: f64, high: f64| Estimate { median, low, high, rounds: 2 };
+        let ratios = |e: Estimate| Some(Ratios { pooled: Some(e), window: Some(e), intervals: Some(e) });
+        let summary =
+            |name: &str, p99: f64, elastic: Option<(f64, Estimate)>, vs_base: Estimate| ModeSummary {
+                name: name.to_owned(),
+                runs: if name == "baseline" { 4 } else { 2 },
+                throughput_rps: estimate(1000.0, 990.0, 1010.0),
+                p50_ms: estimate(0.2, 0.2, 0.2),
+                p99_ms: estimate(p99, p99 * 0.9, p99 * 1.1),
+                p999_ms: estimate(p99 * 2.0, p99 * 1.8, p99 * 2.2),
+                max_ms: estimate(p99 * 5.0, p99 * 4.0, p99 * 6.0),
+                sched_p99_ms: Some(estimate(p99 / 2.0, p99 / 2.0, p99 / 2.0)),
+                p99_vs_baseline: ratios(vs_base),
+                lower_than_uncontrolled: (name != "uncontrolled").then(|| {
+                    let x = 12.0 / p99;
+                    Ratios { pooled: Some(estimate(x, x * 0.8, x * 1.2)), ..Ratios::default() }
+                }),
+                elastic: elastic.map(|(share, idle)| ElasticSummary {
+                    keys_per_sec: estimate(50_000.0 * share, 45_000.0 * share, 55_000.0 * share),
+                    scan_keys_per_sec: estimate(500_000.0 * share, 450_000.0 * share, 550_000.0 * share),
+                    cpu_share: estimate(share, share * 0.9, share * 1.1),
+                    idle_share_used: Some(idle),
+                    mean_share: Some(estimate(share, share, share)),
+                    backups: 6,
+                    verified: Some(true),
+                }),
+            };
+        let mut runs = Vec::new();
+        for round in 1..=2 {
+            runs.push(run("baseline", round, 1, 0.8, None));
+            runs.push(run("uncontrolled", round, 2, 12.0, Some(0.6)));
+            runs.push(run("elastic", round, 3, 1.1, Some(0.45)));
+            runs.push(run("static:0.25", round, 4, 1.0, Some(0.25)));
+            runs.push(run("baseline", round, 5, 0.8, None));
+        }
         DemoReport {
             machine: Machine { cores: 2, os: "linux x86_64".into() },
             settings: Settings {
                 duration_secs: 10.0,
+                warmup_secs: 3.0,
+                rounds: 2,
+                statistic: "pooled".into(),
                 load: 0.4,
                 rate_rps: 1000.0,
                 keys: 100_000,
                 seed: 7,
                 target_p99_ms: 1.0,
                 elastic_on: "threads".into(),
+                idle_cpu: Some(0.6),
+                idle_source: "/proc/stat".into(),
             },
+            runs,
             modes: vec![
-                mode("baseline", 0.8, None),
-                mode("uncontrolled", 12.0, Some(0.6)),
-                mode("elastic", 1.1, Some(0.45)),
-                mode("static:0.25", 1.0, Some(0.25)),
+                summary("baseline", 0.8, None, estimate(1.0, 0.95, 1.05)),
+                summary(
+                    "uncontrolled",
+                    12.0,
+                    Some((0.6, estimate(1.0, 0.95, 1.05))),
+                    estimate(15.0, 14.0, 16.0),
+                ),
+                summary("elastic", 1.1, Some((0.45, estimate(0.75, 0.65, 0.8))), estimate(1.38, 1.2, 1.6)),
+                summary(
+                    "static:0.25",
+                    1.0,
+                    Some((0.25, estimate(0.42, 0.4, 0.44))),
+                    estimate(1.25, 1.2, 1.3),
+                ),
             ],
+            noise: ratios(estimate(1.02, 0.9, 1.1)),
             notes: vec!["a note <with> markup & such".into()],
             overload: None,
         }
@@ -496,11 +793,34 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn ratios_against_baseline() {
-        let report = sample_report();
-        let elastic = report.mode("elastic").unwrap();
-        let ratio = report.p99_vs_baseline(elastic).unwrap();
-        assert!((ratio - 1.1 / 0.8).abs() < 1e-9);
+    fn ratios_by_the_runs_statistic() {
+        let mut report = sample_report();
+        let elastic = &report.modes[2];
+        assert_eq!(report.p99_vs_baseline(elastic).unwrap().median, 1.38);
+        assert_eq!(report.lower_than_uncontrolled(elastic).map(|e| e.rounds), Some(2));
+        report.settings.statistic = "window".into();
+        let elastic = &report.modes[2];
+        assert!(report.lower_than_uncontrolled(elastic).is_none(), "only the pooled ratio is filled in");
+        assert_eq!(report.noise_floor().unwrap().median, 1.02);
+    }
+
+    #[test]
+    fn typical_run_is_the_median_window() {
+        let mut report = sample_report();
+        report.runs[2].foreground.p99_ms = 5.0; // elastic, round 1
+        report.runs[7].foreground.p99_ms = 1.0; // elastic, round 2
+        assert_eq!(report.typical_run("elastic").unwrap().round, 2);
+        assert_eq!(report.typical_runs().len(), 4);
+        assert!(report.typical_run("os-priority").is_none());
+    }
+
+    #[test]
+    fn estimates_render_with_their_interval() {
+        let e = Estimate { median: 1.5, low: 1.2, high: 1.9, rounds: 5 };
+        assert_eq!(e.render(|x| format!("{x:.1}")), "1.5 [1.2–1.9]");
+        assert!(e.straddles(1.5) && e.straddles(1.8) && !e.straddles(2.0) && !e.straddles(1.2));
+        let one = Estimate { median: 1.5, low: 1.5, high: 1.5, rounds: 1 };
+        assert_eq!(one.render(|x| format!("{x:.1}")), "1.5");
     }
 
     #[test]
@@ -509,7 +829,12 @@ pub(crate) mod tests {
         let json = serde_json::to_string(&report).unwrap();
         let back: DemoReport = serde_json::from_str(&json).unwrap();
         assert_eq!(back.modes.len(), 4);
-        assert_eq!(back.modes[2].series.len(), 10);
+        assert_eq!(back.runs.len(), 10);
+        assert_eq!(back.runs[2].series.len(), 10);
+        assert_eq!(
+            back.modes[2].p99_vs_baseline.as_ref().unwrap().window,
+            report.modes[2].p99_vs_baseline.as_ref().unwrap().window
+        );
     }
 
     #[test]

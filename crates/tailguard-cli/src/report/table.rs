@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{DemoReport, Overload, fmt_ms, fmt_pct};
+use super::{DemoReport, Overload, fmt_ms, fmt_pct, mode_rows, run_settings};
 
 /// Renders the side-by-side comparison of every mode as a fixed-width text table, then the
 /// overload scenario's tables when it ran, then the notes.
@@ -21,61 +21,9 @@ pub fn render_table(report: &DemoReport) -> String {
 }
 
 fn modes_table(report: &DemoReport) -> String {
-    let header = [
-        "mode",
-        "fg req/s",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "max ms",
-        "p99 x base",
-        "sched p99",
-        "backup keys/s",
-        "elastic CPU",
-        "of idle",
-        "mean share",
-        "backups",
-    ];
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(report.modes.len());
-    for mode in &report.modes {
-        let fg = &mode.foreground;
-        let elastic = mode.elastic.as_ref();
-        rows.push(vec![
-            mode.name.clone(),
-            format!("{:.0}", fg.throughput_rps),
-            fmt_ms(fg.p50_ms),
-            fmt_ms(fg.p99_ms),
-            fmt_ms(fg.p999_ms),
-            fmt_ms(fg.max_ms),
-            report.p99_vs_baseline(mode).map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x")),
-            mode.sched_p99_ms.map_or_else(|| "-".to_owned(), fmt_ms),
-            elastic.map_or_else(|| "-".to_owned(), |e| format!("{:.0}", e.keys_per_sec)),
-            elastic.map_or_else(|| "-".to_owned(), |e| fmt_pct(e.cpu_share)),
-            elastic.map_or_else(|| "-".to_owned(), |e| fmt_pct(e.idle_share_used)),
-            elastic.and_then(|e| e.mean_share).map_or_else(|| "-".to_owned(), fmt_pct),
-            match elastic.map(|e| (e.verified, e.backups)) {
-                Some((Some(true), n)) => format!("{n} ok"),
-                Some((Some(false), _)) => "NO".to_owned(),
-                _ => "-".to_owned(),
-            },
-        ]);
-    }
+    let (header, rows) = mode_rows(report);
     let mut out = aligned(&header, &rows, 1);
-    let s = &report.settings;
-    let _ = writeln!(
-        out,
-        "\n{} cores ({}); {:.0} s per mode; foreground load {} ({:.0} req/s offered); {} keys; seed {}; \
-         target sched p99 {} ms; elastic work on {}",
-        report.machine.cores,
-        report.machine.os,
-        s.duration_secs,
-        fmt_pct(s.load),
-        s.rate_rps,
-        s.keys,
-        s.seed,
-        fmt_ms(s.target_p99_ms),
-        s.elastic_on,
-    );
+    let _ = writeln!(out, "\n{}", run_settings(report));
     out
 }
 
@@ -192,7 +140,9 @@ fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
 /// A fixed-width table: the first `left` columns left-aligned, figures right-aligned.
 fn aligned(header: &[&str], rows: &[Vec<String>], left: usize) -> String {
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].len()).chain([header[c].len()]).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter().map(|r| r[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     let line = |out: &mut String, cells: &[&str]| {
@@ -227,11 +177,14 @@ mod tests {
         assert!(lines[0].starts_with("mode"));
         assert!(lines[2].starts_with("baseline"));
         assert!(lines[3].starts_with("uncontrolled"));
-        // Header, rule and rows share one width.
-        assert_eq!(lines[0].len(), lines[1].len());
-        assert_eq!(lines[1].len(), lines[4].len());
-        // Ratios against baseline: 12.0 / 0.8.
-        assert!(lines[3].contains("15.00x"), "{}", lines[3]);
+        // Header, rule and rows share one width (in characters: intervals hold an en dash).
+        let width = |line: &str| line.chars().count();
+        assert_eq!(width(lines[0]), width(lines[1]));
+        assert_eq!(width(lines[1]), width(lines[4]));
+        // Ratios against baseline with their intervals, and the elastic share of idle.
+        assert!(lines[3].contains("15.00x [14.00x–16.00x]"), "{}", lines[3]);
+        assert!(lines[4].contains("75.0% [65.0%–80.0%]"), "{}", lines[4]);
+        assert!(text.contains("2 round(s)") && text.contains("60.0% idle"), "{text}");
         assert!(text.contains("note: a note <with> markup & such"));
         assert!(!text.contains("heartbeat"), "no overload tables without the scenario");
     }
