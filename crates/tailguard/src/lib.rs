@@ -60,7 +60,7 @@
 //! loop {
 //!     next_key += 1; // ... export one key ...
 //!     clock.run_for(Duration::from_micros(500)); // the work uses CPU
-//!     if grant.over_limit().0 {
+//!     if grant.over_limit() {
 //!         break; // resume from `next_key` under a new grant
 //!     }
 //! }

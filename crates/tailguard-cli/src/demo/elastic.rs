@@ -346,7 +346,7 @@ impl Job {
                         // Blocks until the grant's CPU exists (at most grant / rate).
                         Some(limiter) => match limiter.acquire(&self.request) {
                             Ok(handle) => {
-                                Box::new(move || handle.over_limit().0 || stop.load(Ordering::Relaxed))
+                                Box::new(move || handle.over_limit() || stop.load(Ordering::Relaxed))
                             }
                             // Stopped on Ctrl-C: end the request at once, the driver then sees
                             // the interruption. (Otherwise the limiter stops only after its
@@ -409,7 +409,7 @@ impl Job {
                 };
                 let request_end = Instant::now() + self.slice;
                 let spent = |handle: &Option<ElasticHandle>| match handle {
-                    Some(handle) => handle.over_limit().0,
+                    Some(handle) => handle.over_limit(),
                     None => !stopping && Instant::now() >= request_end,
                 };
                 loop {

@@ -471,7 +471,7 @@ impl Runner {
             }
             let request_end = Instant::now() + self.settings.slice;
             let spent = |handle: &Option<ElasticHandle>| match handle {
-                Some(handle) => handle.over_limit().0,
+                Some(handle) => handle.over_limit(),
                 None => Instant::now() >= request_end,
             };
             loop {

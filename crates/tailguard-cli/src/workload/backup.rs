@@ -139,7 +139,7 @@ impl ChunkEncoder {
 /// One export request: scans `store` in key order from `resume_from` (the start of the
 /// keyspace when `None`), encoding and compressing each key into a chunk, and asks `stop()`
 /// after every key. This is where an elastic limiter plugs in: pass
-/// `&mut || handle.over_limit().0`.
+/// `&mut || handle.over_limit()`.
 ///
 /// The request ends when `stop()` returns true, when the chunk is full, or at the end of the
 /// keyspace; [`ExportOutcome::resume`] says where the next request starts.
@@ -338,7 +338,7 @@ impl Drop for BackupWriter {
 /// One export request's elastic grant: asked after every exported key whether to stop.
 ///
 /// Any `FnMut() -> bool` is a grant, so a limiter's grant plugs in as a closure that owns it:
-/// `|| { let grant = limiter.acquire(); move || grant.over_limit().0 }`. The grant is dropped
+/// `|| { let grant = limiter.acquire(); move || grant.over_limit() }`. The grant is dropped
 /// (released) when the request ends.
 pub trait ExportGrant {
     /// Whether the request must stop now (the grant's CPU slice is used up).

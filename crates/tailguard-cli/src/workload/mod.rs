@@ -31,7 +31,7 @@
 //! let fg = std::thread::spawn(move || generator::run(&service, &config, Duration::from_secs(5), &|| false));
 //! // Elastic backup: one grant per export request, `over_limit()` after every key.
 //! let driver = BackupDriver::new(Arc::clone(&store), "backup.tgb");
-//! let stats = driver.run(|| { let grant = limiter.acquire(); move || grant.over_limit().0 }, &|| ctrl_c.load(Relaxed))?;
+//! let stats = driver.run(|| { let grant = limiter.acquire(); move || grant.over_limit() }, &|| ctrl_c.load(Relaxed))?;
 //! let report = verify(Path::new("backup.tgb"), &store)?;
 //! // Catch-up scan under a pacer:
 //! let summary = catch_up_scan(&store, 1_000, &mut || pacer.pace());

@@ -3,8 +3,11 @@
 //! Fill rate = share × cores CPU-nanoseconds per wall-nanosecond; capacity = one second of fill
 //! (DESIGN §8: no burst beyond it). A grant is handed out whenever the balance is above zero
 //! (CockroachDB's rule), so the balance may dip by at most one grant below zero. Over-use
-//! reported when a grant is settled becomes debt, bounded at `-capacity` when it is incurred
-//! (instead of CockroachDB's periodic reset, which let an extra burst through). The limiter
+//! reported when a grant is settled becomes debt, kept exact: a grant larger than the bucket
+//! (a 100 ms grant at one core's 5 % floor, whose bucket holds 50 ms) that is over-used is
+//! paid back in full by later waiters (CockroachDB reset the bucket every 15 s instead, which
+//! let an extra burst through, and an earlier version here clamped debt at `-capacity`, which
+//! forgave part of such a grant). The limiter
 //! [forfeits](TokenBucket::forfeit) the unspent balance when its controller cuts the share, so
 //! a full bucket cannot carry the old share past a cut.
 //!
@@ -58,12 +61,12 @@ impl TokenBucket {
     }
 
     /// Changes the fill rate from now on (refilling at the old rate first); the capacity
-    /// follows, and a balance above the new capacity is trimmed to it.
+    /// follows, and a balance above the new capacity is trimmed to it (debt stays whole).
     pub fn set_rate(&mut self, rate: f64, now_nanos: u64) {
         self.refill(now_nanos);
         self.rate = rate;
         self.capacity_nanos = capacity_for(rate);
-        self.balance_nanos = self.balance_nanos.clamp(-self.capacity_nanos, self.capacity_nanos);
+        self.balance_nanos = self.balance_nanos.min(self.capacity_nanos);
     }
 
     /// Takes `grant_nanos` if the balance is above zero (it may then go negative by at most
@@ -77,15 +80,14 @@ impl TokenBucket {
         true
     }
 
-    /// Settles a finished grant: unused CPU is returned, over-use is charged as debt.
-    /// The balance stays within `[-capacity, capacity]`.
+    /// Settles a finished grant: unused CPU is returned (up to the capacity), over-use is
+    /// charged as debt, in full.
     pub fn settle(&mut self, granted_nanos: u64, used_nanos: u64, now_nanos: u64) {
         self.refill(now_nanos);
         let diff = i128::from(used_nanos) - i128::from(granted_nanos);
-        let balance = i128::from(self.balance_nanos) - diff;
-        let capacity = i128::from(self.capacity_nanos);
-        // In range of i64 after the clamp.
-        self.balance_nanos = balance.clamp(-capacity, capacity) as i64;
+        let balance = (i128::from(self.balance_nanos) - diff).min(i128::from(self.capacity_nanos));
+        // Saturates only past ~292 years of debt.
+        self.balance_nanos = balance.max(i128::from(i64::MIN)) as i64;
     }
 
     /// Forfeits the unspent part of the balance (a balance below zero, debt, stays): after a
@@ -165,15 +167,29 @@ mod tests {
     }
 
     #[test]
-    fn settle_refunds_and_charges_within_bounds() {
+    fn settle_refunds_up_to_capacity_and_charges_debt_exactly() {
         let mut bucket = TokenBucket::new(1.0, 0);
         assert!(bucket.try_take(100 * MS, 0));
         bucket.settle(100 * MS, 30 * MS, 0);
         assert_eq!(bucket.balance_nanos(), 970 * MS as i64);
-        bucket.settle(100 * MS, 5_000 * MS, 0); // runaway over-use: debt capped at -capacity
-        assert_eq!(bucket.balance_nanos(), -1_000 * MS as i64);
+        bucket.settle(100 * MS, 5_000 * MS, 0); // runaway over-use: all of it is debt
+        assert_eq!(bucket.balance_nanos(), -3_930 * MS as i64);
         bucket.refund(5_000 * MS, 0);
         assert_eq!(bucket.balance_nanos(), 1_000 * MS as i64);
+    }
+
+    #[test]
+    fn a_grant_larger_than_the_bucket_is_paid_back_in_full() {
+        // One core at a 5 % share holds 50 ms; a 100 ms grant used to 120 ms leaves 70 ms of
+        // debt, whatever the capacity, and a cut of the rate keeps it.
+        let mut bucket = TokenBucket::new(0.05, 0);
+        assert!(bucket.try_take(100 * MS, 0));
+        bucket.settle(100 * MS, 120 * MS, 0);
+        assert_eq!(bucket.balance_nanos(), -70 * MS as i64);
+        bucket.set_rate(0.01, 0);
+        assert_eq!(bucket.balance_nanos(), -70 * MS as i64);
+        // 70 ms of debt at 0.01 CPU-ns per ns: 7 s (+1 ns) of wall time.
+        assert_eq!(bucket.nanos_until_positive(), 7_000 * MS + 100);
     }
 
     #[test]
@@ -190,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn rate_change_trims_balance() {
+    fn rate_change_trims_the_balance_to_the_new_capacity() {
         let mut bucket = TokenBucket::new(1.0, 0);
         bucket.set_rate(0.1, 0);
         assert_eq!(bucket.balance_nanos(), 100 * MS as i64);
@@ -221,6 +237,29 @@ mod tests {
                 prop_assert!(granted <= initial + fill + max_grant as f64 + 1.0);
                 prop_assert!(bucket.balance_nanos() >= -(max_grant as i64));
                 prop_assert!(bucket.balance_nanos() <= bucket.capacity_nanos());
+            }
+        }
+
+        /// Grants settled with any use: the CPU used never exceeds the initial balance plus the
+        /// fill plus the largest single use (a grant is handed out only while the balance is
+        /// positive, and every over-use is debt in full).
+        #[test]
+        fn used_never_exceeds_fill_plus_one_use(
+            rate in 0.01f64..4.0,
+            steps in proptest::collection::vec((0u64..50 * MS, 1u64..200 * MS, 0u64..2_000 * MS), 1..300),
+        ) {
+            let mut bucket = TokenBucket::new(rate, 0);
+            let initial = bucket.capacity_nanos() as f64;
+            let (mut now, mut used_total, mut max_used) = (0u64, 0f64, 0u64);
+            for (advance, grant, used) in steps {
+                now += advance;
+                if bucket.try_take(grant, now) {
+                    bucket.settle(grant, used, now);
+                    used_total += used as f64;
+                    max_used = max_used.max(used);
+                }
+                let fill = now as f64 * rate;
+                prop_assert!(used_total <= initial + fill + max_used as f64 + 1.0);
             }
         }
     }

@@ -62,6 +62,10 @@ pub struct LimiterConfig {
     pub initial_share: Option<f64>,
     /// OS priority for elastic threads spawned by the limiter (default: none, unchanged).
     pub elastic_priority: Option<super::priority::ThreadPriority>,
+    /// How long the latency signal may deliver no samples before the limiter fails safe: the
+    /// share decays to the floor until samples return (default 1 s; allowed from one tick to
+    /// 60 s). A probe that stopped or stalled must not leave elastic work at a high share.
+    pub silence: Duration,
 }
 
 impl Default for LimiterConfig {
@@ -81,6 +85,7 @@ impl Default for LimiterConfig {
             controller: ControllerKind::Adaptive,
             initial_share: None,
             elastic_priority: None,
+            silence: Duration::from_secs(1),
         }
     }
 }
@@ -144,6 +149,9 @@ pub enum ConfigError {
     /// The initial share must be within [floor, ceiling].
     #[error("initial_share {0} is outside [floor, ceiling]")]
     InitialShare(f64),
+    /// `silence` must be within one tick ..= 60 s.
+    #[error("silence {0:?} is out of range: use one tick ..= 60s (default 1s)")]
+    Silence(Duration),
 }
 
 impl LimiterConfig {
@@ -188,6 +196,9 @@ impl LimiterConfig {
                 return Err(ConfigError::FixedShare(share));
             }
         }
+        if self.silence < self.tick || self.silence > Duration::from_secs(60) {
+            return Err(ConfigError::Silence(self.silence));
+        }
         if let Some(initial) = self.initial_share {
             if !(initial >= self.floor && initial <= self.ceiling) {
                 return Err(ConfigError::InitialShare(initial));
@@ -228,6 +239,7 @@ mod tests {
             (LimiterConfig { cores: 0.0, ..Default::default() }, "cores"),
             (LimiterConfig { controller: ControllerKind::Fixed(1.5), ..Default::default() }, "fixed share"),
             (LimiterConfig { initial_share: Some(0.9), ..Default::default() }, "initial_share"),
+            (LimiterConfig { silence: Duration::from_millis(10), ..Default::default() }, "silence"),
         ];
         for (config, field) in cases {
             let message = config.validate().unwrap_err().to_string();

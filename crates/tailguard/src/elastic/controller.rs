@@ -41,6 +41,13 @@
 //!   target (below half the target a rise is noise the climb can afford).
 //! - Without demand it decays toward the inactive point at `DECAY_PER_SEC`.
 //!
+//! # A silent signal
+//!
+//! When the limiter finds the latency signal silent (no samples for
+//! [`LimiterConfig::silence`]), both feedback variants fail safe: the share falls toward the
+//! floor at [`SILENT_DECAY_PER_SEC`] whatever else the input says, and feedback resumes from
+//! there when samples return.
+//!
 //! Measured in this module's transient tests, on a plant whose ticks have exponential latency
 //! tails read as pooled p99s of the last 25 ticks (the window) and the last 5 (its recent part):
 //! after a foreground step from 40 % to 60 % load the adaptive controller settles within ±0.05
@@ -76,6 +83,10 @@ pub const DEMAND_FRACTION: f64 = 0.10;
 pub const USED_FRACTION: f64 = 0.50;
 /// Adaptive decay of an unused share toward the inactive point, share per second (2 %/s).
 pub const DECAY_PER_SEC: f64 = 0.02;
+/// Fall of the share toward the floor while the signal is silent, share per second: from the
+/// default ceiling (75 %) to the floor (5 %) in 1.4 s, as fast as the adaptive variant's
+/// largest cut.
+pub const SILENT_DECAY_PER_SEC: f64 = DOWN_GAIN_PER_SEC * MAX_ERROR;
 
 /// What the controller sees each tick.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,6 +106,9 @@ pub struct ControllerInput {
     pub used_fraction: f64,
     /// Wall time since the previous tick.
     pub elapsed: Duration,
+    /// The signal delivered no samples for the configured silence span: fail safe, fall
+    /// toward the floor (feedback variants only; a fixed share does not read the signal).
+    pub silent: bool,
 }
 
 /// The share controller. `tick` is a pure function of its state and input.
@@ -155,6 +169,14 @@ impl Controller {
 
     /// Advances one tick and returns the new share.
     pub fn tick(&mut self, input: ControllerInput) -> f64 {
+        if input.silent && !matches!(self.kind, ControllerKind::Fixed(_)) {
+            let step = SILENT_DECAY_PER_SEC * input.elapsed.as_secs_f64();
+            self.share = (self.share - step).max(self.floor);
+            // Feedback resumes from fresh readings, not from those before the silence.
+            self.last_p99_nanos = None;
+            self.last_recent_nanos = None;
+            return self.share;
+        }
         let Some(p99) = input.p99 else { return self.share };
         let p99_nanos = p99.as_nanos() as f64;
         let secs = input.elapsed.as_secs_f64();
@@ -251,6 +273,7 @@ mod tests {
             waiting_fraction: if waiting { 1.0 } else { 0.0 },
             used_fraction: if waiting { 1.0 } else { 0.0 },
             elapsed: TICK,
+            silent: false,
         }
     }
 
@@ -307,6 +330,27 @@ mod tests {
             let share = controller.tick(ControllerInput { p99: None, ..input(0, true) });
             assert_eq!(share, 0.3);
         }
+    }
+
+    #[test]
+    fn a_silent_signal_falls_to_the_floor_and_feedback_resumes() {
+        for kind in [ControllerKind::Reference, ControllerKind::Adaptive] {
+            let mut controller = Controller::new(&config(kind, 0.75));
+            let silent = ControllerInput { silent: true, ..input(100, true) };
+            // 0.5 share per second: 0.05 per 100 ms tick, whatever the latency reads.
+            assert!((controller.tick(silent) - 0.70).abs() < 1e-9, "{kind:?}");
+            let mut ticks = 1;
+            while controller.tick(silent) > 0.05 {
+                ticks += 1;
+                assert!(ticks < 100, "{kind:?} never reached the floor");
+            }
+            assert_eq!(ticks, 13, "{kind:?}: from 0.70, 0.05 a tick");
+            assert_eq!(controller.share(), 0.05);
+            // Samples return far under target with demand: the share climbs again.
+            assert!(controller.tick(input(100, true)) > 0.05, "{kind:?}");
+        }
+        let mut fixed = Controller::new(&config(ControllerKind::Fixed(0.4), 0.4));
+        assert_eq!(fixed.tick(ControllerInput { silent: true, ..input(100, true) }), 0.4);
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! A grant of elastic CPU and the cheap `over_limit()` check for tight loops.
+//!
+//! A grant is charged with the time of the work that holds it, never anyone else's: on a
+//! thread, the thread's CPU clock; inside an [`ElasticTask`](super::ElasticTask), the task's
+//! own running time (the thread's clock would charge the foreground tasks that ran on the
+//! worker while the elastic task awaited).
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -6,9 +11,10 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use super::limiter::Shared;
+use super::task;
 use crate::clock::duration_nanos;
 
-/// CPU time between two reads of the thread CPU clock in `over_limit()` (DESIGN §8: ~1 ms).
+/// Time between two meter reads in `over_limit()` (DESIGN §8: ~1 ms).
 pub const CHECK_INTERVAL_NANOS: u64 = 1_000_000;
 /// Upper bound on iterations between two clock reads.
 const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
@@ -20,9 +26,10 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 /// CPU goes back to the bucket, over-use becomes debt. A panic unwinding through the work drops
 /// the handle too, so its grant is settled and the limiter keeps running.
 ///
-/// The handle is `Send` but not `Sync`: its estimator lives in `Cell`s. If it moves to another
-/// thread between checks (an async task moved by the runtime), the next check notices the new
-/// thread and re-baselines instead of charging a difference of two threads' clocks.
+/// The handle is `Send` but not `Sync`: its estimator lives in `Cell`s. A handle taken inside
+/// an [`ElasticTask`](super::ElasticTask) reads the task's running time wherever the runtime
+/// polls it. A thread-metered handle that moves to another thread between checks re-baselines
+/// at its next check instead of charging a difference of two threads' clocks.
 ///
 /// # Examples
 ///
@@ -37,7 +44,7 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 /// fn export(handle: &ElasticHandle, clock: &ManualClock, start: u64, end: u64) -> Option<u64> {
 ///     for key in start..end {
 ///         clock.advance_cpu(Duration::from_micros(100)); // the work for one key
-///         if handle.over_limit().0 && key + 1 < end {
+///         if handle.over_limit() && key + 1 < end {
 ///             return Some(key + 1);
 ///         }
 ///     }
@@ -70,40 +77,55 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 pub struct ElasticHandle {
     shared: Arc<Shared>,
     granted_nanos: u64,
-    /// CPU clock reading the current measurement started from.
-    base_cpu_nanos: Cell<u64>,
-    /// CPU measured on earlier baselines (before a thread move).
+    /// Whose time the grant is charged with.
+    meter: Meter,
+    /// Meter reading the current measurement started from.
+    base_nanos: Cell<u64>,
+    /// Time measured on earlier baselines (before a thread move).
     carried_nanos: Cell<u64>,
-    /// CPU spent before `start_timer()`: charged, but does not eat the grant.
+    /// Time spent before `start_timer()`: charged, but does not eat the grant.
     pre_work_nanos: Cell<u64>,
-    thread: Cell<ThreadId>,
-    /// Calls left before the next clock read.
+    /// Calls left before the next meter read.
     countdown: Cell<u32>,
-    /// Current estimate of iterations per `CHECK_INTERVAL_NANOS`.
+    /// Current estimate of iterations per check interval.
     iterations_per_check: Cell<u32>,
-    last_check_cpu_nanos: Cell<u64>,
-    /// Used CPU (since the timer started) as of the last clock read.
+    last_check_nanos: Cell<u64>,
+    /// Used time (since the timer started) as of the last meter read.
     used_nanos: Cell<u64>,
-    /// CPU between two clock reads: [`CHECK_INTERVAL_NANOS`], or the yield interval if shorter.
+    /// Time between two meter reads: [`CHECK_INTERVAL_NANOS`], or the yield interval if shorter.
     check_interval_nanos: u64,
-    /// Yield the OS thread at every clock read ([`AcquireRequest::yield_every`]).
+    /// Yield the OS thread at every meter read ([`AcquireRequest::yield_every`]; threads only).
     yields: bool,
+}
+
+/// Whose time a grant is charged with.
+#[derive(Debug)]
+enum Meter {
+    /// The CPU clock of the thread the handle is used on (re-baselined when it moves).
+    Thread(Cell<ThreadId>),
+    /// The running time of the elastic task the grant was taken in
+    /// ([`ElasticTask`](super::ElasticTask)).
+    Task(u64),
 }
 
 impl ElasticHandle {
     pub(crate) fn new(shared: Arc<Shared>, granted_nanos: u64, yield_every: Option<Duration>) -> Self {
-        let cpu = shared.clock.thread_cpu_nanos();
-        let yield_nanos = yield_every.map(duration_nanos).filter(|&n| n > 0);
+        let (meter, start) = match task::current(shared.clock.now_nanos()) {
+            Some((id, running)) => (Meter::Task(id), running),
+            None => (Meter::Thread(Cell::new(thread::current().id())), shared.clock.thread_cpu_nanos()),
+        };
+        let yield_nanos =
+            yield_every.map(duration_nanos).filter(|&n| n > 0 && matches!(meter, Meter::Thread(_)));
         ElasticHandle {
             shared,
             granted_nanos,
-            base_cpu_nanos: Cell::new(cpu),
+            meter,
+            base_nanos: Cell::new(start),
             carried_nanos: Cell::new(0),
             pre_work_nanos: Cell::new(0),
-            thread: Cell::new(thread::current().id()),
             countdown: Cell::new(1),
             iterations_per_check: Cell::new(1),
-            last_check_cpu_nanos: Cell::new(cpu),
+            last_check_nanos: Cell::new(start),
             used_nanos: Cell::new(0),
             check_interval_nanos: yield_nanos.map_or(CHECK_INTERVAL_NANOS, |n| n.min(CHECK_INTERVAL_NANOS)),
             yields: yield_nanos.is_some(),
@@ -115,49 +137,67 @@ impl ElasticHandle {
         Duration::from_nanos(self.granted_nanos)
     }
 
-    /// Marks the end of pre-work: CPU used so far is charged on drop but does not count
+    /// Whether the grant is charged with an elastic task's running time (taken inside an
+    /// [`ElasticTask`](super::ElasticTask)) rather than its thread's CPU clock.
+    pub fn charges_task(&self) -> bool {
+        matches!(self.meter, Meter::Task(_))
+    }
+
+    /// Marks the end of pre-work: time used so far is charged on drop but does not count
     /// against the grant checked by [`over_limit`](Self::over_limit).
     pub fn start_timer(&self) {
         let used = self.measure();
         self.pre_work_nanos.set(self.pre_work_nanos.get() + used);
         self.carried_nanos.set(0);
-        self.base_cpu_nanos.set(self.shared.clock.thread_cpu_nanos());
-        self.last_check_cpu_nanos.set(self.base_cpu_nanos.get());
+        let now = self.read().unwrap_or(self.base_nanos.get() + used);
+        self.base_nanos.set(now);
+        self.last_check_nanos.set(now);
         self.used_nanos.set(0);
         self.countdown.set(1);
     }
 
-    /// CPU used under this grant so far, pre-work included (reads the CPU clock).
+    /// Time used under this grant so far, pre-work included (reads the meter: the thread CPU
+    /// clock, a system call, or the task's running time).
     pub fn used(&self) -> Duration {
         Duration::from_nanos(self.pre_work_nanos.get() + self.measure())
     }
 
-    /// Whether the grant is used up, and the CPU used as of the last clock read (pre-work
-    /// excluded).
+    /// Time used under this grant (pre-work excluded) as of the last meter read: what the last
+    /// [`over_limit`](Self::over_limit) check saw, without reading a clock.
+    pub fn used_at_last_check(&self) -> Duration {
+        Duration::from_nanos(self.used_nanos.get())
+    }
+
+    /// Whether the grant is used up (pre-work excluded).
     ///
     /// Meant for every iteration of a tight loop: most calls decrement a `Cell` countdown and
-    /// return; every ~1 ms of CPU worth of iterations (or every
-    /// [`yield_every`](super::AcquireRequest::yield_every), then yielding the thread) it reads the
-    /// thread CPU clock and
-    /// re-estimates how many iterations make 1 ms (growing at most ×2 per check, shrinking as
-    /// far as needed when iterations get slower, and never overshooting the rest of the grant).
+    /// return; every ~1 ms worth of iterations (or every
+    /// [`yield_every`](super::AcquireRequest::yield_every), then yielding the thread) it reads
+    /// the meter — the thread CPU clock, or inside an [`ElasticTask`](super::ElasticTask) the
+    /// task's running time — and re-estimates how many iterations make 1 ms (growing at most
+    /// ×2 per check, shrinking as far as needed when iterations get slower, and never
+    /// overshooting the rest of the grant).
     #[inline]
-    pub fn over_limit(&self) -> (bool, Duration) {
+    pub fn over_limit(&self) -> bool {
         let countdown = self.countdown.get();
         if countdown > 1 {
             self.countdown.set(countdown - 1);
-            return (false, Duration::from_nanos(self.used_nanos.get()));
+            return false;
         }
         self.check()
     }
 
     #[cold]
     #[inline(never)]
-    fn check(&self) -> (bool, Duration) {
-        let cpu = self.shared.clock.thread_cpu_nanos();
-        let used = self.measure_at(cpu);
-        let spent = cpu.saturating_sub(self.last_check_cpu_nanos.get());
-        self.last_check_cpu_nanos.set(cpu);
+    fn check(&self) -> bool {
+        let Some(now) = self.read() else {
+            // Checked outside the task it was taken in: nothing of its time can be read here.
+            self.countdown.set(self.iterations_per_check.get().max(1));
+            return self.used_nanos.get() >= self.granted_nanos;
+        };
+        let used = self.measure_at(now);
+        let spent = now.saturating_sub(self.last_check_nanos.get());
+        self.last_check_nanos.set(now);
         let iterations = u64::from(self.iterations_per_check.get());
         let interval = self.check_interval_nanos;
         let mut estimate = (iterations * interval)
@@ -174,25 +214,45 @@ impl ElasticHandle {
             // after the rest of this thread's OS time slice.
             thread::yield_now();
         }
-        (used >= self.granted_nanos, Duration::from_nanos(used))
+        used >= self.granted_nanos
+    }
+
+    /// The meter now: the thread's CPU clock, or the running time of the task the grant was
+    /// taken in (`None` when that task is not being polled on this thread).
+    #[inline]
+    fn read(&self) -> Option<u64> {
+        match self.meter {
+            Meter::Thread(_) => Some(self.shared.clock.thread_cpu_nanos()),
+            Meter::Task(id) => task::current(self.shared.clock.now_nanos())
+                .and_then(|(task, run)| (task == id).then_some(run)),
+        }
     }
 
     fn measure(&self) -> u64 {
-        self.measure_at(self.shared.clock.thread_cpu_nanos())
+        match self.read() {
+            Some(now) => self.measure_at(now),
+            None => self.used_nanos.get(),
+        }
     }
 
-    /// Used CPU since the timer started, re-baselining if the handle changed threads.
-    fn measure_at(&self, cpu: u64) -> u64 {
-        let current = thread::current().id();
-        let used = if current == self.thread.get() {
-            self.carried_nanos.get() + cpu.saturating_sub(self.base_cpu_nanos.get())
-        } else {
+    /// Used time since the timer started, re-baselining if a thread-metered handle changed
+    /// threads.
+    fn measure_at(&self, now: u64) -> u64 {
+        let moved = match &self.meter {
+            Meter::Thread(thread) => {
+                let current = thread::current().id();
+                (current != thread.get()).then(|| thread.set(current)).is_some()
+            }
+            Meter::Task(_) => false,
+        };
+        let used = if moved {
             // Another thread's clock: keep what was measured, start afresh from here.
-            self.thread.set(current);
             self.carried_nanos.set(self.used_nanos.get());
-            self.base_cpu_nanos.set(cpu);
-            self.last_check_cpu_nanos.set(cpu);
+            self.base_nanos.set(now);
+            self.last_check_nanos.set(now);
             self.used_nanos.get()
+        } else {
+            self.carried_nanos.get() + now.saturating_sub(self.base_nanos.get())
         };
         self.used_nanos.set(used);
         used

@@ -1,7 +1,7 @@
 //! The limiter façade: owns the latency signal, the controller tick, the bucket and the queue.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use super::config::{ConfigError, ControllerKind, LimiterConfig};
 use super::controller::{Controller, ControllerInput};
 use super::handle::ElasticHandle;
 use super::request::{AcquireError, AcquireRequest};
+use super::task::ElasticTask;
 use crate::clock::{SharedClock, SystemClock, duration_nanos};
 use crate::histogram::{HistogramSnapshot, WindowSnapshot, WindowedHistogram};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard};
@@ -104,12 +105,41 @@ pub struct LimiterSnapshot {
     pub controller: ControllerKind,
     /// Controller ticks so far.
     pub ticks: u64,
+    /// Whether the latency signal is feeding the controller, and if not, why.
+    pub signal: SignalState,
+}
+
+/// What the latency signal is doing, as of the last tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalState {
+    /// The limiter reads no signal: a fixed share.
+    None,
+    /// The window does not hold [`WARM_SPAN`] of samples yet: grants go out at the floor.
+    Warming,
+    /// Samples arrive; the controller steers by them.
+    Live,
+    /// No samples for at least [`LimiterConfig::silence`]: the probe stopped or stalled. The
+    /// share falls to the floor until samples return.
+    Silent {
+        /// How long the signal has been silent.
+        since: Duration,
+    },
 }
 
 struct Waiter {
     grant_nanos: u64,
     tenant: Option<u64>,
     waker: Option<Waker>,
+    /// When an async waiter gives up ([`Limiter::acquire_async_timeout`]); a blocked thread
+    /// keeps its own deadline.
+    deadline_nanos: Option<u64>,
+}
+
+/// A grant handed to a queued waiter that has not collected it yet.
+#[derive(Clone, Copy)]
+struct Uncollected {
+    grant_nanos: u64,
+    tenant: Option<u64>,
 }
 
 pub(crate) struct State {
@@ -117,8 +147,18 @@ pub(crate) struct State {
     bucket: TokenBucket,
     /// Waiters by (priority descending, arrival).
     queue: BTreeMap<(Reverse<i32>, u64), Waiter>,
-    /// Grants handed to queued waiters that have not collected them yet: seq -> nanos.
-    granted: HashMap<u64, u64>,
+    /// Grants handed to queued waiters that have not collected them yet, by seq.
+    granted: HashMap<u64, Uncollected>,
+    /// Async waiters whose deadline passed while queued (they collect their timeout), by seq.
+    expired: HashSet<u64>,
+    /// No queued deadline is earlier than this (it may be stale after removals: a scan then
+    /// finds nothing and moves it on).
+    earliest_deadline_nanos: Option<u64>,
+    /// Wakers to call once the lock is released: a waker may run user code.
+    to_wake: Vec<Waker>,
+    /// When the signal last delivered samples.
+    last_heard_nanos: u64,
+    signal: SignalState,
     next_seq: u64,
     tenant_granted_nanos: HashMap<u64, u64>,
     waiting_since_nanos: Option<u64>,
@@ -285,6 +325,12 @@ impl LimiterBuilder {
         self.signal = Some(signal);
         self
     }
+    /// How long the signal may deliver no samples before the share falls to the floor
+    /// (default 1 s).
+    pub fn silence(mut self, silence: Duration) -> Self {
+        self.config.silence = silence;
+        self
+    }
 
     /// Builds a limiter without a background thread: call [`Limiter::tick`] by hand.
     ///
@@ -308,6 +354,11 @@ impl LimiterBuilder {
             controller,
             queue: BTreeMap::new(),
             granted: HashMap::new(),
+            expired: HashSet::new(),
+            earliest_deadline_nanos: None,
+            to_wake: Vec::new(),
+            last_heard_nanos: now,
+            signal: if fixed || self.signal.is_none() { SignalState::None } else { SignalState::Warming },
             next_seq: 0,
             tenant_granted_nanos: HashMap::new(),
             waiting_since_nanos: None,
@@ -472,8 +523,57 @@ impl Limiter {
     /// Waiters are woken when tokens come back, on ticks, and — with [`LimiterBuilder::start`]
     /// — as soon as the bucket refills enough. The future resolves to
     /// [`AcquireError::Stopped`] when the limiter is stopped, before or while it waits.
+    ///
+    /// Awaited inside an [`ElasticTask`] (see [`elastic`](Self::elastic)), the grant is
+    /// charged with that task's running time; elsewhere with the CPU clock of the thread that
+    /// uses it.
     pub fn acquire_async(&self, request: &AcquireRequest) -> AcquireFuture {
-        AcquireFuture { shared: self.shared.clone(), request: *request, seq: None }
+        AcquireFuture {
+            shared: self.shared.clone(),
+            request: *request,
+            seq: None,
+            deadline: None,
+            done: false,
+        }
+    }
+
+    /// [`acquire_async`](Self::acquire_async) that gives up `timeout` after this call (on the
+    /// limiter's clock) with [`AcquireError::Timeout`], whether or not a grant ever arrives:
+    /// the limiter's thread wakes the waiter at its deadline (without
+    /// [`LimiterBuilder::start`], at the first [`tick`](Self::tick) or settled grant after it).
+    pub fn acquire_async_timeout(&self, request: &AcquireRequest, timeout: Duration) -> AcquireFuture {
+        let deadline = self.shared.clock.now_nanos().saturating_add(duration_nanos(timeout));
+        AcquireFuture {
+            shared: self.shared.clone(),
+            request: *request,
+            seq: None,
+            deadline: Some((deadline, timeout)),
+            done: false,
+        }
+    }
+
+    /// Wraps `future` to run as elastic work in the caller's async runtime: every grant taken
+    /// inside it is charged with the time the task itself runs (inside its own polls), not
+    /// with its worker thread's CPU clock, which would also count the foreground tasks that
+    /// run on that worker while the elastic task awaits. See [`ElasticTask`].
+    ///
+    /// ```
+    /// use tailguard::elastic::{AcquireRequest, ControllerKind, Limiter, Pacer};
+    ///
+    /// let limiter = Limiter::builder().cores(1.0).controller(ControllerKind::Fixed(0.5)).build()?;
+    /// let mut pacer = Pacer::new(limiter.clone(), AcquireRequest::new());
+    /// let backup = limiter.elastic(async move {
+    ///     for _chunk in 0..100 {
+    ///         pacer.pace_async().await?; // a new grant when one is used up, a yield per quantum
+    ///         // ... export one chunk ...
+    ///     }
+    ///     Ok::<(), tailguard::elastic::AcquireError>(())
+    /// });
+    /// tokio::runtime::Builder::new_current_thread().build()?.block_on(backup)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn elastic<F: Future>(&self, future: F) -> ElasticTask<F> {
+        ElasticTask::new(future, Arc::clone(&self.shared.clock))
     }
 
     /// A point-in-time view.
@@ -494,6 +594,7 @@ impl Limiter {
             warm: state.warm,
             controller: self.shared.config.controller,
             ticks: state.ticks,
+            signal: state.signal,
         }
     }
 
@@ -525,6 +626,17 @@ impl Limiter {
         })
     }
 
+    /// CPU granted to `tenant` so far (grants handed out but never collected are taken back).
+    pub fn tenant_granted(&self, tenant: u64) -> Duration {
+        Duration::from_nanos(self.shared.lock().tenant_granted_nanos.get(&tenant).copied().unwrap_or(0))
+    }
+
+    /// Whether the state lock is free now (tests check that wakers run outside it).
+    #[cfg(test)]
+    pub(crate) fn lock_is_free(&self) -> bool {
+        self.shared.state.try_lock().is_ok()
+    }
+
     /// The most recent ticks, oldest first (at most [`HISTORY_TICKS`]).
     pub fn history(&self) -> Vec<TickRecord> {
         self.shared.lock().history.iter().copied().collect()
@@ -535,6 +647,16 @@ impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent across a panic (no user code runs under the lock).
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Releases the lock, then calls the wakers collected under it: a waker may run user code
+    /// (an executor's), which must not run while the limiter's lock is held.
+    pub(crate) fn unlock(&self, mut state: MutexGuard<'_, State>) {
+        let wakers = std::mem::take(&mut state.to_wake);
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     fn grant_nanos(&self, request: &AcquireRequest) -> u64 {
@@ -577,6 +699,41 @@ impl Shared {
         self.total_granted_nanos.fetch_add(grant_nanos, Ordering::Relaxed);
     }
 
+    /// Takes back a grant that was never collected: from the totals, the tick's figures and
+    /// its tenant's granted CPU (so fair sharing does not count it against the tenant).
+    fn unnote_granted(&self, state: &mut State, uncollected: Uncollected) {
+        let grant_nanos = uncollected.grant_nanos;
+        self.total_granted_nanos.fetch_sub(grant_nanos, Ordering::Relaxed);
+        state.granted_in_tick_nanos = state.granted_in_tick_nanos.saturating_sub(grant_nanos);
+        if let Some(granted) =
+            uncollected.tenant.and_then(|tenant| state.tenant_granted_nanos.get_mut(&tenant))
+        {
+            *granted = granted.saturating_sub(grant_nanos);
+        }
+    }
+
+    /// Moves queued async waiters whose deadline passed to `expired` and wakes them (after the
+    /// lock), so each resolves to [`AcquireError::Timeout`] when polled.
+    fn expire_waiters(&self, state: &mut State, now: u64) {
+        if state.earliest_deadline_nanos.is_none_or(|earliest| earliest > now) {
+            return;
+        }
+        let due: Vec<(Reverse<i32>, u64)> = state
+            .queue
+            .iter()
+            .filter(|(_, waiter)| waiter.deadline_nanos.is_some_and(|deadline| deadline <= now))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in due {
+            let waiter = state.queue.remove(&key).expect("found in the queue");
+            state.expired.insert(key.1);
+            state.to_wake.extend(waiter.waker);
+        }
+        state.earliest_deadline_nanos = state.queue.values().filter_map(|waiter| waiter.deadline_nanos).min();
+        Self::note_queue(state, now);
+        self.waiters.store(state.queue.len(), Ordering::Relaxed);
+    }
+
     /// Tracks for how long the queue was non-empty (the demand signal).
     fn note_queue(state: &mut State, now: u64) {
         match (state.queue.is_empty(), state.waiting_since_nanos) {
@@ -610,9 +767,12 @@ impl Shared {
             .map(|(_, key)| key)
     }
 
-    /// Grants queued waiters while the bucket is positive. Returns whether any was granted.
+    /// Times out expired async waiters, then grants queued waiters while the bucket is
+    /// positive. Returns whether any was granted. Wakers are collected in `state.to_wake`, for
+    /// [`unlock`](Self::unlock) to call.
     pub(crate) fn grant_waiters(&self, state: &mut State, now: u64) -> bool {
         let mut any = false;
+        self.expire_waiters(state, now);
         state.bucket.refill(now);
         while let Some(key) = self.next_waiter(state) {
             let grant_nanos = state.queue[&key].grant_nanos;
@@ -621,10 +781,8 @@ impl Shared {
             }
             let waiter = state.queue.remove(&key).expect("picked from the queue");
             self.note_granted(state, grant_nanos, waiter.tenant);
-            state.granted.insert(key.1, grant_nanos);
-            if let Some(waker) = waiter.waker {
-                waker.wake();
-            }
+            state.granted.insert(key.1, Uncollected { grant_nanos, tenant: waiter.tenant });
+            state.to_wake.extend(waiter.waker);
             any = true;
         }
         Self::note_queue(state, now);
@@ -641,26 +799,43 @@ impl Shared {
         if self.grant_waiters(&mut state, now) {
             self.changed.notify_all();
         }
+        self.unlock(state);
     }
 
-    fn enqueue(&self, state: &mut State, request: &AcquireRequest, waker: Option<Waker>, now: u64) -> u64 {
+    fn enqueue(
+        &self,
+        state: &mut State,
+        request: &AcquireRequest,
+        waker: Option<Waker>,
+        deadline_nanos: Option<u64>,
+        now: u64,
+    ) -> u64 {
         let seq = state.next_seq;
         state.next_seq += 1;
-        let waiter = Waiter { grant_nanos: self.grant_nanos(request), tenant: request.tenant, waker };
+        let waiter =
+            Waiter { grant_nanos: self.grant_nanos(request), tenant: request.tenant, waker, deadline_nanos };
+        if let Some(deadline) = deadline_nanos {
+            state.earliest_deadline_nanos =
+                Some(state.earliest_deadline_nanos.map_or(deadline, |earliest| earliest.min(deadline)));
+        }
         state.queue.insert((Reverse(request.priority), seq), waiter);
         Self::note_queue(state, now);
         self.waiters.store(state.queue.len(), Ordering::Relaxed);
         seq
     }
 
-    /// Removes a waiter that gives up; a grant it was handed but did not collect is refunded.
+    /// Removes a waiter that gives up; a grant it was handed but did not collect is refunded,
+    /// to the bucket and to its tenant's granted total.
     fn cancel(&self, state: &mut State, priority: i32, seq: u64, now: u64) {
+        state.expired.remove(&seq);
         if state.queue.remove(&(Reverse(priority), seq)).is_none() {
-            if let Some(grant_nanos) = state.granted.remove(&seq) {
-                state.bucket.refund(grant_nanos, now);
-                self.total_granted_nanos.fetch_sub(grant_nanos, Ordering::Relaxed);
-                state.granted_in_tick_nanos = state.granted_in_tick_nanos.saturating_sub(grant_nanos);
+            if let Some(uncollected) = state.granted.remove(&seq) {
+                state.bucket.refund(uncollected.grant_nanos, now);
+                self.unnote_granted(state, uncollected);
             }
+        } else {
+            Self::note_queue(state, now);
+            self.waiters.store(state.queue.len(), Ordering::Relaxed);
         }
         if self.grant_waiters(state, now) {
             self.changed.notify_all();
@@ -682,24 +857,36 @@ impl Shared {
             drop(state);
             return Ok(ElasticHandle::new(self.clone(), grant_nanos, request.yield_every));
         }
-        let seq = self.enqueue(&mut state, request, None, start);
+        let seq = self.enqueue(&mut state, request, None, None, start);
         loop {
-            if let Some(grant_nanos) = state.granted.remove(&seq) {
-                drop(state);
-                return Ok(ElasticHandle::new(self.clone(), grant_nanos, request.yield_every));
+            if let Some(uncollected) = state.granted.remove(&seq) {
+                self.unlock(state);
+                return Ok(ElasticHandle::new(self.clone(), uncollected.grant_nanos, request.yield_every));
             }
             // Stopped: `stop` drained the queue and nothing was granted to this waiter.
-            self.check_running(&state)?;
+            if let Err(stopped) = self.check_running(&state) {
+                self.unlock(state);
+                return Err(stopped);
+            }
             let now = self.clock.now_nanos();
             if self.grant_waiters(&mut state, now) {
                 self.changed.notify_all();
+                self.unlock(state);
+                state = self.lock();
                 continue;
             }
             if let (Some(deadline), Some(timeout)) = (deadline, timeout) {
                 if now >= deadline {
                     self.cancel(&mut state, request.priority, seq, now);
+                    self.unlock(state);
                     return Err(AcquireError::Timeout(timeout));
                 }
+            }
+            if !state.to_wake.is_empty() {
+                // Expired async waiters to wake: do it outside the lock, then look again.
+                self.unlock(state);
+                state = self.lock();
+                continue;
             }
             let mut wait = state.bucket.nanos_until_positive().min(duration_nanos(self.config.tick));
             if let Some(deadline) = deadline {
@@ -730,14 +917,29 @@ impl Shared {
         let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
         let mut recent_p99 = None;
         if let Some((window, recent)) = &window {
-            state.warm |= window.warm || window.span >= WARM_SPAN;
+            // Warm: the window has covered WARM_SPAN (or its whole length) and holds samples.
+            state.warm |= (window.warm || window.span >= WARM_SPAN) && window.histogram.count() > 0;
             state.latest_p99 = window.histogram.quantile(self.config.quantile).ok().flatten();
             recent_p99 = recent
                 .as_ref()
                 .filter(|recent| recent.count() >= MIN_RECENT_SAMPLES)
                 .and_then(|recent| recent.quantile(self.config.quantile).ok().flatten());
+            // Heard from: samples in the recent part, or in the window for a signal that keeps
+            // no recent part.
+            if recent.as_ref().map_or(window.histogram.count() > 0, |recent| recent.count() > 0) {
+                state.last_heard_nanos = now;
+            }
         }
-        let (p99, recent_p99) = if state.warm { (state.latest_p99, recent_p99) } else { (None, None) };
+        let silent_for = now.saturating_sub(state.last_heard_nanos);
+        let silent = window.is_some() && !fixed && silent_for >= duration_nanos(self.config.silence);
+        state.signal = match (&window, fixed) {
+            (None, _) | (_, true) => SignalState::None,
+            _ if silent => SignalState::Silent { since: Duration::from_nanos(silent_for) },
+            _ if !state.warm => SignalState::Warming,
+            _ => SignalState::Live,
+        };
+        let (p99, recent_p99) =
+            if state.warm && !silent { (state.latest_p99, recent_p99) } else { (None, None) };
         let input = ControllerInput {
             p99,
             recent_p99,
@@ -745,8 +947,11 @@ impl Shared {
             waiting_fraction,
             used_fraction,
             elapsed: Duration::from_nanos(elapsed_nanos),
+            silent,
         };
         let controlled = state.controller.tick(input);
+        // Blind start grants at the floor, silent or not; once warm, a silent signal makes the
+        // controller fall to the floor.
         let share = if state.warm || fixed { controlled } else { self.config.floor };
         let previous = state.bucket.rate() / self.config.cores;
         state.bucket.set_rate(share * self.config.cores, now);
@@ -774,10 +979,12 @@ impl Shared {
             balance_nanos: state.bucket.balance_nanos(),
             total_granted_nanos: self.total_granted_nanos.load(Ordering::Relaxed),
             total_used_nanos: self.total_used_nanos.load(Ordering::Relaxed),
+            silent,
         });
         if self.grant_waiters(&mut state, now) {
             self.changed.notify_all();
         }
+        self.unlock(state);
         share
     }
 
@@ -796,9 +1003,17 @@ impl Shared {
             if self.grant_waiters(&mut state, now) {
                 self.changed.notify_all();
             }
+            if !state.to_wake.is_empty() {
+                self.unlock(state);
+                continue;
+            }
             let mut wait = next_tick - now;
             if !state.queue.is_empty() {
                 wait = wait.min(state.bucket.nanos_until_positive().max(MIN_WAIT_NANOS));
+            }
+            if let Some(deadline) = state.earliest_deadline_nanos {
+                // An async waiter's deadline: wake it then, not at the next tick.
+                wait = wait.min(deadline.saturating_sub(now).max(MIN_WAIT_NANOS));
             }
             if self.stopped.load(Ordering::Acquire) {
                 break;
@@ -808,61 +1023,97 @@ impl Shared {
     }
 }
 
-/// The future of [`Limiter::acquire_async`]: a grant, or [`AcquireError::Stopped`] once the
-/// limiter is stopped. Dropping it leaves the queue clean.
+/// The future of [`Limiter::acquire_async`] and [`Limiter::acquire_async_timeout`]: a grant,
+/// [`AcquireError::Timeout`] once its deadline passed, or [`AcquireError::Stopped`] once the
+/// limiter is stopped. Dropping it leaves the queue clean (a grant it was handed but did not
+/// collect goes back).
+///
+/// # Panics
+///
+/// Polling it again after it returned `Ready` panics, as futures conventionally do: a second
+/// grant would be taken silently otherwise.
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireFuture {
     shared: Arc<Shared>,
     request: AcquireRequest,
     seq: Option<u64>,
+    /// When to give up, on the limiter's clock, and the timeout it came from.
+    deadline: Option<(u64, Duration)>,
+    done: bool,
+}
+
+impl AcquireFuture {
+    fn ready(
+        &mut self,
+        result: Result<ElasticHandle, AcquireError>,
+    ) -> Poll<Result<ElasticHandle, AcquireError>> {
+        self.seq = None;
+        self.done = true;
+        Poll::Ready(result)
+    }
 }
 
 impl Future for AcquireFuture {
     type Output = Result<ElasticHandle, AcquireError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let shared = &this.shared;
+        assert!(
+            !self.done,
+            "AcquireFuture polled after it completed: call acquire_async again for another grant"
+        );
+        let shared = Arc::clone(&self.shared);
         let now = shared.clock.now_nanos();
         let mut state = shared.lock();
-        let Some(seq) = this.seq else {
+        let timed_out = self.deadline.and_then(|(deadline, timeout)| (now >= deadline).then_some(timeout));
+        let Some(seq) = self.seq else {
             if let Err(stopped) = shared.check_running(&state) {
-                return Poll::Ready(Err(stopped));
-            }
-            let grant_nanos = shared.grant_nanos(&this.request);
-            if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
-                shared.note_granted(&mut state, grant_nanos, this.request.tenant);
                 drop(state);
-                return Poll::Ready(Ok(ElasticHandle::new(
-                    shared.clone(),
-                    grant_nanos,
-                    this.request.yield_every,
-                )));
+                return self.ready(Err(stopped));
             }
-            this.seq = Some(shared.enqueue(&mut state, &this.request, Some(cx.waker().clone()), now));
-            shared.changed.notify_all(); // let the limiter thread arm a refill timer
+            let grant_nanos = shared.grant_nanos(&self.request);
+            if state.queue.is_empty() && state.bucket.try_take(grant_nanos, now) {
+                shared.note_granted(&mut state, grant_nanos, self.request.tenant);
+                drop(state);
+                let handle = ElasticHandle::new(Arc::clone(&shared), grant_nanos, self.request.yield_every);
+                return self.ready(Ok(handle));
+            }
+            if let Some(timeout) = timed_out {
+                state.refused_in_tick = true;
+                drop(state);
+                return self.ready(Err(AcquireError::Timeout(timeout)));
+            }
+            let deadline = self.deadline.map(|(deadline, _)| deadline);
+            self.seq =
+                Some(shared.enqueue(&mut state, &self.request, Some(cx.waker().clone()), deadline, now));
+            shared.changed.notify_all(); // let the limiter thread arm a refill or deadline timer
             return Poll::Pending;
         };
         if shared.grant_waiters(&mut state, now) {
             shared.changed.notify_all();
         }
-        if let Some(grant_nanos) = state.granted.remove(&seq) {
-            this.seq = None;
-            drop(state);
-            return Poll::Ready(Ok(ElasticHandle::new(
-                shared.clone(),
-                grant_nanos,
-                this.request.yield_every,
-            )));
+        if let Some(uncollected) = state.granted.remove(&seq) {
+            shared.unlock(state);
+            let handle =
+                ElasticHandle::new(Arc::clone(&shared), uncollected.grant_nanos, self.request.yield_every);
+            return self.ready(Ok(handle));
+        }
+        let expired = state.expired.remove(&seq);
+        if let (true, _) | (_, Some(_)) = (expired, timed_out) {
+            // Only waiters with a deadline expire or time out.
+            let timeout = self.deadline.map_or(Duration::ZERO, |(_, timeout)| timeout);
+            shared.cancel(&mut state, self.request.priority, seq, now);
+            shared.unlock(state);
+            return self.ready(Err(AcquireError::Timeout(timeout)));
         }
         if let Err(stopped) = shared.check_running(&state) {
             // `stop` drained the queue; nothing was granted to this waiter.
-            this.seq = None;
-            return Poll::Ready(Err(stopped));
+            shared.unlock(state);
+            return self.ready(Err(stopped));
         }
-        if let Some(waiter) = state.queue.get_mut(&(Reverse(this.request.priority), seq)) {
+        if let Some(waiter) = state.queue.get_mut(&(Reverse(self.request.priority), seq)) {
             waiter.waker = Some(cx.waker().clone());
         }
+        shared.unlock(state);
         Poll::Pending
     }
 }
@@ -873,6 +1124,7 @@ impl Drop for AcquireFuture {
             let now = self.shared.clock.now_nanos();
             let mut state = self.shared.lock();
             self.shared.cancel(&mut state, self.request.priority, seq, now);
+            self.shared.unlock(state);
         }
     }
 }

@@ -154,3 +154,36 @@ fn loom_stop_wakes_a_pending_future() {
         assert_eq!((snapshot.waiters, snapshot.balance_nanos), (0, 200_000_000));
     });
 }
+
+#[test]
+fn loom_a_returned_grant_wakes_a_pending_future_outside_the_lock() {
+    // Wakers are collected under the lock and called after it: a poll racing the return
+    // either takes the grant, or leaves a waker that the return calls.
+    loom::model(|| {
+        let limiter = limiter();
+        let first = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+        let second = limiter.try_acquire(&AcquireRequest::new()).unwrap();
+        let flag = Arc::new(WakeFlag::default());
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        let mut waiting = limiter.acquire_async(&AcquireRequest::new());
+        assert!(std::future::Future::poll(Pin::new(&mut waiting), &mut cx).is_pending());
+        let returner = thread::spawn(move || drop(first));
+        let raced = std::future::Future::poll(Pin::new(&mut waiting), &mut cx);
+        returner.join().unwrap();
+        let granted = match raced {
+            Poll::Ready(result) => result.unwrap(),
+            Poll::Pending => {
+                assert!(flag.0.load(Ordering::SeqCst), "the returned grant did not wake the future");
+                match std::future::Future::poll(Pin::new(&mut waiting), &mut cx) {
+                    Poll::Ready(result) => result.unwrap(),
+                    Poll::Pending => panic!("woken, yet not granted"),
+                }
+            }
+        };
+        drop(granted);
+        drop(second);
+        let snapshot = limiter.snapshot();
+        assert_eq!((snapshot.waiters, snapshot.balance_nanos), (0, 200_000_000));
+    });
+}

@@ -8,6 +8,7 @@
 //! | `tailguard_elastic_debt_seconds` | gauge | CPU seconds of debt |
 //! | `tailguard_elastic_granted_cpu_nanos_total` | counter | CPU nanoseconds, monotonic, never reset |
 //! | `tailguard_elastic_used_cpu_nanos_total` | counter | CPU nanoseconds, monotonic, never reset |
+//! | `tailguard_elastic_signal_silent` | gauge | 1 while the latency signal is silent and the share falls to the floor, else 0 |
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ pub(crate) struct TickMetrics {
     pub(crate) balance_nanos: i64,
     pub(crate) total_granted_nanos: u64,
     pub(crate) total_used_nanos: u64,
+    pub(crate) silent: bool,
 }
 
 pub(crate) fn record(tick: &TickMetrics) {
@@ -31,6 +33,7 @@ pub(crate) fn record(tick: &TickMetrics) {
         .set(tick.balance_nanos.min(0).unsigned_abs() as f64 / 1e9);
     metrics::counter!("tailguard_elastic_granted_cpu_nanos_total").absolute(tick.total_granted_nanos);
     metrics::counter!("tailguard_elastic_used_cpu_nanos_total").absolute(tick.total_used_nanos);
+    metrics::gauge!("tailguard_elastic_signal_silent").set(f64::from(u8::from(tick.silent)));
 }
 
 #[cfg(test)]

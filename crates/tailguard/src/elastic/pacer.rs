@@ -83,7 +83,7 @@ impl Pacer {
 
     #[inline]
     fn needs_grant(&self) -> bool {
-        self.handle.as_ref().is_none_or(|handle| handle.over_limit().0)
+        self.handle.as_ref().is_none_or(|handle| handle.over_limit())
     }
 
     /// Call once per iteration; blocks for a new grant when the current one is used up.
@@ -113,24 +113,23 @@ impl Pacer {
     }
 
     /// Call once per iteration in async code: awaits a new grant when the current one is used
-    /// up, and yields to the runtime once per quantum.
+    /// up, and yields to the runtime once per quantum. Run the work as an
+    /// [`ElasticTask`](super::ElasticTask) ([`Limiter::elastic`]) so that its grants are charged
+    /// with its own running time, not with the foreground tasks that run on its worker while
+    /// it yields.
     ///
     /// # Errors
     ///
-    /// [`AcquireError::Timeout`] if a timeout was set and no grant came in time (measured on
-    /// the limiter's clock at the next wake-up); [`AcquireError::Stopped`] when a new grant is
-    /// needed and the limiter is stopped (a wait in progress is woken by the stop).
+    /// [`AcquireError::Timeout`] if a timeout was set and no grant came in time (the limiter
+    /// wakes the waiter at its deadline, whether or not a grant ever arrives);
+    /// [`AcquireError::Stopped`] when a new grant is needed and the limiter is stopped (a wait
+    /// in progress is woken by the stop).
     pub async fn pace_async(&mut self) -> Result<(), AcquireError> {
         if self.needs_grant() {
             self.handle = None;
-            let started = self.limiter.config_clock_now();
-            let future = self.limiter.acquire_async(&self.request);
             let handle = match self.timeout {
-                None => future.await?,
-                Some(timeout) => {
-                    let deadline = started.saturating_add(duration_nanos(timeout));
-                    Deadline { future, limiter: &self.limiter, deadline, timeout }.await?
-                }
+                None => self.limiter.acquire_async(&self.request).await?,
+                Some(timeout) => self.limiter.acquire_async_timeout(&self.request, timeout).await?,
             };
             self.handle = Some(handle);
             self.slice_start_nanos = self.limiter.config_clock_now();
@@ -157,29 +156,6 @@ impl Future for YieldNow {
         }
         self.0 = true;
         cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-/// An acquisition that gives up when the limiter's clock passes a deadline (checked whenever
-/// the waiter is woken; the limiter thread wakes waiters at least once per tick).
-struct Deadline<'a> {
-    future: super::limiter::AcquireFuture,
-    limiter: &'a Limiter,
-    deadline: u64,
-    timeout: Duration,
-}
-
-impl Future for Deadline<'_> {
-    type Output = Result<ElasticHandle, AcquireError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(result) = Pin::new(&mut self.future).poll(cx) {
-            return Poll::Ready(result);
-        }
-        if self.limiter.config_clock_now() >= self.deadline {
-            return Poll::Ready(Err(AcquireError::Timeout(self.timeout)));
-        }
         Poll::Pending
     }
 }

@@ -67,7 +67,7 @@ fn grants_up_to_capacity_then_refunds_unused() {
 }
 
 #[test]
-fn over_use_becomes_bounded_debt_paid_by_later_waiters() {
+fn over_use_becomes_exact_debt_paid_by_later_waiters() {
     let clock = ManualClock::new();
     let limiter = fixed_limiter(&clock);
     let mut handles = drain(&limiter);
@@ -79,13 +79,15 @@ fn over_use_becomes_bounded_debt_paid_by_later_waiters() {
     assert_eq!(limiter.snapshot().balance_nanos, 200_000_000);
     let mut handles = drain(&limiter);
     assert_eq!(handles.len(), 2);
+    // Runaway: both grants see the same 10 s of CPU (the manual clock has one counter), and
+    // all of their over-use is debt, however much larger than the 500 ms bucket.
     clock.advance_cpu(10 * Duration::from_secs(1));
-    drop(handles.pop()); // runaway: debt stops at one second of fill
+    drop(handles.pop());
     drop(handles);
     let snapshot = limiter.snapshot();
-    assert_eq!(snapshot.debt, 500 * MS);
-    // Paid back by waiting: 1 s of wall time refills 500 ms of CPU.
-    clock.advance(Duration::from_secs(1));
+    assert_eq!(snapshot.debt, 2 * (10 * Duration::from_secs(1) - 100 * MS));
+    // Paid back by waiting: 39.6 s of wall time refills 19.8 s of CPU at 0.5 CPU-s per s.
+    clock.advance(39_600 * MS);
     assert!(limiter.try_acquire(&AcquireRequest::new()).is_err());
     clock.advance(MS);
     assert!(limiter.try_acquire(&AcquireRequest::new()).is_ok());
@@ -226,7 +228,7 @@ fn over_limit_reads_the_cpu_clock_about_once_per_millisecond() {
     loop {
         iterations += 1;
         clock.inner.advance_cpu(Duration::from_micros(1)); // 1 µs per iteration
-        if handle.over_limit().0 {
+        if handle.over_limit() {
             break;
         }
     }
@@ -249,7 +251,7 @@ fn yield_every_checks_the_clock_at_the_yield_interval() {
     loop {
         iterations += 1;
         clock.inner.advance_cpu(Duration::from_micros(1));
-        if handle.over_limit().0 {
+        if handle.over_limit() {
             break;
         }
     }
@@ -278,7 +280,7 @@ fn over_limit_shrinks_its_interval_when_iterations_slow_down() {
             cost = Duration::from_micros(100); // iterations become 100× slower
         }
         clock.inner.advance_cpu(cost);
-        if handle.over_limit().0 {
+        if handle.over_limit() {
             break;
         }
     }
@@ -295,11 +297,11 @@ fn start_timer_charges_pre_work_without_eating_the_grant() {
     let handle = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)).unwrap();
     clock.advance_cpu(30 * MS); // pre-work: resolving locks
     handle.start_timer();
-    assert!(!handle.over_limit().0);
+    assert!(!handle.over_limit());
     clock.advance_cpu(9 * MS);
-    assert!(!handle.over_limit().0);
+    assert!(!handle.over_limit());
     clock.advance_cpu(MS);
-    assert!(handle.over_limit().0);
+    assert!(handle.over_limit());
     assert_eq!(handle.used(), 40 * MS);
     drop(handle);
     assert_eq!(limiter.snapshot().total_used, 40 * MS);
@@ -453,13 +455,15 @@ fn a_handle_moved_to_another_thread_rebaselines_instead_of_charging_garbage() {
     let limiter = fixed_limiter(&clock);
     let handle = limiter.try_acquire(&AcquireRequest::new()).unwrap();
     clock.advance_cpu(5 * MS);
-    assert_eq!(handle.over_limit(), (false, 5 * MS));
+    assert!(!handle.over_limit());
+    assert_eq!(handle.used_at_last_check(), 5 * MS);
     let moved_clock = clock.clone();
     let handle = std::thread::spawn(move || {
         // The other thread's CPU clock has an unrelated origin: the first check there only
         // re-baselines; CPU from then on counts.
         moved_clock.advance_cpu(3 * MS);
-        assert_eq!(handle.over_limit(), (false, 5 * MS));
+        assert!(!handle.over_limit());
+        assert_eq!(handle.used_at_last_check(), 5 * MS);
         moved_clock.advance_cpu(2 * MS);
         assert_eq!(handle.used(), 7 * MS);
         handle
@@ -609,7 +613,7 @@ fn stop_refuses_every_acquisition_and_grants_in_hand_still_settle() {
     assert!(matches!(poll_result(&mut future), Poll::Ready(Err(AcquireError::Stopped))));
     assert!(AcquireError::Stopped.to_string().contains("stopped"));
     // The grant from before the stop keeps working and settles on drop: 30 ms used, 70 back.
-    assert!(!held.over_limit().0);
+    assert!(!held.over_limit());
     drop(held);
     limiter.stop(); // idempotent
     let snapshot = limiter.snapshot();
