@@ -62,6 +62,47 @@ impl Drop for Driver {
     }
 }
 
+/// A chart's axis labels are distinct numbers in its unit, and the axis read at the line's last
+/// point gives the value in the chart's header: axis and header apply the same scale (a share of
+/// 0.0625 reads 6.25 % on both).
+fn axis_agrees_with_header(id: &str, state: &serde_json::Value) {
+    let axis = &state["axes"][id];
+    let unit = axis["unit"].as_str().unwrap();
+    let labels: Vec<&str> = axis["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let grid: Vec<f64> = axis["grid"].as_array().unwrap().iter().map(|y| y.as_f64().unwrap()).collect();
+    assert!(labels.len() >= 3 && labels.len() == grid.len(), "{id}: labels {labels:?} at {grid:?}");
+    for (i, label) in labels.iter().enumerate() {
+        assert!(!labels[..i].contains(label), "{id}: the axis labels repeat: {labels:?}");
+    }
+    let ticks: Vec<f64> = labels
+        .iter()
+        .map(|l| l.strip_suffix(unit).and_then(|n| n.parse().ok()))
+        .collect::<Option<_>>()
+        .unwrap_or_else(|| panic!("{id}: axis labels {labels:?} are not numbers in {unit}"));
+    // Evenly spaced labels: none rounded to a neighbour's value or away from its grid line.
+    let step = ticks[1] - ticks[0];
+    assert!(
+        step > 0.0 && ticks.windows(2).all(|w| ((w[1] - w[0]) - step).abs() <= 1e-9 * ticks[ticks.len() - 1]),
+        "{id}: uneven axis labels {labels:?}"
+    );
+    let header = axis["value"].as_str().unwrap();
+    let Some(shown) = header.strip_suffix(unit).and_then(|n| n.trim().parse::<f64>().ok()) else {
+        panic!("{id}: the header {header:?} is not a number in {unit}");
+    };
+    let points = state["charts"][id].as_str().unwrap();
+    let last_y: f64 = points.split_whitespace().last().unwrap().split(',').nth(1).unwrap().parse().unwrap();
+    let (top, bottom) = (ticks[ticks.len() - 1], ticks[0]);
+    let (top_y, bottom_y) = (grid[grid.len() - 1], grid[0]);
+    let read = bottom + (last_y - bottom_y) / (top_y - bottom_y) * (top - bottom);
+    // Within two percent of the axis: the line's coordinates are rounded to a tenth of a pixel
+    // and the header to three digits.
+    assert!(
+        (read - shown).abs() <= 0.02 * top,
+        "{id}: the axis reads {read:.4} {unit} at the line's end, the header says {header:?} \
+         (labels {labels:?})"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_page_draws_four_charts_that_keep_updating() {
     let (Some(chromium), Some(chromedriver)) = (
@@ -118,12 +159,18 @@ async fn the_live_page_draws_four_charts_that_keep_updating() {
 
     // Poll (not sleep-and-hope): the page refreshes every 500 ms.
     let state = r#"
-        const charts = {};
+        const charts = {}, axes = {};
         for (const chart of document.querySelectorAll('.chart')) {
             const line = chart.querySelector('polyline');
             charts[chart.id] = line ? line.getAttribute('points') : null;
+            axes[chart.id] = {
+                unit: chart.dataset.unit,
+                labels: [...chart.querySelectorAll('text.tick')].map(t => t.textContent),
+                grid: [...chart.querySelectorAll('line.grid-line')].map(l => Number(l.getAttribute('y1'))),
+                value: chart.querySelector('.value').textContent,
+            };
         }
-        return { updates: Number(document.body.dataset.updates || 0), charts,
+        return { updates: Number(document.body.dataset.updates || 0), charts, axes,
                  jobs: document.getElementById('jobs').textContent,
                  status: document.getElementById('status').textContent };
     "#;
@@ -172,6 +219,7 @@ async fn the_live_page_draws_four_charts_that_keep_updating() {
     for id in CHARTS {
         let value = client.find(Locator::Css(&format!("#{id} .value"))).await.unwrap().text().await.unwrap();
         assert!(!value.is_empty(), "{id} shows no value");
+        axis_agrees_with_header(id, &later);
     }
     if let Ok(png) = client.screenshot().await {
         let _ = std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-live-page.png"), png);
