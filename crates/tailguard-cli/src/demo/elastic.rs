@@ -81,10 +81,10 @@ pub struct ElasticRun {
     workers: Vec<Worker>,
     /// File names of the backups the workers were writing when the run had started.
     first_backups: Vec<String>,
-    /// When measurement began, and the meter's reading then.
-    measured_from: (Instant, MeterReading),
-    /// When measurement ended, and the meter's reading then (`None` while it runs).
-    measured_to: Option<(Instant, MeterReading)>,
+    /// When measurement began, the meter's reading and the limiter's settled CPU then.
+    measured_from: (Instant, MeterReading, Duration),
+    /// The same when measurement ended (`None` while it runs).
+    measured_to: Option<(Instant, MeterReading, Duration)>,
 }
 
 /// What the sampler reads from a running [`ElasticRun`].
@@ -152,16 +152,23 @@ impl ElasticRun {
         for worker in 0..bench.cores.saturating_sub(1).max(1) {
             let mut job = new_job(Some(started_tx.clone()));
             let dir = bench.backup_dir.clone();
-            let name = plan.name.replace([':', '/', '+'], "-");
+            let name = plan.name.replace([':', '/', '+', '@'], "-");
             let prefix = format!("{name}-r{}-{worker}", round + 1);
-            workers.push(match args.elastic_on {
+            workers.push(match plan.placement {
                 Placement::Threads => Worker::Thread(
                     std::thread::Builder::new()
                         .name(format!("backup-{worker}"))
                         .spawn(move || job.backups(&dir, &prefix))?,
                 ),
                 Placement::Runtime => {
-                    Worker::Task(bench.runtime.spawn(async move { job.backup_tasks(&dir, &prefix).await }))
+                    let limiter = job.limiter.clone();
+                    let work = async move { job.backup_tasks(&dir, &prefix).await };
+                    Worker::Task(match limiter {
+                        // Grants charged with the backup task's own running time, not with the
+                        // foreground tasks that run on its worker while it yields.
+                        Some(limiter) => bench.runtime.spawn(limiter.elastic(work)),
+                        None => bench.runtime.spawn(work),
+                    })
                 }
             });
         }
@@ -179,7 +186,7 @@ impl ElasticRun {
             .iter()
             .map(|path| path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()))
             .collect();
-        let measured_from = (Instant::now(), meter.read());
+        let measured_from = (Instant::now(), meter.read(), used_by(limiter.as_ref()));
         Ok(ElasticRun {
             limiter,
             meter,
@@ -199,14 +206,14 @@ impl ElasticRun {
 
     /// Starts the measured part: figures count from now.
     pub fn begin_measurement(&mut self) {
-        self.measured_from = (Instant::now(), self.meter.read());
+        self.measured_from = (Instant::now(), self.meter.read(), used_by(self.limiter.as_ref()));
     }
 
     /// Ends the measured part: figures count up to now, aligned with the foreground's window.
     /// Elastic CPU is charged when a thread flushes its account (at least once per export
     /// request, ~every grant), so the reading may lag the window's end by up to one grant.
     pub fn end_measurement(&mut self) {
-        self.measured_to = Some((Instant::now(), self.meter.read()));
+        self.measured_to = Some((Instant::now(), self.meter.read(), used_by(self.limiter.as_ref())));
     }
 
     /// A read-only view for the sampler.
@@ -221,7 +228,9 @@ impl ElasticRun {
     /// After Ctrl-C the limiter is stopped first, so that workers waiting for a grant return at
     /// once and abandon their backups in progress.
     pub fn finish(self, bench: &Bench) -> Result<Finished, CliError> {
-        let (ended, last) = self.measured_to.unwrap_or_else(|| (Instant::now(), self.meter.read()));
+        let (ended, last, accounted) = self
+            .measured_to
+            .unwrap_or_else(|| (Instant::now(), self.meter.read(), used_by(self.limiter.as_ref())));
         self.stop.store(true, Ordering::Relaxed);
         let reading = last.since(&self.measured_from.1);
         let measured = ended.duration_since(self.measured_from.0).max(Duration::from_millis(1));
@@ -266,6 +275,9 @@ impl ElasticRun {
             scan_keys_per_sec: reading.scan_keys as f64 / secs,
             bytes_per_sec: reading.bytes as f64 / secs,
             cpu_share: reading.cpu_nanos as f64 / (secs * 1e9 * bench.cores as f64),
+            accounted_cpu_share: self.limiter.as_ref().map(|_| {
+                accounted.saturating_sub(self.measured_from.2).as_secs_f64() / (secs * bench.cores as f64)
+            }),
             idle_share_used: None,
             requests: reading.requests,
             preemptions: reading.preemptions,
@@ -275,6 +287,11 @@ impl ElasticRun {
         };
         Ok(Finished { report, abandoned })
     }
+}
+
+/// CPU the limiter's settled grants were charged with so far (zero without a limiter).
+fn used_by(limiter: Option<&Limiter>) -> Duration {
+    limiter.map_or(Duration::ZERO, |limiter| limiter.snapshot().total_used)
 }
 
 /// One elastic thread's share of the work.

@@ -191,6 +191,8 @@ impl ControllerChoice {
 struct Plan {
     name: String,
     mode: Mode,
+    /// Where its elastic work runs.
+    placement: Placement,
     controller: ControllerKind,
     loads: Vec<f64>,
 }
@@ -341,10 +343,10 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     if !bench.keep_backups {
         let _ = std::fs::remove_dir_all(&bench.backup_dir);
     }
-    report.notes.extend(warnings(&report));
     if args.scenario == Scenario::Compare {
         report.notes.extend(summary::verdicts(&report));
     }
+    report.notes.extend(warnings(&report));
     if let Some(result) = &report.overload {
         report.notes.extend(overload::assess(result));
     }
@@ -382,20 +384,12 @@ struct Window {
 
 fn plan(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
     Ok(match args.scenario {
-        Scenario::Compare => Mode::parse_list(&args.modes)?
+        Scenario::Compare => parse_modes(&args.modes, args.elastic_on)?
             .into_iter()
-            .fold(Vec::new(), |mut unique, mode| {
-                // Each mode once: the rounds repeat it, and the baseline's second window is
-                // added by the run.
-                if !unique.contains(&mode) {
-                    unique.push(mode);
-                }
-                unique
-            })
-            .into_iter()
-            .map(|mode| Plan {
-                name: mode.to_string(),
+            .map(|(name, mode, placement)| Plan {
+                name,
                 mode,
+                placement,
                 controller: match mode {
                     Mode::Static(share) => ControllerKind::Fixed(share),
                     _ => args.controller.kind(),
@@ -411,6 +405,7 @@ fn plan(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
                     choice.to_possible_value().map_or("?".into(), |v| v.get_name().to_owned())
                 ),
                 mode: Mode::Elastic { os_priority: false },
+                placement: args.elastic_on,
                 controller: choice.kind(),
                 loads: vec![0.2, 0.6, 0.2],
             })
@@ -418,6 +413,38 @@ fn plan(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
         // One schedule, run without and with the work queue (`overload::run`).
         Scenario::Overload => Vec::new(),
     })
+}
+
+/// Parses `--modes`: modes, each optionally with `@threads` or `@runtime` for where its elastic
+/// work runs (default `default_placement`), so that one run can compare both. Each mode is
+/// kept once, under the name it was given.
+fn parse_modes(list: &str, default_placement: Placement) -> Result<Vec<(String, Mode, Placement)>, CliError> {
+    let mut modes: Vec<(String, Mode, Placement)> = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+        let (text, placement) = match entry.split_once('@') {
+            Some((mode, placement)) => {
+                let placement = Placement::from_str(placement, false).map_err(|_| {
+                    format!("bad mode {entry:?}: the placement after @ is threads or runtime")
+                })?;
+                (mode, Some(placement))
+            }
+            None => (entry, None),
+        };
+        let mode: Mode = text.parse()?;
+        if placement.is_some() && !mode.runs_elastic() {
+            return Err(format!("bad mode {entry:?}: the baseline runs no elastic work to place").into());
+        }
+        let name = if placement.is_some() { entry.to_owned() } else { mode.to_string() };
+        if !modes.iter().any(|(existing, ..)| *existing == name) {
+            // Each mode once: the rounds repeat it, and the baseline's second window is added
+            // by the run.
+            modes.push((name, mode, placement.unwrap_or(default_placement)));
+        }
+    }
+    if modes.is_empty() {
+        return Err(format!("no modes given in {list:?}").into());
+    }
+    Ok(modes)
 }
 
 /// Bytes hashed per hop of a foreground request, as given or the scenario's default.
@@ -745,9 +772,17 @@ fn summary_line(mode: &ModeResult) -> String {
     line
 }
 
-/// Warnings about windows whose load was not what was planned.
+/// Warnings about windows whose load was not what was planned, and about a machine that left
+/// the baseline too little idle CPU to measure elastic work against.
 fn warnings(report: &DemoReport) -> Vec<String> {
     let mut notes = Vec::new();
+    if let Some(idle) = report.settings.idle_cpu.filter(|&idle| idle < 0.2) {
+        notes.push(format!(
+            "the machine was only {} idle during the baseline windows (other processes, or a load too high): \
+             shares of the idle CPU are not meaningful",
+            report::fmt_pct(idle)
+        ));
+    }
     for run in &report.runs {
         let fg = &run.foreground;
         let name = format!("{} (round {})", run.name, run.round);
@@ -767,6 +802,36 @@ fn warnings(report: &DemoReport) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_parse_with_their_placement_each_once() {
+        let modes = parse_modes(Mode::DEFAULTS, Placement::Threads).unwrap();
+        assert_eq!(modes.len(), 8);
+        let names: Vec<&str> = modes.iter().map(|(name, ..)| name.as_str()).collect();
+        assert_eq!(names.join(","), Mode::DEFAULTS);
+        let modes =
+            parse_modes("baseline, elastic@threads,elastic@runtime,elastic,baseline", Placement::Runtime)
+                .unwrap();
+        let got: Vec<(&str, Placement)> = modes.iter().map(|(name, _, at)| (name.as_str(), *at)).collect();
+        assert_eq!(
+            got,
+            [
+                ("baseline", Placement::Runtime),
+                ("elastic@threads", Placement::Threads),
+                ("elastic@runtime", Placement::Runtime),
+                ("elastic", Placement::Runtime),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_mode_lists_say_why() {
+        let error = |list: &str| parse_modes(list, Placement::Threads).unwrap_err().to_string();
+        assert!(error("baseline,static:2").contains("within (0, 1]"));
+        assert!(error("elastic@gpu").contains("threads or runtime"));
+        assert!(error("baseline@runtime").contains("no elastic work"));
+        assert!(error(" , ").contains("no modes"));
+    }
 
     #[test]
     fn cdf_ends_at_one() {

@@ -41,24 +41,6 @@ impl Mode {
     pub fn os_priority(self) -> bool {
         matches!(self, Mode::OsPriority | Mode::Elastic { os_priority: true })
     }
-
-    /// Parses a comma-separated list of modes.
-    ///
-    /// # Errors
-    ///
-    /// The first mode that does not parse, with what was expected.
-    pub fn parse_list(list: &str) -> Result<Vec<Mode>, ModeError> {
-        let modes = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::parse)
-            .collect::<Result<Vec<_>, _>>()?;
-        if modes.is_empty() {
-            return Err(ModeError(list.to_owned(), "no modes given"));
-        }
-        Ok(modes)
-    }
 }
 
 impl fmt::Display for Mode {
@@ -109,21 +91,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_parse_and_print_back() {
-        let modes = Mode::parse_list(Mode::DEFAULTS).unwrap();
-        assert_eq!(modes.len(), 8);
-        let printed: Vec<String> = modes.iter().map(Mode::to_string).collect();
-        assert_eq!(printed.join(","), Mode::DEFAULTS);
-        assert!(modes.contains(&Mode::Static(0.25)));
+    fn modes_parse_and_print_back() {
+        for text in Mode::DEFAULTS.split(',') {
+            assert_eq!(text.parse::<Mode>().unwrap().to_string(), text);
+        }
+        assert_eq!("os-priority+elastic".parse::<Mode>().unwrap(), Mode::Elastic { os_priority: true });
     }
 
     #[test]
     fn bad_modes_say_why() {
-        let err = Mode::parse_list("baseline,static:2").unwrap_err();
+        let err = "static:2".parse::<Mode>().unwrap_err();
         assert!(err.to_string().contains("within (0, 1]"), "{err}");
-        assert!(Mode::parse_list("fast").unwrap_err().to_string().contains("unknown mode"));
-        assert!(Mode::parse_list("static:x").unwrap_err().to_string().contains("not a number"));
-        assert!(Mode::parse_list(" , ").is_err());
+        assert!("fast".parse::<Mode>().unwrap_err().to_string().contains("unknown mode"));
+        assert!("static:x".parse::<Mode>().unwrap_err().to_string().contains("not a number"));
     }
 
     #[test]

@@ -11,12 +11,10 @@ use clap::ValueEnum;
 use tailguard::histogram::HistogramSnapshot;
 
 use super::stats::{bootstrap, median, median_estimate};
-use crate::report::{DemoReport, ElasticSummary, Estimate, ModeResult, ModeSummary, Ratios, fmt_pct};
+use crate::report::{
+    DemoReport, ElasticSummary, Estimate, IDLE_GOAL, ModeResult, ModeSummary, P99_GOAL, Ratios, fmt_pct,
+};
 
-/// The goal for foreground p99 under elastic work, against the baseline's.
-pub const P99_GOAL: f64 = 1.5;
-/// The goal for elastic CPU, as a share of the idle CPU.
-pub const IDLE_GOAL: f64 = 0.7;
 /// The A/A interval within which a run counts as steady enough to judge by.
 pub const STEADY: (f64, f64) = (0.8, 1.25);
 
@@ -121,6 +119,9 @@ pub fn summarize(names: &[String], runs: &mut [Measured]) -> Summary {
                     keys_per_sec: of(|e| e.keys_per_sec),
                     scan_keys_per_sec: of(|e| e.scan_keys_per_sec),
                     cpu_share: of(|e| e.cpu_share),
+                    accounted_over_measured: of_optional(|e| {
+                        e.accounted_cpu_share.filter(|_| e.cpu_share > 0.0).map(|a| a / e.cpu_share)
+                    }),
                     idle_share_used: of_optional(|e| e.idle_share_used),
                     mean_share: of_optional(|e| e.mean_share),
                     backups: elastic_runs.iter().map(|e| e.backups).sum(),
@@ -286,6 +287,13 @@ pub fn verdicts(report: &DemoReport) -> Vec<String> {
                 idle.render(fmt_pct),
                 fmt_pct(IDLE_GOAL),
                 against(&idle, IDLE_GOAL, idle.median >= IDLE_GOAL)
+            ));
+        }
+        if let Some(ratio) = e.accounted_over_measured {
+            notes.push(format!(
+                "{}: the limiter accounted {} of the elastic CPU the work measured (each grant charged with its holder's own time)",
+                mode.name,
+                ratio.render(fmt_pct)
             ));
         }
         if let Some(lower) = report.lower_than_uncontrolled(mode) {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::svg::{BarChart, Bars, Chart, Scale, Series, escape};
+use super::svg::{BarChart, Bars, Chart, Point, Scale, Scatter, Series, escape};
 use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct, mode_rows, run_settings};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1400px;color:#222}\
@@ -38,6 +38,11 @@ pub fn render_html(report: &DemoReport) -> String {
     if !modes {
         page.push_str("</body></html>\n");
         return page;
+    }
+    if let Some(scatter) = scatter(report) {
+        page.push_str("<h2>Elastic work against foreground latency</h2><div class=\"charts\">");
+        page.push_str(&scatter);
+        page.push_str("</div>");
     }
     // One window per mode: the one whose p99 is the median of its rounds.
     let typical: Vec<&ModeResult> = report.typical_runs();
@@ -101,6 +106,76 @@ pub fn render_html(report: &DemoReport) -> String {
     page.push_str(&tail.render());
     page.push_str("</div></body></html>\n");
     page
+}
+
+/// Every mode as a point: the elastic work it let through against the foreground p99 it cost
+/// (medians over rounds with their intervals), the static sweep's frontier through the static
+/// modes, and the goals. Against the baseline when it ran (elastic share of idle CPU, p99 ×
+/// baseline; the baseline itself at 0 with the A/A interval), otherwise in absolute figures.
+fn scatter(report: &DemoReport) -> Option<String> {
+    let relative = report.modes.iter().any(|m| m.name == "baseline") && report.settings.idle_cpu.is_some();
+    let range = |e: &super::Estimate| {
+        (e.rounds > 1 && e.low.is_finite() && e.high.is_finite()).then_some((e.low, e.high))
+    };
+    let mut points = Vec::new();
+    for (colour, mode) in report.modes.iter().enumerate() {
+        let (x, y) = match (&mode.elastic, relative) {
+            (Some(e), true) => (e.idle_share_used, report.p99_vs_baseline(mode)),
+            (Some(e), false) => (Some(e.cpu_share), Some(mode.p99_ms)),
+            (None, true) => (
+                Some(super::Estimate { median: 0.0, low: 0.0, high: 0.0, rounds: 1 }),
+                report.noise_floor().or(Some(super::Estimate {
+                    median: 1.0,
+                    low: 1.0,
+                    high: 1.0,
+                    rounds: 1,
+                })),
+            ),
+            (None, false) => continue,
+        };
+        let (Some(x), Some(y)) = (x, y) else { continue };
+        // Shares as percentages, so the axis reads like the table.
+        let pct = |e: super::Estimate| super::Estimate {
+            median: e.median * 100.0,
+            low: e.low * 100.0,
+            high: e.high * 100.0,
+            ..e
+        };
+        let x = pct(x);
+        points.push((
+            mode.name.starts_with("static:") || mode.name == "baseline",
+            Point {
+                name: mode.name.clone(),
+                colour,
+                x: x.median,
+                y: y.median,
+                x_range: range(&x),
+                y_range: range(&y),
+            },
+        ));
+    }
+    if points.iter().filter(|(_, p)| p.name != "baseline").count() == 0 {
+        return None;
+    }
+    let mut frontier: Vec<(f64, f64)> =
+        points.iter().filter(|(on_sweep, _)| *on_sweep).map(|(_, p)| (p.x, p.y)).collect();
+    frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let chart = Scatter {
+        title: if relative {
+            "Elastic work done against foreground p99 (medians, 95 % intervals)"
+        } else {
+            "Elastic CPU against foreground p99 (medians, 95 % intervals)"
+        },
+        x_label: if relative { "elastic CPU, % of the idle CPU" } else { "elastic CPU, % of the machine" },
+        y_label: if relative { "foreground p99 × baseline (log)" } else { "foreground p99 ms (log)" },
+        x_scale: Scale::Linear,
+        y_scale: Scale::Log,
+        points: points.into_iter().map(|(_, p)| p).collect(),
+        frontier: (frontier.len() >= 2).then(|| ("static sweep".to_owned(), frontier)),
+        x_reference: relative.then_some((super::IDLE_GOAL * 100.0, "goal: 70 % of idle")),
+        y_reference: relative.then_some((super::P99_GOAL, "goal: 1.5× baseline")),
+    };
+    Some(chart.render())
 }
 
 fn series_of(modes: &[&ModeResult], pick: fn(&SeriesPoint) -> Option<f64>) -> Vec<Series> {
@@ -299,8 +374,12 @@ mod tests {
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(!html.contains("<script"), "no scripts");
         assert!(!html.contains("src=\"http"), "no external resources");
-        // Five time series, two distribution charts; the offered load never varies here.
-        assert_eq!(html.matches("<svg").count(), 7);
+        // The scatter, five time series, two distribution charts; the offered load never
+        // varies here.
+        assert_eq!(html.matches("<svg").count(), 8);
+        assert!(html.contains("Elastic work done against foreground p99"));
+        // Uncontrolled, elastic and static:0.25 as points, the baseline with the A/A interval.
+        assert_eq!(html.matches("class=\"point\"").count(), 4, "{html}");
         assert!(html.contains("Scheduling latency p99"));
         assert!(html.contains("a note &lt;with&gt; markup &amp; such"));
         assert_eq!(html.matches("<tr>").count(), 1 + 4);
@@ -313,7 +392,7 @@ mod tests {
         for run in report.runs.iter_mut().filter(|r| r.name == "elastic") {
             run.series[5].offered_load = Some(0.6);
         }
-        assert_eq!(render_html(&report).matches("<svg").count(), 8);
+        assert_eq!(render_html(&report).matches("<svg").count(), 9);
     }
 
     #[test]

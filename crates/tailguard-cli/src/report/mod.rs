@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 pub use html::render_html;
 pub use table::render_table;
 
+/// The isolation goal for foreground p99 with elastic work running, against the baseline's.
+pub const P99_GOAL: f64 = 1.5;
+/// The goal for the CPU elastic work uses, as a share of the CPU the foreground leaves idle.
+pub const IDLE_GOAL: f64 = 0.7;
+
 /// Everything one run of the experiment measured.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DemoReport {
@@ -180,6 +185,10 @@ pub struct ElasticSummary {
     pub scan_keys_per_sec: Estimate,
     /// Share of the whole machine's CPU the elastic work used.
     pub cpu_share: Estimate,
+    /// The limiter's accounted elastic CPU over the measured elastic CPU, per window (`None`
+    /// without a limiter): 1 when grants are charged with exactly the work's own time.
+    #[serde(default)]
+    pub accounted_over_measured: Option<Estimate>,
     /// Elastic CPU over the idle CPU the baseline runs left (`Settings::idle_cpu`).
     pub idle_share_used: Option<Estimate>,
     /// Mean elastic share the limiter allowed, of all cores (None when uncontrolled).
@@ -259,8 +268,13 @@ pub struct Elastic {
     pub scan_keys_per_sec: f64,
     /// Backup bytes written per second (compressed).
     pub bytes_per_sec: f64,
-    /// Share of the whole machine's CPU the elastic work used.
+    /// Share of the whole machine's CPU the elastic work used, as the work measured it
+    /// (thread CPU time around each slice of work).
     pub cpu_share: f64,
+    /// The same as the limiter accounted it: the CPU its settled grants were charged with
+    /// (`None` without a limiter). Grants settle when they end, so it lags by up to a grant.
+    #[serde(default)]
+    pub accounted_cpu_share: Option<f64>,
     /// Elastic CPU as a fraction of the idle CPU the baseline runs left (`None` without a
     /// baseline).
     pub idle_share_used: Option<f64>,
@@ -545,7 +559,10 @@ pub fn run_settings(report: &DemoReport) -> String {
         format!("; the machine was {} idle during the baseline windows ({})", fmt_pct(idle), s.idle_source)
     });
     format!(
-        "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up          (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); {} keys;          seed {}; target sched p99 {} ms; elastic work on {}{idle}. Figures are medians over rounds,          [95 % bootstrap intervals] where shown; p99 x base by the {} statistic",
+        "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up \
+         (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); \
+         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle}. Figures are medians over \
+         rounds, [95 % bootstrap intervals] where shown; p99 x base by the {} statistic",
         report.machine.cores,
         report.machine.os,
         s.rounds,
@@ -613,6 +630,7 @@ pub(crate) mod tests {
                 scan_keys_per_sec: 500_000.0 * share,
                 bytes_per_sec: 1e7 * share,
                 cpu_share: share,
+                accounted_cpu_share: Some(share),
                 idle_share_used: Some(share / 0.6),
                 requests: 40,
                 preemptions: 30,
@@ -655,6 +673,7 @@ pub(crate) mod tests {
                     keys_per_sec: estimate(50_000.0 * share, 45_000.0 * share, 55_000.0 * share),
                     scan_keys_per_sec: estimate(500_000.0 * share, 450_000.0 * share, 550_000.0 * share),
                     cpu_share: estimate(share, share * 0.9, share * 1.1),
+                    accounted_over_measured: Some(estimate(1.0, 0.97, 1.03)),
                     idle_share_used: Some(idle),
                     mean_share: Some(estimate(share, share, share)),
                     backups: 6,

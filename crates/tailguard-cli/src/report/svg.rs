@@ -356,7 +356,6 @@ impl BarChart<'_> {
 
 /// One point of a scatter chart: a median with optional intervals on each axis.
 #[derive(Clone, Debug)]
-#[allow(dead_code, reason = "the demo report's summary figure will draw it; only tests do so far")]
 pub struct Point {
     /// Legend and label text.
     pub name: String,
@@ -375,7 +374,6 @@ pub struct Point {
 /// A scatter chart: one marker per [`Point`] with its error bars and a label beside it, an
 /// optional dashed frontier through given points, and optional goal lines on either axis.
 #[derive(Clone, Debug)]
-#[allow(dead_code, reason = "the demo report's summary figure will draw it; only tests do so far")]
 pub struct Scatter<'a> {
     /// Title above the plot.
     pub title: &'a str,
@@ -505,7 +503,6 @@ fn place_labels(markers: &[(f64, f64, &str)], mut obstacles: Vec<Bounds>) -> Vec
     placed
 }
 
-#[allow(dead_code, reason = "the demo report's summary figure will draw it; only tests do so far")]
 impl Scatter<'_> {
     /// The points the axes can show.
     fn drawn(&self) -> impl Iterator<Item = &Point> {

@@ -340,10 +340,18 @@ impl Jobs {
             Runner { job: Arc::clone(&job), store: Arc::clone(&self.store), settings: self.settings.clone() };
         match (kind, self.settings.placement) {
             (JobKind::Backup, Placement::Runtime) => {
-                self.runtime.spawn(tailguard::task::Builder::new().name("backup").track(async move {
+                let limiter = self.settings.limiter.clone();
+                let work = async move {
                     let ending = runner.backup(Some(QUANTUM)).await;
                     runner.job.end(ending);
-                }));
+                };
+                let task = tailguard::task::Builder::new().name("backup");
+                match limiter {
+                    // Its grants are charged with the backup task's own running time, not with
+                    // the requests that run on its worker while it yields.
+                    Some(limiter) => drop(self.runtime.spawn(task.track(limiter.elastic(work)))),
+                    None => drop(self.runtime.spawn(task.track(work))),
+                }
             }
             (JobKind::Backup, Placement::Threads) => {
                 spawn_thread(kind, id, move || {
