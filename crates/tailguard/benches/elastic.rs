@@ -1,7 +1,11 @@
-//! Hot paths of the elastic limiter: `over_limit()`, acquire + release, contended acquire.
+//! Hot paths of the elastic limiter: `over_limit()`, acquire + release, contended acquire, and
+//! a poll of an elastic task (`Limiter::elastic`) against a bare poll.
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
 use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -74,5 +78,55 @@ fn contended(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, over_limit, acquire_release, contended);
+/// A future that is never ready. With a limiter it holds a grant taken inside its own poll
+/// (charged with the task's running time when it runs as an elastic task), checks it once per
+/// poll, and takes a new one when it is used up.
+struct Spin<'a> {
+    limiter: Option<&'a Limiter>,
+    grant: Option<tailguard::elastic::ElasticHandle>,
+}
+
+impl Future for Spin<'_> {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(limiter) = self.limiter {
+            if self.grant.as_ref().is_none_or(|grant| black_box(grant).over_limit()) {
+                let request = AcquireRequest::new().grant(Duration::from_secs(1));
+                self.grant = None;
+                self.grant = Some(limiter.try_acquire(&request).expect("tokens to spare"));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// One poll of an always-pending future: bare, wrapped as an elastic task, and wrapped with an
+/// `over_limit()` check inside (its grant charged with the task's running time).
+fn task_poll(c: &mut Criterion) {
+    let limiter = roomy(SystemClock::shared());
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut group = c.benchmark_group("elastic/task_poll");
+    group.bench_function("bare", |b| {
+        let mut future = Spin { limiter: None, grant: None };
+        b.iter(|| black_box(Pin::new(&mut future).poll(&mut cx)));
+    });
+    group.bench_function("elastic_task", |b| {
+        let mut task = Box::pin(limiter.elastic(Spin { limiter: None, grant: None }));
+        b.iter(|| black_box(task.as_mut().poll(&mut cx)));
+    });
+    group.bench_function("elastic_task_over_limit", |b| {
+        let mut task = Box::pin(limiter.elastic(Spin { limiter: Some(&limiter), grant: None }));
+        b.iter(|| black_box(task.as_mut().poll(&mut cx)));
+    });
+    group.bench_function("bare_over_limit", |b| {
+        // The same check on a grant metered by the thread CPU clock, for comparison.
+        let mut future = Spin { limiter: Some(&limiter), grant: None };
+        b.iter(|| black_box(Pin::new(&mut future).poll(&mut cx)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, over_limit, acquire_release, contended, task_poll);
 criterion_main!(benches);
