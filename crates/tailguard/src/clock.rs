@@ -1,4 +1,4 @@
-//! Time sources: monotonic wall time and the calling thread's CPU time.
+//! Time sources: monotonic wall time, the calling thread's CPU time, and the time of day.
 //!
 //! Everything in this crate that depends on time reads it through a [`Clock`], so tests drive
 //! time by hand with a [`ManualClock`] and never sleep to make a point.
@@ -19,8 +19,10 @@ use std::time::Duration;
 
 /// A source of time, injected into every time-dependent part of the crate.
 ///
-/// Both readings are in nanoseconds from an arbitrary, fixed origin: only differences between
-/// two readings of the same kind mean anything.
+/// The monotonic and CPU readings are in nanoseconds from an arbitrary, fixed origin: only
+/// differences between two readings of the same kind mean anything. The time of day,
+/// [`unix_nanos`](Self::unix_nanos), counts from the Unix epoch and is only for telling the
+/// time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Monotonic wall time in nanoseconds. Never goes backwards.
     fn now_nanos(&self) -> u64;
@@ -30,6 +32,16 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Time during which the OS has descheduled the thread is not counted: this is true on-CPU
     /// time, unlike the "running time" of a task measured with the monotonic clock.
     fn thread_cpu_nanos(&self) -> u64;
+
+    /// Wall-clock time of day: nanoseconds since the Unix epoch, UTC (0 before it).
+    ///
+    /// Unlike [`now_nanos`](Self::now_nanos) it may jump, back or forward, when the system
+    /// time is set: use it to tell the time of day (outlier capture groups slow requests by
+    /// minute of the hour with it), never to measure a duration. Defaults to the system's
+    /// real-time clock; a test clock overrides it, as [`ManualClock`] does.
+    fn unix_nanos(&self) -> u64 {
+        system_unix_nanos()
+    }
 }
 
 /// A shared, dynamically dispatched clock, as stored by the crate's components.
@@ -56,6 +68,10 @@ impl Clock for SystemClock {
     fn thread_cpu_nanos(&self) -> u64 {
         sys::thread_cpu_nanos()
     }
+
+    fn unix_nanos(&self) -> u64 {
+        system_unix_nanos()
+    }
 }
 
 /// Reads the calling thread's CPU time from the operating system.
@@ -76,6 +92,8 @@ pub fn process_cpu_time() -> Duration {
 ///
 /// Clones share the same time: advancing one advances all. The CPU reading is a single counter
 /// shared by every thread (tests advance it to script how much CPU "the current thread" used).
+/// The wall clock ([`Clock::unix_nanos`]) starts at the Unix epoch and moves with
+/// [`advance`](Self::advance); [`set_unix_time`](Self::set_unix_time) sets it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,6 +103,10 @@ pub fn process_cpu_time() -> Duration {
 /// let seen_by_component = clock.clone();
 /// clock.advance(Duration::from_millis(5));
 /// assert_eq!(seen_by_component.now_nanos(), 5_000_000);
+/// // 2024-01-01T10:34:00Z, then a minute later.
+/// clock.set_unix_time(Duration::from_secs(1_704_105_240));
+/// clock.advance(Duration::from_secs(60));
+/// assert_eq!(seen_by_component.unix_nanos(), 1_704_105_300_000_000_000);
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ManualClock {
@@ -95,6 +117,8 @@ pub struct ManualClock {
 struct ManualInner {
     now_nanos: AtomicU64,
     cpu_nanos: AtomicU64,
+    /// The wall clock's reading minus `now_nanos` (wrapping: the wall clock may be set behind).
+    unix_offset_nanos: AtomicU64,
 }
 
 impl ManualClock {
@@ -133,6 +157,14 @@ impl ManualClock {
         let previous = self.inner.now_nanos.swap(nanos, Ordering::SeqCst);
         assert!(previous <= nanos, "ManualClock moved backwards: {previous} -> {nanos}");
     }
+
+    /// Sets the wall clock to `since_epoch` after the Unix epoch (UTC), without moving
+    /// monotonic time; it then moves with [`advance`](Self::advance). Like a system clock, it
+    /// may be set back.
+    pub fn set_unix_time(&self, since_epoch: Duration) {
+        let offset = duration_nanos(since_epoch).wrapping_sub(self.now_nanos());
+        self.inner.unix_offset_nanos.store(offset, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {
@@ -143,6 +175,10 @@ impl Clock for ManualClock {
     fn thread_cpu_nanos(&self) -> u64 {
         self.inner.cpu_nanos.load(Ordering::SeqCst)
     }
+
+    fn unix_nanos(&self) -> u64 {
+        self.inner.unix_offset_nanos.load(Ordering::SeqCst).wrapping_add(self.now_nanos())
+    }
 }
 
 /// Converts a duration to nanoseconds, saturating at `u64::MAX` (~584 years).
@@ -151,8 +187,14 @@ pub fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The system's real-time clock, in nanoseconds since the Unix epoch (0 before it).
+fn system_unix_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, duration_nanos)
+}
+
 #[cfg(unix)]
 mod sys {
+
     fn read(clock: libc::clockid_t) -> u64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid, writable timespec and `clock` is one of the clock ids that
@@ -182,6 +224,7 @@ mod sys {
 
 #[cfg(not(unix))]
 mod sys {
+
     use std::sync::OnceLock;
     use std::time::Instant;
 
@@ -220,6 +263,28 @@ mod tests {
         clock.run_for(Duration::from_nanos(10));
         assert_eq!(other.now_nanos(), 3_010);
         assert_eq!(other.thread_cpu_nanos(), 2_010);
+    }
+
+    #[test]
+    fn manual_wall_clock_moves_with_time_and_can_be_set_back() {
+        let clock = ManualClock::new();
+        assert_eq!(clock.unix_nanos(), 0, "starts at the epoch");
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(clock.unix_nanos(), 5_000_000_000);
+        let other = clock.clone();
+        other.set_unix_time(Duration::from_secs(1_000));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.unix_nanos(), 1_001_000_000_000);
+        clock.set_unix_time(Duration::from_secs(2));
+        assert_eq!(other.unix_nanos(), 2_000_000_000);
+        assert_eq!(clock.now_nanos(), 6_000_000_000, "monotonic time stays");
+    }
+
+    #[test]
+    fn system_wall_clock_reads_the_time_of_day() {
+        // After 2020-01-01 and before 2200: a real-time clock, not a monotonic one.
+        let secs = SystemClock.unix_nanos() / 1_000_000_000;
+        assert!((1_577_836_800..7_258_118_400).contains(&secs), "{secs}");
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Outlier trace capture over HTTP: arm a capture of slow `kv.request` span trees, list, fetch
-//! and clear them, and count them per minute.
+//! and clear them, and count them per minute since arming or per minute of the hour.
 //!
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /debug/captures` | arm: JSON `{"probability": 0.01, "threshold": "5ms", "window": "10m", "fingerprint": "kv.request", "max_captures": 100}` (every field optional) |
 //! | `GET /debug/captures` | the arming's status and the kept traces (JSON; `?format=text`) |
-//! | `GET /debug/captures/histogram` | kept traces per minute since arming, `minute | freq` with a bar |
+//! | `GET /debug/captures/histogram` | kept traces per minute since arming, `minute | freq` with a bar; `?by=minute-of-hour`: per minute of the hour, `:00` to `:59` (wall clock, UTC), so work scheduled at fixed minutes (backups at :00 and :35) stands out across hours (`?by=since-arming` is the default) |
 //! | `GET /debug/captures/{id}` | one trace as an indented tree (`?format=json`) |
 //! | `DELETE /debug/captures` | disarm and drop every kept trace |
 
@@ -114,9 +114,45 @@ pub async fn list(State(app): State<Arc<App>>, Query(query): Query<FormatQuery>)
     Ok(Json(json!({ "status": status, "traces": traces })).into_response())
 }
 
-/// `GET /debug/captures/histogram`: kept traces per minute since arming.
-pub async fn histogram(State(app): State<Arc<App>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], app.captures.histogram().to_string())
+/// `?by=since-arming|minute-of-hour` of `GET /debug/captures/histogram`.
+#[derive(Debug, Deserialize)]
+pub struct HistogramQuery {
+    by: Option<String>,
+}
+
+/// How the histogram groups kept traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HistogramBy {
+    /// Minutes since arming (the default).
+    SinceArming,
+    /// Minute of the hour, wall clock, UTC.
+    MinuteOfHour,
+}
+
+impl HistogramQuery {
+    fn by(&self) -> ApiResult<HistogramBy> {
+        match self.by.as_deref() {
+            None | Some("since-arming") => Ok(HistogramBy::SinceArming),
+            Some("minute-of-hour") => Ok(HistogramBy::MinuteOfHour),
+            Some(other) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("histogram by {other:?} is unknown: use since-arming or minute-of-hour"),
+            )),
+        }
+    }
+}
+
+/// `GET /debug/captures/histogram`: kept traces per minute since arming, or per minute of the
+/// hour with `?by=minute-of-hour`.
+pub async fn histogram(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HistogramQuery>,
+) -> ApiResult<Response> {
+    let text = match query.by()? {
+        HistogramBy::SinceArming => app.captures.histogram().to_string(),
+        HistogramBy::MinuteOfHour => app.captures.minute_of_hour_histogram().to_string(),
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 /// `GET /debug/captures/{id}`: one trace.

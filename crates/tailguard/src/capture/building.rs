@@ -6,7 +6,7 @@
 use std::fmt::{self, Write as _};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 
@@ -28,6 +28,8 @@ pub(crate) struct Building {
     shared: Arc<Shared>,
     pub(crate) armed: Arc<Armed>,
     root_start_nanos: u64,
+    /// The root's creation by the wall clock, nanoseconds since the Unix epoch.
+    root_start_unix_nanos: u64,
     state: Mutex<BuildState>,
 }
 
@@ -89,12 +91,14 @@ impl Draft {
 }
 
 impl Building {
-    /// Starts recording a sampled root at `now_nanos`; the caller has counted it in flight.
+    /// Starts recording a sampled root at `now_nanos` (`unix_nanos` by the wall clock); the
+    /// caller has counted it in flight.
     pub(crate) fn start(
         shared: Arc<Shared>,
         armed: Arc<Armed>,
         attrs: &tracing::span::Attributes<'_>,
         now_nanos: u64,
+        unix_nanos: u64,
     ) -> Self {
         let root = Draft::new(attrs, None, now_nanos);
         let capacity = armed.spec.max_spans.get().min(16);
@@ -109,7 +113,13 @@ impl Building {
             scheduling_nanos: 0,
             last_poll_seq: 0,
         };
-        Self { shared, armed, root_start_nanos: now_nanos, state: Mutex::new(state) }
+        Self {
+            shared,
+            armed,
+            root_start_nanos: now_nanos,
+            root_start_unix_nanos: unix_nanos,
+            state: Mutex::new(state),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, BuildState> {
@@ -286,6 +296,7 @@ impl Building {
             id: super::TraceId(0), // assigned when kept
             capture: self.armed.id,
             started_at: nanos(self.root_start_nanos.saturating_sub(self.armed.armed_at_nanos)),
+            started_at_wall: UNIX_EPOCH + nanos(self.root_start_unix_nanos),
             duration,
             spans,
             dropped_spans: state.dropped_spans,

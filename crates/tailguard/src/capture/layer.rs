@@ -13,7 +13,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::building::{Building, Captured};
 use super::slot::ArmSlot;
-use super::trace::{CaptureState, CaptureStatus, MinuteHistogram, Trace, TraceId, TraceSummary};
+use super::trace::{
+    CaptureState, CaptureStatus, MinuteHistogram, MinuteOfHourHistogram, Trace, TraceId, TraceSummary,
+};
 use super::{ArmError, CaptureId, CaptureSpec, scheduling};
 use crate::clock::{SharedClock, SystemClock, duration_nanos};
 
@@ -258,7 +260,8 @@ impl CaptureLayer {
         }
         armed.counters.sampled.fetch_add(1, Ordering::Relaxed);
         // From here the trace's `Drop` gives back the in-flight count.
-        let trace = Arc::new(Building::start(Arc::clone(shared), armed, attrs, now));
+        let unix_nanos = shared.clock.unix_nanos();
+        let trace = Arc::new(Building::start(Arc::clone(shared), armed, attrs, now, unix_nanos));
         span.extensions_mut().insert(Captured { trace, index: Some(0) });
     }
 
@@ -442,6 +445,13 @@ impl CaptureHandle {
     /// Kept traces per minute since arming.
     pub fn histogram(&self) -> MinuteHistogram {
         MinuteHistogram::from_start_times(self.shared.store().traces.iter().map(|t| t.started_at))
+    }
+
+    /// Kept traces per minute of the hour (0–59, UTC, by the layer's clock's
+    /// [`unix_nanos`](crate::clock::Clock::unix_nanos)) at which their root was created: work
+    /// scheduled at fixed minutes, such as a backup at :00 and another at :35, shows as spikes.
+    pub fn minute_of_hour_histogram(&self) -> MinuteOfHourHistogram {
+        MinuteOfHourHistogram::from_wall_times(self.shared.store().traces.iter().map(|t| t.started_at_wall))
     }
 
     /// Sampled requests being recorded now.

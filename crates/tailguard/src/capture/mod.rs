@@ -8,8 +8,12 @@
 //! passed since arming or `max_captures` traces were kept. [`traces`](CaptureHandle::traces)
 //! lists summaries, [`trace`](CaptureHandle::trace) gives one tree (`Display` renders it as an
 //! indented text tree), [`status`](CaptureHandle::status) tells whether the arming still
-//! samples and what it sampled, kept and dropped, and [`histogram`](CaptureHandle::histogram)
-//! counts kept traces per minute since arming.
+//! samples and what it sampled, kept and dropped, [`histogram`](CaptureHandle::histogram)
+//! counts kept traces per minute since arming, and
+//! [`minute_of_hour_histogram`](CaptureHandle::minute_of_hour_histogram) per minute of the hour
+//! (0–59, wall clock, UTC), across hours: slow requests caused by work scheduled at fixed
+//! minutes, such as backups at :00 and :35, pile up in those minutes however long ago the
+//! capture was armed.
 //!
 //! Install the subscriber as the global default, or as the default of every thread that runs
 //! the request's tasks (e.g. from tokio's `on_thread_start`): the registry releases a span that
@@ -18,7 +22,10 @@
 //!
 //! # What is measured, per span
 //!
-//! All times come from the layer's [`Clock`](crate::clock::Clock) (monotonic wall time):
+//! All times come from the layer's [`Clock`](crate::clock::Clock) (monotonic wall time), and
+//! so does each trace's wall-clock start ([`Trace::started_at_wall`], read once per sampled
+//! root from [`Clock::unix_nanos`](crate::clock::Clock::unix_nanos)) that the minute-of-hour
+//! histogram groups by:
 //!
 //! - **start** and **duration**: from the span's creation (`on_new_span`) to its close, the start
 //!   as an offset from the root's creation. The registry closes a span only once its children
@@ -85,6 +92,7 @@
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let clock = ManualClock::new();
+//! clock.set_unix_time(Duration::from_secs(1_704_105_300)); // 2024-01-01T10:35:00Z
 //! let layer = CaptureLayer::with_clock(clock.shared());
 //! let capture = layer.handle();
 //! let subscriber = tracing_subscriber::registry().with(layer);
@@ -111,6 +119,8 @@
 //! assert_eq!(trace.spans[1].parent, Some(0));
 //! assert!(trace.to_string().contains("  query {table=users}"));
 //! assert_eq!(capture.histogram().to_string(), "minute | freq\n00:00  | * 1\n");
+//! assert_eq!(capture.minute_of_hour_histogram().counts[35], 1);
+//! assert!(capture.minute_of_hour_histogram().to_string().contains("\n:35    | * 1\n"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -127,7 +137,8 @@ use std::time::Duration;
 pub use layer::{CaptureHandle, CaptureLayer};
 pub use scheduling::{PollScope, Scheduled};
 pub use trace::{
-    CaptureState, CaptureStatus, MinuteHistogram, SpanField, SpanRecord, Trace, TraceId, TraceSummary,
+    CaptureState, CaptureStatus, MinuteHistogram, MinuteOfHourHistogram, SpanField, SpanRecord, Trace,
+    TraceId, TraceSummary,
 };
 
 /// The most fields recorded per span; later ones are ignored.

@@ -1,7 +1,7 @@
 //! Plain data of captured traces, and their text forms.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{CaptureId, CaptureSpec};
 
@@ -90,6 +90,9 @@ pub struct Trace {
     pub capture: CaptureId,
     /// When the root was created, from the arming.
     pub started_at: Duration,
+    /// When the root was created, by the wall clock (the layer's clock's
+    /// [`unix_nanos`](crate::clock::Clock::unix_nanos)).
+    pub started_at_wall: SystemTime,
     /// The root's duration.
     pub duration: Duration,
     /// Spans in creation order; `spans[0]` is the root.
@@ -121,6 +124,7 @@ impl Trace {
             root: root.map(|r| r.name.clone()).unwrap_or_default(),
             root_fields: root.map(|r| r.fields.clone()).unwrap_or_default(),
             started_at: self.started_at,
+            started_at_wall: self.started_at_wall,
             duration: self.duration,
             spans: self.spans.len(),
             dropped_spans: self.dropped_spans,
@@ -230,6 +234,8 @@ pub struct TraceSummary {
     pub root_fields: Vec<SpanField>,
     /// When the root was created, from the arming.
     pub started_at: Duration,
+    /// When the root was created, by the wall clock ([`Trace::started_at_wall`]).
+    pub started_at_wall: SystemTime,
     /// The root's duration.
     pub duration: Duration,
     /// Spans recorded.
@@ -398,6 +404,82 @@ impl fmt::Display for MinuteHistogram {
     }
 }
 
+/// Kept traces per minute of the hour, by the wall-clock time (UTC) their root was created:
+/// what groups slow requests by the schedule of whatever slowed them (a backup at :00, another
+/// at :35), across hours and whenever the capture was armed.
+///
+/// `Display` draws all 60 minutes, `:00` to `:59`, empty ones included, with one `*` per
+/// trace (scaled down when a minute holds more than 60):
+///
+/// ```text
+/// minute | freq
+/// :00    | ** 2
+/// :01    |  0
+/// …
+/// :35    | *** 3
+/// …
+/// :59    |  0
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MinuteOfHourHistogram {
+    /// Traces per minute of the hour: `counts[m]` for minute `m`, 60 entries.
+    pub counts: Vec<u64>,
+}
+
+impl Default for MinuteOfHourHistogram {
+    fn default() -> Self {
+        Self { counts: vec![0; MINUTES_PER_HOUR] }
+    }
+}
+
+/// Minutes in an hour: rows of a [`MinuteOfHourHistogram`].
+const MINUTES_PER_HOUR: usize = 60;
+
+impl MinuteOfHourHistogram {
+    /// Counts traces by the minute of the hour (UTC) of their wall-clock start times.
+    pub fn from_wall_times(times: impl IntoIterator<Item = SystemTime>) -> Self {
+        let mut histogram = Self::default();
+        for time in times {
+            histogram.counts[minute_of_hour(time)] += 1;
+        }
+        histogram
+    }
+
+    /// Total traces counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// The minute of the hour (0–59, UTC) of `time`; Unix time has no leap seconds, so every hour
+/// is 3600 of its seconds, from the epoch on and before it.
+fn minute_of_hour(time: SystemTime) -> usize {
+    let nanos: i128 = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_nanos() as i128,
+        // u128 nanoseconds of a SystemTime fit an i128.
+        Err(before) => -(before.duration().as_nanos() as i128),
+    };
+    // Below 60, so it fits.
+    nanos.div_euclid(60_000_000_000).rem_euclid(MINUTES_PER_HOUR as i128) as usize
+}
+
+impl fmt::Display for MinuteOfHourHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "minute | freq")?;
+        let max = self.counts.iter().copied().max().unwrap_or(0);
+        let per_star = max.div_ceil(MAX_BAR).max(1);
+        for (minute, &count) in self.counts.iter().enumerate() {
+            let stars = count.div_ceil(per_star) as usize;
+            writeln!(f, ":{minute:02}    | {} {count}", "*".repeat(stars))?;
+        }
+        if per_star > 1 {
+            writeln!(f, "(* = {per_star} traces)")?;
+        }
+        Ok(())
+    }
+}
+
 /// A duration in milliseconds with two decimals.
 struct Millis(Duration);
 
@@ -437,6 +519,35 @@ mod tests {
             format!("minute | freq\n00:00  | {} 600\n(* = 10 traces)\n", "*".repeat(60))
         );
         assert_eq!(MinuteHistogram::default().to_string(), "minute | freq\n");
+    }
+
+    #[test]
+    fn minute_of_hour_histogram_counts_wall_clock_minutes_across_hours() {
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+        // 2024-01-01T10:00:30Z, 11:00:59Z, 10:35:00Z, 13:35:10Z, 10:59:59Z.
+        let base = 1_704_103_200;
+        let h = MinuteOfHourHistogram::from_wall_times([
+            at(base + 30),
+            at(base + 3600 + 59),
+            at(base + 35 * 60),
+            at(base + 3 * 3600 + 35 * 60 + 10),
+            at(base + 3599),
+        ]);
+        assert_eq!(h.counts.len(), 60);
+        assert_eq!((h.counts[0], h.counts[35], h.counts[59]), (2, 2, 1));
+        assert_eq!(h.total(), 5);
+        let text = h.to_string();
+        assert!(text.starts_with("minute | freq\n:00    | ** 2\n:01    |  0\n"), "{text}");
+        assert!(text.contains("\n:35    | ** 2\n"), "{text}");
+        assert!(text.ends_with("\n:59    | * 1\n"), "{text}");
+        assert_eq!(text.lines().count(), 61);
+        // Before the epoch: 1969-12-31T23:59:30Z is minute 59.
+        assert_eq!(minute_of_hour(UNIX_EPOCH - Duration::from_secs(30)), 59);
+        assert_eq!(minute_of_hour(UNIX_EPOCH - Duration::from_secs(3600)), 0);
+        let many = MinuteOfHourHistogram::from_wall_times(std::iter::repeat_n(at(base + 7 * 60), 120));
+        assert!(many.to_string().contains(&format!("\n:07    | {} 120\n", "*".repeat(60))));
+        assert!(many.to_string().ends_with("(* = 2 traces)\n"));
+        assert_eq!(MinuteOfHourHistogram::default().total(), 0);
     }
 
     #[test]
