@@ -76,9 +76,10 @@ pub struct DemoArgs {
     /// with 95 % intervals. 5 rounds give figures worth quoting.
     #[arg(long, default_value_t = NonZeroU32::new(DEFAULT_ROUNDS).unwrap())]
     rounds: NonZeroU32,
-    /// How foreground p99 is compared with the baseline's in the verdicts: all rounds' requests
-    /// pooled, each round's window, or the median of each window's per-interval p99s.
-    #[arg(long, value_enum, default_value_t = Statistic::Pooled)]
+    /// How foreground p99 is compared with the baseline's in the verdicts: the median of each
+    /// round's per-interval p99s (the steadiest across repeated runs), each round's whole
+    /// window, or all rounds' requests pooled.
+    #[arg(long, value_enum, default_value_t = Statistic::Intervals)]
     statistic: Statistic,
     /// Comma-separated modes for the compare scenario.
     #[arg(long, default_value = Mode::DEFAULTS)]
@@ -151,6 +152,14 @@ pub struct DemoArgs {
     /// Write a self-contained HTML page with plots to this file.
     #[arg(long)]
     html: Option<PathBuf>,
+    /// Render a report written earlier with --json (table, and --html / --scatter if given)
+    /// instead of running the experiment.
+    #[arg(long, value_name = "JSON")]
+    from_json: Option<PathBuf>,
+    /// Write the compare scenario's scatter (elastic work against foreground p99, every mode,
+    /// the static frontier) to this file as SVG.
+    #[arg(long)]
+    scatter: Option<PathBuf>,
     /// Print no progress, only the final table.
     #[arg(long)]
     quiet: bool,
@@ -220,9 +229,9 @@ impl Interrupted {
     pub const EXIT_STATUS: u8 = 130;
 }
 
-/// Rounds of a default run: enough for a median and an interval at about twice the length of a
-/// single pass.
-const DEFAULT_ROUNDS: u32 = 3;
+/// Rounds of a default run: a median and a (min–max) interval at about 1.5 times the length of
+/// a single pass; `--rounds 5` gives figures worth quoting.
+const DEFAULT_ROUNDS: u32 = 2;
 
 /// The longest warm-up of the baseline: it has no limiter to settle, only the generator and the
 /// probe's window.
@@ -235,6 +244,13 @@ const BASELINE_WARMUP: Duration = Duration::from_secs(1);
 /// [`Interrupted`] after Ctrl-C (the report of the modes run so far is printed first); any
 /// other error ends the run.
 pub fn run(args: &DemoArgs) -> Result<(), CliError> {
+    if let Some(path) = &args.from_json {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let report: DemoReport = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a report written by `demo --json`: {e}", path.display()))?;
+        return write_report(&report, args, &Progress::new(0, args.quiet));
+    }
     let plans = plan(args)?;
     let duration = args.duration.unwrap_or(match args.scenario {
         Scenario::Compare => Duration::from_secs(3),
@@ -350,22 +366,34 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     if let Some(result) = &report.overload {
         report.notes.extend(overload::assess(result));
     }
-    println!("{}", report::render_table(&report));
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        progress.note(&format!("wrote {}", path.display()));
-    }
-    if let Some(path) = &args.html {
-        std::fs::write(path, report::render_html(&report))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        progress.note(&format!("wrote {}", path.display()));
-    }
+    write_report(&report, args, &progress)?;
     if report.runs.iter().filter_map(|m| m.elastic.as_ref()).any(|e| e.verified == Some(false)) {
         return Err("a backup did not verify against the source data".into());
     }
     if interrupted {
         return Err(Interrupted.into());
+    }
+    Ok(())
+}
+
+/// Prints the table and writes the files asked for: JSON, HTML, the scatter as SVG.
+fn write_report(report: &DemoReport, args: &DemoArgs, progress: &Progress) -> Result<(), CliError> {
+    println!("{}", report::render_table(report));
+    let write = |path: &PathBuf, contents: String| -> Result<(), CliError> {
+        std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        progress.note(&format!("wrote {}", path.display()));
+        Ok(())
+    };
+    if let Some(path) = args.json.as_ref().filter(|_| args.from_json.is_none()) {
+        write(path, serde_json::to_string_pretty(report)?)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, report::render_html(report))?;
+    }
+    if let Some(path) = &args.scatter {
+        let svg = report::render_scatter(report)
+            .ok_or("--scatter: the report has no mode with elastic work to draw")?;
+        write(path, svg)?;
     }
     Ok(())
 }
@@ -609,6 +637,7 @@ fn run_mode(
             let mut next = started + interval;
             let mut last_cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
             let mut last_sched = window.cumulative().snapshot();
+            let mut last_machine = CpuTimes::now();
             while sampling.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 if now < next {
@@ -624,10 +653,14 @@ fn run_mode(
                 let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores as f64);
                 last_cpu = cpu;
                 let share = elastic.as_ref().and_then(|e| e.share());
+                let machine = CpuTimes::now();
+                let steal = last_machine.zip(machine).and_then(|(before, after)| after.steal_since(&before));
+                last_machine = machine;
                 samples.push(Sample {
                     sched_p99_ms: interval_sched.p99().map(|d| d.as_secs_f64() * 1e3),
                     share,
                     elastic_cpu_share: elastic.as_ref().map(|_| used),
+                    steal,
                 });
                 let detail = match share {
                     Some(share) => format!("share {:.0}%  elastic CPU {:.0}%", share * 100.0, used * 100.0),
@@ -644,8 +677,9 @@ fn run_mode(
     });
     let wall = started.elapsed();
     let cpu_total = process_cpu_time().saturating_sub(cpu_before);
-    let machine_idle =
-        machine_before.zip(CpuTimes::now()).and_then(|(before, after)| after.idle_since(&before));
+    let machine = machine_before.zip(CpuTimes::now());
+    let machine_idle = machine.and_then(|(before, after)| after.idle_since(&before));
+    let machine_steal = machine.and_then(|(before, after)| after.steal_since(&before));
     let sched = probe.window().cumulative().snapshot().since(&sched_before);
     if let Some(run) = elastic.as_mut() {
         run.end_measurement();
@@ -666,6 +700,7 @@ fn run_mode(
         sched_p99_ms: sched.p99().map(|d| d.as_secs_f64() * 1e3),
         process_cpu_share: cpu_total.as_secs_f64() / (wall.as_secs_f64().max(1e-9) * bench.cores as f64),
         machine_idle,
+        machine_steal,
     };
     let mut result = assemble(bench, plan, &fg, &samples, elastic_result, &window_figures);
     (result.round, result.position) = (window.round as u32 + 1, window.position as u32 + 1);
@@ -677,6 +712,7 @@ struct Sample {
     sched_p99_ms: Option<f64>,
     share: Option<f64>,
     elastic_cpu_share: Option<f64>,
+    steal: Option<f64>,
 }
 
 /// Figures read at the two ends of a measured window.
@@ -684,6 +720,7 @@ struct WindowFigures {
     sched_p99_ms: Option<f64>,
     process_cpu_share: f64,
     machine_idle: Option<f64>,
+    machine_steal: Option<f64>,
 }
 
 fn assemble(
@@ -716,6 +753,7 @@ fn assemble(
                 sched_p99_ms: sample.and_then(|s| s.sched_p99_ms),
                 share: sample.and_then(|s| s.share),
                 elastic_cpu_share: sample.and_then(|s| s.elastic_cpu_share),
+                steal: sample.and_then(|s| s.steal),
                 offered_load: Some(interval.offered_rate_per_sec / bench.rate_at_full_load),
             }
         })
@@ -740,6 +778,7 @@ fn assemble(
         sched_p99_ms: window.sched_p99_ms,
         process_cpu_share: window.process_cpu_share,
         machine_idle: window.machine_idle,
+        machine_steal: window.machine_steal,
         elastic,
         series,
         latency_cdf: cdf(latency),

@@ -21,15 +21,16 @@ pub const STEADY: (f64, f64) = (0.8, 1.25);
 /// How a mode's foreground p99 is compared with the baseline's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Statistic {
-    /// The p99 of every round's requests pooled, against the baseline's pooled; the interval
-    /// comes from resampling the rounds.
-    Pooled,
+    /// Per round, the median of the window's per-interval (500 ms) p99s against the
+    /// baselines'; the median over rounds. The steadiest across repeated runs on the project's
+    /// VMs (docs/design-notes.md): a stall that lifts one interval's p99 moves it little.
+    Intervals,
     /// Per round, the window's p99 against the baselines' of the same round; the median over
     /// rounds.
     Window,
-    /// Per round, the median of the window's 500 ms p99s against the baselines'; the median
-    /// over rounds.
-    Intervals,
+    /// The p99 of every round's requests pooled, against the baseline's pooled; the interval
+    /// comes from resampling the rounds.
+    Pooled,
 }
 
 impl Statistic {
@@ -137,6 +138,7 @@ pub fn summarize(names: &[String], runs: &mut [Measured]) -> Summary {
                 p999_ms: figure(|r| r.foreground.p999_ms),
                 max_ms: figure(|r| r.foreground.max_ms),
                 sched_p99_ms: optional(|r| r.sched_p99_ms),
+                machine_steal: optional(|r| r.machine_steal),
                 p99_vs_baseline: has_baseline.then(|| ratios(&mine, &baseline)),
                 lower_than_uncontrolled: (has_uncontrolled && name != "uncontrolled")
                     .then(|| ratios(&uncontrolled, &mine)),

@@ -39,7 +39,7 @@ pub fn render_html(report: &DemoReport) -> String {
         page.push_str("</body></html>\n");
         return page;
     }
-    if let Some(scatter) = scatter(report) {
+    if let Some(scatter) = render_scatter(report) {
         page.push_str("<h2>Elastic work against foreground latency</h2><div class=\"charts\">");
         page.push_str(&scatter);
         page.push_str("</div>");
@@ -112,7 +112,7 @@ pub fn render_html(report: &DemoReport) -> String {
 /// (medians over rounds with their intervals), the static sweep's frontier through the static
 /// modes, and the goals. Against the baseline when it ran (elastic share of idle CPU, p99 ×
 /// baseline; the baseline itself at 0 with the A/A interval), otherwise in absolute figures.
-fn scatter(report: &DemoReport) -> Option<String> {
+pub fn render_scatter(report: &DemoReport) -> Option<String> {
     let relative = report.modes.iter().any(|m| m.name == "baseline") && report.settings.idle_cpu.is_some();
     let range = |e: &super::Estimate| {
         (e.rounds > 1 && e.low.is_finite() && e.high.is_finite()).then_some((e.low, e.high))
@@ -122,15 +122,13 @@ fn scatter(report: &DemoReport) -> Option<String> {
         let (x, y) = match (&mode.elastic, relative) {
             (Some(e), true) => (e.idle_share_used, report.p99_vs_baseline(mode)),
             (Some(e), false) => (Some(e.cpu_share), Some(mode.p99_ms)),
-            (None, true) => (
-                Some(super::Estimate { median: 0.0, low: 0.0, high: 0.0, rounds: 1 }),
-                report.noise_floor().or(Some(super::Estimate {
-                    median: 1.0,
-                    low: 1.0,
-                    high: 1.0,
-                    rounds: 1,
-                })),
-            ),
+            // The baseline is 1× by definition; its bar is the A/A interval, the noise floor.
+            (None, true) => {
+                let one = super::Estimate { median: 1.0, low: 1.0, high: 1.0, rounds: 1 };
+                let noise =
+                    report.noise_floor().map_or(one, |noise| super::Estimate { median: 1.0, ..noise });
+                (Some(super::Estimate { median: 0.0, ..one }), Some(noise))
+            }
             (None, false) => continue,
         };
         let (Some(x), Some(y)) = (x, y) else { continue };

@@ -10,7 +10,7 @@ mod table;
 
 use serde::{Deserialize, Serialize};
 
-pub use html::render_html;
+pub use html::{render_html, render_scatter};
 pub use table::render_table;
 
 /// The isolation goal for foreground p99 with elastic work running, against the baseline's.
@@ -64,8 +64,8 @@ pub struct Settings {
     /// Rounds: each mode ran once per round (the baseline twice), in a rotating order.
     #[serde(default)]
     pub rounds: u32,
-    /// The statistic behind `p99_vs_baseline` and the verdicts: `pooled`, `window` or
-    /// `intervals` (see `Ratios`).
+    /// The statistic behind `p99_vs_baseline` and the verdicts: `intervals`, `window` or
+    /// `pooled` (see `Ratios`).
     #[serde(default)]
     pub statistic: String,
     /// Target foreground load as a fraction of the machine.
@@ -167,6 +167,9 @@ pub struct ModeSummary {
     pub max_ms: Estimate,
     /// p99 scheduling latency of the foreground runtime over the measured windows, ms.
     pub sched_p99_ms: Option<Estimate>,
+    /// The hypervisor's steal over the mode's windows, as a share of the machine.
+    #[serde(default)]
+    pub machine_steal: Option<Estimate>,
     /// Foreground p99 against the baseline's, by each statistic; `None` without a baseline.
     pub p99_vs_baseline: Option<Ratios>,
     /// Uncontrolled's foreground p99 over this mode's, by each statistic: how many times lower
@@ -222,6 +225,10 @@ pub struct ModeResult {
     /// where it cannot be read.
     #[serde(default)]
     pub machine_idle: Option<f64>,
+    /// Time the hypervisor gave other guests while this machine's CPUs had work (steal), over
+    /// the window, as a share of its cores; `None` where it cannot be read.
+    #[serde(default)]
+    pub machine_steal: Option<f64>,
     /// The elastic work; `None` when the mode ran none (baseline).
     pub elastic: Option<Elastic>,
     /// One point per sampling interval.
@@ -311,6 +318,9 @@ pub struct SeriesPoint {
     /// Offered foreground load in this interval, as a share of the machine (the adapt scenario
     /// moves it).
     pub offered_load: Option<f64>,
+    /// The hypervisor's steal in this interval, as a share of the machine.
+    #[serde(default)]
+    pub steal: Option<f64>,
 }
 
 /// The overload scenario: foreground offered above capacity by two weighted tenants and a
@@ -519,6 +529,7 @@ pub fn mode_rows(report: &DemoReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "elastic CPU",
         "of idle",
         "mean share",
+        "steal",
         "backups",
     ];
     let dash = || "-".to_owned();
@@ -540,6 +551,7 @@ pub fn mode_rows(report: &DemoReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 elastic.map_or_else(dash, |e| fmt_pct(e.cpu_share.median)),
                 elastic.and_then(|e| e.idle_share_used).map_or_else(dash, |e| e.render(fmt_pct)),
                 elastic.and_then(|e| e.mean_share).map_or_else(dash, |e| fmt_pct(e.median)),
+                mode.machine_steal.map_or_else(dash, |e| fmt_pct(e.median)),
                 match elastic.map(|e| (e.verified, e.backups)) {
                     Some((Some(true), n)) => format!("{n} ok"),
                     Some((Some(false), _)) => "NOT VERIFIED".to_owned(),
@@ -625,6 +637,7 @@ pub(crate) mod tests {
             sched_p99_ms: Some(p99 / 2.0),
             process_cpu_share: 0.4 + elastic.unwrap_or(0.0),
             machine_idle: Some(0.6),
+            machine_steal: Some(0.02),
             elastic: elastic.map(|share| Elastic {
                 keys_per_sec: 50_000.0 * share,
                 scan_keys_per_sec: 500_000.0 * share,
@@ -648,6 +661,7 @@ pub(crate) mod tests {
                     share: elastic,
                     elastic_cpu_share: elastic,
                     offered_load: Some(0.4),
+                    steal: Some(0.02),
                 })
                 .collect(),
             latency_cdf: vec![(0.1, 0.2), (0.2, 0.5), (p99, 0.99), (p99 * 5.0, 1.0)],
@@ -664,6 +678,7 @@ pub(crate) mod tests {
                 p999_ms: estimate(p99 * 2.0, p99 * 1.8, p99 * 2.2),
                 max_ms: estimate(p99 * 5.0, p99 * 4.0, p99 * 6.0),
                 sched_p99_ms: Some(estimate(p99 / 2.0, p99 / 2.0, p99 / 2.0)),
+                machine_steal: Some(estimate(0.02, 0.01, 0.03)),
                 p99_vs_baseline: ratios(vs_base),
                 lower_than_uncontrolled: (name != "uncontrolled").then(|| {
                     let x = 12.0 / p99;
