@@ -1,16 +1,20 @@
-//! Hot paths of the elastic limiter: `over_limit()`, acquire + release, contended acquire, and
-//! a poll of an elastic task (`Limiter::elastic`) against a bare poll.
+//! Hot paths of the elastic limiter: `over_limit()`, acquire + release, contended acquire, a
+//! poll of an elastic task (`Limiter::elastic`) against a bare poll, and the wait queue under a
+//! standing backlog (`elastic/queued/*`).
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tailguard::clock::{ManualClock, SharedClock, SystemClock};
-use tailguard::elastic::{AcquireRequest, ControllerKind, Limiter};
+use tailguard::elastic::{
+    AcquireError, AcquireFuture, AcquireRequest, ControllerKind, ElasticHandle, Limiter,
+};
 
 /// A limiter with tokens to spare, so the benchmarks measure the mechanism, not waiting.
 fn roomy(clock: SharedClock) -> Limiter {
@@ -128,5 +132,165 @@ fn task_poll(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, over_limit, acquire_release, contended, task_poll);
+thread_local! {
+    /// Indices of the backlog futures woken on this thread, in order.
+    static WOKEN: RefCell<Vec<usize>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+/// A waker as cheap as a no-op one that records which backlog future it belongs to: its data
+/// pointer is the future's index, never dereferenced.
+fn index_waker(index: usize) -> Waker {
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        |data| RawWaker::new(data, &VTABLE),
+        |data| WOKEN.with(|woken| woken.borrow_mut().push(data as usize)),
+        |data| WOKEN.with(|woken| woken.borrow_mut().push(data as usize)),
+        |_| {},
+    );
+    // SAFETY: every function of the vtable ignores or copies the data pointer (an integer, never
+    // dereferenced), so the waker is valid on any thread and for any lifetime.
+    unsafe { Waker::from_raw(RawWaker::new(index as *const (), &VTABLE)) }
+}
+
+/// A limiter on a manual clock whose one grant's worth of tokens is held while async waiters
+/// queue behind it: 5 % of one core holds 50 ms, and the held 100 ms grant leaves 50 ms of
+/// debt, so each release of the (unused) held grant puts the balance back above zero for
+/// exactly one more grant.
+struct Backlog {
+    clock: ManualClock,
+    limiter: Limiter,
+    futures: Vec<Option<AcquireFuture>>,
+    wakers: Vec<Waker>,
+    free: Vec<usize>,
+    held: Option<ElasticHandle>,
+    arrivals: u64,
+}
+
+impl Backlog {
+    fn new() -> Self {
+        let clock = ManualClock::new();
+        let limiter = Limiter::builder()
+            .cores(1.0)
+            .controller(ControllerKind::Fixed(0.05))
+            .clock(clock.shared())
+            .build()
+            .unwrap();
+        let held = Some(limiter.try_acquire(&AcquireRequest::new()).unwrap());
+        // Wake-ups left over from an earlier backlog's teardown name none of this one's futures.
+        WOKEN.with(|woken| woken.borrow_mut().clear());
+        Backlog {
+            clock,
+            limiter,
+            futures: Vec::new(),
+            wakers: Vec::new(),
+            free: Vec::new(),
+            held,
+            arrivals: 0,
+        }
+    }
+
+    /// Queues a request (its first poll must be pending), giving up after `timeout` if set.
+    fn enqueue(&mut self, request: &AcquireRequest, timeout: Option<Duration>) {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.futures.push(None);
+            self.wakers.push(index_waker(self.wakers.len()));
+            self.futures.len() - 1
+        });
+        let mut future = match timeout {
+            Some(timeout) => self.limiter.acquire_async_timeout(request, timeout),
+            None => self.limiter.acquire_async(request),
+        };
+        let mut cx = Context::from_waker(&self.wakers[index]);
+        assert!(Pin::new(&mut future).poll(&mut cx).is_pending(), "the tokens are held: it queues");
+        self.futures[index] = Some(future);
+        self.arrivals += 1;
+    }
+
+    /// Releases the held grant (the limiter grants the next waiter), then polls every woken
+    /// future: the granted one's handle becomes the held one, timed-out ones are dropped.
+    fn release_and_collect(&mut self) {
+        drop(self.held.take());
+        let mut woken = WOKEN.with(|woken| std::mem::take(&mut *woken.borrow_mut()));
+        for &index in &woken {
+            let Some(future) = self.futures[index].as_mut() else { continue };
+            let mut cx = Context::from_waker(&self.wakers[index]);
+            match Pin::new(future).poll(&mut cx) {
+                Poll::Ready(Ok(handle)) => {
+                    assert!(self.held.replace(handle).is_none(), "one grant's worth, one grant");
+                }
+                Poll::Ready(Err(AcquireError::Timeout(_))) => {}
+                other => panic!("a woken waiter is done: {:?}", other.map(|r| r.map(|h| h.granted()))),
+            }
+            self.futures[index] = None;
+            self.free.push(index);
+        }
+        woken.clear();
+        WOKEN.with(|cell| *cell.borrow_mut() = woken);
+        assert!(self.held.is_some(), "the released tokens went to a waiter");
+    }
+}
+
+/// The wait queue under a standing backlog of 1000 async waiters, on one thread: each step
+/// queues a new waiter, releases the held grant (the limiter grants the next waiter and, after
+/// unlocking, wakes it) and polls the granted future, which collects its handle.
+fn queued(c: &mut Criterion) {
+    const BACKLOG: u64 = 1000;
+    let mut group = c.benchmark_group("elastic/queued");
+    // Three tenants in turn, two priorities.
+    let request = |arrivals: u64| {
+        let priority = if arrivals / 3 % 2 == 0 { QUEUED_NORMAL } else { QUEUED_HIGH };
+        AcquireRequest::new().tenant(arrivals % 3).priority(priority)
+    };
+    let mut steady = Backlog::new();
+    while steady.arrivals < BACKLOG {
+        steady.enqueue(&request(steady.arrivals), None);
+    }
+    group.bench_function("enqueue_grant_collect_release", |b| {
+        b.iter(|| {
+            steady.enqueue(black_box(&request(steady.arrivals)), None);
+            steady.release_and_collect();
+        });
+    });
+    drop(steady);
+
+    // No tenants, one priority: arrival order alone.
+    let mut plain = Backlog::new();
+    while plain.arrivals < BACKLOG {
+        plain.enqueue(&AcquireRequest::new(), None);
+    }
+    group.bench_function("no_tenants", |b| {
+        b.iter(|| {
+            plain.enqueue(black_box(&AcquireRequest::new()), None);
+            plain.release_and_collect();
+        });
+    });
+    drop(plain);
+
+    // Two arrivals per step of 1 µs: a high-priority one that a release grants, and a normal
+    // one with a 500 µs timeout that nothing grants: it times out 500 steps later, at the next
+    // release. The backlog stays at ~500 of each.
+    let step = Duration::from_micros(1);
+    let mut expiring = Backlog::new();
+    let high = |arrivals: u64| AcquireRequest::new().tenant(arrivals % 3).priority(QUEUED_HIGH);
+    let normal = |arrivals: u64| AcquireRequest::new().tenant(arrivals % 3).priority(QUEUED_NORMAL);
+    for _ in 0..BACKLOG / 2 {
+        expiring.enqueue(&high(expiring.arrivals), None);
+        expiring.enqueue(&normal(expiring.arrivals), Some(step * 500));
+        expiring.clock.advance(step);
+    }
+    group.bench_function("enqueue_expire_grant_collect_release", |b| {
+        b.iter(|| {
+            expiring.clock.advance(step);
+            expiring.enqueue(black_box(&high(expiring.arrivals)), None);
+            expiring.enqueue(black_box(&normal(expiring.arrivals)), Some(step * 500));
+            expiring.release_and_collect();
+        });
+    });
+    group.finish();
+}
+
+/// The two priorities of the queued benchmarks (admission's normal and high levels).
+const QUEUED_NORMAL: i32 = 0;
+const QUEUED_HIGH: i32 = 50;
+
+criterion_group!(benches, over_limit, acquire_release, contended, task_poll, queued);
 criterion_main!(benches);
