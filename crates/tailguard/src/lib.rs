@@ -78,6 +78,7 @@
 //! ```
 
 pub mod admission;
+pub mod budget;
 #[cfg(feature = "tracing")]
 pub mod capture;
 // The capture layer's arm slot is lock-free on its read side: model-check it also when the
@@ -90,7 +91,9 @@ pub mod clock;
 pub mod elastic;
 pub mod histogram;
 pub mod observe;
+pub mod order;
 pub mod sim;
 mod sync;
 #[cfg(feature = "tokio")]
 pub mod task;
+mod waitlist;

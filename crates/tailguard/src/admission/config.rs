@@ -92,7 +92,7 @@ pub struct WorkQueueConfig {
 
 impl Default for WorkQueueConfig {
     fn default() -> Self {
-        let cores = crate::elastic::config::detected_cores();
+        let cores = crate::budget::detected_cores();
         WorkQueueConfig {
             // Whole cores; at most 4096 of them, so the cast cannot truncate.
             initial_slots: (cores.ceil() as u32).max(DEFAULT_MIN_SLOTS),

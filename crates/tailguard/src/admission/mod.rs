@@ -113,26 +113,31 @@
 //! For real use, [`WorkQueue::start_os`] (thread pools), `WorkQueue::start_with_runtime`
 //! (tokio) or [`WorkQueue::start`] with any [`RunQueueSignal`] add the sampler thread.
 
+mod caps;
 pub mod config;
 #[cfg(feature = "metrics")]
 pub mod export;
+mod future;
 mod permit;
 mod queue;
 mod request;
 pub mod signal;
 pub mod slots;
 mod snapshot;
-mod waiters;
+mod wakeups;
+mod word;
+mod work_queue;
 
 pub use config::{ConfigError, QueueOrder, WorkQueueConfig};
+pub use future::AdmitFuture;
 pub use permit::Permit;
-pub use queue::{AdmitFuture, WorkQueue};
 pub use request::{AdmitError, Deadline, Priority, Request, TenantId};
 #[cfg(feature = "tokio")]
 pub use signal::TokioRunQueue;
 pub use signal::{OsRunQueue, RunQueueSignal, SampledRunQueue};
 pub use slots::{SlotChange, SlotController, SlotInput};
 pub use snapshot::{Rejections, TenantSnapshot, WorkQueueSnapshot};
+pub use work_queue::WorkQueue;
 
 #[cfg(test)]
 mod tests;

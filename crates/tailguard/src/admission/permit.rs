@@ -4,18 +4,10 @@ use std::sync::Arc;
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
+use super::caps::CapCharge;
 use super::queue::Shared;
 use super::request::TenantId;
 use crate::clock::duration_nanos;
-
-/// What a capped tenant's admission took from its CPU bucket (the tenant's estimate of one
-/// request's CPU), settled against the measured CPU at release.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CapCharge {
-    /// Which cap it was taken from (a replaced cap is not settled).
-    pub(crate) generation: u64,
-    pub(crate) estimate_nanos: u64,
-}
 
 /// The right to run one request; dropping it frees the slot (and hands it to the next waiter).
 ///

@@ -1,77 +1,10 @@
 //! What a caller asks for — tenant, priority, deadline — and why it may be refused.
 
-use std::fmt;
 use std::time::Duration;
 
 use thiserror::Error;
 
-/// A tenant: the unit of fair sharing, weights and CPU caps.
-///
-/// Requests without a tenant of their own use [`TenantId::DEFAULT`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantId(pub u64);
-
-impl TenantId {
-    /// The tenant of requests that name none.
-    pub const DEFAULT: TenantId = TenantId(0);
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// How urgent a request is, within its tenant: higher levels are admitted first.
-///
-/// Any `i8` level is allowed; the named levels follow CockroachDB's `admissionpb.WorkPriority`
-/// (`LowPri` -128, `UserLowPri` -50, `NormalPri` 0, `UserHighPri` 50, `HighPri` 127), so that
-/// liveness work such as heartbeats ([`Priority::HIGHEST`]) outranks normal requests.
-///
-/// ```
-/// use tailguard::admission::Priority;
-///
-/// assert!(Priority::HIGHEST > Priority::HIGH && Priority::HIGH > Priority::NORMAL);
-/// assert!(Priority::new(-10) < Priority::NORMAL);
-/// assert_eq!(Priority::default(), Priority::NORMAL);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Priority(i8);
-
-impl Priority {
-    /// The lowest level (-128): work that may wait for everything else.
-    pub const LOWEST: Priority = Priority(i8::MIN);
-    /// Low (-50): background requests of users.
-    pub const LOW: Priority = Priority(-50);
-    /// Normal (0), the default.
-    pub const NORMAL: Priority = Priority(0);
-    /// High (50): latency-critical user requests.
-    pub const HIGH: Priority = Priority(50);
-    /// The highest level (127): liveness work such as heartbeats.
-    pub const HIGHEST: Priority = Priority(i8::MAX);
-
-    /// A priority at any level.
-    pub const fn new(level: i8) -> Self {
-        Priority(level)
-    }
-
-    /// The level.
-    pub const fn level(self) -> i8 {
-        self.0
-    }
-}
-
-impl From<i8> for Priority {
-    fn from(level: i8) -> Self {
-        Priority(level)
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::order::{Priority, TenantId};
 
 /// A point in time on the work queue's clock after which a request must not start.
 ///
@@ -94,9 +27,9 @@ impl Deadline {
 
 /// A request for admission: who asks, how urgently, and until when it is worth running.
 ///
-/// Waiters are ordered by tenant first (the tenant with the least usage per weight), then
-/// priority (higher first), then arrival (first come, or last come under overload with
-/// [`QueueOrder::LifoUnderOverload`](super::QueueOrder::LifoUnderOverload)).
+/// Waiters are served in the crate's one order ([`crate::order`]): tenant first (the least
+/// usage per weight), then priority (higher first), then arrival (first come, or last come
+/// under overload with [`QueueOrder::LifoUnderOverload`](super::QueueOrder::LifoUnderOverload)).
 ///
 /// ```
 /// use tailguard::admission::{Priority, Request, TenantId};
@@ -123,17 +56,17 @@ impl Request {
         Self::default()
     }
 
-    /// Sets the tenant.
+    /// Sets the tenant (a [`TenantId`], or its number).
     #[must_use]
-    pub fn tenant(mut self, tenant: TenantId) -> Self {
-        self.tenant = tenant;
+    pub fn tenant(mut self, tenant: impl Into<TenantId>) -> Self {
+        self.tenant = tenant.into();
         self
     }
 
-    /// Sets the priority.
+    /// Sets the priority (a [`Priority`], or its `i8` level).
     #[must_use]
-    pub fn priority(mut self, priority: Priority) -> Self {
-        self.priority = priority;
+    pub fn priority(mut self, priority: impl Into<Priority>) -> Self {
+        self.priority = priority.into();
         self
     }
 

@@ -23,7 +23,8 @@ use std::thread;
 use std::time::Instant;
 
 use super::config::{ConfigError, WorkQueueConfig};
-use super::queue::{Shared, WorkQueue};
+use super::queue::Shared;
+use super::work_queue::WorkQueue;
 use crate::clock::{SharedClock, SystemClock};
 use crate::observe::run_queue::{LoadavgReader, RunQueueSampler, RunQueueTotals};
 

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+/// Moved to [`crate::budget`]; re-exported here.
+pub use crate::budget::detected_cores;
+
 /// Which controller turns the latency signal into the elastic share.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ControllerKind {
@@ -88,12 +91,6 @@ impl Default for LimiterConfig {
             silence: Duration::from_secs(1),
         }
     }
-}
-
-/// Cores available to this process: `std::thread::available_parallelism`, which on Linux
-/// honours the affinity mask and a cgroup (v1 or v2) CPU quota. Falls back to 1.
-pub fn detected_cores() -> f64 {
-    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
 /// A configuration value out of range. Each message names the field and what to change.
