@@ -15,6 +15,7 @@ use tailguard::clock::{ManualClock, SharedClock, SystemClock};
 use tailguard::elastic::{
     AcquireError, AcquireFuture, AcquireRequest, ControllerKind, ElasticHandle, Limiter,
 };
+use tailguard::order::Priority;
 
 /// A limiter with tokens to spare, so the benchmarks measure the mechanism, not waiting.
 fn roomy(clock: SharedClock) -> Limiter {
@@ -288,9 +289,9 @@ fn queued(c: &mut Criterion) {
     group.finish();
 }
 
-/// The two priorities of the queued benchmarks (admission's normal and high levels).
-const QUEUED_NORMAL: i32 = 0;
-const QUEUED_HIGH: i32 = 50;
+/// The two priorities of the queued benchmarks.
+const QUEUED_NORMAL: Priority = Priority::NORMAL;
+const QUEUED_HIGH: Priority = Priority::HIGH;
 
 criterion_group!(benches, over_limit, acquire_release, contended, task_poll, queued);
 criterion_main!(benches);

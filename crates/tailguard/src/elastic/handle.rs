@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
-use super::limiter::Shared;
+use super::shared::Shared;
 use super::task;
 use crate::clock::duration_nanos;
 

@@ -12,8 +12,11 @@
 //!   CPU (`tailguard_elastic_*`) through the `metrics` facade.
 
 pub mod bucket;
+mod builder;
 pub mod config;
 pub mod controller;
+mod demand;
+mod future;
 mod handle;
 mod limiter;
 #[cfg(feature = "metrics")]
@@ -21,20 +24,27 @@ mod metrics;
 mod pacer;
 pub mod priority;
 mod request;
+mod shared;
+mod signal;
+mod snapshot;
 mod task;
+mod tick;
+mod waiters;
 
 pub use bucket::TokenBucket;
+pub use builder::LimiterBuilder;
 pub use config::{ConfigError, ControllerKind, LimiterConfig};
 pub use controller::{Controller, ControllerInput};
+pub use future::AcquireFuture;
 pub use handle::{CHECK_INTERVAL_NANOS, ElasticHandle};
-pub use limiter::{
-    AcquireFuture, CUT_FORFEITS, HISTORY_TICKS, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot,
-    MIN_RECENT_SAMPLES, RECENT_SPAN, SignalState, TickRecord, WARM_SPAN,
-};
+pub use limiter::Limiter;
 pub use pacer::{DEFAULT_QUANTUM, Pacer};
 pub use priority::{ThreadPriority, set_current_thread_priority};
 pub use request::{AcquireError, AcquireRequest};
+pub use signal::{LatencySignal, MIN_RECENT_SAMPLES, RECENT_SPAN, SignalState, WARM_SPAN};
+pub use snapshot::{HISTORY_TICKS, LimiterSnapshot, TickRecord};
 pub use task::{ElasticTask, RunningTime};
+pub use tick::CUT_FORFEITS;
 
 #[cfg(test)]
 mod async_tests;

@@ -4,16 +4,27 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::order::{Priority, TenantId};
+
 /// A request for a grant of elastic CPU.
 ///
-/// Waiters are served by `priority` (higher first), then — when tenants are set — the tenant
-/// that has been granted the least CPU so far (fair sharing), then arrival order.
+/// Waiters are served in the crate's one order ([`crate::order`]): the tenant granted the
+/// least CPU so far per [weight](super::LimiterBuilder::tenant_weight) first, then within a
+/// tenant the higher priority, then arrival.
+///
+/// ```
+/// use tailguard::elastic::AcquireRequest;
+/// use tailguard::order::{Priority, TenantId};
+///
+/// let request = AcquireRequest::new().tenant(7).priority(Priority::HIGH);
+/// assert_eq!((request.tenant, request.priority), (TenantId(7), Priority::HIGH));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AcquireRequest {
-    /// Higher is served first. Default 0.
-    pub priority: i32,
-    /// Tenant for per-tenant fair sharing; `None` competes only by priority and arrival.
-    pub tenant: Option<u64>,
+    /// Higher is served first within the tenant. Default [`Priority::NORMAL`].
+    pub priority: Priority,
+    /// Tenant for fair sharing. Default [`TenantId::DEFAULT`].
+    pub tenant: TenantId,
     /// CPU to grant; `None` uses the limiter's configured grant (default 100 ms). Clamped to
     /// 1 ms ..= 1 s.
     pub grant: Option<Duration>,
@@ -27,20 +38,20 @@ pub struct AcquireRequest {
 }
 
 impl AcquireRequest {
-    /// A request with default priority, no tenant and the configured grant size.
+    /// A request of the default tenant at normal priority, with the configured grant size.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Sets the priority (higher first).
-    pub fn priority(mut self, priority: i32) -> Self {
-        self.priority = priority;
+    /// Sets the priority (a [`Priority`], or its `i8` level; higher first).
+    pub fn priority(mut self, priority: impl Into<Priority>) -> Self {
+        self.priority = priority.into();
         self
     }
 
-    /// Sets the tenant for fair sharing.
-    pub fn tenant(mut self, tenant: u64) -> Self {
-        self.tenant = Some(tenant);
+    /// Sets the tenant for fair sharing (a [`TenantId`], or its number).
+    pub fn tenant(mut self, tenant: impl Into<TenantId>) -> Self {
+        self.tenant = tenant.into();
         self
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::*;
 use crate::clock::{Clock, ManualClock};
 use crate::histogram::{WindowConfig, WindowedHistogram};
+use crate::order::{Priority, TenantId};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -480,7 +481,7 @@ mod cancellation_property {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Enqueue { priority: i32, tenant: Option<u64> },
+        Enqueue { priority: i8, tenant: Option<u64> },
         Poll(usize),
         DropFuture(usize),
         DropHandle(usize),
@@ -490,7 +491,7 @@ mod cancellation_property {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..3i32, proptest::option::of(0..3u64))
+            (0..3i8, proptest::option::of(0..3u64))
                 .prop_map(|(priority, tenant)| Op::Enqueue { priority, tenant }),
             (0..16usize).prop_map(Op::Poll),
             (0..16usize).prop_map(Op::DropFuture),
@@ -507,13 +508,16 @@ mod cancellation_property {
         fn cancellation_never_leaks(ops in proptest::collection::vec(op(), 1..80)) {
             let clock = ManualClock::new();
             let limiter = fixed_limiter(&clock);
-            let mut futures: Vec<(i32, AcquireFuture)> = Vec::new(); // (priority, future)
+            let mut futures: Vec<(i8, AcquireFuture)> = Vec::new(); // (priority, future)
             let mut handles: Vec<ElasticHandle> = drain(&limiter);
             let mut collected = Duration::ZERO;
             for op in ops {
                 match op {
                     Op::Enqueue { priority, tenant } => {
-                        let request = AcquireRequest { priority, tenant, grant: None, yield_every: None };
+                        let priority_level = Priority::new(priority);
+                        let tenant = tenant.map_or(TenantId::DEFAULT, TenantId);
+                        let request =
+                            AcquireRequest { priority: priority_level, tenant, grant: None, yield_every: None };
                         futures.push((priority, limiter.acquire_async(&request)));
                     }
                     Op::Poll(i) if !futures.is_empty() => {

@@ -1,0 +1,186 @@
+//! Building a [`Limiter`]: [`LimiterBuilder`], whose setters map to [`LimiterConfig`] fields.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::{ConfigError, ControllerKind, LimiterConfig};
+use super::controller::Controller;
+use super::demand::Demand;
+use super::limiter::Limiter;
+use super::shared::{Shared, State};
+use super::signal::{LatencySignal, SignalMemory};
+use super::snapshot::History;
+use super::waiters::WaitQueue;
+use crate::budget::TokenBucket;
+use crate::clock::{SharedClock, SystemClock};
+use crate::histogram::WindowedHistogram;
+use crate::order::TenantId;
+
+impl Limiter {
+    /// A builder with CockroachDB's defaults and the adaptive controller.
+    pub fn builder() -> LimiterBuilder {
+        LimiterBuilder {
+            config: LimiterConfig::default(),
+            clock: None,
+            signal: None,
+            tenant_weights: HashMap::new(),
+        }
+    }
+}
+
+/// Builds a [`Limiter`]; every setter maps to a [`LimiterConfig`] field.
+#[must_use]
+pub struct LimiterBuilder {
+    config: LimiterConfig,
+    clock: Option<SharedClock>,
+    signal: Option<Arc<dyn LatencySignal>>,
+    tenant_weights: HashMap<TenantId, NonZeroU32>,
+}
+
+impl LimiterBuilder {
+    /// Target for the latency quantile.
+    pub fn target(mut self, target: Duration) -> Self {
+        self.config.target = target;
+        self
+    }
+    /// Quantile read from the window (default 0.99).
+    pub fn quantile(mut self, quantile: f64) -> Self {
+        self.config.quantile = quantile;
+        self
+    }
+    /// Share floor and ceiling.
+    pub fn share_bounds(mut self, floor: f64, ceiling: f64) -> Self {
+        self.config.floor = floor;
+        self.config.ceiling = ceiling;
+        self
+    }
+    /// Inactive point (fraction of the way from floor to ceiling).
+    pub fn inactive_point(mut self, point: f64) -> Self {
+        self.config.inactive_point = point;
+        self
+    }
+    /// Up step per second, down factor and inactive decay factor.
+    pub fn steps(mut self, delta_per_sec: f64, down_factor: f64, inactive_factor: f64) -> Self {
+        self.config.delta_per_sec = delta_per_sec;
+        self.config.down_factor = down_factor;
+        self.config.inactive_factor = inactive_factor;
+        self
+    }
+    /// Controller period.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.config.tick = tick;
+        self
+    }
+    /// Default grant size.
+    pub fn grant(mut self, grant: Duration) -> Self {
+        self.config.grant = grant;
+        self
+    }
+    /// Number of cores (default: detected, cgroup quota respected).
+    pub fn cores(mut self, cores: f64) -> Self {
+        self.config.cores = cores;
+        self
+    }
+    /// Controller variant.
+    pub fn controller(mut self, kind: ControllerKind) -> Self {
+        self.config.controller = kind;
+        self
+    }
+    /// Share used once the window is warm, before any feedback.
+    pub fn initial_share(mut self, share: f64) -> Self {
+        self.config.initial_share = Some(share);
+        self
+    }
+    /// OS priority for threads spawned with [`Limiter::spawn_elastic_thread`].
+    pub fn elastic_priority(mut self, priority: super::priority::ThreadPriority) -> Self {
+        self.config.elastic_priority = Some(priority);
+        self
+    }
+    /// Weight of a tenant in fair sharing (default 1): while both wait, a tenant with weight 3
+    /// is granted three times the CPU of a tenant with weight 1 (see [`crate::order`]).
+    pub fn tenant_weight(mut self, tenant: impl Into<TenantId>, weight: NonZeroU32) -> Self {
+        self.tenant_weights.insert(tenant.into(), weight);
+        self
+    }
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: LimiterConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Reads latency from this window (e.g. the runtime probe's).
+    pub fn latency_window(mut self, window: Arc<WindowedHistogram>) -> Self {
+        self.signal = Some(window);
+        self
+    }
+    /// Reads latency from any signal.
+    pub fn latency_signal(mut self, signal: Arc<dyn LatencySignal>) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+    /// How long the signal may deliver no samples before the share falls to the floor
+    /// (default 1 s).
+    pub fn silence(mut self, silence: Duration) -> Self {
+        self.config.silence = silence;
+        self
+    }
+
+    /// Builds a limiter without a background thread: call [`Limiter::tick`] by hand.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field out of range, or [`ConfigError::MissingSignal`] for
+    /// a feedback controller without a latency signal.
+    pub fn build(self) -> Result<Limiter, ConfigError> {
+        self.config.validate()?;
+        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
+        if !fixed && self.signal.is_none() {
+            return Err(ConfigError::MissingSignal(self.config.controller.name()));
+        }
+        let clock = self.clock.unwrap_or_else(SystemClock::shared);
+        let now = clock.now_nanos();
+        let controller = Controller::new(&self.config);
+        // Blind start: a feedback controller grants at the floor until the window is warm.
+        let share = if fixed { controller.share() } else { self.config.floor };
+        let state = State {
+            bucket: TokenBucket::new(share * self.config.cores, now),
+            controller,
+            queue: WaitQueue::new(&self.tenant_weights),
+            to_wake: Vec::new(),
+            signal: SignalMemory::new(self.signal.is_some(), fixed, now),
+            demand: Demand::default(),
+            last_tick_nanos: now,
+            ticks: 0,
+            history: History::default(),
+        };
+        let shared = Arc::new(Shared::new(self.config, clock, self.signal, state, now));
+        Ok(Limiter::from_shared(shared))
+    }
+
+    /// Builds the limiter and starts its control loop on a thread named `tailguard-limiter`,
+    /// which ticks every `tick` and wakes waiters as soon as their tokens exist. The thread
+    /// stops on [`Limiter::stop`] or when the last clone of the limiter is dropped.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field out of range.
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses to spawn the thread.
+    pub fn start(self) -> Result<Limiter, ConfigError> {
+        let limiter = self.build()?;
+        let shared = Arc::clone(limiter.shared());
+        std::thread::Builder::new()
+            .name("tailguard-limiter".into())
+            .spawn(move || shared.run())
+            .expect("failed to spawn the tailguard-limiter thread");
+        Ok(limiter)
+    }
+}

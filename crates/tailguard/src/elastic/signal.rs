@@ -1,0 +1,126 @@
+//! The latency signal the limiter steers by, and its reading each tick: the quantile of the
+//! window and of its recent part, whether the window is warm, and whether the signal went
+//! silent.
+
+use std::time::Duration;
+
+use super::config::LimiterConfig;
+use crate::clock::duration_nanos;
+use crate::histogram::{HistogramSnapshot, WindowSnapshot, WindowedHistogram};
+
+/// The controller acts once its window holds this much time of samples (or is full, if
+/// shorter): enough for a steady p99 at the sampling rates of a runtime probe, well before a
+/// 2.5 s window fills.
+pub const WARM_SPAN: Duration = Duration::from_secs(1);
+/// The newest part of the window the controller also reads, to tell a latency that is still
+/// high from one the window still remembers.
+pub const RECENT_SPAN: Duration = Duration::from_millis(500);
+/// Fewest samples in the recent part for its p99 to count.
+pub const MIN_RECENT_SAMPLES: u64 = 200;
+
+/// A source of the latency the controller keeps under its target.
+pub trait LatencySignal: Send + Sync + 'static {
+    /// The current window of latency samples.
+    fn window_snapshot(&self) -> WindowSnapshot;
+
+    /// The window, and the samples of about its newest `recent` if the source keeps them
+    /// apart (default: it does not).
+    fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
+        let _ = recent;
+        (self.window_snapshot(), None)
+    }
+}
+
+impl LatencySignal for WindowedHistogram {
+    fn window_snapshot(&self) -> WindowSnapshot {
+        self.snapshot()
+    }
+
+    fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
+        let (window, recent) = self.snapshot_with_recent(recent);
+        (window, Some(recent))
+    }
+}
+
+/// What the latency signal is doing, as of the last tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalState {
+    /// The limiter reads no signal: a fixed share.
+    None,
+    /// The window does not hold [`WARM_SPAN`] of samples yet: grants go out at the floor.
+    Warming,
+    /// Samples arrive; the controller steers by them.
+    Live,
+    /// No samples for at least [`LimiterConfig::silence`]: the probe stopped or stalled. The
+    /// share falls to the floor until samples return.
+    Silent {
+        /// How long the signal has been silent.
+        since: Duration,
+    },
+}
+
+/// A window snapshot taken for one tick (before the limiter's lock), with its recent part.
+pub(super) type Window = (WindowSnapshot, Option<HistogramSnapshot>);
+
+/// What the controller steers by this tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Reading {
+    /// The window's quantile, once warm and while not silent.
+    pub(super) p99: Option<Duration>,
+    /// The recent part's quantile, under the same conditions and with enough samples.
+    pub(super) recent_p99: Option<Duration>,
+    /// No samples for the configured silence span (feedback controllers only).
+    pub(super) silent: bool,
+}
+
+/// What the limiter remembers of its signal from tick to tick.
+pub(super) struct SignalMemory {
+    /// When the signal last delivered samples.
+    last_heard_nanos: u64,
+    pub(super) state: SignalState,
+    /// The window's quantile at the last tick, warm or not.
+    pub(super) latest_p99: Option<Duration>,
+    /// Whether the window has been warm (a fixed share is warm from the start).
+    pub(super) warm: bool,
+}
+
+impl SignalMemory {
+    /// Memory at `now` for a limiter with or without a signal and a fixed share or not.
+    pub(super) fn new(has_signal: bool, fixed: bool, now: u64) -> Self {
+        let state = if fixed || !has_signal { SignalState::None } else { SignalState::Warming };
+        SignalMemory { last_heard_nanos: now, state, latest_p99: None, warm: fixed }
+    }
+
+    /// Reads this tick's `window` (`None`: the limiter has no signal) at `now`.
+    pub(super) fn read(&mut self, window: Option<&Window>, config: &LimiterConfig, now: u64) -> Reading {
+        let fixed = matches!(config.controller, super::ControllerKind::Fixed(_));
+        let mut recent_p99 = None;
+        if let Some((window, recent)) = window {
+            // Warm: the window has covered WARM_SPAN (or its whole length) and holds samples.
+            self.warm |= (window.warm || window.span >= WARM_SPAN) && window.histogram.count() > 0;
+            self.latest_p99 = window.histogram.quantile(config.quantile).ok().flatten();
+            recent_p99 = recent
+                .as_ref()
+                .filter(|recent| recent.count() >= MIN_RECENT_SAMPLES)
+                .and_then(|recent| recent.quantile(config.quantile).ok().flatten());
+            // Heard from: samples in the recent part, or in the window for a signal that keeps
+            // no recent part.
+            if recent.as_ref().map_or(window.histogram.count() > 0, |recent| recent.count() > 0) {
+                self.last_heard_nanos = now;
+            }
+        }
+        let silent_for = now.saturating_sub(self.last_heard_nanos);
+        let silent = window.is_some() && !fixed && silent_for >= duration_nanos(config.silence);
+        self.state = match (window, fixed) {
+            (None, _) | (_, true) => SignalState::None,
+            _ if silent => SignalState::Silent { since: Duration::from_nanos(silent_for) },
+            _ if !self.warm => SignalState::Warming,
+            _ => SignalState::Live,
+        };
+        if self.warm && !silent {
+            Reading { p99: self.latest_p99, recent_p99, silent }
+        } else {
+            Reading { p99: None, recent_p99: None, silent }
+        }
+    }
+}

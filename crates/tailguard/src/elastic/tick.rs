@@ -1,0 +1,111 @@
+//! The control loop: each tick reads the signal, runs the controller and sets the bucket's
+//! rate; between ticks the limiter's thread grants waiters as soon as their tokens exist and
+//! wakes async waiters at their deadlines.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::controller::ControllerInput;
+use super::shared::{MIN_WAIT_NANOS, Shared};
+use super::signal::RECENT_SPAN;
+use super::snapshot::TickRecord;
+use crate::clock::duration_nanos;
+
+/// A cut of more than this fraction of the share in one tick forfeits the bucket's unspent
+/// balance. Reference-sized steps (0.02 % of the machine per tick) stay below it.
+pub const CUT_FORFEITS: f64 = 0.01;
+
+impl Shared {
+    /// One controller tick: read the signal → the controller → set the rate; then grant the
+    /// waiters whose tokens exist. Returns the share.
+    pub(super) fn tick(&self) -> f64 {
+        // The window is read before the lock: a snapshot copies histograms.
+        let window = self.signal.as_ref().map(|signal| signal.window_snapshot_with_recent(RECENT_SPAN));
+        let now = self.clock.now_nanos();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let previous = state.share(&self.config);
+        let tick_start = state.last_tick_nanos;
+
+        // Read the signal, and the demand since the last tick.
+        let reading = state.signal.read(window.as_ref(), &self.config, now);
+        let demand = state.demand.end_tick(state.queue.is_empty(), tick_start, now, state.bucket.rate());
+
+        // The controller.
+        state.controller.tick(ControllerInput {
+            p99: reading.p99,
+            recent_p99: reading.recent_p99,
+            waiting_now: demand.waiting_now,
+            waiting_fraction: demand.waiting_fraction,
+            used_fraction: demand.used_fraction,
+            elapsed: Duration::from_nanos(now.saturating_sub(tick_start).max(1)),
+            silent: reading.silent,
+        });
+
+        // Set the rate. Blind start grants at the floor, silent or not; once warm, a silent
+        // signal makes the controller fall to the floor.
+        let share = state.share(&self.config);
+        state.bucket.set_rate(share * self.config.cores, now);
+        if share < previous * (1.0 - CUT_FORFEITS) {
+            // A real cut (not a reference-sized trim): unspent tokens of the old share would let
+            // elastic work run on at that share for up to a second after latency went over.
+            state.bucket.forfeit(now);
+        }
+
+        state.ticks += 1;
+        state.last_tick_nanos = now;
+        let at = Duration::from_nanos(now.saturating_sub(self.created_nanos));
+        let p99 = state.signal.latest_p99;
+        let (waiting_fraction, used_fraction) = (demand.waiting_fraction, demand.used_fraction);
+        state.history.push(TickRecord { at, share, p99, waiting_fraction, used_fraction });
+        #[cfg(feature = "metrics")]
+        super::metrics::record(&super::metrics::TickMetrics {
+            share,
+            p99,
+            waiters: state.queue.len(),
+            balance_nanos: state.bucket.balance_nanos(),
+            total_granted_nanos: self.total_granted_nanos.load(Ordering::Relaxed),
+            total_used_nanos: self.total_used_nanos.load(Ordering::Relaxed),
+            silent: reading.silent,
+        });
+        if self.grant_waiters(state, now) {
+            self.changed.notify_all();
+        }
+        self.unlock(guard);
+        share
+    }
+
+    /// The background loop of [`LimiterBuilder::start`](super::LimiterBuilder::start).
+    pub(super) fn run(&self) {
+        let tick_nanos = duration_nanos(self.config.tick);
+        let mut next_tick = self.clock.now_nanos().saturating_add(tick_nanos);
+        while !self.stopped.load(Ordering::Acquire) {
+            let now = self.clock.now_nanos();
+            if now >= next_tick {
+                self.tick();
+                next_tick = next_tick.saturating_add(tick_nanos).max(now);
+                continue;
+            }
+            let mut state = self.lock();
+            if self.grant_waiters(&mut state, now) {
+                self.changed.notify_all();
+            }
+            if !state.to_wake.is_empty() {
+                self.unlock(state);
+                continue;
+            }
+            let mut wait = next_tick - now;
+            if !state.queue.is_empty() {
+                wait = wait.min(state.bucket.nanos_until_positive().max(MIN_WAIT_NANOS));
+            }
+            if let Some(deadline) = state.queue.earliest_deadline() {
+                // An async waiter's deadline: wake it then, not at the next tick.
+                wait = wait.min(deadline.saturating_sub(now).max(MIN_WAIT_NANOS));
+            }
+            if self.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            drop(self.changed.wait_timeout(state, Duration::from_nanos(wait)));
+        }
+    }
+}
