@@ -52,9 +52,12 @@ pub type SharedClock = Arc<dyn Clock>;
 pub struct SystemClock;
 
 impl SystemClock {
-    /// The system clock as a [`SharedClock`].
+    /// The system clock as a [`SharedClock`]: every call returns the same one (a clone of one
+    /// process-wide `Arc`), so that poll wrappers stacked on a task see one clock and read it
+    /// once per poll edge.
     pub fn shared() -> SharedClock {
-        Arc::new(SystemClock)
+        static SHARED: std::sync::OnceLock<SharedClock> = std::sync::OnceLock::new();
+        Arc::clone(SHARED.get_or_init(|| Arc::new(SystemClock)))
     }
 }
 

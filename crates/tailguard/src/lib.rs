@@ -92,6 +92,7 @@ pub mod elastic;
 pub mod histogram;
 pub mod observe;
 pub mod order;
+mod poll_timing;
 pub mod sim;
 mod sync;
 #[cfg(feature = "tokio")]
