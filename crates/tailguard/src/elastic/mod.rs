@@ -47,10 +47,6 @@ pub use task::{ElasticTask, RunningTime};
 pub use tick::CUT_FORFEITS;
 
 #[cfg(test)]
-mod async_tests;
-#[cfg(test)]
-mod signal_tests;
-#[cfg(test)]
 mod tests;
 
 #[cfg(all(test, loom))]

@@ -1,0 +1,126 @@
+//! The control loop through the limiter: blind start, cuts over target, the floor under overload, the recent part of the window.
+
+use super::*;
+
+/// An adaptive limiter on 2 cores starting at a 50 % share, steered by a default window; both
+/// on `clock`.
+fn windowed_limiter(clock: &ManualClock) -> (Arc<WindowedHistogram>, Limiter) {
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.5)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .build()
+        .unwrap();
+    (window, limiter)
+}
+
+#[test]
+fn blind_start_grants_at_the_floor_until_the_window_is_warm() {
+    let clock = ManualClock::new();
+    let (window, limiter) = windowed_limiter(&clock);
+    // Warm once the window holds `WARM_SPAN` (1 s) of samples, ten ticks.
+    for _ in 0..9 {
+        window.record(Duration::from_micros(200));
+        clock.advance(100 * MS);
+        assert_eq!(limiter.tick(), 0.05);
+    }
+    let snapshot = limiter.snapshot();
+    assert!(!snapshot.warm);
+    assert_eq!(snapshot.share, 0.05);
+    for _ in 0..21 {
+        window.record(Duration::from_micros(200));
+        clock.advance(100 * MS);
+        limiter.tick();
+    }
+    let snapshot = limiter.snapshot();
+    assert!(snapshot.warm);
+    assert!(snapshot.share >= 0.45, "{}", snapshot.share);
+    assert!(snapshot.latest_p99.unwrap() < MS);
+    assert_eq!(limiter.history().len(), 30);
+}
+
+#[test]
+fn the_limiter_steps_down_when_latency_is_over_target() {
+    let clock = ManualClock::new();
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.5)
+        .controller(ControllerKind::Reference)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .build()
+        .unwrap();
+    for _ in 0..30 {
+        window.record(5 * MS);
+        clock.advance(100 * MS);
+        limiter.tick();
+    }
+    let history = limiter.history();
+    let warm_ticks = history.iter().filter(|t| t.share > 0.05).count();
+    // Warm from tick 10 on (1 s of samples): -0.02 % per tick from 0.5 for 21 ticks.
+    assert_eq!(warm_ticks, 21);
+    let last = history.last().unwrap();
+    assert!((last.share - (0.5 - 21.0 * 0.0002)).abs() < 1e-9, "{}", last.share);
+}
+
+#[test]
+fn permanent_overload_still_grants_at_the_floor() {
+    let clock = ManualClock::new();
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.75)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .build()
+        .unwrap();
+    let mut granted = Duration::ZERO;
+    for tick in 0..600 {
+        window.record(Duration::from_millis(50)); // 50× over target, forever
+        clock.advance(100 * MS);
+        limiter.tick();
+        while let Ok(handle) = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)) {
+            if tick >= 100 {
+                granted += handle.granted();
+            }
+            clock.advance_cpu(10 * MS);
+        }
+        if tick >= 100 {
+            assert_eq!(limiter.snapshot().share, 0.05, "tick {tick}");
+        }
+    }
+    // From tick 100 on: 50 s at 5 % of 2 cores = 5 s of CPU, give or take the bucket's
+    // 0.1 s capacity and one grant: the floor keeps elastic work going.
+    assert!((granted.as_secs_f64() - 5.0).abs() <= 0.11, "{granted:?}");
+}
+
+#[test]
+fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
+    let clock = ManualClock::new();
+    let (window, limiter) = windowed_limiter(&clock);
+    let tick_with = |latency: Duration| {
+        for _ in 0..300 {
+            window.record(latency);
+        }
+        clock.advance(100 * MS);
+        limiter.tick()
+    };
+    // Warm after 1 s of samples; 5 ms is over the 1 ms target: the share is cut, twice.
+    for _ in 0..11 {
+        tick_with(5 * MS);
+    }
+    let snapshot = limiter.snapshot();
+    let cut = snapshot.share;
+    assert!(cut < 0.5, "{cut}");
+    // Nothing was granted: the bucket was full, and the second cut forfeited its unspent tokens.
+    assert_eq!(snapshot.balance_nanos, 0);
+    // Good latency from here: cuts go on while the recent part (500 ms) still holds bad
+    // samples, then the share holds though the whole window is still over target.
+    let shares: Vec<f64> = (0..8).map(|_| tick_with(Duration::from_micros(100))).collect();
+    assert!(shares[0] < cut && shares[3] < shares[0], "{shares:?}");
+    assert_eq!(shares[4], shares[7], "{shares:?}");
+    assert!(limiter.snapshot().latest_p99.unwrap() > Duration::from_millis(1));
+}
