@@ -10,8 +10,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 
-use super::layer::{Armed, Shared};
 use super::scheduling::{self, PollNote};
+use super::shared::{Armed, Shared};
 use super::trace::{SpanField, SpanRecord, Trace};
 use super::{MAX_FIELD_LEN, MAX_FIELDS};
 

@@ -125,8 +125,10 @@
 //! ```
 
 mod building;
+mod handle;
 mod layer;
 mod scheduling;
+mod shared;
 pub(crate) mod slot;
 mod trace;
 
@@ -134,7 +136,8 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-pub use layer::{CaptureHandle, CaptureLayer};
+pub use handle::CaptureHandle;
+pub use layer::CaptureLayer;
 pub use scheduling::{PollScope, Scheduled};
 pub use trace::{
     CaptureState, CaptureStatus, MinuteHistogram, MinuteOfHourHistogram, SpanField, SpanRecord, Trace,
