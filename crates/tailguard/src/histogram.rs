@@ -1,5 +1,9 @@
 //! Latency histograms: a lock-free log-linear [`Histogram`] and a sliding [`WindowedHistogram`].
 //!
+//! (One file: the window is copies of the histogram's counts at slot boundaries, so both share
+//! one bucket layout and its index arithmetic; a third of the file is their tests against an
+//! exact oracle.)
+//!
 //! # Buckets
 //!
 //! Values are nanoseconds. Values below 32 ns have a bucket each; above, every power of two

@@ -14,9 +14,11 @@
 //! - [`histogram`]: lock-free log-linear latency histograms and sliding windows of them.
 //! - [`observe`]: the signals — a tokio runtime probe, instrumented futures, an OS thread probe,
 //!   run-queue depth, Linux PSI, and their export through `metrics`.
-//! - [`elastic`]: the controller, the CPU-time token bucket, grants, pacers, OS priority.
-//! - [`admission`]: foreground admission — a work queue whose slots follow the run queue,
-//!   ordered by tenant, priority and arrival, with deadlines and per-tenant CPU caps.
+//! - [`order`]: who goes first — the tenant and priority both queues share, and their one order.
+//! - [`budget`]: the CPU budget — a token bucket of CPU time, and the cores a share is of.
+//! - [`elastic`]: the controller, grants, pacers, elastic tasks, OS priority.
+//! - [`admission`]: foreground admission — a work queue whose slots follow the run queue, with
+//!   deadlines and per-tenant CPU caps.
 //! - [`sim`]: how per-hop scheduling tails show up in requests that cross many tasks.
 //! - `task` (feature `tokio`): tracked tasks and a task profile whose pause does not grow with
 //!   the number of tasks.

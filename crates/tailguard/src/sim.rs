@@ -1,5 +1,8 @@
 //! Tail at microscale: how per-hop scheduling tails show up in requests that cross many tasks.
 //!
+//! (One file: the hop distribution, the simulation and its exact result are one computation;
+//! more than a third of the file is its tests against the closed form.)
+//!
 //! A request that hops across `N` tasks in series waits to be scheduled at every hop. If a hop's
 //! scheduling latency exceeds `v` with probability `1 - q` (`v` is the hop's `q`-quantile), a
 //! request escapes every slow hop only with probability `q^N`: the hop's p99 shows up at the

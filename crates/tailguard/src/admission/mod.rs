@@ -1,69 +1,45 @@
 //! Foreground admission control: a [`WorkQueue`] that lets at most `slots` requests run at
-//! once, moves the slot count with the run queue, and orders waiters by tenant, priority and
-//! arrival.
+//! once, moves the slot count with the run queue, and admits waiters in the crate's one order
+//! ([`crate::order`]: tenant, priority, arrival).
 //!
 //! The elastic limiter ([`crate::elastic`]) bounds background work by CPU time; the work queue
-//! bounds foreground work by concurrency, so that a burst of requests waits in an ordered
-//! queue — where priorities, tenant weights and deadlines apply — instead of in the OS or
-//! runtime scheduler, where nothing can be ordered. It is CockroachDB's KV admission work
-//! queue with its slot adjuster:
+//! bounds foreground work by concurrency, so that a burst waits in an ordered queue — where
+//! priorities, tenant weights and deadlines apply — instead of in the OS or runtime scheduler.
+//! It is CockroachDB's KV admission work queue with its slot adjuster:
 //!
-//! - **Slots** ([`slots`]): every sample of the run-queue signal (runnable tasks per CPU,
-//!   every 1 ms; every 250 ms while idle) moves the slot count by at most one: down while
-//!   runnable work per CPU is at or above the threshold (32) and slots are in use, up while it
-//!   is at or below half of it and every slot is in use. The signal is injectable
-//!   ([`RunQueueSignal`], or call [`WorkQueue::record_sample`] yourself).
-//! - **Order**: among waiting tenants, the one with the least usage (admissions through the
-//!   queue since the last reset, every second) per [weight](WorkQueue::set_tenant_weight);
-//!   within a tenant the highest [`Priority`]; then arrival — first in, first out, or
-//!   [last in, first out under overload](QueueOrder::LifoUnderOverload).
-//! - **Deadlines**: a request whose [`Deadline`] passes while it waits fails with
+//! - **Slots** ([`slots`]): each run-queue sample (every 1 ms, 250 ms while idle) moves the slot
+//!   count by at most one, down while runnable work per CPU is at or above 32, up while at or
+//!   below 16 and every slot is used. Feed it a [`RunQueueSignal`] or
+//!   [`WorkQueue::record_sample`].
+//! - **Order**: the least usage (admissions since the last reset, every second) per
+//!   [weight](WorkQueue::set_tenant_weight), then [`Priority`], then arrival (or
+//!   [the newest first under overload](QueueOrder::LifoUnderOverload)).
+//! - **Deadlines**: a request past its [`Deadline`] fails with
 //!   [`AdmitError::DeadlineExceeded`] instead of running late.
-//! - **Tenant CPU caps** ([`WorkQueue::set_tenant_cap`]): the elastic limiter's CPU-time
-//!   [`TokenBucket`](crate::elastic::TokenBucket) per capped tenant, charged with the thread
-//!   CPU a request used, as elastic grants are.
-//! - **Admission** blocking ([`WorkQueue::admit`]), async ([`WorkQueue::admit_async`], a
-//!   future built on std wakers only), by a job that runs once admitted
-//!   ([`WorkQueue::submit`]: the waiting request holds no thread or task, and the thread that
-//!   frees a slot starts the next request), or not at all ([`WorkQueue::try_admit`]).
-//!   Cancellation is safe: a dropped wait leaves the queue, a dropped [`Permit`] returns its
-//!   slot.
-//! - **Metrics**: [`WorkQueue::snapshot`] (slots, use, waiters per priority and tenant, wait
-//!   histogram, rejections); with the `metrics` feature, the sampler thread exports them
-//!   (`admission::export`).
+//! - **Tenant CPU caps** ([`WorkQueue::set_tenant_cap`]): a CPU budget per capped tenant
+//!   ([`TokenBucket`](crate::budget::TokenBucket)), charged with the CPU its requests used.
+//! - **Admission** blocking ([`admit`](WorkQueue::admit)), async
+//!   ([`admit_async`](WorkQueue::admit_async)), as a job run once admitted
+//!   ([`submit`](WorkQueue::submit)), or only if free now ([`try_admit`](WorkQueue::try_admit)).
+//!   A dropped wait leaves the queue; a dropped [`Permit`] returns its slot.
+//! - **Metrics**: [`WorkQueue::snapshot`]; with the `metrics` feature the sampler thread exports
+//!   them (`admission::export`).
 //!
 //! # Costs
 //!
-//! Measured on the project's 2-core VM, shared with other builds
-//! (`cargo bench -p tailguard --bench admission`; contended figures vary with the load, the
-//! range covers two runs):
+//! `cargo bench -p tailguard --bench admission`, medians on the project's shared 2-core VM:
 //!
-//! | benchmark | per admission + release |
+//! | per admission + release | |
 //! |---|---|
-//! | `admit_release/free_slot` (blocking `admit`, a slot free, nobody waiting) | 20 ns |
-//! | `try_admit_release/free_slot` | 21 ns |
-//! | `admit_async_release/free_slot` (one poll) | 24 ns |
-//! | `admit_release/free_slot_with_deadline` (adds one monotonic clock read) | 43 ns |
-//! | `submit_release/free_slot` (the job boxed, run at once; adds the box and a thread-local) | 60 ns |
-//! | `admit_release/4_threads_free_slots` (wall time per admission, 4 threads) | 42–77 ns |
-//! | `admit_release/4_threads_2_slots` | 37–79 ns |
-//! | `admit_release/4_threads_2_slots_2us_work` (2 µs held; 1 µs is the floor) | 1.16–1.31 µs |
-//! | `queued/enqueue_grant_collect_release` (see below) | 168–177 ns |
-//! | `queued/enqueue_expire_grant_collect_release` | 330–356 ns |
+//! | a slot free, nobody waiting (`admit`, `try_admit`, `admit_async`) | 20–24 ns: one CAS, one `fetch_sub`, no lock, no clock read |
+//! | the same with a deadline | 43 ns (one monotonic clock read) |
+//! | `submit`, a slot free | 60 ns (the boxed job, a thread-local) |
+//! | 4 threads on 2 slots, 2 µs held | 1.2–1.3 µs wall per admission (1 µs is the floor) |
+//! | queued behind 1000 waiters (enqueue, release, collect: the lock three times) | 170–180 ns |
+//! | the same with one expiry per step | 330–360 ns |
 //!
-//! The free-slot path is one compare-and-swap and one `fetch_sub` on the admission word, a
-//! relaxed counter and the `Arc` clone a permit holds: no lock, and no clock read unless the
-//! request carries a deadline. With two cores, at most two of the four threads run at once, so
-//! `4_threads_2_slots` mostly still finds a slot free; with 2 µs of work per request, threads
-//! preempted while holding a slot make the others queue and be handed slots under the lock.
-//!
-//! The `queued` benchmarks run the locked path on one thread, on a manual clock: one slot,
-//! held, and a standing backlog of 1000 async waiters over three tenants and two priorities.
-//! Each step queues a new request (the lock once), releases the held permit (the lock once:
-//! the queue picks the next waiter, admits it and, after unlocking, wakes it) and polls the
-//! admitted future (the lock once: it collects its permit, which becomes the held one). In
-//! the `expire` variant each step queues two requests, one of which nothing admits: it
-//! expires 500 steps later, at the queue's next event. Neither allocates in steady state.
+//! How these were measured, and why the locked path is built as it is: `docs/design-notes.md`,
+//! "Foreground admission".
 //!
 //! # Examples
 //!

@@ -1,8 +1,9 @@
 //! Elastic CPU limiting: decide how much CPU background work may use, and enforce it.
 //!
 //! - [`controller`]: the share rule (reference and adaptive variants) and its constants.
-//! - [`bucket`]: the CPU-nanosecond token bucket.
-//! - [`Limiter`]: the façade — builder, control loop, wait queue, snapshots.
+//! - [`Limiter`]: the façade ([`LimiterBuilder`], [`LimiterSnapshot`]); each tick reads the
+//!   [`LatencySignal`], runs the controller and sets the rate of the CPU budget
+//!   ([`crate::budget`]); waiters are granted in the crate's one order ([`crate::order`]).
 //! - [`ElasticHandle`]: a grant, with the cheap `over_limit()` check.
 //! - [`ElasticTask`]: elastic work as a task of the service's own runtime
 //!   ([`Limiter::elastic`]), its grants charged with its own running time.

@@ -14,6 +14,10 @@ use std::task::Waker;
 use crate::order::{Priority, TenantId};
 use crate::waitlist::{Deadlines, Slab, Tenants, WaiterKey};
 
+/// The index of [`TenantId::DEFAULT`] in `Tenants`: tracked first, never forgotten, so grants
+/// to requests without a tenant of their own find it without hashing.
+const DEFAULT_TENANT: usize = 0;
+
 /// The limiter's waiters and the CPU granted per tenant.
 pub(super) struct WaitQueue {
     waiters: Slab<Waiter>,
@@ -70,6 +74,8 @@ impl WaitQueue {
     /// An empty queue; tenants of `weights` weigh that much in fair sharing (others 1).
     pub(super) fn new(weights: &HashMap<TenantId, NonZeroU32>) -> Self {
         let mut tenants = Tenants::new();
+        let default = tenants.index_or_insert(TenantId::DEFAULT);
+        debug_assert_eq!(default, DEFAULT_TENANT);
         for (&tenant, &weight) in weights {
             tenants.entry(tenant).weight = weight;
         }
@@ -98,7 +104,7 @@ impl WaitQueue {
     ) -> WaiterKey {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let tenant_index = self.tenants.index_or_insert(tenant);
+        let tenant_index = self.index_of(tenant);
         let waiter = Waiter {
             tenant_index,
             priority,
@@ -142,9 +148,17 @@ impl WaitQueue {
     }
 
     /// Charges a grant handed out without queueing to its tenant.
+    #[inline]
     pub(super) fn charge(&mut self, tenant: TenantId, grant_nanos: u64) {
-        let usage = &mut self.tenants.entry(tenant).usage;
+        let index = self.index_of(tenant);
+        let usage = &mut self.tenants.at(index).usage;
         *usage = usage.saturating_add(grant_nanos);
+    }
+
+    /// The index of `tenant`'s state, tracking it from now on if it was not.
+    #[inline]
+    fn index_of(&mut self, tenant: TenantId) -> usize {
+        if tenant == TenantId::DEFAULT { DEFAULT_TENANT } else { self.tenants.index_or_insert(tenant) }
     }
 
     /// CPU granted to `tenant` so far, in nanoseconds.
