@@ -6,7 +6,9 @@
 // A binary: `pub` marks each module's interface to the rest of the crate.
 #![allow(unreachable_pub)]
 
+mod choices;
 mod demo;
+mod error;
 mod report;
 mod restore;
 mod serve;
@@ -42,8 +44,8 @@ enum Command {
     Restore(restore::RestoreArgs),
 }
 
-/// Any error that ends the command; its message is printed after `tailguard: `.
-type CliError = Box<dyn std::error::Error + Send + Sync>;
+// Modules not yet moved to `crate::error` still name it through the root.
+use error::CliError;
 
 fn main() -> ExitCode {
     match run() {

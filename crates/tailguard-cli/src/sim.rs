@@ -53,8 +53,8 @@ use clap::Args;
 use serde::Serialize;
 use tailguard::sim::{Composition, HopDistribution, SimConfig, SimResult, request_quantile, simulate};
 
-use crate::CliError;
 use crate::duration::parse_duration;
+use crate::error::CliError;
 
 /// Arguments of `tailguard sim`.
 #[derive(Debug, Args)]
