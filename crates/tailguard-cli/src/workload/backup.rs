@@ -204,6 +204,15 @@ pub enum BackupError {
         /// The OS error.
         source: io::Error,
     },
+    /// The destination or its partial file exists already: backups opened with
+    /// [`BackupWriter::create_new`] never replace or truncate a file.
+    #[error(
+        "{path} exists already; a new backup never replaces a file (is another process writing backups to the same directory?)"
+    )]
+    Exists {
+        /// The file that exists.
+        path: PathBuf,
+    },
     /// The caller cancelled the backup; no file was left at the destination.
     #[error("backup cancelled after {keys} keys; nothing was written at the destination, rerun to back up")]
     Cancelled {
@@ -222,6 +231,16 @@ pub struct BackupWriter {
     keys: u64,
     chunks: u64,
     total_crc: crc32fast::Hasher,
+    existing: Existing,
+}
+
+/// What a backup does with a file already at its destination or partial path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Existing {
+    /// Truncate the partial file, replace the destination.
+    Replace,
+    /// Refuse either with [`BackupError::Exists`].
+    Refuse,
 }
 
 /// `PATH.partial`: where an unfinished backup of `path` lives.
@@ -237,12 +256,52 @@ impl BackupWriter {
     /// # Errors
     /// [`BackupError::Io`] when the partial file cannot be created.
     pub fn create(path: impl Into<PathBuf>) -> Result<Self, BackupError> {
+        Self::open(path.into(), Existing::Replace)
+    }
+
+    /// Starts a backup whose finished file will be `path`, refusing to touch any existing file:
+    /// `PATH.partial` is opened create-new, and [`finish`](Self::finish) links it to `path`
+    /// only if nothing is there.
+    ///
+    /// # Errors
+    /// [`BackupError::Exists`] when `path` or `PATH.partial` exists; [`BackupError::Io`] when
+    /// the partial file cannot be created.
+    pub fn create_new(path: impl Into<PathBuf>) -> Result<Self, BackupError> {
         let path = path.into();
+        if path.exists() {
+            return Err(BackupError::Exists { path });
+        }
+        Self::open(path, Existing::Refuse)
+    }
+
+    fn open(path: PathBuf, existing: Existing) -> Result<Self, BackupError> {
         let partial = partial_path(&path);
         let io_err = |source| BackupError::Io { path: partial.clone(), source };
-        let mut file = BufWriter::new(File::create(&partial).map_err(io_err)?);
-        file.write_all(MAGIC).and_then(|()| file.write_all(&VERSION.to_le_bytes())).map_err(io_err)?;
-        Ok(Self { path, partial, file: Some(file), keys: 0, chunks: 0, total_crc: crc32fast::Hasher::new() })
+        let file = match existing {
+            Existing::Replace => File::create(&partial),
+            Existing::Refuse => fs::OpenOptions::new().write(true).create_new(true).open(&partial),
+        };
+        let file = match file {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(BackupError::Exists { path: partial });
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut file = BufWriter::new(file);
+        let header = file.write_all(MAGIC).and_then(|()| file.write_all(&VERSION.to_le_bytes()));
+        let writer = Self {
+            path,
+            partial: partial.clone(),
+            file: Some(file),
+            keys: 0,
+            chunks: 0,
+            total_crc: crc32fast::Hasher::new(),
+            existing,
+        };
+        // On error the writer's drop removes the partial file it created.
+        header.map_err(io_err)?;
+        Ok(writer)
     }
 
     fn io_err(&self, source: io::Error) -> BackupError {
@@ -297,8 +356,18 @@ impl BackupWriter {
             let _ = fs::remove_file(&self.partial);
             return Err(self.io_err(e));
         }
-        if let Err(source) = fs::rename(&self.partial, &self.path) {
+        let placed = match self.existing {
+            Existing::Replace => fs::rename(&self.partial, &self.path),
+            // A hard link fails if the destination exists, where a rename would replace it.
+            Existing::Refuse => {
+                fs::hard_link(&self.partial, &self.path).and_then(|()| fs::remove_file(&self.partial))
+            }
+        };
+        if let Err(source) = placed {
             let _ = fs::remove_file(&self.partial);
+            if source.kind() == io::ErrorKind::AlreadyExists {
+                return Err(BackupError::Exists { path: self.path.clone() });
+            }
             return Err(BackupError::Io { path: self.path.clone(), source });
         }
         // Make the rename durable too (best effort: not every platform can sync a directory).
@@ -551,6 +620,12 @@ pub enum RestoreError {
         /// Value computed from the chunks.
         actual: u64,
     },
+    /// The footer's last 8 bytes are not the end marker.
+    #[error("corrupt backup: the footer's end marker at byte {offset} is not \"TGEND!!\\n\"")]
+    BadEndMarker {
+        /// Position of the end marker.
+        offset: usize,
+    },
     /// Bytes follow the footer.
     #[error("corrupt backup: {extra} unexpected bytes after the footer")]
     TrailingBytes {
@@ -673,8 +748,9 @@ fn parse(bytes: &[u8]) -> Result<Restored, RestoreError> {
                 let keys = cur.u64("the footer")?;
                 let footer_chunks = cur.u64("the footer")?;
                 let footer_crc = cur.u32("the footer")?;
+                let end_at = cur.offset;
                 if cur.take(END_MAGIC.len(), "the footer")? != END_MAGIC {
-                    return Err(RestoreError::FooterMismatch { what: "end marker", footer: 0, actual: 0 });
+                    return Err(RestoreError::BadEndMarker { offset: end_at });
                 }
                 let checks = [
                     ("keys", keys, entries.len() as u64),
@@ -965,5 +1041,55 @@ mod tests {
         assert_eq!(stats.elapsed, Duration::from_millis(10));
         assert!((stats.keys_per_sec() - 10_000.0).abs() < 1e-6);
         assert!(stats.raw_bytes_per_sec() > 0.0);
+    }
+
+    #[test]
+    fn create_new_never_truncates_or_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(50);
+        let write = |writer: &mut BackupWriter| {
+            writer.append(&export(&store, None, &mut || false).chunk).unwrap();
+        };
+        let path = dir.path().join("b.tgb");
+        // An earlier run's partial file is refused, and left byte for byte.
+        fs::write(partial_path(&path), b"earlier").unwrap();
+        assert!(matches!(BackupWriter::create_new(&path), Err(BackupError::Exists { .. })));
+        assert_eq!(fs::read(partial_path(&path)).unwrap(), b"earlier");
+        // A complete file is refused too.
+        let done = dir.path().join("done.tgb");
+        fs::write(&done, b"complete").unwrap();
+        assert!(matches!(BackupWriter::create_new(&done), Err(BackupError::Exists { .. })));
+        assert_eq!(fs::read(&done).unwrap(), b"complete");
+        // A file that appears at the destination while the backup runs is not replaced.
+        let raced = dir.path().join("raced.tgb");
+        let mut writer = BackupWriter::create_new(&raced).unwrap();
+        write(&mut writer);
+        fs::write(&raced, b"someone else's").unwrap();
+        assert!(matches!(writer.finish(), Err(BackupError::Exists { .. })));
+        assert_eq!(fs::read(&raced).unwrap(), b"someone else's");
+        // Without a collision it completes like `create`.
+        let fresh = dir.path().join("fresh.tgb");
+        let mut writer = BackupWriter::create_new(&fresh).unwrap();
+        write(&mut writer);
+        writer.finish().unwrap();
+        assert_eq!(restore(&fresh).unwrap().entries.len(), 50);
+        assert!(!partial_path(&fresh).exists());
+    }
+
+    #[test]
+    fn a_flipped_end_marker_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.tgb");
+        backup_with(&store(20), &path, || u64::MAX);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let error = restore(&path).unwrap_err();
+        assert!(
+            matches!(error, RestoreError::BadEndMarker { offset } if offset == bytes.len() - 8),
+            "{error}"
+        );
+        assert!(error.to_string().contains("end marker at byte"), "{error}");
     }
 }
