@@ -216,7 +216,10 @@ impl Job {
             state: ending.state.unwrap_or(JobState::Running),
             keys,
             total_keys: self.total_keys,
-            fraction: if self.total_keys == 0 {
+            fraction: if ending.state == Some(JobState::Interrupted) {
+                // An earlier run's: how far it got is not known.
+                0.0
+            } else if self.total_keys == 0 {
                 1.0
             } else {
                 (keys as f64 / self.total_keys as f64).min(1.0)

@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, Response};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -401,6 +401,10 @@ async fn respond(
     body_timeout: Duration,
 ) -> Result<Response<InFlightBody>, Infallible> {
     let request = request.map(|inner| {
+        if inner.is_end_stream() {
+            // No body (most GETs): nothing to time.
+            return Body::new(inner);
+        }
         Body::new(DeadlineBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(body_timeout)),
