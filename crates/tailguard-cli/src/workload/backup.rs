@@ -773,6 +773,90 @@ fn parse(bytes: &[u8]) -> Result<Restored, RestoreError> {
     }
 }
 
+/// How far an unfinished backup got: what its complete chunks hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartialPrefix {
+    /// Keys in the complete chunks.
+    pub keys: u64,
+    /// Complete chunks (each checksum checked).
+    pub chunks: u64,
+    /// The last key in them; a backup resuming this one starts after it (`None`: no chunk is
+    /// complete, resume from the start).
+    pub last_key: Option<Key>,
+}
+
+/// Reads an unfinished backup (`PATH.partial`, or any file cut before its footer): the chunks
+/// that were written whole, checked, up to where the writer stopped. A chunk cut short at the
+/// end, or a file cut inside its header, is where it stopped, not an error.
+///
+/// # Errors
+/// [`RestoreError::Io`] when the file cannot be read; [`RestoreError::BadMagic`],
+/// [`RestoreError::UnsupportedVersion`], [`RestoreError::UnknownTag`] or
+/// [`RestoreError::CorruptChunk`] when what was written is not a backup's beginning.
+pub fn read_partial(path: &Path) -> Result<PartialPrefix, RestoreError> {
+    let bytes = fs::read(path).map_err(|source| RestoreError::Io { path: path.to_owned(), source })?;
+    let header = MAGIC.len() + 4;
+    if bytes.len() < header {
+        return if MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
+            Ok(PartialPrefix::default())
+        } else {
+            Err(RestoreError::BadMagic)
+        };
+    }
+    let mut cur = Cursor { bytes: &bytes, offset: 0 };
+    if cur.take(MAGIC.len(), "the header")? != MAGIC {
+        return Err(RestoreError::BadMagic);
+    }
+    let version = cur.u32("the header")?;
+    if version != VERSION {
+        return Err(RestoreError::UnsupportedVersion(version));
+    }
+    let mut prefix = PartialPrefix::default();
+    let mut last_chunk = None;
+    while cur.offset < bytes.len() {
+        let at = cur.offset;
+        let tag = cur.take(1, "a record tag")?[0];
+        if tag == FOOTER_TAG {
+            break; // A complete backup under a partial name: its chunks are all there.
+        }
+        if tag != CHUNK_TAG {
+            return Err(RestoreError::UnknownTag { offset: at, tag });
+        }
+        let Ok(head) = cur.take(CHUNK_HEADER_BYTES - 1, "a chunk header") else { break };
+        let word = |i: usize| u32::from_le_bytes(head[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let (keys, raw_len, raw_crc, compressed_len, compressed_crc) =
+            (word(0), word(1), word(2), word(3), word(4));
+        let Ok(compressed) = cur.take(compressed_len as usize, "a chunk body") else { break };
+        if crc32fast::hash(compressed) != compressed_crc {
+            let reason = "compressed checksum mismatch".to_owned();
+            return Err(RestoreError::CorruptChunk { chunk: prefix.chunks, offset: at, reason });
+        }
+        prefix.keys += u64::from(keys);
+        prefix.chunks += 1;
+        last_chunk = Some((at, compressed, raw_len, raw_crc, keys));
+    }
+    if let Some((at, compressed, raw_len, raw_crc, keys)) = last_chunk {
+        let corrupt =
+            |reason: String| RestoreError::CorruptChunk { chunk: prefix.chunks - 1, offset: at, reason };
+        let mut raw = Vec::with_capacity(raw_len as usize);
+        DeflateDecoder::new(compressed)
+            .take(u64::from(raw_len) + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
+        if raw.len() != raw_len as usize || crc32fast::hash(&raw) != raw_crc {
+            return Err(corrupt("decompressed payload does not match its length or checksum".into()));
+        }
+        let mut rec = Cursor { bytes: &raw, offset: 0 };
+        for _ in 0..keys {
+            let key = Key(u64::from_be_bytes(rec.take(8, "a record")?.try_into().expect("8 bytes")));
+            let len = rec.u32("a record")? as usize;
+            rec.take(len, "a record value")?;
+            prefix.last_key = Some(key);
+        }
+    }
+    Ok(prefix)
+}
+
 /// Proof that a backup equals the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -1091,5 +1175,32 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("end marker at byte"), "{error}");
+    }
+
+    #[test]
+    fn an_unfinished_backup_reads_as_its_complete_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.tgb");
+        let store = store(100);
+        let mut writer = BackupWriter::create(&path).unwrap();
+        let mut seen = 0;
+        let outcome = export(&store, None, &mut || {
+            seen += 1;
+            seen >= 40
+        });
+        writer.append(&outcome.chunk).unwrap();
+        let partial = writer.abandon().unwrap();
+        let whole = PartialPrefix { keys: 40, chunks: 1, last_key: Some(Key(39)) };
+        assert_eq!(read_partial(&partial).unwrap(), whole);
+        // A second chunk cut short (a kill mid-write) is where it stopped.
+        let mut bytes = fs::read(&partial).unwrap();
+        bytes.extend_from_slice(&[CHUNK_TAG, 7, 0, 0]);
+        fs::write(&partial, &bytes).unwrap();
+        assert_eq!(read_partial(&partial).unwrap(), whole);
+        // Cut inside the header: nothing written yet.
+        fs::write(&partial, &MAGIC[..3]).unwrap();
+        assert_eq!(read_partial(&partial).unwrap(), PartialPrefix::default());
+        fs::write(&partial, b"not a backup").unwrap();
+        assert!(matches!(read_partial(&partial), Err(RestoreError::BadMagic)));
     }
 }
