@@ -74,6 +74,16 @@ fn a_restart_never_overwrites_earlier_backups_even_after_kill_9_mid_backup() {
             "{jobs}"
         );
         assert!(interrupted["output"].as_str().unwrap().ends_with("backup-2.tgbak.partial"), "{jobs}");
+        // How far it got: the keys of its complete chunks, and the key to resume from.
+        assert!(interrupted["error"].is_null(), "{jobs}");
+        let (keys, resume) =
+            (interrupted["keys"].as_u64().unwrap(), interrupted["resume_key"].as_u64().unwrap());
+        assert!(keys < 60_000 && (keys == 0) == (resume == 0), "{jobs}");
+        assert!(
+            stderr.wait_for(&format!("resumable from key {resume}"), support::GUARD),
+            "{:?}",
+            stderr.seen
+        );
         assert_eq!(third.get_json("/jobs/2")["state"], "interrupted");
         assert_eq!(third.request("POST", "/jobs/2/restore", b"").status, 409);
     }

@@ -9,8 +9,9 @@
 //!
 //! **Earlier runs.** A `backup-N.tgbak.partial` found at startup is an earlier run's backup that
 //! stopped before its footer (a crash, a `kill -9`): it is left as it is, listed in the startup
-//! log and in `GET /jobs` as an `interrupted` job. Its complete chunks are a valid prefix of
-//! the keyspace; restore refuses the file as a whole.
+//! log and in `GET /jobs` as an `interrupted` job, with the keys of its complete chunks (a
+//! valid prefix of the keyspace, checked) and the key a backup resuming it would start from;
+//! restore refuses the file as a whole.
 //!
 //! **Retention** (`--keep-backups N`, after every completed backup): the newest N complete
 //! backups are kept, older ones removed; of the `.partial` files, the newest N are kept too and

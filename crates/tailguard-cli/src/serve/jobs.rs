@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use super::backups::{self, BackupFile};
 use crate::demo::Placement;
-use crate::workload::backup::{BackupError, BackupWriter, export};
+use crate::workload::backup::{BackupError, BackupWriter, export, read_partial};
 use crate::workload::keyspace::Key;
 use crate::workload::scan::catch_up_scan_until;
 use crate::workload::store::Store;
@@ -239,8 +239,13 @@ impl Job {
         }
     }
 
-    /// An earlier run's backup found as `file` (a partial one) at startup.
+    /// An earlier run's backup found as `file` (a partial one) at startup: its complete chunks
+    /// give the keys it holds and where a backup resuming it would start.
     fn interrupted(file: &BackupFile) -> Self {
+        let (resume_key, keys, error) = match read_partial(&file.path) {
+            Ok(prefix) => (prefix.last_key.map_or(Some(Key(0)), Key::successor), prefix.keys, None),
+            Err(error) => (None, 0, Some(format!("cannot be read as the beginning of a backup: {error}"))),
+        };
         let job = Job {
             id: file.number,
             kind: JobKind::Backup,
@@ -253,11 +258,14 @@ impl Job {
                 state: Some(JobState::Interrupted),
                 elapsed: Some(Duration::ZERO),
                 output: Some(file.path.clone()),
+                resume_key,
+                error,
                 ..Ending::default()
             }),
             finished: watch::Sender::new(true),
         };
         job.counters.compressed_bytes.store(file.bytes, Relaxed);
+        job.counters.keys.store(keys, Relaxed);
         job
     }
 

@@ -305,7 +305,6 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .map_err(|e| format!("cannot create the backup directory {}: {e}", backup_dir.display()))?;
     let earlier = backups::list(&backup_dir)
         .map_err(|e| format!("cannot read the backup directory {}: {e}", backup_dir.display()))?;
-    report_earlier(&earlier);
     let settings = JobSettings {
         limiter: limiter.clone(),
         placement: args.elastic_on,
@@ -346,6 +345,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         tenants,
         shutdown: watch::Sender::new(false),
     });
+    report_earlier(&earlier, &app.jobs);
     let sampler_stop = Arc::new(AtomicBool::new(false));
     let sampler = sampler::start(Arc::clone(&app), probe, Arc::clone(&sampler_stop))?;
 
@@ -369,20 +369,28 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     served
 }
 
-/// Says which files of earlier runs the backup directory holds.
-fn report_earlier(earlier: &[backups::BackupFile]) {
+/// Says which files of earlier runs the backup directory holds, and how far each interrupted
+/// backup got.
+fn report_earlier(earlier: &[backups::BackupFile], jobs: &Jobs) {
     let complete = earlier.iter().filter(|f| f.completeness == backups::Completeness::Complete).count();
     if complete > 0 {
         eprintln!("tailguard serve: the backup directory holds {complete} complete backups of earlier runs");
     }
-    for file in earlier.iter().filter(|f| f.completeness == backups::Completeness::Partial) {
+    for job in jobs.list() {
+        let status = job.status();
+        if status.state != jobs::JobState::Interrupted {
+            continue;
+        }
+        let path = status.output.as_deref().unwrap_or(std::path::Path::new("?")).display();
+        let progress = match (status.resume_key, &status.error) {
+            (Some(key), _) => format!("{} keys in complete chunks, resumable from key {key}", status.keys),
+            (None, Some(error)) => error.clone(),
+            (None, None) => format!("all {} keys written, only the footer is missing", status.keys),
+        };
         eprintln!(
-            "tailguard serve: {} ({} bytes) is the unfinished backup of an earlier run (job {}, listed as \
-             interrupted): left as it is; its complete chunks are a valid prefix of the keyspace, \
-             restore refuses it as a whole",
-            file.path.display(),
-            file.bytes,
-            file.number
+            "tailguard serve: {path} ({} bytes) is the unfinished backup of an earlier run (job {}, listed as \
+             interrupted; {progress}): left as it is; restore refuses it as a whole",
+            status.compressed_bytes, status.id
         );
     }
 }
