@@ -5,8 +5,13 @@
 //! renaming it to `PATH` once complete. A cancelled backup (a request, or server shutdown) stops
 //! at its next resumption point and keeps its output as `PATH.partial` without a footer: the name
 //! and the missing footer both mark it incomplete, and `restore` refuses it.
+//!
+//! Backup files are named by job id, and ids continue after the highest number already in the
+//! backup directory; an earlier run's partial file shows as an `interrupted` job, and each
+//! completed backup applies retention (see [`super::backups`]).
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,8 +25,9 @@ use tailguard::elastic::{
 };
 use tokio::sync::watch;
 
+use super::backups::{self, BackupFile};
 use crate::demo::Placement;
-use crate::workload::backup::{BackupError, BackupWriter, export};
+use crate::workload::backup::{BackupError, BackupWriter, export, read_partial};
 use crate::workload::keyspace::Key;
 use crate::workload::scan::catch_up_scan_until;
 use crate::workload::store::Store;
@@ -67,6 +73,9 @@ pub enum JobState {
     Cancelled,
     /// Stopped by an error (see `error`).
     Failed,
+    /// A backup of an earlier run of the server that stopped before completing (a crash, a
+    /// `kill -9`): its `.partial` file was found at startup and is left as it is.
+    Interrupted,
 }
 
 /// Live counters of one job (relaxed, monotonically increasing).
@@ -92,6 +101,8 @@ struct Ending {
     output: Option<PathBuf>,
     /// Digest ranges computed by a scan.
     ranges: Option<usize>,
+    /// Files retention removed after this backup completed.
+    pruned: Vec<PathBuf>,
 }
 
 /// One job.
@@ -146,6 +157,8 @@ pub struct JobStatus {
     pub ranges: Option<usize>,
     /// Why a failed job failed.
     pub error: Option<String>,
+    /// Backup files that retention (`--keep-backups`) removed once this backup completed.
+    pub pruned: Vec<PathBuf>,
 }
 
 impl Job {
@@ -203,7 +216,10 @@ impl Job {
             state: ending.state.unwrap_or(JobState::Running),
             keys,
             total_keys: self.total_keys,
-            fraction: if self.total_keys == 0 {
+            fraction: if ending.state == Some(JobState::Interrupted) {
+                // An earlier run's: how far it got is not known.
+                0.0
+            } else if self.total_keys == 0 {
                 1.0
             } else {
                 (keys as f64 / self.total_keys as f64).min(1.0)
@@ -219,7 +235,38 @@ impl Job {
             resume_key: ending.resume_key.map(|k| k.0),
             ranges: ending.ranges,
             error: ending.error,
+            pruned: ending.pruned,
         }
+    }
+
+    /// An earlier run's backup found as `file` (a partial one) at startup: its complete chunks
+    /// give the keys it holds and where a backup resuming it would start.
+    fn interrupted(file: &BackupFile) -> Self {
+        let (resume_key, keys, error) = match read_partial(&file.path) {
+            Ok(prefix) => (prefix.last_key.map_or(Some(Key(0)), Key::successor), prefix.keys, None),
+            Err(error) => (None, 0, Some(format!("cannot be read as the beginning of a backup: {error}"))),
+        };
+        let job = Job {
+            id: file.number,
+            kind: JobKind::Backup,
+            started: Instant::now(),
+            total_keys: 0,
+            path: Some(backups::path_of(file.path.parent().unwrap_or(Path::new(".")), file.number)),
+            counters: Counters::default(),
+            cancel: watch::Sender::new(true),
+            ending: Mutex::new(Ending {
+                state: Some(JobState::Interrupted),
+                elapsed: Some(Duration::ZERO),
+                output: Some(file.path.clone()),
+                resume_key,
+                error,
+                ..Ending::default()
+            }),
+            finished: watch::Sender::new(true),
+        };
+        job.counters.compressed_bytes.store(file.bytes, Relaxed);
+        job.counters.keys.store(keys, Relaxed);
+        job
     }
 
     fn end(&self, ending: Ending) {
@@ -268,6 +315,8 @@ pub struct JobSettings {
     pub request: AcquireRequest,
     /// Directory of backup files.
     pub backup_dir: PathBuf,
+    /// Complete backups (and, apart, partial ones) kept by retention.
+    pub keep_backups: NonZeroUsize,
 }
 
 /// The server's jobs.
@@ -287,9 +336,21 @@ struct Inner {
 }
 
 impl Jobs {
-    /// No jobs yet; backup and scan tasks run on `runtime` (when placed there).
-    pub fn new(store: Arc<Store>, settings: JobSettings, runtime: tokio::runtime::Handle) -> Self {
-        Self { store, settings, runtime, inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }) }
+    /// The jobs of a server whose backup directory holds `earlier` (its files at startup): ids
+    /// start after their highest number, and each partial file is an interrupted job. Backup and
+    /// scan tasks run on `runtime` (when placed there).
+    pub fn new(
+        store: Arc<Store>,
+        settings: JobSettings,
+        runtime: tokio::runtime::Handle,
+        earlier: &[BackupFile],
+    ) -> Self {
+        let mut inner = Inner { next_id: backups::next_number(earlier), ..Inner::default() };
+        for file in earlier.iter().filter(|f| f.completeness == backups::Completeness::Partial) {
+            let job = Job::interrupted(file);
+            inner.jobs.insert(job.id, Arc::new(job));
+        }
+        Self { store, settings, runtime, inner: Mutex::new(inner) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -323,14 +384,19 @@ impl Jobs {
         if let Some(running) = inner.jobs.values().find(|j| j.kind == kind && !j.is_finished()) {
             return Err(StartError::Busy { kind: kind.name(), running: running.id });
         }
+        if kind == JobKind::Backup {
+            // Another process may have written backups here since: never reuse a number.
+            if let Ok(files) = backups::list(&self.settings.backup_dir) {
+                inner.next_id = inner.next_id.max(backups::next_number(&files));
+            }
+        }
         let id = inner.next_id;
         let job = Arc::new(Job {
             id,
             kind,
             started: Instant::now(),
             total_keys: self.store.len() as u64,
-            path: (kind == JobKind::Backup)
-                .then(|| self.settings.backup_dir.join(format!("backup-{id}.tgbak"))),
+            path: (kind == JobKind::Backup).then(|| backups::path_of(&self.settings.backup_dir, id)),
             counters: Counters::default(),
             cancel: watch::Sender::new(false),
             ending: Mutex::default(),
@@ -453,7 +519,7 @@ impl Runner {
         let path = self.job.path.clone().expect("a backup job has a path");
         let fail =
             |error: BackupError| Ending::failed(format!("backup to {} failed: {error}", path.display()));
-        let mut writer = match BackupWriter::create(&path) {
+        let mut writer = match BackupWriter::create_new(&path) {
             Ok(writer) => writer,
             Err(error) => return fail(error),
         };
@@ -518,7 +584,15 @@ impl Runner {
             }
         }
         match writer.finish() {
-            Ok(_) => Ending { state: Some(JobState::Completed), output: Some(path), ..Ending::default() },
+            Ok(_) => {
+                let pruned = backups::prune(&self.settings.backup_dir, self.settings.keep_backups);
+                Ending {
+                    state: Some(JobState::Completed),
+                    output: Some(path),
+                    pruned: pruned.into_iter().map(|f| f.path).collect(),
+                    ..Ending::default()
+                }
+            }
             Err(error) => fail(error),
         }
     }
@@ -612,8 +686,9 @@ mod tests {
             slice: Duration::from_millis(1),
             request: AcquireRequest::new().yield_every(Duration::from_micros(250)),
             backup_dir: dir.path().to_owned(),
+            keep_backups: NonZeroUsize::new(backups::DEFAULT_KEEP).unwrap(),
         };
-        (Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()), store, dir)
+        (Jobs::new(Arc::clone(&store), settings, runtime.handle().clone(), &[]), store, dir)
     }
 
     #[test]

@@ -204,6 +204,15 @@ pub enum BackupError {
         /// The OS error.
         source: io::Error,
     },
+    /// The destination or its partial file exists already: backups opened with
+    /// [`BackupWriter::create_new`] never replace or truncate a file.
+    #[error(
+        "{path} exists already; a new backup never replaces a file (is another process writing backups to the same directory?)"
+    )]
+    Exists {
+        /// The file that exists.
+        path: PathBuf,
+    },
     /// The caller cancelled the backup; no file was left at the destination.
     #[error("backup cancelled after {keys} keys; nothing was written at the destination, rerun to back up")]
     Cancelled {
@@ -222,6 +231,16 @@ pub struct BackupWriter {
     keys: u64,
     chunks: u64,
     total_crc: crc32fast::Hasher,
+    existing: Existing,
+}
+
+/// What a backup does with a file already at its destination or partial path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Existing {
+    /// Truncate the partial file, replace the destination.
+    Replace,
+    /// Refuse either with [`BackupError::Exists`].
+    Refuse,
 }
 
 /// `PATH.partial`: where an unfinished backup of `path` lives.
@@ -237,12 +256,52 @@ impl BackupWriter {
     /// # Errors
     /// [`BackupError::Io`] when the partial file cannot be created.
     pub fn create(path: impl Into<PathBuf>) -> Result<Self, BackupError> {
+        Self::open(path.into(), Existing::Replace)
+    }
+
+    /// Starts a backup whose finished file will be `path`, refusing to touch any existing file:
+    /// `PATH.partial` is opened create-new, and [`finish`](Self::finish) links it to `path`
+    /// only if nothing is there.
+    ///
+    /// # Errors
+    /// [`BackupError::Exists`] when `path` or `PATH.partial` exists; [`BackupError::Io`] when
+    /// the partial file cannot be created.
+    pub fn create_new(path: impl Into<PathBuf>) -> Result<Self, BackupError> {
         let path = path.into();
+        if path.exists() {
+            return Err(BackupError::Exists { path });
+        }
+        Self::open(path, Existing::Refuse)
+    }
+
+    fn open(path: PathBuf, existing: Existing) -> Result<Self, BackupError> {
         let partial = partial_path(&path);
         let io_err = |source| BackupError::Io { path: partial.clone(), source };
-        let mut file = BufWriter::new(File::create(&partial).map_err(io_err)?);
-        file.write_all(MAGIC).and_then(|()| file.write_all(&VERSION.to_le_bytes())).map_err(io_err)?;
-        Ok(Self { path, partial, file: Some(file), keys: 0, chunks: 0, total_crc: crc32fast::Hasher::new() })
+        let file = match existing {
+            Existing::Replace => File::create(&partial),
+            Existing::Refuse => fs::OpenOptions::new().write(true).create_new(true).open(&partial),
+        };
+        let file = match file {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(BackupError::Exists { path: partial });
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut file = BufWriter::new(file);
+        let header = file.write_all(MAGIC).and_then(|()| file.write_all(&VERSION.to_le_bytes()));
+        let writer = Self {
+            path,
+            partial: partial.clone(),
+            file: Some(file),
+            keys: 0,
+            chunks: 0,
+            total_crc: crc32fast::Hasher::new(),
+            existing,
+        };
+        // On error the writer's drop removes the partial file it created.
+        header.map_err(io_err)?;
+        Ok(writer)
     }
 
     fn io_err(&self, source: io::Error) -> BackupError {
@@ -297,8 +356,18 @@ impl BackupWriter {
             let _ = fs::remove_file(&self.partial);
             return Err(self.io_err(e));
         }
-        if let Err(source) = fs::rename(&self.partial, &self.path) {
+        let placed = match self.existing {
+            Existing::Replace => fs::rename(&self.partial, &self.path),
+            // A hard link fails if the destination exists, where a rename would replace it.
+            Existing::Refuse => {
+                fs::hard_link(&self.partial, &self.path).and_then(|()| fs::remove_file(&self.partial))
+            }
+        };
+        if let Err(source) = placed {
             let _ = fs::remove_file(&self.partial);
+            if source.kind() == io::ErrorKind::AlreadyExists {
+                return Err(BackupError::Exists { path: self.path.clone() });
+            }
             return Err(BackupError::Io { path: self.path.clone(), source });
         }
         // Make the rename durable too (best effort: not every platform can sync a directory).
@@ -551,6 +620,12 @@ pub enum RestoreError {
         /// Value computed from the chunks.
         actual: u64,
     },
+    /// The footer's last 8 bytes are not the end marker.
+    #[error("corrupt backup: the footer's end marker at byte {offset} is not \"TGEND!!\\n\"")]
+    BadEndMarker {
+        /// Position of the end marker.
+        offset: usize,
+    },
     /// Bytes follow the footer.
     #[error("corrupt backup: {extra} unexpected bytes after the footer")]
     TrailingBytes {
@@ -673,8 +748,9 @@ fn parse(bytes: &[u8]) -> Result<Restored, RestoreError> {
                 let keys = cur.u64("the footer")?;
                 let footer_chunks = cur.u64("the footer")?;
                 let footer_crc = cur.u32("the footer")?;
+                let end_at = cur.offset;
                 if cur.take(END_MAGIC.len(), "the footer")? != END_MAGIC {
-                    return Err(RestoreError::FooterMismatch { what: "end marker", footer: 0, actual: 0 });
+                    return Err(RestoreError::BadEndMarker { offset: end_at });
                 }
                 let checks = [
                     ("keys", keys, entries.len() as u64),
@@ -695,6 +771,90 @@ fn parse(bytes: &[u8]) -> Result<Restored, RestoreError> {
             tag => return Err(RestoreError::UnknownTag { offset: at, tag }),
         }
     }
+}
+
+/// How far an unfinished backup got: what its complete chunks hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartialPrefix {
+    /// Keys in the complete chunks.
+    pub keys: u64,
+    /// Complete chunks (each checksum checked).
+    pub chunks: u64,
+    /// The last key in them; a backup resuming this one starts after it (`None`: no chunk is
+    /// complete, resume from the start).
+    pub last_key: Option<Key>,
+}
+
+/// Reads an unfinished backup (`PATH.partial`, or any file cut before its footer): the chunks
+/// that were written whole, checked, up to where the writer stopped. A chunk cut short at the
+/// end, or a file cut inside its header, is where it stopped, not an error.
+///
+/// # Errors
+/// [`RestoreError::Io`] when the file cannot be read; [`RestoreError::BadMagic`],
+/// [`RestoreError::UnsupportedVersion`], [`RestoreError::UnknownTag`] or
+/// [`RestoreError::CorruptChunk`] when what was written is not a backup's beginning.
+pub fn read_partial(path: &Path) -> Result<PartialPrefix, RestoreError> {
+    let bytes = fs::read(path).map_err(|source| RestoreError::Io { path: path.to_owned(), source })?;
+    let header = MAGIC.len() + 4;
+    if bytes.len() < header {
+        return if MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
+            Ok(PartialPrefix::default())
+        } else {
+            Err(RestoreError::BadMagic)
+        };
+    }
+    let mut cur = Cursor { bytes: &bytes, offset: 0 };
+    if cur.take(MAGIC.len(), "the header")? != MAGIC {
+        return Err(RestoreError::BadMagic);
+    }
+    let version = cur.u32("the header")?;
+    if version != VERSION {
+        return Err(RestoreError::UnsupportedVersion(version));
+    }
+    let mut prefix = PartialPrefix::default();
+    let mut last_chunk = None;
+    while cur.offset < bytes.len() {
+        let at = cur.offset;
+        let tag = cur.take(1, "a record tag")?[0];
+        if tag == FOOTER_TAG {
+            break; // A complete backup under a partial name: its chunks are all there.
+        }
+        if tag != CHUNK_TAG {
+            return Err(RestoreError::UnknownTag { offset: at, tag });
+        }
+        let Ok(head) = cur.take(CHUNK_HEADER_BYTES - 1, "a chunk header") else { break };
+        let word = |i: usize| u32::from_le_bytes(head[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let (keys, raw_len, raw_crc, compressed_len, compressed_crc) =
+            (word(0), word(1), word(2), word(3), word(4));
+        let Ok(compressed) = cur.take(compressed_len as usize, "a chunk body") else { break };
+        if crc32fast::hash(compressed) != compressed_crc {
+            let reason = "compressed checksum mismatch".to_owned();
+            return Err(RestoreError::CorruptChunk { chunk: prefix.chunks, offset: at, reason });
+        }
+        prefix.keys += u64::from(keys);
+        prefix.chunks += 1;
+        last_chunk = Some((at, compressed, raw_len, raw_crc, keys));
+    }
+    if let Some((at, compressed, raw_len, raw_crc, keys)) = last_chunk {
+        let corrupt =
+            |reason: String| RestoreError::CorruptChunk { chunk: prefix.chunks - 1, offset: at, reason };
+        let mut raw = Vec::with_capacity(raw_len as usize);
+        DeflateDecoder::new(compressed)
+            .take(u64::from(raw_len) + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
+        if raw.len() != raw_len as usize || crc32fast::hash(&raw) != raw_crc {
+            return Err(corrupt("decompressed payload does not match its length or checksum".into()));
+        }
+        let mut rec = Cursor { bytes: &raw, offset: 0 };
+        for _ in 0..keys {
+            let key = Key(u64::from_be_bytes(rec.take(8, "a record")?.try_into().expect("8 bytes")));
+            let len = rec.u32("a record")? as usize;
+            rec.take(len, "a record value")?;
+            prefix.last_key = Some(key);
+        }
+    }
+    Ok(prefix)
 }
 
 /// Proof that a backup equals the store.
@@ -965,5 +1125,82 @@ mod tests {
         assert_eq!(stats.elapsed, Duration::from_millis(10));
         assert!((stats.keys_per_sec() - 10_000.0).abs() < 1e-6);
         assert!(stats.raw_bytes_per_sec() > 0.0);
+    }
+
+    #[test]
+    fn create_new_never_truncates_or_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(50);
+        let write = |writer: &mut BackupWriter| {
+            writer.append(&export(&store, None, &mut || false).chunk).unwrap();
+        };
+        let path = dir.path().join("b.tgb");
+        // An earlier run's partial file is refused, and left byte for byte.
+        fs::write(partial_path(&path), b"earlier").unwrap();
+        assert!(matches!(BackupWriter::create_new(&path), Err(BackupError::Exists { .. })));
+        assert_eq!(fs::read(partial_path(&path)).unwrap(), b"earlier");
+        // A complete file is refused too.
+        let done = dir.path().join("done.tgb");
+        fs::write(&done, b"complete").unwrap();
+        assert!(matches!(BackupWriter::create_new(&done), Err(BackupError::Exists { .. })));
+        assert_eq!(fs::read(&done).unwrap(), b"complete");
+        // A file that appears at the destination while the backup runs is not replaced.
+        let raced = dir.path().join("raced.tgb");
+        let mut writer = BackupWriter::create_new(&raced).unwrap();
+        write(&mut writer);
+        fs::write(&raced, b"someone else's").unwrap();
+        assert!(matches!(writer.finish(), Err(BackupError::Exists { .. })));
+        assert_eq!(fs::read(&raced).unwrap(), b"someone else's");
+        // Without a collision it completes like `create`.
+        let fresh = dir.path().join("fresh.tgb");
+        let mut writer = BackupWriter::create_new(&fresh).unwrap();
+        write(&mut writer);
+        writer.finish().unwrap();
+        assert_eq!(restore(&fresh).unwrap().entries.len(), 50);
+        assert!(!partial_path(&fresh).exists());
+    }
+
+    #[test]
+    fn a_flipped_end_marker_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.tgb");
+        backup_with(&store(20), &path, || u64::MAX);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let error = restore(&path).unwrap_err();
+        assert!(
+            matches!(error, RestoreError::BadEndMarker { offset } if offset == bytes.len() - 8),
+            "{error}"
+        );
+        assert!(error.to_string().contains("end marker at byte"), "{error}");
+    }
+
+    #[test]
+    fn an_unfinished_backup_reads_as_its_complete_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.tgb");
+        let store = store(100);
+        let mut writer = BackupWriter::create(&path).unwrap();
+        let mut seen = 0;
+        let outcome = export(&store, None, &mut || {
+            seen += 1;
+            seen >= 40
+        });
+        writer.append(&outcome.chunk).unwrap();
+        let partial = writer.abandon().unwrap();
+        let whole = PartialPrefix { keys: 40, chunks: 1, last_key: Some(Key(39)) };
+        assert_eq!(read_partial(&partial).unwrap(), whole);
+        // A second chunk cut short (a kill mid-write) is where it stopped.
+        let mut bytes = fs::read(&partial).unwrap();
+        bytes.extend_from_slice(&[CHUNK_TAG, 7, 0, 0]);
+        fs::write(&partial, &bytes).unwrap();
+        assert_eq!(read_partial(&partial).unwrap(), whole);
+        // Cut inside the header: nothing written yet.
+        fs::write(&partial, &MAGIC[..3]).unwrap();
+        assert_eq!(read_partial(&partial).unwrap(), PartialPrefix::default());
+        fs::write(&partial, b"not a backup").unwrap();
+        assert!(matches!(read_partial(&partial), Err(RestoreError::BadMagic)));
     }
 }
