@@ -44,7 +44,6 @@ enum Command {
     Restore(restore::RestoreArgs),
 }
 
-// Modules not yet moved to `crate::error` still name it through the root.
 use error::CliError;
 
 fn main() -> ExitCode {

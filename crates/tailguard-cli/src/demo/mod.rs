@@ -47,8 +47,6 @@ pub use self::bench::Interrupted;
 use self::progress::Progress;
 use crate::error::CliError;
 use crate::report::{self, DemoReport, Machine, Settings};
-// `serve` still names the shared choices through the demo.
-pub use crate::choices::{ControllerChoice, Placement};
 
 /// Runs `tailguard demo`.
 ///

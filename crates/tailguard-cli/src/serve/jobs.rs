@@ -26,14 +26,12 @@ use tailguard::elastic::{
 use tokio::sync::watch;
 
 use super::backups::{self, BackupFile};
-use crate::demo::Placement;
+use crate::choices::{Placement, QUANTUM};
 use crate::workload::backup::{BackupError, BackupWriter, export, read_partial};
 use crate::workload::keyspace::Key;
 use crate::workload::scan::catch_up_scan_until;
 use crate::workload::store::Store;
 
-/// Longest stretch a backup task placed in the runtime works before yielding its worker.
-const QUANTUM: Duration = Duration::from_micros(500);
 /// Finished jobs kept for `GET /jobs` (the oldest finished ones are forgotten first).
 const KEEP_FINISHED: usize = 64;
 /// Keys between two CPU-clock reads of the scan.
