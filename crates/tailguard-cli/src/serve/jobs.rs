@@ -642,21 +642,14 @@ impl Runner {
 pub fn restore_into(path: &Path, store: &Store) -> Result<(u64, u64), crate::workload::backup::RestoreError> {
     let restored = crate::workload::backup::restore(path)?;
     let mut removed = 0u64;
-    let mut batch = Vec::new();
-    let mut from = Some(Key(0));
-    while let Some(start) = from {
-        batch.clear();
-        store.scan_into(start, 1024, &mut batch);
-        from = batch.last().and_then(|(k, _)| k.successor());
-        if batch.is_empty() {
-            break;
-        }
-        for (key, _) in &batch {
-            if !restored.entries.contains_key(key) {
-                store.remove(*key);
-                removed += 1;
-            }
-        }
+    let mut stale = Vec::new();
+    let mut batches = store.batches(Key(0), 1024);
+    while let Some(batch) = batches.next_batch() {
+        stale.extend(batch.iter().map(|(key, _)| *key).filter(|key| !restored.entries.contains_key(key)));
+    }
+    for key in stale {
+        store.remove(key);
+        removed += 1;
     }
     for (key, value) in &restored.entries {
         store.put(*key, value.clone());
