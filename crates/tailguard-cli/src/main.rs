@@ -9,6 +9,7 @@
 mod choices;
 mod demo;
 mod error;
+mod logging;
 mod report;
 mod restore;
 mod serve;
@@ -61,6 +62,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), CliError> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        logging::init();
+    }
     match cli.command {
         Command::Observe(args) => observe::run(&args),
         Command::Sim(args) => sim::run(&args),

@@ -389,3 +389,23 @@ fn a_backup_killed_midway_leaves_only_a_partial_file_that_restore_refuses() {
         assert!(why.contains("the backup did not complete"), "{why}");
     }
 }
+
+#[test]
+fn warnings_are_logged_through_rust_log() {
+    // Too few requests for the printed points to lie safely inside the tail: a warning.
+    let run = |filter: Option<&str>| {
+        let mut command = tailguard();
+        command.args(["sim", "--vars", "10", "--p99", "1s", "--p99.9", "1m", "--requests", "2000"]);
+        match filter {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let output = command.output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let default = run(None);
+    assert!(default.contains("WARN") && default.contains("standard deviations"), "{default}");
+    let quiet = run(Some("error"));
+    assert!(!quiet.contains("standard deviations"), "RUST_LOG=error hides warnings: {quiet}");
+}

@@ -245,7 +245,7 @@ impl ElasticRun {
             limiter.stop();
         }
         for failure in &failures {
-            eprintln!("tailguard demo: backup did not verify: {failure}");
+            tracing::error!("backup did not verify: {failure}");
         }
         let verified = (backups > 0).then_some(failures.is_empty());
         let secs = measured.as_secs_f64();
@@ -296,7 +296,7 @@ impl Job {
         if self.os_priority {
             // Best effort: where the OS refuses, the mode runs at normal priority and says so.
             if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
-                eprintln!("tailguard demo: cannot lower an elastic thread's priority: {error}");
+                tracing::warn!("cannot lower an elastic thread's priority: {error}");
             }
         }
     }

@@ -116,7 +116,7 @@ pub fn prune(dir: &Path, keep: NonZeroUsize) -> Vec<BackupFile> {
     let files = match list(dir) {
         Ok(files) => files,
         Err(error) => {
-            eprintln!("tailguard serve: retention: cannot list {}: {error}", dir.display());
+            tracing::warn!("retention: cannot list {}: {error}", dir.display());
             return Vec::new();
         }
     };
@@ -128,15 +128,15 @@ pub fn prune(dir: &Path, keep: NonZeroUsize) -> Vec<BackupFile> {
         };
         match std::fs::remove_file(&file.path) {
             Ok(()) => {
-                eprintln!(
-                    "tailguard serve: retention (--keep-backups {keep}): removed {what} {} ({} bytes)",
+                tracing::info!(
+                    "retention (--keep-backups {keep}): removed {what} {} ({} bytes)",
                     file.path.display(),
                     file.bytes
                 );
                 removed.push(file);
             }
             Err(error) => {
-                eprintln!("tailguard serve: retention: cannot remove {}: {error}", file.path.display())
+                tracing::warn!("retention: cannot remove {}: {error}", file.path.display())
             }
         }
     }

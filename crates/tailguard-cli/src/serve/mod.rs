@@ -293,7 +293,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
 
     let keyspace = args.keyspace.config();
-    eprintln!("tailguard serve: loading {} keys…", args.keyspace.keys);
+    tracing::info!("loading {} keys…", args.keyspace.keys);
     let store = Arc::new(Store::populate(&keyspace, 64));
     let service =
         Service::tracked(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
@@ -327,8 +327,10 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     // Outlier capture: a layer on the global subscriber (every worker thread enters spans).
     let capture_layer = CaptureLayer::new();
     let captures = capture_layer.handle();
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(capture_layer))
-        .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(capture_layer).with(crate::logging::layer()),
+    )
+    .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
     let app = Arc::new(App {
         queue,
         captures,
@@ -374,7 +376,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
 fn report_earlier(earlier: &[backups::BackupFile], jobs: &Jobs) {
     let complete = earlier.iter().filter(|f| f.completeness == backups::Completeness::Complete).count();
     if complete > 0 {
-        eprintln!("tailguard serve: the backup directory holds {complete} complete backups of earlier runs");
+        tracing::info!("the backup directory holds {complete} complete backups of earlier runs");
     }
     for job in jobs.list() {
         let status = job.status();
@@ -387,10 +389,11 @@ fn report_earlier(earlier: &[backups::BackupFile], jobs: &Jobs) {
             (None, Some(error)) => error.clone(),
             (None, None) => format!("all {} keys written, only the footer is missing", status.keys),
         };
-        eprintln!(
-            "tailguard serve: {path} ({} bytes) is the unfinished backup of an earlier run (job {}, listed as \
+        tracing::info!(
+            "{path} ({} bytes) is the unfinished backup of an earlier run (job {}, listed as \
              interrupted; {progress}): left as it is; restore refuses it as a whole",
-            status.compressed_bytes, status.id
+            status.compressed_bytes,
+            status.id
         );
     }
 }
@@ -421,8 +424,8 @@ async fn serve(
     println!("tailguard serve: listening on http://{local} (backups in {})", backup_dir.display());
     let _ = std::io::stdout().flush();
     let on_signal = |name: &'static str| {
-        eprintln!(
-            "tailguard serve: {name}: finishing requests in flight and stopping jobs (at most {}; \
+        tracing::info!(
+            "{name}: finishing requests in flight and stopping jobs (at most {}; \
              a second signal exits at once)…",
             humantime(shutdown_timeout)
         );
@@ -438,37 +441,37 @@ async fn serve(
     match server::serve(listener, router, timeouts, shutdown_timeout, &mut signals, on_signal, jobs_stopped)
         .await
     {
-        Ok(drained) if drained.cut_off > 0 => eprintln!(
-            "tailguard serve: closed {} connections still open after --shutdown-timeout {}",
+        Ok(drained) if drained.cut_off > 0 => tracing::warn!(
+            "closed {} connections still open after --shutdown-timeout {}",
             drained.cut_off,
             humantime(shutdown_timeout)
         ),
         Ok(_) => {}
         Err(interrupted) => {
-            eprintln!("tailguard serve: {interrupted}");
+            tracing::warn!("{interrupted}");
             std::process::exit(1);
         }
     }
     for job in app.jobs.list() {
         let status = job.status();
         if status.state == jobs::JobState::Running {
-            eprintln!(
-                "tailguard serve: job {} ({}) had not stopped by the deadline; its output stays incomplete",
+            tracing::warn!(
+                "job {} ({}) had not stopped by the deadline; its output stays incomplete",
                 status.id,
                 status.kind.name()
             );
         }
         if let Some(output) = status.output.as_ref().filter(|_| status.state == jobs::JobState::Cancelled) {
             let resume = status.resume_key.map_or_else(|| "the start".to_owned(), |k| format!("key {k}"));
-            eprintln!(
-                "tailguard serve: job {} ({}) stopped before {resume}; its incomplete output is {}",
+            tracing::info!(
+                "job {} ({}) stopped before {resume}; its incomplete output is {}",
                 status.id,
                 status.kind.name(),
                 output.display()
             );
         }
     }
-    eprintln!("tailguard serve: stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 

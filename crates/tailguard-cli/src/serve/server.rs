@@ -358,7 +358,7 @@ pub async fn serve(
                     // instead of spinning.
                     accept_errors += 1;
                     if accept_errors.is_power_of_two() {
-                        eprintln!("tailguard serve: cannot accept a connection ({accept_errors} so far): {error}");
+                        tracing::warn!("cannot accept a connection ({accept_errors} so far): {error}");
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }

@@ -15,10 +15,7 @@ impl Runner {
     pub(super) fn lower_priority(&self) {
         if self.settings.os_priority {
             if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
-                eprintln!(
-                    "tailguard serve: cannot lower the {} thread's priority: {error}",
-                    self.job.kind.name()
-                );
+                tracing::warn!("cannot lower the {} thread's priority: {error}", self.job.kind.name());
             }
         }
     }
