@@ -6,7 +6,10 @@
 // A binary: `pub` marks each module's interface to the rest of the crate.
 #![allow(unreachable_pub)]
 
+mod choices;
 mod demo;
+mod error;
+mod logging;
 mod report;
 mod restore;
 mod serve;
@@ -42,8 +45,7 @@ enum Command {
     Restore(restore::RestoreArgs),
 }
 
-/// Any error that ends the command; its message is printed after `tailguard: `.
-type CliError = Box<dyn std::error::Error + Send + Sync>;
+use error::CliError;
 
 fn main() -> ExitCode {
     match run() {
@@ -60,6 +62,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), CliError> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        logging::init();
+    }
     match cli.command {
         Command::Observe(args) => observe::run(&args),
         Command::Sim(args) => sim::run(&args),

@@ -18,8 +18,8 @@ use tailguard::observe::runtime_probe::RuntimeProbe;
 use tailguard::observe::thread_probe::ThreadProbe;
 use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig};
 
-use crate::CliError;
 use crate::duration::parse_duration;
+use crate::error::CliError;
 
 /// Flags of `tailguard observe`.
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use crate::CliError;
+use crate::error::CliError;
 use crate::workload::backup::verify;
 use crate::workload::keyspace::KeyspaceConfig;
 use crate::workload::store::Store;

@@ -53,8 +53,8 @@ use clap::Args;
 use serde::Serialize;
 use tailguard::sim::{Composition, HopDistribution, SimConfig, SimResult, request_quantile, simulate};
 
-use crate::CliError;
 use crate::duration::parse_duration;
+use crate::error::CliError;
 
 /// Arguments of `tailguard sim`.
 #[derive(Debug, Args)]
@@ -309,11 +309,12 @@ fn warn_if_noisy(point: &HopPoint, requests: u64) {
     let margin = point.printed_quantile - at;
     // sigmas = margin / sqrt(at (1 - at) / n) >= MIN_SIGMAS  <=>  n >= MIN_SIGMAS² at (1 - at) / margin².
     let needed = (MIN_SIGMAS * MIN_SIGMAS * at * (1.0 - at) / (margin * margin)).ceil();
-    eprintln!(
-        "warning: {} lies only {sigmas:.1} standard deviations of sampling noise past where the hop {} \
+    tracing::warn!(
+        "{} lies only {sigmas:.1} standard deviations of sampling noise past where the hop {} \
          shows, with {requests} requests: its latency may come from before the tail; give --requests {needed} \
          or more",
-        point.label, point.hop_percentile
+        point.label,
+        point.hop_percentile
     );
 }
 

@@ -63,15 +63,18 @@ fn short_demo_reports_every_mode_and_its_backups_restore() {
         modes[2]["elastic"]["mean_share"]["median"].as_f64().unwrap() > 0.29,
         "the static share is reported"
     );
+    // Idle CPU measured in the baseline windows: on a machine busy with other work it may be 0,
+    // and then no share of it is reported.
+    let idle = report["settings"]["idle_cpu"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&idle), "idle CPU measured in the baseline windows: {idle}");
     for mode in &modes[1..] {
         assert_eq!(mode["runs"], 2);
         assert_eq!(mode["elastic"]["verified"], serde_json::Value::Bool(true), "{mode}");
         let ratio = &mode["p99_vs_baseline"]["pooled"];
         assert!(ratio["low"].as_f64().unwrap() <= ratio["median"].as_f64().unwrap(), "{ratio}");
-        assert!(mode["elastic"]["idle_share_used"]["median"].as_f64().unwrap() > 0.0, "{mode}");
+        let of_idle = &mode["elastic"]["idle_share_used"];
+        assert_eq!(of_idle.is_null(), idle == 0.0, "{mode}");
     }
-    let idle = report["settings"]["idle_cpu"].as_f64().unwrap();
-    assert!(idle > 0.0 && idle <= 1.0, "idle CPU measured in the baseline windows: {idle}");
     assert!(report["noise"]["window"]["median"].as_f64().unwrap() > 0.0, "the A/A ratio");
     assert!(stdout.contains("noise floor: baseline against baseline"), "{stdout}");
     let html = std::fs::read_to_string(&html_path).unwrap();
@@ -385,4 +388,24 @@ fn a_backup_killed_midway_leaves_only_a_partial_file_that_restore_refuses() {
         assert!(!restored);
         assert!(why.contains("the backup did not complete"), "{why}");
     }
+}
+
+#[test]
+fn warnings_are_logged_through_rust_log() {
+    // Too few requests for the printed points to lie safely inside the tail: a warning.
+    let run = |filter: Option<&str>| {
+        let mut command = tailguard();
+        command.args(["sim", "--vars", "10", "--p99", "1s", "--p99.9", "1m", "--requests", "2000"]);
+        match filter {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let output = command.output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let default = run(None);
+    assert!(default.contains("WARN") && default.contains("standard deviations"), "{default}");
+    let quiet = run(Some("error"));
+    assert!(!quiet.contains("standard deviations"), "RUST_LOG=error hides warnings: {quiet}");
 }

@@ -42,20 +42,25 @@ async fn paced_tasks_finish_and_leave_the_limiter_clean() {
     limiter.stop();
 }
 
-/// Spins the CPU for `duration` of wall time.
+/// Spins until this thread has used `duration` of CPU.
 fn burn(duration: Duration) {
-    let start = std::time::Instant::now();
+    let start = tailguard::clock::thread_cpu_time();
     let mut x = 0u64;
-    while start.elapsed() < duration {
-        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    while tailguard::clock::thread_cpu_time().saturating_sub(start) < duration {
+        for _ in 0..1_000 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
     }
 }
 
 #[test]
 fn a_grant_in_an_elastic_task_is_charged_its_own_running_time_not_the_foregrounds_cpu() {
-    // One worker: the elastic task works 2 ms under a grant, yields, and while it waits a
-    // foreground task burns 50 ms of CPU on the same thread; then the elastic task works
-    // 2 ms more. The worker thread's CPU clock would charge the grant ~54 ms.
+    // One worker: the elastic task works 2 ms of CPU under a grant, yields, and while it waits a
+    // foreground task burns 50 ms of CPU on the same thread; then the elastic task works 2 ms
+    // more. The worker thread's CPU clock would charge the grant ~54 ms. Under load the OS may
+    // stretch any of these in wall time, so the test checks what holds whatever the load: the
+    // grant was charged at least the elastic task's own CPU, no more than its running time, and
+    // nothing of the time the foreground ran.
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let limiter = Limiter::builder().cores(1.0).controller(ControllerKind::Fixed(0.5)).start().unwrap();
     let elastic = limiter.elastic({
@@ -70,19 +75,24 @@ fn a_grant_in_an_elastic_task_is_charged_its_own_running_time_not_the_foreground
         }
     });
     let running = elastic.running_time_handle();
-    let (used, thread_cpu) = runtime.block_on(async {
-        let cpu_before = tailguard::clock::thread_cpu_time();
+    let (used, whole, foreground) = runtime.block_on(async {
+        let started = std::time::Instant::now();
         let elastic = tokio::spawn(elastic);
-        let foreground = tokio::spawn(async { burn(Duration::from_millis(50)) });
+        let foreground = tokio::spawn(async {
+            let started = std::time::Instant::now();
+            burn(Duration::from_millis(50));
+            started.elapsed()
+        });
         let used = elastic.await.unwrap();
-        foreground.await.unwrap();
-        (used, tailguard::clock::thread_cpu_time().saturating_sub(cpu_before))
+        let foreground = foreground.await.unwrap();
+        (used, started.elapsed(), foreground)
     });
-    assert!(thread_cpu >= Duration::from_millis(50), "the foreground ran on this thread: {thread_cpu:?}");
-    // The grant saw the task's own running time (it started right after the acquisition and
-    // ended just before the task did) and none of the foreground's 50 ms.
     let own = running.get();
-    assert!(used <= own && own - used <= Duration::from_millis(1), "used {used:?}, task ran {own:?}");
-    assert!(used >= Duration::from_millis(4) && used < Duration::from_millis(25), "used {used:?}");
+    assert!(used >= Duration::from_millis(4), "at least the task's own 4 ms of CPU: {used:?}");
+    assert!(used <= own, "used {used:?}, the task ran {own:?}");
+    assert!(
+        used + foreground <= whole + Duration::from_millis(1),
+        "the grant overlaps the foreground's run: used {used:?} + foreground {foreground:?} > {whole:?}"
+    );
     limiter.stop();
 }

@@ -54,7 +54,11 @@ fn cpu_bound_threads_consume_their_fixed_share() {
     let expected = wall.as_secs_f64() * SHARE * CORES;
     let ratio = cpu.as_secs_f64() / expected;
     eprintln!("elastic CPU {cpu:?} over {wall:?}: {ratio:.3} of the 25 % x 2 cores share");
-    assert!((0.8..=1.2).contains(&ratio), "consumed {ratio:.3} of the share");
+    // The limiter's promise is the ceiling: the bucket never lets the threads run past their
+    // share (one grant of slack). Reaching the share needs a free half core, which a loaded CI
+    // machine may not give, so the floor only asks that the threads made real progress.
+    assert!(ratio <= 1.2, "consumed {ratio:.3} of the share: more than the limiter allows");
+    assert!(ratio >= 0.5, "consumed only {ratio:.3} of the share");
     let snapshot = limiter.snapshot();
     assert_eq!(snapshot.waiters, 0);
     assert!(snapshot.total_used > Duration::ZERO);

@@ -58,8 +58,9 @@ fn probe_p99_rises_when_the_runtime_is_saturated() {
     let loaded_p99 = loaded.p99().unwrap();
 
     eprintln!("idle p99 {idle_p99:?} ({} samples), saturated p99 {loaded_p99:?}", idle.count());
-    assert!(
-        loaded_p99 >= idle_p99 * 5,
-        "saturated p99 {loaded_p99:?} should be well above idle p99 {idle_p99:?}"
-    );
+    // Eight 10 ms polls queued on two workers keep a probe waiting several milliseconds by
+    // construction, however slow the machine; the idle p99 is whatever the machine gives, so it
+    // is only compared, never bounded.
+    assert!(loaded_p99 >= Duration::from_millis(5), "saturated p99 {loaded_p99:?} below 5 ms");
+    assert!(loaded_p99 > idle_p99, "saturated p99 {loaded_p99:?} should be above idle p99 {idle_p99:?}");
 }

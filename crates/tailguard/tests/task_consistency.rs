@@ -161,8 +161,13 @@ fn run(profiles: usize, workers: usize) {
             changed += 1;
         }
         previous = ids;
-        // Let the workers churn between profiles.
-        std::thread::yield_now();
+        // Let the workers churn between profiles: wait until at least one task was born or
+        // exited since this profile, so that the next one has a changed set to see, however the
+        // OS schedules this thread against the runtime's workers.
+        let churn = world.spawned.load(Ordering::Relaxed) + world.exited.load(Ordering::Relaxed);
+        while world.spawned.load(Ordering::Relaxed) + world.exited.load(Ordering::Relaxed) == churn {
+            std::thread::yield_now();
+        }
     }
     world.stop.store(true, Ordering::Relaxed);
     drop(rt);

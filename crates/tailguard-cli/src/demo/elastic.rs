@@ -1,7 +1,6 @@
 //! The elastic side of one mode: backup workers and a catch-up scan, admitted (or not) by a
 //! limiter, with their CPU charged to a meter.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,42 +8,22 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
 use tailguard::clock::{Clock, SystemClock};
 use tailguard::elastic::{
     AcquireRequest, ElasticHandle, Limiter, Pacer, ThreadPriority, set_current_thread_priority,
 };
 use tailguard::histogram::WindowedHistogram;
 
+use super::args::DemoArgs;
+use super::bench::Bench;
 use super::meter::{ElasticMeter, MeterReading};
-use super::{Bench, DemoArgs, Plan};
-use crate::CliError;
+use super::plan::Plan;
+use crate::choices::{Placement, QUANTUM};
+use crate::error::CliError;
 use crate::report;
 use crate::workload::backup::{BackupDriver, BackupError, BackupWriter, export, verify};
 use crate::workload::scan::catch_up_scan;
 use crate::workload::store::Store;
-
-/// Where elastic work runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Placement {
-    /// On threads of its own, beside the foreground runtime's workers.
-    Threads,
-    /// Backups as tasks in the foreground runtime, yielding every [`QUANTUM`] of work (the
-    /// catch-up scan, which has no await points, stays on its own thread).
-    Runtime,
-}
-
-impl fmt::Display for Placement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Placement::Threads => "threads",
-            Placement::Runtime => "runtime",
-        })
-    }
-}
-
-/// Longest stretch an elastic task works before it yields its worker to the foreground.
-pub const QUANTUM: Duration = Duration::from_micros(500);
 
 /// A backup worker: a thread, or a task in the foreground runtime.
 enum Worker {
@@ -266,7 +245,7 @@ impl ElasticRun {
             limiter.stop();
         }
         for failure in &failures {
-            eprintln!("tailguard demo: backup did not verify: {failure}");
+            tracing::error!("backup did not verify: {failure}");
         }
         let verified = (backups > 0).then_some(failures.is_empty());
         let secs = measured.as_secs_f64();
@@ -317,7 +296,7 @@ impl Job {
         if self.os_priority {
             // Best effort: where the OS refuses, the mode runs at normal priority and says so.
             if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
-                eprintln!("tailguard demo: cannot lower an elastic thread's priority: {error}");
+                tracing::warn!("cannot lower an elastic thread's priority: {error}");
             }
         }
     }

@@ -450,7 +450,7 @@ mod tests {
 
     #[test]
     fn verdicts_say_when_the_interval_straddles_the_goal() {
-        let report = crate::report::tests::sample_report();
+        let report = crate::report::fixtures::sample_report();
         let notes = verdicts(&report);
         // sample_report: elastic 1.38x [1.2–1.6] baseline, 75 % [65–80 %] of idle.
         assert!(

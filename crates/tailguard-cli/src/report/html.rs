@@ -3,8 +3,11 @@
 
 use std::fmt::Write as _;
 
+use super::facts::{
+    Rows, mode_rows, overload_class_rows, overload_mode_rows, overload_settings, run_settings,
+};
 use super::svg::{BarChart, Bars, Chart, Point, Scale, Scatter, Series, escape};
-use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct, mode_rows, run_settings};
+use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1400px;color:#222}\
 table{border-collapse:collapse;font-size:13px}th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}\
@@ -23,7 +26,7 @@ pub fn render_html(report: &DemoReport) -> String {
     let s = &report.settings;
     if modes {
         let _ = write!(page, "<p>{}.</p>", escape(&run_settings(report)));
-        page.push_str(&summary_table(report));
+        page.push_str(&table(mode_rows(report)));
     }
     if !report.notes.is_empty() {
         page.push_str("<ul>");
@@ -205,85 +208,12 @@ fn cdf_series(modes: &[&ModeResult], y: fn(f64) -> Option<f64>) -> Vec<Series> {
 /// The overload scenario: its settings, the per-class and per-mode tables, and bar charts of
 /// per-class p99 and per-tenant CPU against the weights.
 fn overload_section(report: &DemoReport, overload: &Overload) -> String {
-    let dash = || "-".to_owned();
-    let opt_ms = |ms: Option<f64>| ms.map_or_else(dash, fmt_ms);
     let mut t = String::from("<h2>Overload</h2>");
-    let _ = write!(
-        t,
-        "<p>{} cores ({}), {:.0} s measured per mode after the warm-up. Tenants A (weight 2) and B \
-         (weight 1) offered {} of the capacity together, heartbeats (high priority) {}: {:.0} req/s \
-         against a capacity of {:.0} req/s; a request hashes {} B per hop (~{:.0} µs of CPU). With the queue, a request waits at most {} ms for a slot; \
-         slots follow the runnable tasks per worker, admitted requests included (threshold {}).</p>",
-        report.machine.cores,
-        escape(&report.machine.os),
-        report.settings.duration_secs,
-        fmt_pct(overload.tenant_load),
-        fmt_pct(overload.heartbeat_load),
-        (overload.tenant_load + overload.heartbeat_load) * overload.capacity_rps,
-        overload.capacity_rps,
-        overload.hop_bytes,
-        overload.request_cpu_us,
-        fmt_ms(overload.max_wait_ms),
-        overload.admission_threshold,
-    );
-    t.push_str(
-        "<table><tr><th>mode</th><th>class</th><th>tenant</th><th>priority</th><th>offered/s</th>\
-         <th>done/s</th><th>rejected</th><th>backlog</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th>\
-         <th>CPU</th></tr>",
-    );
-    for mode in &overload.modes {
-        for class in &mode.classes {
-            let _ = write!(
-                t,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&mode.name),
-                escape(&class.name),
-                class.tenant,
-                class.priority,
-                class.offered_rps,
-                class.throughput_rps,
-                class.rejected,
-                class.backlog,
-                opt_ms(class.p50_ms),
-                opt_ms(class.p99_ms),
-                opt_ms(class.max_ms),
-                fmt_pct(class.cpu_share),
-            );
-        }
-    }
-    t.push_str(
-        "</table><p></p><table><tr><th>mode</th><th>total req/s</th><th>heartbeat p99 ms</th>\
-         <th>A CPU</th><th>B CPU</th><th>A:B CPU</th><th>A of tenants' CPU (weight)</th>\
-         <th>process CPU</th><th>requests per CPU-second</th><th>slots end / mean / max</th><th>admitted after queueing</th>\
-         <th>refused</th></tr>",
-    );
-    for mode in &overload.modes {
-        let tenant = |i: usize| mode.tenants.get(i);
-        let queue = mode.queue.as_ref();
-        let _ = write!(
-            t,
-            "<tr><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&mode.name),
-            mode.throughput_rps,
-            opt_ms(mode.class("heartbeat").and_then(|c| c.p99_ms)),
-            tenant(0).map_or_else(dash, |t| fmt_pct(t.cpu_share)),
-            tenant(1).map_or_else(dash, |t| fmt_pct(t.cpu_share)),
-            mode.tenant_cpu_ratio().map_or_else(dash, |r| format!("{r:.2}:1")),
-            tenant(0).map_or_else(dash, |t| format!(
-                "{} ({})",
-                fmt_pct(t.tenants_cpu_fraction),
-                fmt_pct(t.weight_share)
-            )),
-            fmt_pct(mode.process_cpu_share),
-            mode.requests_per_cpu_second,
-            queue.map_or_else(dash, |q| format!("{} / {:.1} / {}", q.final_slots, q.mean_slots, q.max_slots)),
-            queue.map_or_else(dash, |q| q.admitted_after_queueing.to_string()),
-            queue.map_or_else(dash, |q| q.rejected_deadline.to_string()),
-        );
-    }
-    t.push_str("</table><div class=\"charts\">");
+    let _ = write!(t, "<p>{}.</p>", escape(&overload_settings(report, overload)));
+    t.push_str(&table(overload_class_rows(overload)));
+    t.push_str("<p></p>");
+    t.push_str(&table(overload_mode_rows(overload)));
+    t.push_str("<div class=\"charts\">");
     let categories: Vec<String> = overload
         .modes
         .first()
@@ -342,8 +272,8 @@ fn overload_section(report: &DemoReport, overload: &Overload) -> String {
     t
 }
 
-fn summary_table(report: &DemoReport) -> String {
-    let (header, rows) = mode_rows(report);
+/// An HTML table of facts; a cell that says a backup did not verify stands out.
+fn table((header, rows): Rows) -> String {
     let mut t = String::from("<table><tr>");
     for cell in header {
         let _ = write!(t, "<th>{}</th>", escape(cell));
@@ -364,7 +294,7 @@ fn summary_table(report: &DemoReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample_report;
+    use crate::report::fixtures::sample_report;
 
     #[test]
     fn page_is_self_contained_and_has_every_plot() {
@@ -397,7 +327,7 @@ mod tests {
     fn overload_page_has_its_tables_and_bar_charts_only() {
         let mut report = sample_report();
         report.modes.clear();
-        report.overload = Some(crate::report::tests::sample_overload());
+        report.overload = Some(crate::report::fixtures::sample_overload());
         let html = render_html(&report);
         assert!(html.contains("<h2>Overload</h2>") && html.ends_with("</body></html>\n"));
         assert!(!html.contains("Over time"), "no time series without modes");

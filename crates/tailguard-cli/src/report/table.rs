@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::{DemoReport, Overload, fmt_ms, fmt_pct, mode_rows, run_settings};
+use super::DemoReport;
+use super::Overload;
+use super::facts::{mode_rows, overload_class_rows, overload_mode_rows, overload_settings, run_settings};
 
 /// Renders the side-by-side comparison of every mode as a fixed-width text table, then the
 /// overload scenario's tables when it ran, then the notes.
@@ -29,111 +31,12 @@ fn modes_table(report: &DemoReport) -> String {
 
 /// The overload scenario: one row per mode and class, then one summary row per mode.
 fn overload_tables(report: &DemoReport, overload: &Overload) -> String {
-    let opt_ms = |ms: Option<f64>| ms.map_or_else(|| "-".to_owned(), fmt_ms);
-    let header = [
-        "mode",
-        "class",
-        "tenant",
-        "prio",
-        "offered/s",
-        "done/s",
-        "rejected",
-        "backlog",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "CPU",
-    ];
-    let mut rows = Vec::new();
-    for mode in &overload.modes {
-        for class in &mode.classes {
-            rows.push(vec![
-                mode.name.clone(),
-                class.name.clone(),
-                class.tenant.to_string(),
-                class.priority.to_string(),
-                format!("{:.0}", class.offered_rps),
-                format!("{:.0}", class.throughput_rps),
-                class.rejected.to_string(),
-                class.backlog.to_string(),
-                opt_ms(class.p50_ms),
-                opt_ms(class.p99_ms),
-                opt_ms(class.max_ms),
-                fmt_pct(class.cpu_share),
-            ]);
-        }
-    }
+    let (header, rows) = overload_class_rows(overload);
     let mut out = aligned(&header, &rows, 2);
     out.push('\n');
-    let header = [
-        "mode",
-        "total req/s",
-        "vs no-queue",
-        "heartbeat p99",
-        "A CPU",
-        "B CPU",
-        "A:B CPU",
-        "A share (weight)",
-        "process CPU",
-        "req/CPU-s",
-        "slots end/mean/max",
-        "queued",
-        "refused",
-    ];
-    let plain = overload.mode("no-queue").map(|m| m.throughput_rps).filter(|&t| t > 0.0);
-    let rows: Vec<Vec<String>> = overload
-        .modes
-        .iter()
-        .map(|mode| {
-            let tenant = |i: usize| mode.tenants.get(i);
-            let queue = mode.queue.as_ref();
-            vec![
-                mode.name.clone(),
-                format!("{:.0}", mode.throughput_rps),
-                plain.map_or_else(
-                    || "-".to_owned(),
-                    |p| format!("{:+.1}%", (mode.throughput_rps / p - 1.0) * 100.0),
-                ),
-                opt_ms(mode.class("heartbeat").and_then(|c| c.p99_ms)),
-                tenant(0).map_or_else(|| "-".to_owned(), |t| fmt_pct(t.cpu_share)),
-                tenant(1).map_or_else(|| "-".to_owned(), |t| fmt_pct(t.cpu_share)),
-                mode.tenant_cpu_ratio().map_or_else(|| "-".to_owned(), |r| format!("{r:.2}:1")),
-                tenant(0).map_or_else(
-                    || "-".to_owned(),
-                    |t| format!("{} ({})", fmt_pct(t.tenants_cpu_fraction), fmt_pct(t.weight_share)),
-                ),
-                fmt_pct(mode.process_cpu_share),
-                format!("{:.0}", mode.requests_per_cpu_second),
-                queue.map_or_else(
-                    || "-".to_owned(),
-                    |q| format!("{}/{:.1}/{}", q.final_slots, q.mean_slots, q.max_slots),
-                ),
-                queue.map_or_else(|| "-".to_owned(), |q| q.admitted_after_queueing.to_string()),
-                queue.map_or_else(|| "-".to_owned(), |q| q.rejected_deadline.to_string()),
-            ]
-        })
-        .collect();
+    let (header, rows) = overload_mode_rows(overload);
     out.push_str(&aligned(&header, &rows, 1));
-    let _ = writeln!(
-        out,
-        "\n{} cores ({}); {:.0} s measured per mode after the warm-up; tenants A (weight 2) and B (weight 1) \
-         offered {} of capacity together, heartbeats {} ({:.0} req/s in all, capacity {:.0} req/s); \
-         {} B hashed per hop (~{:.0} µs of CPU per request); queue waits at most {} ms, threshold {} \
-         runnable per worker; {} keys; seed {}",
-        report.machine.cores,
-        report.machine.os,
-        report.settings.duration_secs,
-        fmt_pct(overload.tenant_load),
-        fmt_pct(overload.heartbeat_load),
-        (overload.tenant_load + overload.heartbeat_load) * overload.capacity_rps,
-        overload.capacity_rps,
-        overload.hop_bytes,
-        overload.request_cpu_us,
-        fmt_ms(overload.max_wait_ms),
-        overload.admission_threshold,
-        report.settings.keys,
-        report.settings.seed,
-    );
+    let _ = writeln!(out, "\n{}", overload_settings(report, overload));
     out
 }
 
@@ -168,7 +71,7 @@ fn aligned(header: &[&str], rows: &[Vec<String>], left: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample_report;
+    use crate::report::fixtures::sample_report;
 
     #[test]
     fn table_has_a_row_per_mode_and_aligned_columns() {
@@ -193,7 +96,7 @@ mod tests {
     fn overload_tables_show_each_class_and_mode() {
         let mut report = sample_report();
         report.modes.clear();
-        report.overload = Some(crate::report::tests::sample_overload());
+        report.overload = Some(crate::report::fixtures::sample_overload());
         let text = render_table(&report);
         assert!(!text.contains("backup keys/s"), "no mode table for the overload scenario:\n{text}");
         let lines: Vec<&str> = text.lines().collect();

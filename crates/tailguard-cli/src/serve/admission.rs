@@ -1,13 +1,16 @@
 //! Foreground admission for `tailguard serve`: the request headers that pick a tenant, a
 //! priority and a deadline, the flags that weight and cap tenants, and the queue's JSON view.
 
-use std::num::NonZeroU32;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use tailguard::admission::{Priority, Request, TenantId, WorkQueue, WorkQueueSnapshot};
 
+use super::error::{ECHO_CHARS, echo};
 use crate::duration::parse_duration;
 
 /// Header naming the request's tenant (a decimal `u64`; default 0).
@@ -18,6 +21,74 @@ pub const PRIORITY_HEADER: &str = "x-tailguard-priority";
 /// Header giving how long the request may wait for admission (e.g. `50ms`); past it the
 /// request fails fast with 503 instead of running late.
 pub const DEADLINE_HEADER: &str = "x-tailguard-deadline";
+
+/// The default of `--max-tenants`.
+pub const DEFAULT_MAX_TENANTS: usize = 1024;
+/// How long a tenant counts as tracked after its last request.
+pub const TENANT_MEMORY: Duration = Duration::from_secs(60);
+
+/// The tenants the work queue may be asked to track at once: those given by flags, and those
+/// that sent a request within [`TENANT_MEMORY`], at most `limit` in all; a request of a new
+/// tenant beyond it is refused, so no client can grow the queue's tenant state without bound.
+#[derive(Debug)]
+pub struct TenantLimit {
+    limit: NonZeroUsize,
+    /// Last request of each tenant; `None` for the tenants given by flags (kept for ever).
+    seen: Mutex<HashMap<TenantId, Option<Instant>>>,
+}
+
+/// A request of a new tenant while the limit's worth are tracked.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "tenant {tenant} would be tenant number {} tracked at once, over the limit of {limit} (--max-tenants); \
+     a tenant is tracked for {}s after its last request",
+    limit + 1,
+    TENANT_MEMORY.as_secs()
+)]
+pub struct TooManyTenants {
+    /// The refused tenant.
+    pub tenant: u64,
+    /// The limit.
+    pub limit: usize,
+}
+
+impl TenantLimit {
+    /// At most `limit` tenants, `configured` ones (from flags) always among them.
+    pub fn new(limit: NonZeroUsize, configured: impl IntoIterator<Item = TenantId>) -> Self {
+        Self { limit, seen: Mutex::new(configured.into_iter().map(|t| (t, None)).collect()) }
+    }
+
+    /// Records a request of `tenant` at `now`.
+    ///
+    /// # Errors
+    /// [`TooManyTenants`] when `tenant` is new and the limit is reached.
+    pub fn admit_at(&self, tenant: TenantId, now: Instant) -> Result<(), TooManyTenants> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(last) = seen.get_mut(&tenant) {
+            if last.is_some() {
+                *last = Some(now);
+            }
+            return Ok(());
+        }
+        if seen.len() >= self.limit.get() {
+            // Full: forget the tenants that have been quiet long enough, then look again.
+            seen.retain(|_, last| last.is_none_or(|at| now.saturating_duration_since(at) < TENANT_MEMORY));
+            if seen.len() >= self.limit.get() {
+                return Err(TooManyTenants { tenant: tenant.0, limit: self.limit.get() });
+            }
+        }
+        seen.insert(tenant, Some(now));
+        Ok(())
+    }
+
+    /// [`admit_at`](Self::admit_at) now.
+    ///
+    /// # Errors
+    /// [`TooManyTenants`] when `tenant` is new and the limit is reached.
+    pub fn admit(&self, tenant: TenantId) -> Result<(), TooManyTenants> {
+        self.admit_at(tenant, Instant::now())
+    }
+}
 
 /// What a request's headers ask for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,14 +113,20 @@ impl Admission {
         let mut admission = Admission::default();
         if let Some(tenant) = text(TENANT_HEADER)? {
             admission.tenant = TenantId(tenant.parse().map_err(|_| {
-                format!("header {TENANT_HEADER}: {tenant:?} is not a tenant id (a decimal integer ≥ 0)")
+                format!("header {TENANT_HEADER}: {} is not a tenant id (a decimal integer ≥ 0)", echo(tenant))
             })?);
         }
         if let Some(priority) = text(PRIORITY_HEADER)? {
             admission.priority = parse_priority(priority)?;
         }
         if let Some(deadline) = text(DEADLINE_HEADER)? {
-            let wait = parse_duration(deadline).map_err(|e| format!("header {DEADLINE_HEADER}: {e}"))?;
+            let wait = parse_duration(deadline).map_err(|e| {
+                if deadline.len() > ECHO_CHARS {
+                    format!("header {DEADLINE_HEADER}: {} is not a duration", echo(deadline))
+                } else {
+                    format!("header {DEADLINE_HEADER}: {e}")
+                }
+            })?;
             admission.max_wait = Some(wait);
         }
         Ok(admission)
@@ -75,8 +152,9 @@ pub fn parse_priority(text: &str) -> Result<Priority, String> {
         "highest" => Priority::HIGHEST,
         level => Priority::new(level.parse().map_err(|_| {
             format!(
-                "header {PRIORITY_HEADER}: {text:?} is not a priority \
-                 (lowest, low, normal, high, highest, or -128..=127)"
+                "header {PRIORITY_HEADER}: {} is not a priority \
+                 (lowest, low, normal, high, highest, or -128..=127)",
+                echo(text)
             )
         })?),
     })
@@ -156,6 +234,32 @@ mod tests {
             let error = Admission::from_headers(&headers).unwrap_err();
             assert!(error.contains(name), "{error}");
         }
+    }
+
+    #[test]
+    fn the_tenant_limit_refuses_a_new_tenant_until_a_quiet_one_is_forgotten() {
+        let limit = TenantLimit::new(NonZeroUsize::new(3).unwrap(), [TenantId(9)]);
+        let start = Instant::now();
+        limit.admit_at(TenantId(1), start).unwrap();
+        limit.admit_at(TenantId(2), start).unwrap();
+        let refused = limit.admit_at(TenantId(3), start).unwrap_err();
+        assert_eq!((refused.tenant, refused.limit), (3, 3));
+        assert!(refused.to_string().contains("--max-tenants"), "{refused}");
+        // Known tenants go on being served.
+        limit.admit_at(TenantId(9), start).unwrap();
+        limit.admit_at(TenantId(2), start + TENANT_MEMORY).unwrap();
+        // Tenant 1 has been quiet for the memory: its place goes to tenant 3; tenant 9, from
+        // the flags, is never forgotten.
+        limit.admit_at(TenantId(3), start + TENANT_MEMORY).unwrap();
+        assert!(limit.admit_at(TenantId(4), start + TENANT_MEMORY).is_err());
+    }
+
+    #[test]
+    fn a_long_header_is_echoed_cut() {
+        let mut headers = HeaderMap::new();
+        headers.insert(TENANT_HEADER, "x".repeat(50_000).parse().unwrap());
+        let error = Admission::from_headers(&headers).unwrap_err();
+        assert!(error.len() < 300 && error.contains("(50000 bytes)"), "{error}");
     }
 
     #[test]

@@ -8,23 +8,48 @@
 //! | `GET /debug/captures/histogram` | kept traces per minute since arming, `minute | freq` with a bar; `?by=minute-of-hour`: per minute of the hour, `:00` to `:59` (wall clock, UTC), so work scheduled at fixed minutes (backups at :00 and :35) stands out across hours (`?by=since-arming` is the default) |
 //! | `GET /debug/captures/{id}` | one trace as an indented tree (`?format=json`) |
 //! | `DELETE /debug/captures` | disarm and drop every kept trace |
+//!
+//! What one arming may keep is capped, so that no client can grow the server's memory without
+//! bound: `max_captures` at most [`MAX_CAPTURES`], `max_spans` at most [`MAX_SPANS`], the
+//! `window` at most [`MAX_WINDOW`], the `fingerprint` at most [`MAX_FINGERPRINT_BYTES`]. Beyond a
+//! cap the arming is refused with 400 naming it.
 
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tailguard::capture::{ArmError, CaptureSpec, TraceId};
 
 use super::App;
-use super::routes::{ApiError, ApiResult, FormatQuery};
+use super::error::{ApiError, ApiResult, echo};
+use super::extract::{ApiPath, ApiQuery, FormatQuery, NoQuery, parse_decimal};
 use crate::duration::parse_duration;
+
+/// Most traces one arming keeps: 1000 traces of a few spans each are a few megabytes.
+pub const MAX_CAPTURES: usize = 1000;
+/// Most spans one kept trace holds.
+pub const MAX_SPANS: usize = 1024;
+/// Longest capture window: a day.
+pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Longest fingerprint (a root span's name), bytes.
+pub const MAX_FINGERPRINT_BYTES: usize = 256;
+
+/// The capture endpoints, to merge into the server's router.
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/debug/captures", get(list).post(arm).delete(clear))
+        .route("/debug/captures/histogram", get(histogram))
+        .route("/debug/captures/{id}", get(trace))
+}
 
 /// The root span of every key-value request: the default fingerprint.
 pub const REQUEST_SPAN: &str = "kv.request";
@@ -44,7 +69,14 @@ pub struct ArmBody {
 
 impl ArmBody {
     fn spec(self) -> Result<CaptureSpec, String> {
-        let mut spec = CaptureSpec::new(self.fingerprint.unwrap_or_else(|| REQUEST_SPAN.to_owned()));
+        let fingerprint = self.fingerprint.unwrap_or_else(|| REQUEST_SPAN.to_owned());
+        if fingerprint.len() > MAX_FINGERPRINT_BYTES {
+            return Err(format!(
+                "fingerprint {} is longer than the limit of {MAX_FINGERPRINT_BYTES} bytes",
+                echo(&fingerprint)
+            ));
+        }
+        let mut spec = CaptureSpec::new(fingerprint);
         if let Some(p) = self.probability {
             spec = spec.probability(p);
         }
@@ -52,15 +84,30 @@ impl ArmBody {
             spec = spec.threshold(parse_duration(&t).map_err(|e| format!("threshold: {e}"))?);
         }
         if let Some(w) = self.window {
-            spec = spec.window(parse_duration(&w).map_err(|e| format!("window: {e}"))?);
+            let window = parse_duration(&w).map_err(|e| format!("window: {e}"))?;
+            if window > MAX_WINDOW {
+                return Err(format!(
+                    "window {} is longer than the limit of {}h",
+                    echo(&w),
+                    MAX_WINDOW.as_secs() / 3600
+                ));
+            }
+            spec = spec.window(window);
         }
         let positive =
             |name: &str, n: usize| NonZeroUsize::new(n).ok_or_else(|| format!("{name} must be at least 1"));
+        let capped = |name: &str, n: usize, limit: usize| {
+            if n > limit {
+                Err(format!("{name} {n} is over the limit of {limit}"))
+            } else {
+                positive(name, n)
+            }
+        };
         if let Some(n) = self.max_captures {
-            spec = spec.max_captures(positive("max_captures", n)?);
+            spec = spec.max_captures(capped("max_captures", n, MAX_CAPTURES)?);
         }
         if let Some(n) = self.max_spans {
-            spec = spec.max_spans(positive("max_spans", n)?);
+            spec = spec.max_spans(capped("max_spans", n, MAX_SPANS)?);
         }
         if let Some(seed) = self.seed {
             spec = spec.seed(seed);
@@ -73,6 +120,7 @@ impl ArmBody {
 /// `POST /debug/captures`: arms a capture (409 while another is armed).
 pub async fn arm(
     State(app): State<Arc<App>>,
+    _: NoQuery,
     body: Result<Json<ArmBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     // An empty body arms with every default.
@@ -98,7 +146,10 @@ pub async fn arm(
 }
 
 /// `GET /debug/captures`: status and kept traces.
-pub async fn list(State(app): State<Arc<App>>, Query(query): Query<FormatQuery>) -> ApiResult<Response> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    ApiQuery(query): ApiQuery<FormatQuery>,
+) -> ApiResult<Response> {
     let status = app.captures.status();
     let traces = app.captures.traces();
     if query.text()? {
@@ -116,6 +167,7 @@ pub async fn list(State(app): State<Arc<App>>, Query(query): Query<FormatQuery>)
 
 /// `?by=since-arming|minute-of-hour` of `GET /debug/captures/histogram`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HistogramQuery {
     by: Option<String>,
 }
@@ -134,10 +186,10 @@ impl HistogramQuery {
         match self.by.as_deref() {
             None | Some("since-arming") => Ok(HistogramBy::SinceArming),
             Some("minute-of-hour") => Ok(HistogramBy::MinuteOfHour),
-            Some(other) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("histogram by {other:?} is unknown: use since-arming or minute-of-hour"),
-            )),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "histogram by {} is unknown: use since-arming or minute-of-hour",
+                echo(other)
+            ))),
         }
     }
 }
@@ -146,7 +198,7 @@ impl HistogramQuery {
 /// hour with `?by=minute-of-hour`.
 pub async fn histogram(
     State(app): State<Arc<App>>,
-    Query(query): Query<HistogramQuery>,
+    ApiQuery(query): ApiQuery<HistogramQuery>,
 ) -> ApiResult<Response> {
     let text = match query.by()? {
         HistogramBy::SinceArming => app.captures.histogram().to_string(),
@@ -158,12 +210,10 @@ pub async fn histogram(
 /// `GET /debug/captures/{id}`: one trace.
 pub async fn trace(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Query(query): Query<FormatQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<FormatQuery>,
 ) -> ApiResult<Response> {
-    let id: u64 = id.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("trace id {id:?} is not a positive integer"))
-    })?;
+    let id = parse_decimal(&id, "trace id")?;
     let trace = app
         .captures
         .trace(TraceId(id))
@@ -175,7 +225,7 @@ pub async fn trace(
 }
 
 /// `DELETE /debug/captures`: disarms and drops every kept trace.
-pub async fn clear(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+pub async fn clear(State(app): State<Arc<App>>, _: NoQuery) -> Json<serde_json::Value> {
     let disarmed = app.captures.disarm();
     let cleared = app.captures.clear();
     Json(json!({ "disarmed": disarmed, "cleared": cleared }))

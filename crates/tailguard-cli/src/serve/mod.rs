@@ -21,23 +21,36 @@
 //! `x-tailguard-tenant`, `x-tailguard-priority` and `x-tailguard-deadline` place them in it, and a
 //! request refused by the queue (deadline passed, queue full) gets 503 with the reason.
 //!
+//! Every error response is JSON of one shape (see [`error`]). Connections are held to a
+//! header-read, a request-body and an idle deadline (see [`server`]).
+//!
 //! SIGINT or SIGTERM shuts down gracefully: no new connection is accepted, requests in flight
-//! finish, running jobs stop at a resumption point (a backup keeps its output as
-//! `PATH.partial`, marked incomplete), then the process exits 0.
+//! get `--shutdown-timeout` to finish (what is left then is closed), running jobs stop at a
+//! resumption point (a backup keeps its output as `PATH.partial`, marked incomplete), then the
+//! process exits 0. A second signal exits at once, with status 1.
+//!
+//! Backup files never overwrite one another, across restarts too, and retention keeps the
+//! newest `--keep-backups` (see [`backups`]).
 
 mod admission;
+mod backups;
 mod captures;
+mod error;
+mod extract;
 mod jobs;
 mod routes;
 mod sampler;
+mod server;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use axum::Router;
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::num::NonZeroU32;
@@ -50,11 +63,13 @@ use tailguard::observe::{ProbeConfig, RuntimeProbe};
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt as _;
 
+use self::admission::TenantLimit;
 use self::jobs::{JobSettings, Jobs};
 use self::sampler::Series;
-use crate::CliError;
-use crate::demo::{ControllerChoice, Placement};
+use self::server::{Signals, Timeouts};
+use crate::choices::{ControllerChoice, Placement};
 use crate::duration::parse_duration;
+use crate::error::CliError;
 use crate::restore::KeyspaceArgs;
 use crate::workload::service::{Service, WorkConfig};
 use crate::workload::store::Store;
@@ -119,10 +134,43 @@ pub struct ServeArgs {
     /// A tenant's CPU cap as a share of the machine, TENANT=SHARE (repeatable).
     #[arg(long, value_parser = admission::parse_tenant_cap)]
     tenant_cap: Vec<(TenantId, f64)>,
+    /// Most tenants tracked at once with --admission (those of the flags, and those with a
+    /// request in the last minute); a request of a new tenant beyond it gets 400.
+    #[arg(long, default_value_t = NonZeroUsize::new(admission::DEFAULT_MAX_TENANTS).expect("non-zero"))]
+    max_tenants: NonZeroUsize,
     /// Directory for backup files (default: a `tailguard-serve-PID` directory in the system's
-    /// temporary directory, kept after exit).
+    /// temporary directory, kept after exit). Files are numbered on from those already there;
+    /// none is ever overwritten.
     #[arg(long)]
     backup_dir: Option<PathBuf>,
+    /// Complete backups kept in the backup directory: after each completed backup the oldest
+    /// beyond this many are removed (and so are `.partial` files beyond this many).
+    #[arg(long, default_value_t = NonZeroUsize::new(backups::DEFAULT_KEEP).expect("non-zero"))]
+    keep_backups: NonZeroUsize,
+    /// Longest time for a request's head to arrive (from the accept, or from the first byte of
+    /// a later request on a keep-alive connection); past it the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    header_read_timeout: Duration,
+    /// Longest time for a request's body to arrive, from its head; past it the request gets
+    /// 408 and the connection is closed.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    request_body_timeout: Duration,
+    /// Longest time a keep-alive connection may wait for its next request.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    idle_timeout: Duration,
+    /// On SIGINT or SIGTERM, longest time requests in flight (and jobs stopping) may take to
+    /// finish; then the connections left are closed and the process exits.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    shutdown_timeout: Duration,
+}
+
+/// A timeout flag: a duration from 1 ms to 1 h.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&timeout) {
+        return Err(format!("{text} is out of range: use 1ms ..= 1h"));
+    }
+    Ok(timeout)
 }
 
 /// Buckets of the request-latency histogram, seconds: 10 µs to 10 s.
@@ -149,6 +197,8 @@ pub struct App {
     prometheus: PrometheusHandle,
     cores: usize,
     max_value_bytes: usize,
+    /// The bound on tenants tracked (`--admission`).
+    tenants: Option<TenantLimit>,
     /// Set once shutdown begins; watch streams end when it flips.
     shutdown: watch::Sender<bool>,
 }
@@ -243,7 +293,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
 
     let keyspace = args.keyspace.config();
-    eprintln!("tailguard serve: loading {} keys…", args.keyspace.keys);
+    tracing::info!("loading {} keys…", args.keyspace.keys);
     let store = Arc::new(Store::populate(&keyspace, 64));
     let service =
         Service::tracked(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
@@ -253,6 +303,8 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     };
     std::fs::create_dir_all(&backup_dir)
         .map_err(|e| format!("cannot create the backup directory {}: {e}", backup_dir.display()))?;
+    let earlier = backups::list(&backup_dir)
+        .map_err(|e| format!("cannot read the backup directory {}: {e}", backup_dir.display()))?;
     let settings = JobSettings {
         limiter: limiter.clone(),
         placement: args.elastic_on,
@@ -264,17 +316,25 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
             AcquireRequest::new().yield_every(args.elastic_yield)
         },
         backup_dir: backup_dir.clone(),
+        keep_backups: args.keep_backups,
     };
     let queue = work_queue(args, runtime.handle(), cores)?;
+    let tenants = args.admission.then(|| {
+        let configured =
+            args.tenant_weight.iter().map(|&(t, _)| t).chain(args.tenant_cap.iter().map(|&(t, _)| t));
+        TenantLimit::new(args.max_tenants, configured)
+    });
     // Outlier capture: a layer on the global subscriber (every worker thread enters spans).
     let capture_layer = CaptureLayer::new();
     let captures = capture_layer.handle();
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(capture_layer))
-        .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(capture_layer).with(crate::logging::layer()),
+    )
+    .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
     let app = Arc::new(App {
         queue,
         captures,
-        jobs: Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()),
+        jobs: Jobs::new(Arc::clone(&store), settings, runtime.handle().clone(), &earlier),
         service,
         store,
         limiter: limiter.clone(),
@@ -284,12 +344,20 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         prometheus,
         cores,
         max_value_bytes: args.max_value_bytes,
+        tenants,
         shutdown: watch::Sender::new(false),
     });
+    report_earlier(&earlier, &app.jobs);
     let sampler_stop = Arc::new(AtomicBool::new(false));
     let sampler = sampler::start(Arc::clone(&app), probe, Arc::clone(&sampler_stop))?;
 
-    let served = runtime.block_on(serve(Arc::clone(&app), args.listen, &backup_dir));
+    let timeouts = Timeouts {
+        header_read: args.header_read_timeout,
+        request_body: args.request_body_timeout,
+        idle: args.idle_timeout,
+    };
+    let served =
+        runtime.block_on(serve(Arc::clone(&app), args.listen, &backup_dir, timeouts, args.shutdown_timeout));
     sampler_stop.store(true, Ordering::Relaxed);
     sampler.thread().unpark();
     let _ = sampler.join();
@@ -303,55 +371,115 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     served
 }
 
-/// Binds, serves until a signal, then lets requests and jobs wind down.
-async fn serve(app: Arc<App>, listen: SocketAddr, backup_dir: &std::path::Path) -> Result<(), CliError> {
+/// Says which files of earlier runs the backup directory holds, and how far each interrupted
+/// backup got.
+fn report_earlier(earlier: &[backups::BackupFile], jobs: &Jobs) {
+    let complete = earlier.iter().filter(|f| f.completeness == backups::Completeness::Complete).count();
+    if complete > 0 {
+        tracing::info!("the backup directory holds {complete} complete backups of earlier runs");
+    }
+    for job in jobs.list() {
+        let status = job.status();
+        if status.state != jobs::JobState::Interrupted {
+            continue;
+        }
+        let path = status.output.as_deref().unwrap_or(std::path::Path::new("?")).display();
+        let progress = match (status.resume_key, &status.error) {
+            (Some(key), _) => format!("{} keys in complete chunks, resumable from key {key}", status.keys),
+            (None, Some(error)) => error.clone(),
+            (None, None) => format!("all {} keys written, only the footer is missing", status.keys),
+        };
+        tracing::info!(
+            "{path} ({} bytes) is the unfinished backup of an earlier run (job {}, listed as \
+             interrupted; {progress}): left as it is; restore refuses it as a whole",
+            status.compressed_bytes,
+            status.id
+        );
+    }
+}
+
+/// The whole router: the routes, the capture endpoints, JSON errors for everything.
+fn router(app: Arc<App>) -> Router {
+    routes::router(app.max_value_bytes)
+        .merge(captures::router())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::map_response(error::json_errors))
+        .with_state(app)
+}
+
+/// Binds, serves until a signal, then lets requests and jobs wind down within
+/// `shutdown_timeout`; a second signal exits the process at once.
+async fn serve(
+    app: Arc<App>,
+    listen: SocketAddr,
+    backup_dir: &std::path::Path,
+    timeouts: Timeouts,
+    shutdown_timeout: Duration,
+) -> Result<(), CliError> {
+    let mut signals = Signals::install().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;
     println!("tailguard serve: listening on http://{local} (backups in {})", backup_dir.display());
     let _ = std::io::stdout().flush();
-    let router = routes::router(Arc::clone(&app));
-    let signalled = Arc::clone(&app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let name = shutdown_signal().await;
-            eprintln!("tailguard serve: {name}: finishing requests in flight and stopping jobs…");
-            signalled.shutdown.send_replace(true);
-            signalled.jobs.shut_down();
-        })
-        .await?;
-    // Every job was asked to stop; wait for each to reach its resumption point.
-    for job in app.jobs.shut_down() {
-        job.wait().await;
+    let on_signal = |name: &'static str| {
+        tracing::info!(
+            "{name}: finishing requests in flight and stopping jobs (at most {}; \
+             a second signal exits at once)…",
+            humantime(shutdown_timeout)
+        );
+        app.shutdown.send_replace(true);
+    };
+    // Every job is asked to stop; each reaches its resumption point.
+    let jobs_stopped = async {
+        for job in app.jobs.shut_down() {
+            job.wait().await;
+        }
+    };
+    let router = router(Arc::clone(&app));
+    match server::serve(listener, router, timeouts, shutdown_timeout, &mut signals, on_signal, jobs_stopped)
+        .await
+    {
+        Ok(drained) if drained.cut_off > 0 => tracing::warn!(
+            "closed {} connections still open after --shutdown-timeout {}",
+            drained.cut_off,
+            humantime(shutdown_timeout)
+        ),
+        Ok(_) => {}
+        Err(interrupted) => {
+            tracing::warn!("{interrupted}");
+            std::process::exit(1);
+        }
     }
     for job in app.jobs.list() {
         let status = job.status();
+        if status.state == jobs::JobState::Running {
+            tracing::warn!(
+                "job {} ({}) had not stopped by the deadline; its output stays incomplete",
+                status.id,
+                status.kind.name()
+            );
+        }
         if let Some(output) = status.output.as_ref().filter(|_| status.state == jobs::JobState::Cancelled) {
             let resume = status.resume_key.map_or_else(|| "the start".to_owned(), |k| format!("key {k}"));
-            eprintln!(
-                "tailguard serve: job {} ({}) stopped before {resume}; its incomplete output is {}",
+            tracing::info!(
+                "job {} ({}) stopped before {resume}; its incomplete output is {}",
                 status.id,
                 status.kind.name(),
                 output.display()
             );
         }
     }
-    eprintln!("tailguard serve: stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        _ => {
-            // No signal handler could be installed: fall back to Ctrl-C alone.
-            let _ = tokio::signal::ctrl_c().await;
-            "interrupt"
-        }
+/// `5s`, `250ms`: a flag's duration as it would be written.
+fn humantime(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
     }
 }

@@ -1,4 +1,8 @@
-//! The HTTP routes of `tailguard serve` and their error responses.
+//! The HTTP routes of `tailguard serve` (the capture endpoints are in [`super::captures`]).
+//!
+//! Job endpoints take no query parameters and `POST`s no body: either is refused with 400
+//! rather than silently ignored. Keys and ids are decimal integers spelled one way only (see
+//! [`parse_decimal`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,8 +12,8 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,10 +24,13 @@ use serde_json::json;
 use tailguard::capture::Scheduled;
 use tracing::Instrument as _;
 
+use super::App;
 use super::admission::Admission;
+use super::error::{ApiError, ApiResult, echo};
+use super::extract::{ApiPath, ApiQuery, NoInput, NoQuery, parse_decimal};
 use super::jobs::{self, JobKind, JobState, StartError};
 use super::sampler::Point;
-use super::{App, captures};
+use super::server::is_body_timeout;
 use crate::workload::keyspace::Key;
 use crate::workload::service::Op;
 
@@ -35,9 +42,8 @@ const HISTORY_TICKS: usize = 300;
 /// The live page.
 const PAGE: &str = include_str!("page.html");
 
-/// The router over `app`.
-pub fn router(app: Arc<App>) -> Router {
-    let max_value = app.max_value_bytes;
+/// The routes, before the state and the fallbacks are added; `max_value` bounds a PUT's body.
+pub fn router(max_value: usize) -> Router<Arc<App>> {
     Router::new()
         .route("/", get(page))
         .route(
@@ -55,91 +61,35 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/debug/elastic", get(debug_elastic))
         .route("/debug/admission", get(debug_admission))
-        .route("/debug/captures", get(captures::list).post(captures::arm).delete(captures::clear))
-        .route("/debug/captures/histogram", get(captures::histogram))
-        .route("/debug/captures/{id}", get(captures::trace))
         .route("/debug/tasks", get(debug_tasks))
         .route("/api/series", get(series))
-        .fallback(not_found)
-        .with_state(app)
 }
 
-/// An error response: a status and a JSON body `{"error": "..."}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    /// An error with this status and message.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
-
-/// A handler's result.
-pub type ApiResult<T> = Result<T, ApiError>;
-
-/// `?format=text|json`.
-#[derive(Debug, Deserialize)]
-pub struct FormatQuery {
-    format: Option<String>,
-}
-
-impl FormatQuery {
-    fn choose(&self, default_text: bool) -> ApiResult<bool> {
-        match self.format.as_deref() {
-            None => Ok(default_text),
-            Some("text") => Ok(true),
-            Some("json") => Ok(false),
-            Some(other) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("format {other:?} is unknown: use text or json"),
-            )),
-        }
-    }
-
-    /// Whether text was asked for (JSON by default).
-    pub fn text(&self) -> ApiResult<bool> {
-        self.choose(false)
-    }
-
-    /// Whether text is wanted (text by default).
-    pub fn text_unless_json(&self) -> ApiResult<bool> {
-        self.choose(true)
-    }
-}
-
-async fn not_found(uri: axum::http::Uri) -> ApiError {
+/// The fallback for paths no route matches: 404.
+pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no endpoint at {}; GET / lists the live page, see `tailguard serve --help`", uri.path()),
+        format!(
+            "no endpoint at {}; GET / is the live page, `tailguard serve --help` lists the endpoints",
+            echo(uri.path())
+        ),
+    )
+}
+
+/// The fallback for a known path asked with a method it does not take: 405 (the framework adds
+/// the `Allow` header).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not allowed on {}; the Allow header lists the methods that are",
+            echo(uri.path())
+        ),
     )
 }
 
 fn parse_key(text: &str) -> ApiResult<Key> {
-    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("key {text:?} is not a decimal integer in 0..=18446744073709551615"),
-        ));
-    }
-    text.parse::<u64>().map(Key).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("key {text} is larger than 18446744073709551615"))
-    })
-}
-
-fn parse_id(text: &str) -> ApiResult<u64> {
-    text.parse::<u64>().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("job id {text:?} is not a positive integer"))
-    })
+    parse_decimal(text, "key").map(Key)
 }
 
 /// Runs one key-value request through the service, timing it; with `--admission`, first waits
@@ -151,8 +101,10 @@ async fn call(
     name: &'static str,
 ) -> ApiResult<crate::workload::service::Response> {
     let start = Instant::now();
-    let admission =
-        Admission::from_headers(headers).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let admission = Admission::from_headers(headers).map_err(ApiError::bad_request)?;
+    if let Some(tenants) = &app.tenants {
+        tenants.admit(admission.tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     // The root span of outlier captures (fingerprint `kv.request`): admission, then the hops.
     let span = tracing::info_span!("kv.request", op = name, key = op.key().0, tenant = admission.tenant.0);
     let request = async {
@@ -189,7 +141,7 @@ async fn call(
 
 async fn get_key(
     State(app): State<Arc<App>>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let key = parse_key(&key)?;
@@ -204,19 +156,26 @@ async fn get_key(
 
 async fn put_key(
     State(app): State<Arc<App>>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let key = parse_key(&key)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("value is larger than --max-value-bytes ({} bytes)", app.max_value_bytes)
-        } else {
-            format!("cannot read the value: {}", rejection.body_text())
-        };
-        ApiError::new(status, message)
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            let message = format!("value is larger than --max-value-bytes ({} bytes)", app.max_value_bytes);
+            return ApiError::new(status, message).closing();
+        }
+        if std::error::Error::source(&rejection).is_some_and(is_body_timeout) {
+            // The rest of the body may still be on its way: the connection is not reused.
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("cannot read the value: {}", rejection.body_text()),
+            )
+            .closing();
+        }
+        ApiError::new(status, format!("cannot read the value: {}", rejection.body_text()))
     })?;
     let bytes = body.len();
     call(&app, &headers, Op::Set(key, body.to_vec().into()), "put").await?;
@@ -225,7 +184,7 @@ async fn put_key(
 
 async fn delete_key(
     State(app): State<Arc<App>>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let key = parse_key(&key)?;
@@ -248,30 +207,41 @@ fn start_job(app: &App, kind: JobKind) -> ApiResult<(StatusCode, Json<jobs::JobS
     }
 }
 
-async fn start_backup(State(app): State<Arc<App>>) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
+async fn start_backup(
+    State(app): State<Arc<App>>,
+    _: NoInput,
+) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
     start_job(&app, JobKind::Backup)
 }
 
-async fn start_scan(State(app): State<Arc<App>>) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
+async fn start_scan(
+    State(app): State<Arc<App>>,
+    _: NoInput,
+) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
     start_job(&app, JobKind::Scan)
 }
 
-async fn list_jobs(State(app): State<Arc<App>>) -> Json<Vec<jobs::JobStatus>> {
+async fn list_jobs(State(app): State<Arc<App>>, _: NoQuery) -> Json<Vec<jobs::JobStatus>> {
     Json(app.jobs.list().iter().map(|j| j.status()).collect())
 }
 
 fn job(app: &App, id: &str) -> ApiResult<Arc<jobs::Job>> {
-    let id = parse_id(id)?;
+    let id = parse_decimal(id, "job id")?;
     app.jobs.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no job {id}")))
 }
 
-async fn job_status(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<Json<jobs::JobStatus>> {
+async fn job_status(
+    State(app): State<Arc<App>>,
+    ApiPath(id): ApiPath<String>,
+    _: NoQuery,
+) -> ApiResult<Json<jobs::JobStatus>> {
     Ok(Json(job(&app, &id)?.status()))
 }
 
 async fn cancel_job(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
+    _: NoInput,
 ) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
     let job = job(&app, &id)?;
     if job.is_finished() {
@@ -288,7 +258,8 @@ async fn cancel_job(
 /// is the final status), or until the server shuts down.
 async fn watch_job(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
+    _: NoQuery,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let job = job(&app, &id)?;
     let shutdown = app.shutdown.subscribe();
@@ -330,7 +301,8 @@ fn completed_backup(app: &App, id: &str) -> ApiResult<std::path::PathBuf> {
 
 async fn verify_backup(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
+    _: NoInput,
 ) -> ApiResult<Json<serde_json::Value>> {
     let path = completed_backup(&app, &id)?;
     let store = Arc::clone(&app.store);
@@ -355,7 +327,8 @@ async fn verify_backup(
 
 async fn restore_backup(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
+    _: NoInput,
 ) -> ApiResult<Json<serde_json::Value>> {
     let path = completed_backup(&app, &id)?;
     if let Some(running) = app.jobs.any_running() {
@@ -429,21 +402,22 @@ async fn debug_admission(State(app): State<Arc<App>>) -> Json<serde_json::Value>
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TasksQuery {
     format: Option<String>,
     mode: Option<String>,
 }
 
 /// A task profile of every tracked task: grouped text, or JSON with `?format=json`.
-async fn debug_tasks(Query(query): Query<TasksQuery>) -> ApiResult<Response> {
+async fn debug_tasks(ApiQuery(query): ApiQuery<TasksQuery>) -> ApiResult<Response> {
     let profile = match query.mode.as_deref() {
         None | Some("low-pause") => tailguard::task::profile(),
         Some("stop-the-world") => tailguard::task::profile_stop_the_world(),
         Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("mode {other:?} is unknown: use low-pause (default) or stop-the-world"),
-            ));
+            return Err(ApiError::bad_request(format!(
+                "mode {} is unknown: use low-pause (default) or stop-the-world",
+                echo(other)
+            )));
         }
     };
     match query.format.as_deref() {
@@ -451,14 +425,14 @@ async fn debug_tasks(Query(query): Query<TasksQuery>) -> ApiResult<Response> {
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], profile.to_string()).into_response())
         }
         Some("json") => Ok(([(header::CONTENT_TYPE, "application/json")], profile.to_json()).into_response()),
-        Some(other) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("format {other:?} is unknown: use text or json"),
-        )),
+        Some(other) => {
+            Err(ApiError::bad_request(format!("format {} is unknown: use text or json", echo(other))))
+        }
     }
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SeriesQuery {
     since: Option<f64>,
 }
@@ -471,13 +445,16 @@ struct SeriesResponse {
     points: Vec<Point>,
 }
 
-async fn series(State(app): State<Arc<App>>, Query(query): Query<SeriesQuery>) -> Json<SeriesResponse> {
-    Json(SeriesResponse {
+async fn series(
+    State(app): State<Arc<App>>,
+    ApiQuery(query): ApiQuery<SeriesQuery>,
+) -> ApiResult<Json<SeriesResponse>> {
+    Ok(Json(SeriesResponse {
         interval_seconds: super::sampler::INTERVAL.as_secs_f64(),
         control: app.limiter.is_some(),
         target_ms: app.limiter.as_ref().map(|l| l.config().target.as_secs_f64() * 1e3),
         points: app.series.points(query.since),
-    })
+    }))
 }
 
 async fn page() -> Html<&'static str> {

@@ -37,6 +37,7 @@
 //! let summary = catch_up_scan(&store, 1_000, &mut || pacer.pace());
 //! ```
 
+pub mod arrivals;
 pub mod backup;
 pub mod generator;
 pub mod keyspace;

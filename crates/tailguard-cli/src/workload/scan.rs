@@ -72,16 +72,9 @@ pub fn catch_up_scan_until(
         stopped_after: None,
     };
     let mut current: Option<(RangeDigest, crc32fast::Hasher)> = None;
-    let mut batch = Vec::with_capacity(SCAN_BATCH);
-    let mut from = Some(Key(0));
-    while let Some(start) = from {
-        batch.clear();
-        store.scan_into(start, SCAN_BATCH, &mut batch);
-        from = batch.last().and_then(|(k, _)| k.successor());
-        if batch.is_empty() {
-            break;
-        }
-        for (key, value) in &batch {
+    let mut batches = store.batches(Key(0), SCAN_BATCH);
+    'scan: while let Some(batch) = batches.next_batch() {
+        for (key, value) in batch {
             let (range, hasher) = current.get_or_insert_with(|| {
                 (RangeDigest { first: *key, last: *key, keys: 0, crc32: 0 }, crc32fast::Hasher::new())
             });
@@ -99,8 +92,7 @@ pub fn catch_up_scan_until(
             summary.value_size_index[size_class(value.len())] += 1;
             if pace().is_break() {
                 summary.stopped_after = Some(*key);
-                from = None;
-                break;
+                break 'scan;
             }
         }
     }

@@ -84,9 +84,65 @@ impl Store {
     }
 }
 
+/// Keys in batches, in key order: every scan of the store walks it this way, holding no lock
+/// between batches. Made by [`Store::batches`].
+#[derive(Debug)]
+pub struct Batches<'a> {
+    store: &'a Store,
+    /// Where the next batch starts; `None` once the keyspace is done.
+    from: Option<Key>,
+    size: usize,
+    batch: Vec<(Key, Value)>,
+}
+
+impl Store {
+    /// Walks the keys from `from` on in batches of `size` (at least 1).
+    pub fn batches(&self, from: Key, size: usize) -> Batches<'_> {
+        Batches { store: self, from: Some(from), size: size.max(1), batch: Vec::with_capacity(size.max(1)) }
+    }
+
+    /// The first key at or after `from`, if any.
+    pub fn first_key_from(&self, from: Key) -> Option<Key> {
+        let mut one = Vec::with_capacity(1);
+        self.scan_into(from, 1, &mut one);
+        one.first().map(|(key, _)| *key)
+    }
+}
+
+impl Batches<'_> {
+    /// The next batch, in key order; `None` at the end of the keyspace.
+    pub fn next_batch(&mut self) -> Option<&[(Key, Value)]> {
+        let from = self.from?;
+        self.batch.clear();
+        self.store.scan_into(from, self.size, &mut self.batch);
+        self.from = self.batch.last().and_then(|(key, _)| key.successor());
+        if self.batch.is_empty() {
+            self.from = None;
+            return None;
+        }
+        Some(&self.batch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_walk_every_key_once_in_order() {
+        let keyspace = KeyspaceConfig { keys: 100, mean_value_bytes: 8, seed: 3 };
+        let store = Store::populate(&keyspace, 7);
+        let mut batches = store.batches(Key(5), 16);
+        let mut seen = Vec::new();
+        while let Some(batch) = batches.next_batch() {
+            assert!(batch.len() <= 16);
+            seen.extend(batch.iter().map(|(k, _)| k.0));
+        }
+        assert_eq!(seen, (5..100).collect::<Vec<_>>());
+        assert!(batches.next_batch().is_none(), "done stays done");
+        assert_eq!(store.first_key_from(Key(99)), Some(Key(99)));
+        assert_eq!(store.first_key_from(Key(100)), None);
+    }
 
     #[test]
     fn scan_walks_shards_in_order_from_the_resumption_key() {

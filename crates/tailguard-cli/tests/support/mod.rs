@@ -6,15 +6,20 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
+
+/// How long an awaited event may take on a slow, loaded machine before a test fails: a guard,
+/// never a measurement.
+pub const GUARD: Duration = Duration::from_secs(30);
 
 /// A running server, killed when dropped.
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub backup_dir: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -22,7 +27,14 @@ impl Server {
     /// directory, and waits for the line that gives the bound address.
     pub fn start(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let backup_dir = dir.path().join("backups");
+        let mut server = Server::start_in(&dir.path().join("backups"), args);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// [`Server::start`] with this backup directory (kept when the server ends, for the next).
+    pub fn start_in(backup_dir: &Path, args: &[&str]) -> Server {
+        let backup_dir = backup_dir.to_owned();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tailguard"))
             .args(["serve", "--listen", "127.0.0.1:0", "--backup-dir"])
             .arg(&backup_dir)
@@ -40,7 +52,7 @@ impl Server {
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .parse()
             .unwrap();
-        Server { child, addr, backup_dir, _dir: dir }
+        Server { child, addr, backup_dir, _dir: None }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -95,6 +107,42 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`TERM`, `INT`, `KILL`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let sent =
+            Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// The server's stderr, read line by line on a thread of its own.
+    pub fn stderr(&mut self) -> Lines {
+        let stderr = self.child.stderr.take().expect("stderr is taken once");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new() }
+    }
+
+    /// Waits, at most `guard`, for the server to exit.
+    pub fn wait_exit(&mut self, guard: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + guard;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn backup_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.backup_dir)
             .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -108,6 +156,44 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Lines of a server's stderr as they come.
+pub struct Lines {
+    rx: Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Waits, at most `guard`, for a line containing `needle`; whether one came.
+    pub fn wait_for(&mut self, needle: &str, guard: Duration) -> bool {
+        if self.seen.iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        let deadline = Instant::now() + guard;
+        loop {
+            match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Every line, once the stream has ended (waits at most `guard`).
+    pub fn all(&mut self, guard: Duration) -> String {
+        let deadline = Instant::now() + guard;
+        while let Ok(line) = self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
     }
 }
 
@@ -164,7 +250,8 @@ pub fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &[&str]
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> Reply {
+/// Parses one raw response (head and body as read until the connection closed).
+pub fn parse(raw: &[u8]) -> Reply {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");

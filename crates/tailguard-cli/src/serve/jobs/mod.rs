@@ -5,9 +5,13 @@
 //! renaming it to `PATH` once complete. A cancelled backup (a request, or server shutdown) stops
 //! at its next resumption point and keeps its output as `PATH.partial` without a footer: the name
 //! and the missing footer both mark it incomplete, and `restore` refuses it.
+//!
+//! Backup files are named by job id, and ids continue after the highest number already in the
+//! backup directory; an earlier run's partial file shows as an `interrupted` job, and each
+//! completed backup applies retention (see [`super::backups`]).
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,14 +24,20 @@ use tailguard::elastic::{
 };
 use tokio::sync::watch;
 
-use crate::demo::Placement;
-use crate::workload::backup::{BackupError, BackupWriter, export};
+use super::backups::{self, BackupFile};
+use crate::choices::{Placement, QUANTUM};
+use crate::workload::backup::{BackupError, BackupWriter, export, read_partial};
 use crate::workload::keyspace::Key;
 use crate::workload::scan::catch_up_scan_until;
 use crate::workload::store::Store;
 
-/// Longest stretch a backup task placed in the runtime works before yielding its worker.
-const QUANTUM: Duration = Duration::from_micros(500);
+mod runner;
+#[cfg(test)]
+mod tests;
+
+use self::runner::Runner;
+pub use self::runner::restore_into;
+
 /// Finished jobs kept for `GET /jobs` (the oldest finished ones are forgotten first).
 const KEEP_FINISHED: usize = 64;
 /// Keys between two CPU-clock reads of the scan.
@@ -67,6 +77,9 @@ pub enum JobState {
     Cancelled,
     /// Stopped by an error (see `error`).
     Failed,
+    /// A backup of an earlier run of the server that stopped before completing (a crash, a
+    /// `kill -9`): its `.partial` file was found at startup and is left as it is.
+    Interrupted,
 }
 
 /// Live counters of one job (relaxed, monotonically increasing).
@@ -92,6 +105,8 @@ struct Ending {
     output: Option<PathBuf>,
     /// Digest ranges computed by a scan.
     ranges: Option<usize>,
+    /// Files retention removed after this backup completed.
+    pruned: Vec<PathBuf>,
 }
 
 /// One job.
@@ -146,6 +161,8 @@ pub struct JobStatus {
     pub ranges: Option<usize>,
     /// Why a failed job failed.
     pub error: Option<String>,
+    /// Backup files that retention (`--keep-backups`) removed once this backup completed.
+    pub pruned: Vec<PathBuf>,
 }
 
 impl Job {
@@ -203,7 +220,10 @@ impl Job {
             state: ending.state.unwrap_or(JobState::Running),
             keys,
             total_keys: self.total_keys,
-            fraction: if self.total_keys == 0 {
+            fraction: if ending.state == Some(JobState::Interrupted) {
+                // An earlier run's: how far it got is not known.
+                0.0
+            } else if self.total_keys == 0 {
                 1.0
             } else {
                 (keys as f64 / self.total_keys as f64).min(1.0)
@@ -219,7 +239,38 @@ impl Job {
             resume_key: ending.resume_key.map(|k| k.0),
             ranges: ending.ranges,
             error: ending.error,
+            pruned: ending.pruned,
         }
+    }
+
+    /// An earlier run's backup found as `file` (a partial one) at startup: its complete chunks
+    /// give the keys it holds and where a backup resuming it would start.
+    fn interrupted(file: &BackupFile) -> Self {
+        let (resume_key, keys, error) = match read_partial(&file.path) {
+            Ok(prefix) => (prefix.last_key.map_or(Some(Key(0)), Key::successor), prefix.keys, None),
+            Err(error) => (None, 0, Some(format!("cannot be read as the beginning of a backup: {error}"))),
+        };
+        let job = Job {
+            id: file.number,
+            kind: JobKind::Backup,
+            started: Instant::now(),
+            total_keys: 0,
+            path: Some(backups::path_of(file.path.parent().unwrap_or(Path::new(".")), file.number)),
+            counters: Counters::default(),
+            cancel: watch::Sender::new(true),
+            ending: Mutex::new(Ending {
+                state: Some(JobState::Interrupted),
+                elapsed: Some(Duration::ZERO),
+                output: Some(file.path.clone()),
+                resume_key,
+                error,
+                ..Ending::default()
+            }),
+            finished: watch::Sender::new(true),
+        };
+        job.counters.compressed_bytes.store(file.bytes, Relaxed);
+        job.counters.keys.store(keys, Relaxed);
+        job
     }
 
     fn end(&self, ending: Ending) {
@@ -268,6 +319,8 @@ pub struct JobSettings {
     pub request: AcquireRequest,
     /// Directory of backup files.
     pub backup_dir: PathBuf,
+    /// Complete backups (and, apart, partial ones) kept by retention.
+    pub keep_backups: NonZeroUsize,
 }
 
 /// The server's jobs.
@@ -287,9 +340,21 @@ struct Inner {
 }
 
 impl Jobs {
-    /// No jobs yet; backup and scan tasks run on `runtime` (when placed there).
-    pub fn new(store: Arc<Store>, settings: JobSettings, runtime: tokio::runtime::Handle) -> Self {
-        Self { store, settings, runtime, inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }) }
+    /// The jobs of a server whose backup directory holds `earlier` (its files at startup): ids
+    /// start after their highest number, and each partial file is an interrupted job. Backup and
+    /// scan tasks run on `runtime` (when placed there).
+    pub fn new(
+        store: Arc<Store>,
+        settings: JobSettings,
+        runtime: tokio::runtime::Handle,
+        earlier: &[BackupFile],
+    ) -> Self {
+        let mut inner = Inner { next_id: backups::next_number(earlier), ..Inner::default() };
+        for file in earlier.iter().filter(|f| f.completeness == backups::Completeness::Partial) {
+            let job = Job::interrupted(file);
+            inner.jobs.insert(job.id, Arc::new(job));
+        }
+        Self { store, settings, runtime, inner: Mutex::new(inner) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -323,14 +388,19 @@ impl Jobs {
         if let Some(running) = inner.jobs.values().find(|j| j.kind == kind && !j.is_finished()) {
             return Err(StartError::Busy { kind: kind.name(), running: running.id });
         }
+        if kind == JobKind::Backup {
+            // Another process may have written backups here since: never reuse a number.
+            if let Ok(files) = backups::list(&self.settings.backup_dir) {
+                inner.next_id = inner.next_id.max(backups::next_number(&files));
+            }
+        }
         let id = inner.next_id;
         let job = Arc::new(Job {
             id,
             kind,
             started: Instant::now(),
             total_keys: self.store.len() as u64,
-            path: (kind == JobKind::Backup)
-                .then(|| self.settings.backup_dir.join(format!("backup-{id}.tgbak"))),
+            path: (kind == JobKind::Backup).then(|| backups::path_of(&self.settings.backup_dir, id)),
             counters: Counters::default(),
             cancel: watch::Sender::new(false),
             ending: Mutex::default(),
@@ -409,275 +479,5 @@ fn spawn_thread(kind: JobKind, id: u64, body: impl FnOnce() + Send + 'static) ->
 impl Ending {
     fn failed(error: String) -> Self {
         Ending { state: Some(JobState::Failed), error: Some(error), ..Ending::default() }
-    }
-}
-
-/// A job's work, on whichever thread or task runs it.
-struct Runner {
-    job: Arc<Job>,
-    store: Arc<Store>,
-    settings: JobSettings,
-}
-
-impl Runner {
-    fn lower_priority(&self) {
-        if self.settings.os_priority {
-            if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
-                eprintln!(
-                    "tailguard serve: cannot lower the {} thread's priority: {error}",
-                    self.job.kind.name()
-                );
-            }
-        }
-    }
-
-    /// Waits for a grant, or returns `None` when the job is cancelled first (a stopped limiter
-    /// cancels the job: it never runs on without control).
-    async fn grant(&self, limiter: &Limiter, request: &AcquireRequest) -> Option<ElasticHandle> {
-        let mut cancel = self.job.cancel.subscribe();
-        tokio::select! {
-            granted = limiter.acquire_async(request) => match granted {
-                Ok(handle) => Some(handle),
-                Err(_) => {
-                    self.job.cancel();
-                    None
-                }
-            },
-            _ = cancel.wait_for(|c| *c) => None,
-        }
-    }
-
-    /// Runs the backup; with `quantum`, works in slices of at most that long and yields between
-    /// them (placement in the foreground runtime).
-    async fn backup(&self, quantum: Option<Duration>) -> Ending {
-        let path = self.job.path.clone().expect("a backup job has a path");
-        let fail =
-            |error: BackupError| Ending::failed(format!("backup to {} failed: {error}", path.display()));
-        let mut writer = match BackupWriter::create(&path) {
-            Ok(writer) => writer,
-            Err(error) => return fail(error),
-        };
-        let counters = &self.job.counters;
-        // A thread of its own may yield the OS thread; a task in the runtime yields the task.
-        let request = if quantum.is_some() { AcquireRequest::new() } else { self.settings.request };
-        let mut resume: Option<Key> = None;
-        loop {
-            let handle = match &self.settings.limiter {
-                Some(limiter) if !self.job.cancelled() => self.grant(limiter, &request).await,
-                _ => None,
-            };
-            if self.job.cancelled() {
-                return match writer.abandon() {
-                    Ok(partial) => Ending {
-                        state: Some(JobState::Cancelled),
-                        resume_key: Some(resume.unwrap_or(Key(0))),
-                        output: Some(partial),
-                        ..Ending::default()
-                    },
-                    Err(error) => fail(error),
-                };
-            }
-            let request_end = Instant::now() + self.settings.slice;
-            let spent = |handle: &Option<ElasticHandle>| match handle {
-                Some(handle) => handle.over_limit(),
-                None => Instant::now() >= request_end,
-            };
-            loop {
-                let cpu_before = SystemClock.thread_cpu_nanos();
-                let slice_end = quantum.map(|q| Instant::now() + q);
-                let mut keys = 0u32;
-                let outcome = export(&self.store, resume, &mut || {
-                    keys = keys.wrapping_add(1);
-                    keys % 16 == 0
-                        && (slice_end.is_some_and(|end| Instant::now() >= end)
-                            || spent(&handle)
-                            || self.job.cancelled())
-                });
-                counters
-                    .cpu_nanos
-                    .fetch_add(SystemClock.thread_cpu_nanos().saturating_sub(cpu_before), Relaxed);
-                if let Err(error) = writer.append(&outcome.chunk) {
-                    return fail(error);
-                }
-                counters.keys.fetch_add(outcome.chunk.keys(), Relaxed);
-                counters.raw_bytes.fetch_add(outcome.chunk.raw_bytes(), Relaxed);
-                counters.compressed_bytes.fetch_add(outcome.chunk.compressed_bytes(), Relaxed);
-                resume = outcome.resume;
-                let request_over = resume.is_none() || spent(&handle) || self.job.cancelled();
-                if quantum.is_some() {
-                    tokio::task::yield_now().await;
-                }
-                if request_over {
-                    counters.requests.fetch_add(1, Relaxed);
-                    counters.preemptions.fetch_add(u64::from(resume.is_some()), Relaxed);
-                    break;
-                }
-            }
-            if resume.is_none() {
-                break;
-            }
-        }
-        match writer.finish() {
-            Ok(_) => Ending { state: Some(JobState::Completed), output: Some(path), ..Ending::default() },
-            Err(error) => fail(error),
-        }
-    }
-
-    /// Runs the catch-up scan, paced by the limiter when there is one.
-    fn scan(&self) -> Ending {
-        let counters = &self.job.counters;
-        let mut pacer = self.settings.limiter.as_ref().map(|l| Pacer::new(l.clone(), self.settings.request));
-        let mut cpu_mark = SystemClock.thread_cpu_nanos();
-        let mut flush = |keys: u64| {
-            let now = SystemClock.thread_cpu_nanos();
-            counters.cpu_nanos.fetch_add(now.saturating_sub(cpu_mark), Relaxed);
-            counters.keys.fetch_add(keys, Relaxed);
-            cpu_mark = now;
-        };
-        let mut unflushed = 0u64;
-        let summary = catch_up_scan_until(&self.store, SCAN_RANGE_KEYS, &mut || {
-            unflushed += 1;
-            if unflushed == SCAN_FLUSH_KEYS {
-                flush(unflushed);
-                unflushed = 0;
-            }
-            if self.job.cancelled() {
-                return ControlFlow::Break(());
-            }
-            // Without a timeout, pace() waits until the grant exists; it fails only once the
-            // limiter has stopped, and the scan stops with it.
-            if pacer.as_mut().is_some_and(|pacer| pacer.pace().is_err()) {
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        });
-        flush(unflushed);
-        let state = if summary.stopped_after.is_some() { JobState::Cancelled } else { JobState::Completed };
-        Ending {
-            state: Some(state),
-            resume_key: summary.stopped_after.and_then(Key::successor),
-            ranges: Some(summary.ranges.len()),
-            ..Ending::default()
-        }
-    }
-}
-
-/// Restores `path` into `store`: afterwards the store holds exactly the backup's entries.
-/// Returns `(keys written, keys removed)`.
-///
-/// # Errors
-/// The backup's [`RestoreError`](crate::workload::backup::RestoreError) when it cannot be read.
-pub fn restore_into(path: &Path, store: &Store) -> Result<(u64, u64), crate::workload::backup::RestoreError> {
-    let restored = crate::workload::backup::restore(path)?;
-    let mut removed = 0u64;
-    let mut batch = Vec::new();
-    let mut from = Some(Key(0));
-    while let Some(start) = from {
-        batch.clear();
-        store.scan_into(start, 1024, &mut batch);
-        from = batch.last().and_then(|(k, _)| k.successor());
-        if batch.is_empty() {
-            break;
-        }
-        for (key, _) in &batch {
-            if !restored.entries.contains_key(key) {
-                store.remove(*key);
-                removed += 1;
-            }
-        }
-    }
-    for (key, value) in &restored.entries {
-        store.put(*key, value.clone());
-    }
-    Ok((restored.entries.len() as u64, removed))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::workload::backup::verify;
-    use crate::workload::keyspace::KeyspaceConfig;
-
-    fn jobs(
-        keys: u64,
-        placement: Placement,
-        runtime: &tokio::runtime::Runtime,
-    ) -> (Jobs, Arc<Store>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::populate(&KeyspaceConfig { keys, mean_value_bytes: 40, seed: 9 }, 4));
-        let settings = JobSettings {
-            limiter: None,
-            placement,
-            os_priority: false,
-            slice: Duration::from_millis(1),
-            request: AcquireRequest::new().yield_every(Duration::from_micros(250)),
-            backup_dir: dir.path().to_owned(),
-        };
-        (Jobs::new(Arc::clone(&store), settings, runtime.handle().clone()), store, dir)
-    }
-
-    #[test]
-    fn backups_in_both_placements_complete_verify_and_restore() {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-        for placement in [Placement::Threads, Placement::Runtime] {
-            let (jobs, store, _dir) = jobs(3_000, placement, &runtime);
-            let job = jobs.start(JobKind::Backup).unwrap();
-            assert!(matches!(jobs.start(JobKind::Backup), Err(StartError::Busy { .. })) || job.is_finished());
-            runtime.block_on(job.wait());
-            let status = job.status();
-            assert_eq!(
-                (status.state, status.keys, status.fraction),
-                (JobState::Completed, 3_000, 1.0),
-                "{status:?}"
-            );
-            assert!(status.requests >= 1 && status.cpu_seconds > 0.0, "{status:?}");
-            let path = job.completed_backup().unwrap();
-            assert_eq!(verify(&path, &store).unwrap().keys, 3_000);
-
-            // Change the store, restore, and it matches again.
-            store.put(Key(5), b"changed".as_slice().into());
-            store.remove(Key(6));
-            store.put(Key(1_000_000), b"new".as_slice().into());
-            assert!(verify(&path, &store).is_err());
-            assert_eq!(restore_into(&path, &store).unwrap(), (3_000, 1));
-            assert_eq!(verify(&path, &store).unwrap().keys, 3_000);
-        }
-    }
-
-    #[test]
-    fn a_cancelled_backup_keeps_a_partial_file_restore_refuses_and_a_scan_stops() {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-        let (jobs, _store, dir) = jobs(200_000, Placement::Runtime, &runtime);
-        let job = jobs.start(JobKind::Backup).unwrap();
-        let scan = jobs.start(JobKind::Scan).unwrap();
-        job.cancel();
-        scan.cancel();
-        runtime.block_on(async {
-            job.wait().await;
-            scan.wait().await;
-        });
-        let status = job.status();
-        if status.state == JobState::Cancelled {
-            let partial = status.output.clone().unwrap();
-            assert!(partial.to_string_lossy().ends_with(".partial"), "{status:?}");
-            assert!(crate::workload::backup::restore(&partial).is_err());
-            assert!(!dir.path().join("backup-1.tgbak").exists());
-            assert!(job.completed_backup().is_none());
-            assert!(status.resume_key.is_some());
-        } else {
-            assert_eq!(status.state, JobState::Completed, "{status:?}");
-        }
-        assert!(matches!(scan.status().state, JobState::Cancelled | JobState::Completed));
-        // A new backup may start now; after shutdown none may.
-        let again = jobs.start(JobKind::Backup).unwrap();
-        assert_eq!(again.id(), 3);
-        let running = jobs.shut_down();
-        runtime.block_on(async {
-            for job in running {
-                job.wait().await;
-            }
-        });
-        assert!(matches!(jobs.start(JobKind::Scan), Err(StartError::ShuttingDown)));
-        assert_eq!(jobs.any_running(), None);
     }
 }

@@ -1,0 +1,57 @@
+//! Choices the demo and `serve` share: where elastic work runs and which controller steers it.
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use tailguard::elastic::ControllerKind;
+
+/// Where elastic work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Placement {
+    /// On threads of its own, beside the foreground runtime's workers.
+    Threads,
+    /// Backups as tasks in the foreground runtime (elastic tasks, charged with their own
+    /// running time), yielding every [`QUANTUM`] of work (the catch-up scan, which has no await
+    /// points, stays on its own thread).
+    Runtime,
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Placement::Threads => "threads",
+            Placement::Runtime => "runtime",
+        })
+    }
+}
+
+/// Longest stretch an elastic task works before it yields its worker to the foreground.
+pub const QUANTUM: Duration = Duration::from_micros(500);
+
+/// Which feedback controller the elastic modes use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ControllerChoice {
+    /// CockroachDB's rule and constants: tiny steps.
+    Reference,
+    /// tailguard's controller: steps scaled with the error.
+    Adaptive,
+}
+
+impl ControllerChoice {
+    /// The library's controller for this choice.
+    pub fn kind(self) -> ControllerKind {
+        match self {
+            ControllerChoice::Reference => ControllerKind::Reference,
+            ControllerChoice::Adaptive => ControllerKind::Adaptive,
+        }
+    }
+
+    /// The choice's name as the command line takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ControllerChoice::Reference => "reference",
+            ControllerChoice::Adaptive => "adaptive",
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The adapt scenario: the foreground load steps 20 % → 60 % → 20 % while the backup runs,
+//! once under the reference controller and once under the adaptive one, in rounds.
+
+use super::args::DemoArgs;
+use super::bench::Bench;
+use super::mode::Mode;
+use super::plan::Plan;
+use super::progress::Progress;
+use super::rounds;
+use crate::choices::ControllerChoice;
+use crate::error::CliError;
+use crate::report::DemoReport;
+
+/// The foreground load of each phase, as a fraction of the machine.
+pub const LOADS: [f64; 3] = [0.2, 0.6, 0.2];
+
+/// One plan per controller, each stepping the load through [`LOADS`].
+pub fn plans(args: &DemoArgs) -> Vec<Plan> {
+    [ControllerChoice::Reference, ControllerChoice::Adaptive]
+        .into_iter()
+        .map(|choice| Plan {
+            name: format!("adapt/{}", choice.name()),
+            mode: Mode::Elastic { os_priority: false },
+            placement: args.elastic_on,
+            controller: choice.kind(),
+            loads: LOADS.to_vec(),
+        })
+        .collect()
+}
+
+/// Runs the rounds and adds their figures to `report`.
+///
+/// # Errors
+///
+/// A window that cannot start (a thread, the probe, a limiter) or a failed backup.
+pub fn run(
+    bench: &Bench,
+    args: &DemoArgs,
+    plans: &[Plan],
+    progress: &Progress,
+    report: &mut DemoReport,
+) -> Result<(), CliError> {
+    rounds::run(bench, args, plans, progress, report)
+}

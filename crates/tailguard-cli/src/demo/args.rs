@@ -1,0 +1,243 @@
+//! The command line of `tailguard demo`, the scenarios it runs, and the checks on both.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::mode::Mode;
+use super::summary::Statistic;
+use crate::choices::{ControllerChoice, Placement};
+use crate::duration::parse_duration;
+use crate::error::CliError;
+use crate::workload::generator;
+use crate::workload::service::WorkConfig;
+
+/// Rounds of a default run: a median and a (min–max) interval at about 1.5 times the length of
+/// a single pass; `--rounds 5` gives figures worth quoting.
+pub const DEFAULT_ROUNDS: u32 = 2;
+
+/// Offered load of the two tenants together, as a multiple of capacity (65 % each).
+pub const OVERLOAD_DEFAULT_TENANT_LOAD: f64 = 1.3;
+
+/// The queue's overload threshold when `--admission-threshold` is not given: 32 runnable tasks
+/// per worker, the library's default (CockroachDB's 32 goroutines per CPU). The scenario's
+/// signal counts the admitted requests as runnable ([`WorkQueueConfig::count_admitted`]), so
+/// the slot count settles just above the threshold times the workers over two (the adjuster
+/// adds slots up to half the threshold and takes none away below it): 34 slots on 2 workers. On the 2-core VM, thresholds 16, 32 and 64 (18, 34 and 66 slots) all kept
+/// throughput within a few percent of no queue; heartbeat p99 was ~3, ~4 and ~7 ms.
+pub const OVERLOAD_DEFAULT_THRESHOLD: f64 = 32.0;
+
+/// Bytes hashed per hop when `--hop-bytes` is not given: 16 KiB, ~90 µs of CPU per request on
+/// the 2-core VM. Under overload every arrival queues: with the other scenarios' 4 KiB hops
+/// (~25 µs per request, ~100 000 arrivals per second) the queue cost 11 % of the throughput in
+/// one run, with 16 KiB a few percent.
+pub const OVERLOAD_DEFAULT_HOP_BYTES: usize = 16 << 10;
+
+/// Measured window per mode when `--duration` is not given.
+pub const OVERLOAD_DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// Arguments of `tailguard demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// What to run: the mode comparison, the load-step scenario that compares controllers, or
+    /// foreground overload without and with the admission work queue.
+    #[arg(long, value_enum, default_value_t = Scenario::Compare)]
+    pub scenario: Scenario,
+    /// Measurement time per mode and round (default 3s for compare, 30s for adapt, 10s for
+    /// overload).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Rounds of the compare and adapt scenarios: every mode runs once per round, the baseline
+    /// twice, in an order that rotates from round to round; figures are medians over rounds
+    /// with 95 % intervals. 5 rounds give figures worth quoting.
+    #[arg(long, default_value_t = NonZeroU32::new(DEFAULT_ROUNDS).unwrap())]
+    pub rounds: NonZeroU32,
+    /// How foreground p99 is compared with the baseline's in the verdicts: the median of each
+    /// round's per-interval p99s (the steadiest across repeated runs), each round's whole
+    /// window, or all rounds' requests pooled.
+    #[arg(long, value_enum, default_value_t = Statistic::Intervals)]
+    pub statistic: Statistic,
+    /// Comma-separated modes for the compare scenario.
+    #[arg(long, default_value = Mode::DEFAULTS)]
+    pub modes: String,
+    /// Foreground load as a fraction of the whole machine (calibrated at start). The overload
+    /// scenario sets its load with --overload instead.
+    #[arg(long, default_value_t = generator::DEFAULT_LOAD)]
+    pub load: f64,
+    /// Overload scenario: offered load of the two tenants together, as a multiple of the
+    /// service's capacity, measured at start (1.3: 65 % each); heartbeats add 1 %.
+    #[arg(long, default_value_t = OVERLOAD_DEFAULT_TENANT_LOAD)]
+    pub overload: f64,
+    /// Overload scenario: longest a request waits for an admission slot, from its scheduled
+    /// arrival, before the queue refuses it.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub max_wait: Duration,
+    /// Overload scenario: runnable tasks per worker (tokio's global queue plus admitted
+    /// requests) at or above which the queue takes a slot away; slots settle near
+    /// threshold × workers / 2.
+    #[arg(long, default_value_t = OVERLOAD_DEFAULT_THRESHOLD)]
+    pub admission_threshold: f64,
+    /// Keys in the store.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Mean value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub value_size: usize,
+    /// Bytes hashed at each of a foreground request's four hops: its CPU cost (default 4 KiB,
+    /// ~25 µs of CPU per request on the 2-core VM; 16 KiB, ~90 µs, for overload).
+    #[arg(long)]
+    pub hop_bytes: Option<usize>,
+    /// Where elastic work runs: on threads of its own, or as tasks in the foreground runtime.
+    #[arg(long, value_enum, default_value_t = Placement::Threads)]
+    pub elastic_on: Placement,
+    /// Target p99 scheduling latency of the limiter.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub target: Duration,
+    /// Controller of the elastic modes in the compare scenario.
+    #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]
+    pub controller: ControllerChoice,
+    /// Seed of the keyspace and the request schedule.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Time each mode runs before it is measured: the limiter's window fills and its share
+    /// settles. The baseline, which has no limiter, warms up for at most 1s.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// CPU time granted to one elastic export request (the limiter's grant size); uncontrolled
+    /// requests run for as long in wall time.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub grant: Duration,
+    /// Elastic threads under a grant give the CPU away (sched_yield) after every this much CPU,
+    /// so a foreground thread made runnable behind one waits about this long at most, not a
+    /// whole OS time slice (elastic work placed on threads; 0s: never).
+    #[arg(long, default_value = "250us", value_parser = parse_duration)]
+    pub elastic_yield: Duration,
+    /// Length of one point of the time series.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Worker threads of the foreground runtime (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Keep the last complete backup of each worker in this directory (for `tailguard restore`);
+    /// by default backups go to a temporary directory that is removed.
+    #[arg(long)]
+    pub backup_dir: Option<PathBuf>,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML page with plots to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Render a report written earlier with --json (table, and --html / --scatter if given)
+    /// instead of running the experiment.
+    #[arg(long, value_name = "JSON")]
+    pub from_json: Option<PathBuf>,
+    /// Write the compare scenario's scatter (elastic work against foreground p99, every mode,
+    /// the static frontier) to this file as SVG.
+    #[arg(long)]
+    pub scatter: Option<PathBuf>,
+    /// Print no progress, only the final table.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The experiment to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Every mode side by side at a constant foreground load.
+    Compare,
+    /// Foreground load steps 20 % → 60 % → 20 % while the backup runs; reference vs adaptive
+    /// controller.
+    Adapt,
+    /// Foreground offered above capacity (two tenants weighted 2:1 and a high-priority
+    /// heartbeat class), without and with the admission work queue; no elastic work.
+    Overload,
+}
+
+impl Scenario {
+    /// Measured time per window when `--duration` is not given.
+    pub fn default_duration(self) -> Duration {
+        match self {
+            Scenario::Compare => Duration::from_secs(3),
+            Scenario::Adapt => Duration::from_secs(30),
+            Scenario::Overload => OVERLOAD_DEFAULT_DURATION,
+        }
+    }
+
+    /// Bytes hashed per hop of a foreground request when `--hop-bytes` is not given.
+    pub fn default_hop_bytes(self) -> usize {
+        match self {
+            Scenario::Overload => OVERLOAD_DEFAULT_HOP_BYTES,
+            Scenario::Compare | Scenario::Adapt => WorkConfig::default().hash_bytes_per_hop,
+        }
+    }
+}
+
+impl DemoArgs {
+    /// The measured time per window, as given or the scenario's default.
+    pub fn duration(&self) -> Duration {
+        self.duration.unwrap_or(self.scenario.default_duration())
+    }
+
+    /// Bytes hashed per hop of a foreground request, as given or the scenario's default.
+    pub fn hop_bytes(&self) -> usize {
+        self.hop_bytes.unwrap_or(self.scenario.default_hop_bytes())
+    }
+
+    /// Checks the arguments that clap's types do not.
+    ///
+    /// # Errors
+    ///
+    /// The first argument out of range, saying what to give instead.
+    pub fn validate(&self) -> Result<(), CliError> {
+        let duration = self.duration();
+        if duration < Duration::from_secs(1)
+            || self.interval < Duration::from_millis(50)
+            || self.interval > duration
+        {
+            return Err("--duration must be at least 1s, and --interval between 50ms and the duration".into());
+        }
+        if !(self.load > 0.0 && self.load <= 1.0) {
+            return Err(format!(
+                "--load {} is out of range: give a fraction of the machine in (0, 1]",
+                self.load
+            )
+            .into());
+        }
+        if self.keys == 0 || self.value_size == 0 || self.hop_bytes == Some(0) {
+            return Err("--keys, --value-size and --hop-bytes must be at least 1".into());
+        }
+        if self.scenario == Scenario::Overload {
+            self.validate_overload()?;
+        }
+        Ok(())
+    }
+
+    /// Checks the overload scenario's own flags.
+    ///
+    /// # Errors
+    ///
+    /// The first flag out of range, named.
+    fn validate_overload(&self) -> Result<(), CliError> {
+        if !(self.overload > 0.0 && self.overload <= 10.0) {
+            return Err(format!(
+                "--overload {} is out of range: give the tenants' load as a multiple of capacity in (0, 10]",
+                self.overload
+            )
+            .into());
+        }
+        if !(Duration::from_millis(1)..=Duration::from_secs(60)).contains(&self.max_wait) {
+            return Err("--max-wait must be within 1ms ..= 60s".into());
+        }
+        if !(self.admission_threshold.is_finite() && self.admission_threshold > 0.0) {
+            return Err(format!(
+                "--admission-threshold {} is invalid: give a positive number of runnable tasks per CPU",
+                self.admission_threshold
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
