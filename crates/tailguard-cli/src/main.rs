@@ -6,6 +6,7 @@
 // A binary: `pub` marks each module's interface to the rest of the crate.
 #![allow(unreachable_pub)]
 
+mod capacity;
 mod choices;
 mod demo;
 mod error;

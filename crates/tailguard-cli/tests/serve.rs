@@ -160,6 +160,9 @@ fn metrics_debug_endpoints_and_the_live_series() {
     }
 
     let elastic = server.poll_json("/debug/elastic", |e| !e["history"].as_array().unwrap().is_empty());
+    // The capacity says where it came from (here: affinity, or a cgroup limit of the CI box).
+    let source = elastic["config"]["cores_source"].as_str().expect("cores_source");
+    assert!(!source.is_empty() && elastic["config"]["cores"].as_f64().unwrap() > 0.0, "{elastic}");
     assert_eq!(elastic["control"], true);
     assert_eq!(elastic["config"]["target_seconds"], 0.001);
     assert!(elastic["state"]["share"].as_f64().unwrap() >= 0.05);

@@ -83,7 +83,6 @@ pub mod admission;
 pub mod budget;
 #[cfg(feature = "tracing")]
 pub mod capture;
-pub mod cgroup;
 // The capture layer's arm slot is lock-free on its read side: model-check it also when the
 // `tracing` feature is off (the loom run builds default features).
 #[cfg(all(loom, not(feature = "tracing")))]

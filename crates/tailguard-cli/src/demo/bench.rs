@@ -12,6 +12,7 @@ use tailguard::observe::{ProbeConfig, RuntimeProbe};
 
 use super::args::DemoArgs;
 use super::progress::Progress;
+use crate::capacity;
 use crate::error::CliError;
 use crate::workload::generator::{self, GeneratorConfig, RateSchedule};
 use crate::workload::keyspace::KeyspaceConfig;
@@ -23,7 +24,7 @@ pub struct Bench {
     pub runtime: tokio::runtime::Runtime,
     pub service: Arc<Service>,
     pub store: Arc<Store>,
-    pub cores: usize,
+    pub cores: f64,
     pub rate_at_full_load: f64,
     pub backup_dir: PathBuf,
     pub keep_backups: bool,
@@ -37,8 +38,10 @@ pub struct Bench {
 ///
 /// The runtime or the probe cannot start, or the backup directory cannot be created.
 pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.unwrap_or(cores).max(1);
+    let limit = capacity::detect();
+    capacity::log(&limit);
+    let cores = limit.cores;
+    let workers = args.workers.unwrap_or(capacity::whole_cpus(cores));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("foreground")
@@ -91,17 +94,17 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         cancelled.load(Ordering::Relaxed)
     });
     let used = process_cpu_time().saturating_sub(cpu_before).as_secs_f64()
-        / (trial_report.elapsed.as_secs_f64().max(1e-3) * cores as f64);
+        / (trial_report.elapsed.as_secs_f64().max(1e-3) * cores);
     drop(probe);
     // A trial cut short by Ctrl-C measured nothing useful: keep the closed-loop estimate.
     let rate_at_full_load =
         if used > 0.0 && !trial_report.cancelled { estimate / used } else { calibration.rate_for_load(1.0) };
     progress.note(&format!(
-        "{} cores; a request costs {:.1} µs of CPU in a closed loop, {:.1} µs open-loop with the probe; \
+        "{cores:.2} cores ({}); a request costs {:.1} µs of CPU in a closed loop, {:.1} µs open-loop with the probe; \
          {:.0} req/s is {:.0} % of the machine",
-        cores,
+        limit.source,
         calibration.cpu_per_request.as_secs_f64() * 1e6,
-        cores as f64 / rate_at_full_load * 1e6,
+        cores / rate_at_full_load * 1e6,
         rate_at_full_load * args.load,
         args.load * 100.0
     ));

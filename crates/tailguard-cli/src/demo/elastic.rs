@@ -98,7 +98,7 @@ impl ElasticRun {
         let limiter = if plan.mode.uses_limiter() {
             Some(
                 Limiter::builder()
-                    .cores(bench.cores as f64)
+                    .cores(bench.cores)
                     .target(args.target)
                     .controller(plan.controller)
                     .latency_window(Arc::clone(window))
@@ -128,7 +128,7 @@ impl ElasticRun {
             started,
         };
         let mut workers = Vec::new();
-        for worker in 0..bench.cores.saturating_sub(1).max(1) {
+        for worker in 0..crate::capacity::whole_cpus(bench.cores).saturating_sub(1).max(1) {
             let mut job = new_job(Some(started_tx.clone()));
             let dir = bench.backup_dir.clone();
             let name = plan.name.replace([':', '/', '+', '@'], "-");
@@ -253,10 +253,11 @@ impl ElasticRun {
             keys_per_sec: reading.keys as f64 / secs,
             scan_keys_per_sec: reading.scan_keys as f64 / secs,
             bytes_per_sec: reading.bytes as f64 / secs,
-            cpu_share: reading.cpu_nanos as f64 / (secs * 1e9 * bench.cores as f64),
-            accounted_cpu_share: self.limiter.as_ref().map(|_| {
-                accounted.saturating_sub(self.measured_from.2).as_secs_f64() / (secs * bench.cores as f64)
-            }),
+            cpu_share: reading.cpu_nanos as f64 / (secs * 1e9 * bench.cores),
+            accounted_cpu_share: self
+                .limiter
+                .as_ref()
+                .map(|_| accounted.saturating_sub(self.measured_from.2).as_secs_f64() / (secs * bench.cores)),
             idle_share_used: None,
             requests: reading.requests,
             preemptions: reading.preemptions,

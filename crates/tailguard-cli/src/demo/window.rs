@@ -130,7 +130,7 @@ pub fn run(
                 let interval_sched = sched.since(&last_sched);
                 last_sched = sched;
                 let cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
-                let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores as f64);
+                let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores);
                 last_cpu = cpu;
                 let share = elastic.as_ref().and_then(|e| e.share());
                 let machine = CpuTimes::now();
@@ -178,7 +178,7 @@ pub fn run(
     drop(probe);
     let window_figures = WindowFigures {
         sched_p99_ms: sched.p99().map(|d| d.as_secs_f64() * 1e3),
-        process_cpu_share: cpu_total.as_secs_f64() / (wall.as_secs_f64().max(1e-9) * bench.cores as f64),
+        process_cpu_share: cpu_total.as_secs_f64() / (wall.as_secs_f64().max(1e-9) * bench.cores),
         machine_idle,
         machine_steal,
     };

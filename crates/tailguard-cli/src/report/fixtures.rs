@@ -93,7 +93,7 @@ pub(crate) fn sample_report() -> DemoReport {
         runs.push(run("baseline", round, 5, 0.8, None));
     }
     DemoReport {
-        machine: Machine { cores: 2, os: "linux x86_64".into() },
+        machine: Machine { cores: 2.0, os: "linux x86_64".into() },
         settings: Settings {
             duration_secs: 10.0,
             warmup_secs: 3.0,

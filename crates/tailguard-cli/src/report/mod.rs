@@ -49,8 +49,8 @@ pub struct DemoReport {
 /// The machine the run was taken on.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Machine {
-    /// CPU cores available to the process.
-    pub cores: usize,
+    /// CPU cores available to the process: possibly fractional under a cgroup quota.
+    pub cores: f64,
     /// Operating system and architecture.
     pub os: String,
 }

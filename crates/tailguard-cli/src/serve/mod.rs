@@ -195,7 +195,9 @@ pub struct App {
     jobs: Jobs,
     series: Series,
     prometheus: PrometheusHandle,
-    cores: usize,
+    cores: f64,
+    /// Where `cores` came from (affinity, a cgroup quota, a cpuset), for `/debug/elastic`.
+    cores_source: String,
     max_value_bytes: usize,
     /// The bound on tenants tracked (`--admission`).
     tenants: Option<TenantLimit>,
@@ -239,7 +241,7 @@ fn validate(args: &ServeArgs) -> Result<(), CliError> {
 fn work_queue(
     args: &ServeArgs,
     runtime: &tokio::runtime::Handle,
-    cores: usize,
+    cores: f64,
 ) -> Result<Option<WorkQueue>, CliError> {
     if !args.admission {
         return Ok(None);
@@ -247,7 +249,7 @@ fn work_queue(
     let config = WorkQueueConfig {
         overload_threshold: args.admission_threshold,
         queue_limit: args.queue_limit,
-        cores: cores as f64,
+        cores,
         ..WorkQueueConfig::default()
     };
     let queue =
@@ -264,8 +266,9 @@ fn work_queue(
 /// Runs `tailguard serve` until SIGINT or SIGTERM.
 pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     validate(args)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.unwrap_or(cores);
+    let cpu_limit = crate::capacity::detect();
+    let cores = cpu_limit.cores;
+    let workers = args.workers.unwrap_or(crate::capacity::whole_cpus(cores));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("tailguard-serve")
@@ -277,7 +280,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     } else {
         Some(
             Limiter::builder()
-                .cores(cores as f64)
+                .cores(cores)
                 .target(args.target)
                 .grant(args.grant)
                 .share_bounds(args.floor, args.ceiling)
@@ -331,6 +334,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         tracing_subscriber::registry().with(capture_layer).with(crate::logging::layer()),
     )
     .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
+    crate::capacity::log(&cpu_limit);
     let app = Arc::new(App {
         queue,
         captures,
@@ -343,6 +347,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         series: Series::default(),
         prometheus,
         cores,
+        cores_source: cpu_limit.source.to_string(),
         max_value_bytes: args.max_value_bytes,
         tenants,
         shutdown: watch::Sender::new(false),

@@ -371,6 +371,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "tick_seconds": config.tick.as_secs_f64(),
             "grant_seconds": config.grant.as_secs_f64(),
             "cores": config.cores,
+            "cores_source": app.cores_source,
             "controller": config.controller.name(),
         },
         "state": {

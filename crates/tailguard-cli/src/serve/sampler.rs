@@ -131,7 +131,7 @@ pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::
                 scheduling_p99_ms: millis(app.scheduling.snapshot().histogram.p99()),
                 request_p99_ms: millis(app.requests.snapshot().histogram.p99()),
                 requests_per_sec: served as f64 / secs,
-                elastic_cpu: cpu_delta as f64 / (secs * 1e9 * app.cores as f64),
+                elastic_cpu: cpu_delta as f64 / (secs * 1e9 * app.cores),
                 os_runnable: tick.and_then(|t| t.os_runnable),
             });
         }

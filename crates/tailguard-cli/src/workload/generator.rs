@@ -407,7 +407,7 @@ pub struct Calibration {
     /// Process CPU time per request, runtime overhead included.
     pub cpu_per_request: Duration,
     /// Cores of the machine.
-    pub cores: usize,
+    pub cores: f64,
     /// Requests measured.
     pub requests: u64,
 }
@@ -416,7 +416,7 @@ impl Calibration {
     /// The arrival rate (per second) that keeps `load × cores` busy with requests.
     pub fn rate_for_load(&self, load: f64) -> f64 {
         let cpu_secs = self.cpu_per_request.as_secs_f64();
-        if cpu_secs > 0.0 { load * self.cores as f64 / cpu_secs } else { 0.0 }
+        if cpu_secs > 0.0 { load * self.cores / cpu_secs } else { 0.0 }
     }
 }
 
@@ -447,7 +447,7 @@ pub fn calibrate(service: &Arc<Service>, requests: u64, concurrency: usize, keys
     let cpu = process_cpu_time().saturating_sub(cpu_before);
     Calibration {
         cpu_per_request: Duration::from_nanos(duration_nanos(cpu) / measured.max(1)),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores: tailguard::budget::detected_cores(),
         requests: measured,
     }
 }
@@ -550,7 +550,7 @@ mod tests {
 
     #[test]
     fn calibration_turns_cpu_cost_into_rate() {
-        let cal = Calibration { cpu_per_request: Duration::from_micros(50), cores: 4, requests: 1 };
+        let cal = Calibration { cpu_per_request: Duration::from_micros(50), cores: 4.0, requests: 1 };
         assert!((cal.rate_for_load(0.4) - 32_000.0).abs() < 1e-6);
         let zero = Calibration { cpu_per_request: Duration::ZERO, ..cal };
         assert_eq!(zero.rate_for_load(0.4), 0.0);

@@ -125,7 +125,7 @@ mod tests {
             Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
         let cal = calibrate(&service, 20_000, 64, keyspace.keys);
         println!(
-            "calibration: {:?} CPU/request, {} cores, rate for 40 % load {:.0}/s",
+            "calibration: {:?} CPU/request, {:.2} cores, rate for 40 % load {:.0}/s",
             cal.cpu_per_request,
             cal.cores,
             cal.rate_for_load(0.4)

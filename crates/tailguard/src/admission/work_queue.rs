@@ -278,7 +278,7 @@ impl WorkQueue {
     /// Soft-caps a tenant at `share` of the machine's CPU (`share × cores` CPU-seconds per
     /// second).
     ///
-    /// The cap is the elastic limiter's [`TokenBucket`] of CPU nanoseconds (capacity one second
+    /// The cap is the elastic limiter's [`TokenBucket`](crate::budget::TokenBucket) of CPU nanoseconds (capacity one second
     /// of fill): a request of the tenant is admitted while the balance is above zero, takes
     /// the tenant's moving estimate of CPU per request, and settles against the CPU measured
     /// when its permit is dropped — unused CPU goes back, over-use becomes debt (bounded at one

@@ -11,7 +11,7 @@ use super::trace::{
 };
 use super::{ArmError, CaptureId, CaptureSpec};
 
-/// Arms a [`CaptureLayer`] and reads what it captured. Cheap to clone; clones share the layer.
+/// Arms a [`CaptureLayer`](super::CaptureLayer) and reads what it captured. Cheap to clone; clones share the layer.
 #[derive(Clone)]
 pub struct CaptureHandle {
     pub(super) shared: Arc<Shared>,

@@ -160,7 +160,7 @@ impl Limiter {
     /// Waits for a grant without blocking the thread. Dropping the future releases its place
     /// (and returns a grant it was handed but did not collect). Built on std wakers only.
     ///
-    /// Waiters are woken when tokens come back, on ticks, and — with [`LimiterBuilder::start`]
+    /// Waiters are woken when tokens come back, on ticks, and — with [`LimiterBuilder::start`](super::LimiterBuilder::start)
     /// — as soon as the bucket refills enough. The future resolves to
     /// [`AcquireError::Stopped`] when the limiter is stopped, before or while it waits.
     ///
@@ -174,7 +174,7 @@ impl Limiter {
     /// [`acquire_async`](Self::acquire_async) that gives up `timeout` after this call (on the
     /// limiter's clock) with [`AcquireError::Timeout`], whether or not a grant ever arrives:
     /// the limiter's thread wakes the waiter at its deadline (without
-    /// [`LimiterBuilder::start`], at the first [`tick`](Self::tick) or settled grant after it).
+    /// [`LimiterBuilder::start`](super::LimiterBuilder::start), at the first [`tick`](Self::tick) or settled grant after it).
     pub fn acquire_async_timeout(&self, request: &AcquireRequest, timeout: Duration) -> AcquireFuture {
         let deadline = self.shared.clock.now_nanos().saturating_add(duration_nanos(timeout));
         AcquireFuture::new(self.shared.clone(), *request, Some((deadline, timeout)))

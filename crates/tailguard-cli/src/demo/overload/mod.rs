@@ -134,7 +134,7 @@ pub(super) fn run(
         capacity_rps: capacity,
         calibrated_rps: bench.rate_at_full_load,
         hop_bytes: bench.service.work().hash_bytes_per_hop,
-        request_cpu_us: bench.cores as f64 / capacity.max(1e-9) * 1e6,
+        request_cpu_us: bench.cores / capacity.max(1e-9) * 1e6,
         max_wait_ms: args.max_wait.as_secs_f64() * 1e3,
         admission_threshold: args.admission_threshold,
         modes: Vec::new(),

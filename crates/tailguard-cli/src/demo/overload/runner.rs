@@ -164,7 +164,7 @@ pub(super) fn measure(
             // stable tokio metrics cannot read: the signal counts the admitted requests.
             let config = WorkQueueConfig {
                 overload_threshold: setup.threshold,
-                cores: bench.cores as f64,
+                cores: bench.cores,
                 count_admitted: true,
                 ..WorkQueueConfig::default()
             };
@@ -369,7 +369,7 @@ fn assemble(
     samples: &QueueSamples,
 ) -> OverloadMode {
     let secs = window.as_secs_f64().max(1e-9);
-    let machine_nanos = secs * 1e9 * setup.bench.cores as f64;
+    let machine_nanos = secs * 1e9 * setup.bench.cores;
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     let classes: Vec<OverloadClass> = Class::ALL
         .into_iter()

@@ -1,5 +1,6 @@
 //! The CPU budget that the elastic limiter and the admission queue's tenant caps both spend:
-//! a [`TokenBucket`] of CPU nanoseconds, and the [cores](detected_cores) a share is a fraction of.
+//! a [`TokenBucket`] of CPU nanoseconds, and the [cores](detected_cores) a share is a fraction of
+//! ([`CpuLimit`]: the affinity mask, a cgroup CPU quota or a cpuset, whichever is smallest).
 //!
 //! A share of the machine becomes a fill rate of `share × cores` CPU-nanoseconds per
 //! wall-nanosecond; the capacity is one second of fill (DESIGN §8: no burst beyond it). A grant
@@ -24,6 +25,10 @@
 //! Every operation is a few floating-point and integer operations on the caller's value, no
 //! atomics and no clock read. Why debt is exact and a cut forfeits the balance is in
 //! `docs/design-notes.md` ("The CPU budget").
+
+pub mod cgroup;
+
+pub use cgroup::{CpuLimit, CpuLimitSource};
 
 /// Nanoseconds in one second.
 const NANOS_PER_SEC: f64 = 1e9;
@@ -138,11 +143,11 @@ impl TokenBucket {
     }
 }
 
-/// Cores available to this process: `std::thread::available_parallelism`, which on Linux
-/// honours the affinity mask and a cgroup (v1 or v2) CPU quota. Falls back to 1. Costs a few
-/// system calls and file reads on Linux (cgroup files): read it once, at configuration.
+/// Cores available to this process, possibly fractional: the smallest of its affinity mask,
+/// its cgroup's CPU quota (v2 or v1) and its cpuset ([`CpuLimit::detect`], which also says
+/// which one binds). Costs a few file reads: read it once, at configuration.
 pub fn detected_cores() -> f64 {
-    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+    CpuLimit::detect().cores
 }
 
 fn capacity_for(rate: f64) -> i64 {

@@ -10,7 +10,7 @@
 //! and says which source won.
 //!
 //! ```
-//! use tailguard::cgroup::CpuLimit;
+//! use tailguard::budget::CpuLimit;
 //!
 //! let limit = CpuLimit::detect();
 //! assert!(limit.cores > 0.0 && limit.cores <= limit.host_cpus as f64);
