@@ -52,12 +52,9 @@ pub type SharedClock = Arc<dyn Clock>;
 pub struct SystemClock;
 
 impl SystemClock {
-    /// The system clock as a [`SharedClock`]: every call returns the same one (a clone of one
-    /// process-wide `Arc`), so that poll wrappers stacked on a task see one clock and read it
-    /// once per poll edge.
+    /// The system clock as a [`SharedClock`].
     pub fn shared() -> SharedClock {
-        static SHARED: std::sync::OnceLock<SharedClock> = std::sync::OnceLock::new();
-        Arc::clone(SHARED.get_or_init(|| Arc::new(SystemClock)))
+        Arc::new(SystemClock)
     }
 }
 

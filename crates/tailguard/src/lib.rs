@@ -94,7 +94,6 @@ pub mod elastic;
 pub mod histogram;
 pub mod observe;
 pub mod order;
-mod poll_timing;
 pub mod sim;
 mod sync;
 #[cfg(feature = "tokio")]

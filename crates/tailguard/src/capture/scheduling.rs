@@ -21,7 +21,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::clock::{SharedClock, SystemClock, duration_nanos};
-use crate::poll_timing::{Identity, PollTiming, forward_wake, wake_nanos};
 
 /// The poll under way on this thread, as seen by the layer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,20 +143,14 @@ impl Wake for WakeStamp {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // The first wake since the last poll wins: later ones read no clock.
-        let now = (self.woken_at_nanos.load(Ordering::Relaxed) == 0).then(|| {
-            let now = wake_nanos(&self.clock, Arc::as_ptr(self).cast());
-            // `max(1)`: 0 means "not woken".
-            let _ = self.woken_at_nanos.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
-            now
-        });
+        // `max(1)`: 0 means "not woken". The first wake since the last poll wins.
+        let now = self.clock.now_nanos().max(1);
+        let _ = self.woken_at_nanos.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
         // Cloned out so that the executor's waker is never woken under our lock; a poisoned lock
         // only means a waker's clone panicked, the slot is still valid.
         let waker = self.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        match (waker, now) {
-            (Some(waker), Some(now)) => forward_wake(&self.clock, now, &waker),
-            (Some(waker), None) => waker.wake(),
-            (None, _) => {}
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 }
@@ -220,17 +213,11 @@ impl<F: Future> Future for Scheduled<F> {
         if !this.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             this.register(cx.waker());
         }
-        let me = Identity::of(&*this);
-        let mut timing = PollTiming::begin_lazy(&this.stamp.clock, me, Identity::of(&*this.future));
         let woken_at = this.stamp.woken_at_nanos.swap(0, Ordering::Relaxed);
-        let delay =
-            (woken_at != 0).then(|| Duration::from_nanos(timing.start_nanos().saturating_sub(woken_at)));
-        let poll = {
-            let _scope = PollScope::enter(delay);
-            this.future.as_mut().poll(&mut Context::from_waker(&this.own_waker))
-        };
-        timing.finish();
-        poll
+        let delay = (woken_at != 0)
+            .then(|| Duration::from_nanos(this.stamp.clock.now_nanos().saturating_sub(woken_at)));
+        let _scope = PollScope::enter(delay);
+        this.future.as_mut().poll(&mut Context::from_waker(&this.own_waker))
     }
 }
 

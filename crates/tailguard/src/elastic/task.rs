@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::poll_timing::{Identity, PollTiming};
 
 /// Ids of elastic tasks; 0 is never used.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -172,19 +171,13 @@ impl<F: Future> Future for ElasticTask<F> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        let me = Identity::of(&*this);
-        let future = this.future.as_mut().expect("ElasticTask polled after it was dropped");
-        let mut timing = PollTiming::begin(&this.clock, me, Identity::of(&**future));
-        let start = timing.start_nanos();
+        let start = this.clock.now_nanos();
         let result = {
-            let _scope = Scope::enter(CurrentPoll {
-                task: this.id,
-                run_before_nanos: this.run_nanos,
-                start_nanos: start,
-            });
+            let _scope = this.scope(start);
+            let future = this.future.as_mut().expect("ElasticTask polled after it was dropped");
             future.as_mut().poll(cx)
         };
-        this.run_nanos += timing.end().saturating_sub(start);
+        this.run_nanos += this.clock.now_nanos().saturating_sub(start);
         this.shared_run_nanos.store(this.run_nanos, Ordering::Relaxed);
         result
     }

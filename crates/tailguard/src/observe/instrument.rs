@@ -59,7 +59,6 @@ use std::time::Duration;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::histogram::{InvalidWindow, WindowConfig, WindowedHistogram};
-use crate::poll_timing::{Identity, PollTiming, forward_wake, wake_nanos};
 
 /// Settings of a [`PollMonitor`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,16 +194,13 @@ struct TaskState {
 }
 
 impl TaskState {
-    /// Stamps the first wake since the last poll; returns the time read, if it read one.
     #[inline]
-    fn stamp(self: &Arc<Self>) -> Option<u64> {
-        if self.woken_at_nanos.load(Ordering::Relaxed) != 0 {
-            return None;
+    fn stamp(&self) {
+        if self.woken_at_nanos.load(Ordering::Relaxed) == 0 {
+            // 0 means "not woken": a clock reading of exactly 0 is stored as 1.
+            let now = self.clock.now_nanos().max(1);
+            let _ = self.woken_at_nanos.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
         }
-        let now = wake_nanos(&self.clock, Arc::as_ptr(self).cast());
-        // 0 means "not woken": a clock reading of exactly 0 is stored as 1.
-        let _ = self.woken_at_nanos.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
-        Some(now)
     }
 
     fn inner_waker(&self) -> Option<Waker> {
@@ -219,13 +215,10 @@ impl Wake for TaskState {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let now = self.stamp();
+        self.stamp();
         // The executor's waker is cloned out so that it is never woken under our lock.
         if let Some(waker) = self.inner_waker() {
-            match now {
-                Some(now) => forward_wake(&self.clock, now, &waker),
-                None => waker.wake(),
-            }
+            waker.wake();
         }
     }
 }
@@ -286,9 +279,7 @@ impl<F: Future> Future for Instrumented<F> {
         if !this.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             this.register(cx.waker());
         }
-        let me = Identity::of(&*this);
-        let mut timing = PollTiming::begin(&this.clock, me, Identity::of(&this.future));
-        let start = timing.start_nanos();
+        let start = this.clock.now_nanos();
         let woken_at = this.state.woken_at_nanos.swap(0, Ordering::Relaxed);
         let counters = &this.state.counters;
         if woken_at != 0 {
@@ -309,7 +300,7 @@ impl<F: Future> Future for Instrumented<F> {
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         let result = future.poll(&mut own_cx);
 
-        let end = timing.end();
+        let end = this.clock.now_nanos();
         let running = end.saturating_sub(start);
         this.polls.record_nanos(running);
         let counters = &this.state.counters;

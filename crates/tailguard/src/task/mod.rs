@@ -37,9 +37,7 @@
 //! thread lengthens it; a profile requested while holding a lock that another poll waits for
 //! never starts. When no profile runs, the barrier costs ~1 ns (one load and a compare); a whole
 //! tracked poll adds ~70 ns to a bare one, ~13 ns of it the gate, barrier and bookkeeping and
-//! the rest the two monotonic clock reads that time the poll. Wrappers it polls directly on the
-//! same clock (`capture::Scheduled`, [`observe::Instrumented`](crate::observe::Instrumented), an
-//! [`ElasticTask`](crate::elastic::ElasticTask)) take those readings instead of their own.
+//! the rest the two monotonic clock reads that time the poll.
 //!
 //! # Examples
 //!

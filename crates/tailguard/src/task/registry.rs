@@ -18,7 +18,6 @@ use crossbeam_utils::CachePadded;
 use super::gate::{self, lock};
 use super::record::{Claim, TaskCell, TaskRecord, published};
 use crate::clock::{SharedClock, SystemClock};
-use crate::poll_timing::{Identity, PollTiming, forward_wake, wake_nanos};
 
 /// A profile in progress (low-pause variant): what the barrier records into.
 #[derive(Debug)]
@@ -222,10 +221,8 @@ impl Wake for WakeShim {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.registry.barrier(&self.cell);
-        let clock = &self.registry.clock;
-        let now = wake_nanos(clock, Arc::as_ptr(self).cast());
-        self.cell.note_wake(now);
-        forward_wake(clock, now, &self.inner);
+        self.cell.note_wake(self.registry.clock.now_nanos());
+        self.inner.wake_by_ref();
     }
 }
 
@@ -304,7 +301,6 @@ impl<F: Future> Future for Tracked<F> {
         let this = self.get_mut();
         assert!(this.future.is_some(), "`Tracked` polled after completion");
         this.refresh_waker(cx);
-        let me = Identity::of(&*this);
         let Tracked { registry, cell, future, wakers } = &mut *this;
         let (Some(future), Some((_, shim))) = (future.as_mut(), wakers.as_ref()) else {
             unreachable!("future and waker set above");
@@ -312,12 +308,11 @@ impl<F: Future> Future for Tracked<F> {
         let poll = {
             let _gate = gate::enter();
             registry.barrier(cell);
-            let mut timing = PollTiming::begin(&registry.clock, me, Identity::of(&**future));
-            let start = timing.start_nanos();
+            let start = registry.clock.now_nanos();
             cell.begin_poll(start);
             let _current = CurrentGuard::set(registry, cell);
             let poll = future.as_mut().poll(&mut Context::from_waker(shim));
-            cell.end_poll(start, timing.end());
+            cell.end_poll(start, registry.clock.now_nanos());
             poll
         };
         if poll.is_ready() {
