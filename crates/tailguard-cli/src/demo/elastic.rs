@@ -12,7 +12,7 @@ use tailguard::clock::{Clock, SystemClock};
 use tailguard::elastic::{
     AcquireRequest, ElasticHandle, Limiter, Pacer, ThreadPriority, set_current_thread_priority,
 };
-use tailguard::histogram::WindowedHistogram;
+use tailguard::observe::ProbeSignal;
 
 use super::args::DemoArgs;
 use super::bench::Bench;
@@ -93,7 +93,7 @@ impl ElasticRun {
         plan: &Plan,
         round: usize,
         args: &DemoArgs,
-        window: &Arc<WindowedHistogram>,
+        signal: Arc<ProbeSignal>,
     ) -> Result<ElasticRun, CliError> {
         let limiter = if plan.mode.uses_limiter() {
             Some(
@@ -101,7 +101,7 @@ impl ElasticRun {
                     .cores(bench.cores)
                     .target(args.target)
                     .controller(plan.controller)
-                    .latency_window(Arc::clone(window))
+                    .latency_signal(signal)
                     .grant(args.grant)
                     .start()?,
             )

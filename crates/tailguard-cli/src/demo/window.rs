@@ -69,7 +69,7 @@ pub fn run(
         GeneratorConfig::new(schedule, duration, args.seed.wrapping_add(index as u64), args.keys);
     gen_config.interval = args.interval;
     let mut elastic = if plan.mode.runs_elastic() {
-        Some(ElasticRun::start(bench, plan, window.round, args, probe.window())?)
+        Some(ElasticRun::start(bench, plan, window.round, args, probe.signal())?)
     } else {
         None
     };

@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Run elastic jobs without the limiter.
     #[arg(long)]
     no_control: bool,
+    /// Rate of the scheduling-latency probe while no elastic work asks for CPU, Hz (it fires at
+    /// 1 kHz while work does); 0 keeps 1 kHz always.
+    #[arg(long, default_value_t = tailguard::observe::DEFAULT_IDLE_RATE_HZ)]
+    probe_idle_rate: u32,
     /// Target p99 scheduling latency of the limiter.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     target: Duration,
@@ -274,7 +278,12 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .thread_name("tailguard-serve")
         .enable_all()
         .build()?;
-    let probe = RuntimeProbe::start_with_run_queue(runtime.handle(), ProbeConfig::default())?;
+    let probe_config = ProbeConfig {
+        idle_rate_hz: (args.probe_idle_rate > 0).then_some(args.probe_idle_rate),
+        ..ProbeConfig::default()
+    };
+    let probe = RuntimeProbe::start_with_run_queue(runtime.handle(), probe_config)
+        .map_err(|e| format!("--probe-idle-rate: {e}"))?;
     let limiter = if args.no_control {
         None
     } else {
@@ -285,7 +294,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .grant(args.grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind())
-                .latency_window(Arc::clone(probe.window()))
+                .latency_signal(probe.signal())
                 .start()
                 .map_err(|e| format!("limiter settings: {e}"))?,
         )

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::config::{ConfigError, ControllerKind, LimiterConfig};
 use super::controller::Controller;
-use super::demand::Demand;
+use super::demand::{Demand, Sampling};
 use super::limiter::Limiter;
 use super::shared::{Shared, State};
 use super::signal::{LatencySignal, SignalMemory};
@@ -155,6 +155,7 @@ impl LimiterBuilder {
             to_wake: Vec::new(),
             signal: SignalMemory::new(self.signal.is_some(), fixed, now),
             demand: Demand::default(),
+            sampling: Sampling::new(now),
             last_tick_nanos: now,
             ticks: 0,
             history: History::default(),

@@ -79,3 +79,20 @@ impl Demand {
         reading
     }
 }
+
+/// Whether the limiter wants its signal at full rate, and when work last asked for CPU
+/// ([`crate::observe::sampling`]).
+#[derive(Debug)]
+pub(super) struct Sampling {
+    /// The signal was told it is wanted.
+    pub(super) wanted: bool,
+    /// When work last asked for CPU (a grant, a refusal, a wait) or waited at a tick.
+    pub(super) last_asked_nanos: u64,
+}
+
+impl Sampling {
+    /// Wanted from `now` on, as if work had just asked.
+    pub(super) fn new(now: u64) -> Self {
+        Sampling { wanted: true, last_asked_nanos: now }
+    }
+}

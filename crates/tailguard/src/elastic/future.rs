@@ -81,7 +81,7 @@ impl Future for AcquireFuture {
                 return self.ready(Ok(handle));
             }
             if timed_out {
-                state.demand.refused();
+                shared.refused(&mut state, now);
                 drop(state);
                 let timeout = self.timeout();
                 return self.ready(Err(AcquireError::Timeout(timeout)));

@@ -129,7 +129,7 @@ impl Limiter {
             drop(state);
             return Ok(ElasticHandle::new(self.shared.clone(), grant_nanos, request.yield_every));
         }
-        state.demand.refused();
+        self.shared.refused(&mut state, now);
         Err(AcquireError::WouldBlock)
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::config::LimiterConfig;
 use super::controller::Controller;
-use super::demand::Demand;
+use super::demand::{Demand, Sampling};
 use super::handle::ElasticHandle;
 use super::request::{AcquireError, AcquireRequest};
 use super::signal::{LatencySignal, SignalMemory};
@@ -43,6 +43,7 @@ pub(crate) struct State {
     pub(super) to_wake: Vec<Waker>,
     pub(super) signal: SignalMemory,
     pub(super) demand: Demand,
+    pub(super) sampling: Sampling,
     pub(super) last_tick_nanos: u64,
     /// Controller ticks so far. Monotonically increasing, never reset.
     pub(super) ticks: u64,
@@ -157,8 +158,28 @@ impl Shared {
         }
         state.queue.charge(request.tenant, grant_nanos);
         state.demand.granted(grant_nanos);
+        self.asked(state, now);
         self.total_granted_nanos.fetch_add(grant_nanos, Ordering::Relaxed);
         Some(grant_nanos)
+    }
+
+    /// Work asked for CPU at `now`: the signal is wanted at its full rate from now on (the
+    /// probe fires at once if it idled).
+    #[inline]
+    pub(super) fn asked(&self, state: &mut State, now: u64) {
+        state.sampling.last_asked_nanos = now;
+        if !state.sampling.wanted {
+            state.sampling.wanted = true;
+            if let Some(signal) = &self.signal {
+                signal.set_wanted(true);
+            }
+        }
+    }
+
+    /// A request for CPU was refused at `now` (`try_acquire`, or a wait that timed out).
+    pub(super) fn refused(&self, state: &mut State, now: u64) {
+        state.demand.refused();
+        self.asked(state, now);
     }
 
     /// Times out expired async waiters, then grants waiters in order while the balance is
@@ -206,6 +227,7 @@ impl Shared {
         let grant_nanos = self.grant_nanos(request);
         let key = state.queue.push(request.tenant, request.priority, grant_nanos, waker, deadline_nanos);
         state.demand.note_queue(false, now);
+        self.asked(state, now);
         key
     }
 

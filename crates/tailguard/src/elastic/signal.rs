@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::config::LimiterConfig;
 use crate::clock::duration_nanos;
 use crate::histogram::{HistogramSnapshot, WindowSnapshot, WindowedHistogram};
+use crate::observe::ProbeSignal;
 
 /// The controller acts once its window holds this much time of samples (or is full, if
 /// shorter): enough for a steady p99 at the sampling rates of a runtime probe, well before a
@@ -29,6 +30,38 @@ pub trait LatencySignal: Send + Sync + 'static {
         let _ = recent;
         (self.window_snapshot(), None)
     }
+
+    /// Tells the source whether the limiter needs it now (`true` while elastic work asks for
+    /// CPU). A source that samples on demand ([`ProbeSignal`]) lowers its rate while it is not
+    /// needed; the default ignores it.
+    fn set_wanted(&self, wanted: bool) {
+        let _ = wanted;
+    }
+
+    /// Whether the window is fit to steer by (default: always). A source whose demand just rose
+    /// is not, until it has sampled at its full rate for a while: the limiter holds its share
+    /// until then.
+    fn is_primed(&self) -> bool {
+        true
+    }
+}
+
+impl LatencySignal for ProbeSignal {
+    fn window_snapshot(&self) -> WindowSnapshot {
+        self.window.snapshot()
+    }
+
+    fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
+        self.window.window_snapshot_with_recent(recent)
+    }
+
+    fn set_wanted(&self, wanted: bool) {
+        self.demand.set_wanted(wanted);
+    }
+
+    fn is_primed(&self) -> bool {
+        self.demand.is_primed()
+    }
 }
 
 impl LatencySignal for WindowedHistogram {
@@ -47,7 +80,9 @@ impl LatencySignal for WindowedHistogram {
 pub enum SignalState {
     /// The limiter reads no signal: a fixed share.
     None,
-    /// The window does not hold [`WARM_SPAN`] of samples yet: grants go out at the floor.
+    /// The window does not hold [`WARM_SPAN`] of samples yet (grants go out at the floor), or
+    /// its source just resumed its full rate and is not
+    /// [primed](LatencySignal::is_primed) (the share is held).
     Warming,
     /// Samples arrive; the controller steers by them.
     Live,
@@ -91,8 +126,15 @@ impl SignalMemory {
         SignalMemory { last_heard_nanos: now, state, latest_p99: None, warm: fixed }
     }
 
-    /// Reads this tick's `window` (`None`: the limiter has no signal) at `now`.
-    pub(super) fn read(&mut self, window: Option<&Window>, config: &LimiterConfig, now: u64) -> Reading {
+    /// Reads this tick's `window` (`None`: the limiter has no signal) at `now`; a window that
+    /// is not `primed` counts as warming.
+    pub(super) fn read(
+        &mut self,
+        window: Option<&Window>,
+        primed: bool,
+        config: &LimiterConfig,
+        now: u64,
+    ) -> Reading {
         let fixed = matches!(config.controller, super::ControllerKind::Fixed(_));
         let mut recent_p99 = None;
         if let Some((window, recent)) = window {
@@ -114,10 +156,10 @@ impl SignalMemory {
         self.state = match (window, fixed) {
             (None, _) | (_, true) => SignalState::None,
             _ if silent => SignalState::Silent { since: Duration::from_nanos(silent_for) },
-            _ if !self.warm => SignalState::Warming,
+            _ if !self.warm || !primed => SignalState::Warming,
             _ => SignalState::Live,
         };
-        if self.warm && !silent {
+        if self.warm && primed && !silent {
             Reading { p99: self.latest_p99, recent_p99, silent }
         } else {
             Reading { p99: None, recent_p99: None, silent }

@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::controller::ControllerInput;
-use super::shared::{MIN_WAIT_NANOS, Shared};
+use super::shared::{MIN_WAIT_NANOS, Shared, State};
 use super::signal::RECENT_SPAN;
 use super::snapshot::TickRecord;
 use crate::clock::duration_nanos;
+use crate::observe::sampling::SAMPLING_LINGER;
 
 /// A cut of more than this fraction of the share in one tick forfeits the bucket's unspent
 /// balance. Reference-sized steps (0.02 % of the machine per tick) stay below it.
@@ -21,6 +22,7 @@ impl Shared {
     pub(super) fn tick(&self) -> f64 {
         // The window is read before the lock: a snapshot copies histograms.
         let window = self.signal.as_ref().map(|signal| signal.window_snapshot_with_recent(RECENT_SPAN));
+        let primed = self.signal.as_ref().is_none_or(|signal| signal.is_primed());
         let now = self.clock.now_nanos();
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -28,8 +30,9 @@ impl Shared {
         let tick_start = state.last_tick_nanos;
 
         // Read the signal, and the demand since the last tick.
-        let reading = state.signal.read(window.as_ref(), &self.config, now);
+        let reading = state.signal.read(window.as_ref(), primed, &self.config, now);
         let demand = state.demand.end_tick(state.queue.is_empty(), tick_start, now, state.bucket.rate());
+        self.lower_sampling_when_idle(state, now);
 
         // The controller.
         state.controller.tick(ControllerInput {
@@ -73,6 +76,21 @@ impl Shared {
         }
         self.unlock(guard);
         share
+    }
+
+    /// Tells the signal it is no longer wanted at full rate once no work has asked for CPU for
+    /// [`SAMPLING_LINGER`] (waiters still in line are asking).
+    fn lower_sampling_when_idle(&self, state: &mut State, now: u64) {
+        if !state.queue.is_empty() {
+            state.sampling.last_asked_nanos = now;
+        }
+        let idle_for = now.saturating_sub(state.sampling.last_asked_nanos);
+        if state.sampling.wanted && idle_for >= duration_nanos(SAMPLING_LINGER) {
+            state.sampling.wanted = false;
+            if let Some(signal) = &self.signal {
+                signal.set_wanted(false);
+            }
+        }
     }
 
     /// The background loop of [`LimiterBuilder::start`](super::LimiterBuilder::start).

@@ -43,6 +43,7 @@ pub mod psi;
 pub mod run_queue;
 #[cfg(feature = "tokio")]
 pub mod runtime_probe;
+pub mod sampling;
 pub mod thread_probe;
 
 use std::time::Duration;
@@ -51,6 +52,7 @@ pub use instrument::{Instrumented, PollMonitor, PollMonitorConfig, TaskStats, Ta
 pub use run_queue::{RunQueueConfig, RunQueueSampler, RunQueueTick};
 #[cfg(feature = "tokio")]
 pub use runtime_probe::RuntimeProbe;
+pub use sampling::{ProbeSignal, SamplingDemand};
 pub use thread_probe::ThreadProbe;
 
 use crate::histogram::{InvalidWindow, WindowConfig};
@@ -62,6 +64,9 @@ pub const MIN_RATE_HZ: u32 = 1;
 pub const MAX_RATE_HZ: u32 = 10_000;
 /// The default probing rate: 1 kHz, fine enough to see a 1 ms p99 target within one window.
 pub const DEFAULT_RATE_HZ: u32 = 1_000;
+/// The default idle rate of a runtime probe whose [demand](SamplingDemand) is lowered: 10 Hz,
+/// enough to tell a live signal from a stalled one.
+pub const DEFAULT_IDLE_RATE_HZ: u32 = 10;
 
 /// A probe or sampler setting that cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +74,14 @@ pub enum ConfigError {
     /// The rate must be within [`MIN_RATE_HZ`] ..= [`MAX_RATE_HZ`].
     #[error("rate of {0} Hz is out of range: use 1 ..= 10000 Hz (default 1000)")]
     Rate(u32),
+    /// The idle rate must be within [`MIN_RATE_HZ`] ..= the full rate.
+    #[error("idle rate of {idle} Hz is out of range: use 1 ..= the full rate ({rate} Hz)")]
+    IdleRate {
+        /// The idle rate asked for.
+        idle: u32,
+        /// The full rate.
+        rate: u32,
+    },
     /// The window shape is out of range.
     #[error(transparent)]
     Window(#[from] InvalidWindow),
@@ -81,12 +94,21 @@ pub struct ProbeConfig {
     pub rate_hz: u32,
     /// The window its samples go into. Default 25 × 100 ms.
     pub window: WindowConfig,
+    /// The rate of a runtime probe while its [demand](SamplingDemand) is lowered, in Hz
+    /// (default [`DEFAULT_IDLE_RATE_HZ`]); `None` keeps the full rate always. Only a limiter
+    /// steering by the probe's [`signal`](RuntimeProbe::signal) lowers the demand. The
+    /// [`ThreadProbe`] always fires at its full rate.
+    pub idle_rate_hz: Option<u32>,
 }
 
 impl ProbeConfig {
     /// The default settings at another rate.
     pub fn with_rate_hz(rate_hz: u32) -> Self {
-        Self { rate_hz, ..Self::default() }
+        Self {
+            rate_hz,
+            idle_rate_hz: Some(DEFAULT_IDLE_RATE_HZ.min(rate_hz.max(MIN_RATE_HZ))),
+            ..Self::default()
+        }
     }
 
     /// Checks the settings.
@@ -98,6 +120,11 @@ impl ProbeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&self.rate_hz) {
             return Err(ConfigError::Rate(self.rate_hz));
+        }
+        if let Some(idle) = self.idle_rate_hz {
+            if !(MIN_RATE_HZ..=self.rate_hz).contains(&idle) {
+                return Err(ConfigError::IdleRate { idle, rate: self.rate_hz });
+            }
         }
         self.window.validate()?;
         Ok(())
@@ -115,7 +142,11 @@ impl ProbeConfig {
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        Self { rate_hz: DEFAULT_RATE_HZ, window: WindowConfig::DEFAULT }
+        Self {
+            rate_hz: DEFAULT_RATE_HZ,
+            window: WindowConfig::DEFAULT,
+            idle_rate_hz: Some(DEFAULT_IDLE_RATE_HZ),
+        }
     }
 }
 

@@ -53,6 +53,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::run_queue::{PiggybackSampler, RunQueueTotals};
+use super::sampling::{ProbeSignal, SamplingDemand};
 use super::{ConfigError, ProbeConfig};
 use crate::clock::{SharedClock, SystemClock, duration_nanos, thread_cpu_time};
 use crate::histogram::WindowedHistogram;
@@ -78,6 +79,8 @@ struct Shared {
     ticks: AtomicU64,
     missed: AtomicU64,
     probe_cpu_nanos: AtomicU64,
+    /// Full rate or idle rate.
+    demand: SamplingDemand,
 }
 
 impl RuntimeProbe {
@@ -141,6 +144,7 @@ impl RuntimeProbe {
             ticks: AtomicU64::new(0),
             missed: AtomicU64::new(0),
             probe_cpu_nanos: AtomicU64::new(0),
+            demand: SamplingDemand::new(),
         });
         let (sampler, run_queue) = if sample_run_queue {
             let (sampler, totals) = PiggybackSampler::new(handle);
@@ -149,12 +153,16 @@ impl RuntimeProbe {
             (None, None)
         };
         handle.spawn(probe_task(shared.clone()));
-        let period = config.period();
+        let periods = Periods {
+            full: config.period(),
+            idle: config.idle_rate_hz.map(|hz| Duration::from_secs(1) / hz),
+        };
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tailguard-probe".into())
-            .spawn(move || probe_thread(&for_thread, period, sampler))
+            .spawn(move || probe_thread(&for_thread, periods, sampler))
             .expect("the OS refused to spawn the tailguard-probe thread");
+        shared.demand.attach(thread.thread().clone());
         Ok(Self { shared, run_queue, thread: Some(thread), config })
     }
 
@@ -168,6 +176,29 @@ impl RuntimeProbe {
     /// Wake→poll delays of the probe task, in nanoseconds.
     pub fn window(&self) -> &Arc<WindowedHistogram> {
         &self.shared.window
+    }
+
+    /// The probe's window with its [demand](SamplingDemand), for a limiter to steer by: the
+    /// limiter lowers the demand while no elastic work asks for CPU (the probe then fires at
+    /// [`ProbeConfig::idle_rate_hz`]) and raises it when work asks again.
+    ///
+    /// ```
+    /// use tailguard::elastic::Limiter;
+    /// use tailguard::observe::{ProbeConfig, RuntimeProbe};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build()?;
+    /// let probe = RuntimeProbe::start(runtime.handle(), ProbeConfig::default())?;
+    /// let limiter = Limiter::builder().latency_signal(probe.signal()).start()?;
+    /// # drop(limiter);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn signal(&self) -> Arc<ProbeSignal> {
+        Arc::new(ProbeSignal { window: Arc::clone(&self.shared.window), demand: self.shared.demand.clone() })
+    }
+
+    /// The probe's demand: raised, it fires at its full rate; lowered, at its idle rate.
+    pub fn demand(&self) -> &SamplingDemand {
+        &self.shared.demand
     }
 
     /// The probe's settings.
@@ -229,14 +260,47 @@ async fn probe_task(shared: Arc<Shared>) {
         let stamp = shared.stamp_nanos.swap(0, Ordering::Relaxed);
         if stamp != 0 {
             shared.window.record_nanos(shared.clock.now_nanos().saturating_sub(stamp));
+            shared.demand.sampled();
         }
     }
 }
 
-fn probe_thread(shared: &Shared, period: Duration, mut run_queue: Option<PiggybackSampler>) {
-    let mut next = Instant::now() + period;
+/// The probe thread's periods: at full rate, and while the demand is lowered (`None`: full).
+#[derive(Clone, Copy, Debug)]
+struct Periods {
+    full: Duration,
+    idle: Option<Duration>,
+}
+
+impl Periods {
+    fn now(&self, demand: &SamplingDemand) -> Duration {
+        match self.idle {
+            Some(idle) if !demand.is_wanted() => idle,
+            _ => self.full,
+        }
+    }
+}
+
+/// Parks until a period after `last` — the full or the idle one, as the demand says when the
+/// thread wakes, so a raised demand (which unparks it) fires at once. `false` once stopped.
+fn park_for_period(shared: &Shared, periods: Periods, last: Instant) -> bool {
     loop {
-        if !super::park_until(next, &shared.stop) {
+        if shared.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let due = last + periods.now(&shared.demand);
+        let now = Instant::now();
+        if now >= due {
+            return true;
+        }
+        std::thread::park_timeout(due - now);
+    }
+}
+
+fn probe_thread(shared: &Shared, periods: Periods, mut run_queue: Option<PiggybackSampler>) {
+    let mut last = Instant::now();
+    loop {
+        if !park_for_period(shared, periods, last) {
             return;
         }
         // Before the wake: sampled after it, the global queue would count the probe task itself.
@@ -254,12 +318,13 @@ fn probe_thread(shared: &Shared, period: Duration, mut run_queue: Option<Piggyba
         if ticks % CPU_READ_EVERY == 1 {
             shared.probe_cpu_nanos.store(duration_nanos(thread_cpu_time()), Ordering::Relaxed);
         }
-        next += period;
+        let period = periods.now(&shared.demand);
+        last += period;
         let now = Instant::now();
-        if next < now {
-            // Overslept by more than a period (the machine is loaded): do not fire a burst to
-            // catch up, resume the rhythm from now.
-            next = now + period;
+        if last + period < now {
+            // Overslept by more than a period (the machine is loaded, or the rate just rose):
+            // do not fire a burst to catch up, resume the rhythm from now.
+            last = now;
         }
     }
 }
@@ -298,6 +363,30 @@ mod tests {
         let average = probe.run_queue_totals().unwrap().since(&RunQueueTotals::default()).unwrap();
         assert_eq!(average.tokio_workers, Some(2));
         assert!(average.tokio_alive_tasks.unwrap() >= 1.0, "the probe tasks are alive");
+    }
+
+    #[test]
+    fn a_raised_demand_resumes_the_full_rate_at_once() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        // An idle rate of 1 Hz: only the raise can bring 50 firings within the wait below.
+        let config = ProbeConfig { idle_rate_hz: Some(1), ..ProbeConfig::with_rate_hz(2_000) };
+        let probe = RuntimeProbe::start(runtime.handle(), config).unwrap();
+        wait_for("a first firing", || probe.ticks() >= 1);
+        probe.demand().set_wanted(false);
+        assert!(!probe.signal().demand.is_primed());
+        let before = probe.ticks();
+        probe.demand().set_wanted(true);
+        wait_for("50 firings at the full rate", || probe.ticks() >= before + 50);
+        wait_for("the signal to be primed", || probe.demand().is_primed());
+    }
+
+    #[test]
+    fn rejects_an_idle_rate_above_the_full_rate() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let config = ProbeConfig { idle_rate_hz: Some(2_000), ..ProbeConfig::default() };
+        let err = RuntimeProbe::start(runtime.handle(), config).unwrap_err();
+        assert_eq!(err, ConfigError::IdleRate { idle: 2_000, rate: 1_000 });
+        assert!(ProbeConfig::with_rate_hz(5).validate().is_ok(), "a slow probe idles at its own rate");
     }
 
     #[test]

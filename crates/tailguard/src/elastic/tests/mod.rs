@@ -55,5 +55,6 @@ mod control;
 mod grants;
 mod order;
 mod over_limit;
+mod sampling;
 mod signal;
 mod stop;
