@@ -55,3 +55,11 @@ impl ControllerChoice {
         }
     }
 }
+
+/// The runtime probe's settings for `--probe-idle-rate HZ` (0: 1 kHz always).
+pub fn probe_config(idle_rate_hz: u32) -> tailguard::observe::ProbeConfig {
+    tailguard::observe::ProbeConfig {
+        idle_rate_hz: (idle_rate_hz > 0).then_some(idle_rate_hz),
+        ..tailguard::observe::ProbeConfig::default()
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tailguard::clock::process_cpu_time;
 use tailguard::histogram::HistogramSnapshot;
-use tailguard::observe::{ProbeConfig, RuntimeProbe};
+use tailguard::observe::RuntimeProbe;
 
 use super::args::DemoArgs;
 use super::bench::Bench;
@@ -60,7 +60,9 @@ pub fn run(
     progress: &Progress,
 ) -> Result<WindowRun, CliError> {
     let (index, label) = (window.index, window.label.as_str());
-    let probe = RuntimeProbe::start(bench.runtime.handle(), ProbeConfig::default())?;
+    let probe =
+        RuntimeProbe::start(bench.runtime.handle(), crate::choices::probe_config(args.probe_idle_rate))
+            .map_err(|e| format!("--probe-idle-rate: {e}"))?;
     let schedule = match plan.loads[..] {
         [load] => RateSchedule::constant(load * bench.rate_at_full_load)?,
         _ => RateSchedule::from_loads(&plan.loads, bench.rate_at_full_load)?,

@@ -59,7 +59,7 @@ use tailguard::admission::{TenantId, WorkQueue, WorkQueueConfig};
 use tailguard::capture::{CaptureHandle, CaptureLayer};
 use tailguard::elastic::{AcquireRequest, Limiter};
 use tailguard::histogram::{WindowConfig, WindowedHistogram};
-use tailguard::observe::{ProbeConfig, RuntimeProbe};
+use tailguard::observe::RuntimeProbe;
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -278,10 +278,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .thread_name("tailguard-serve")
         .enable_all()
         .build()?;
-    let probe_config = ProbeConfig {
-        idle_rate_hz: (args.probe_idle_rate > 0).then_some(args.probe_idle_rate),
-        ..ProbeConfig::default()
-    };
+    let probe_config = crate::choices::probe_config(args.probe_idle_rate);
     let probe = RuntimeProbe::start_with_run_queue(runtime.handle(), probe_config)
         .map_err(|e| format!("--probe-idle-rate: {e}"))?;
     let limiter = if args.no_control {

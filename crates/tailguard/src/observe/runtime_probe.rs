@@ -9,6 +9,11 @@
 //! If the task has not run by the next firing, the stamp is kept (the delay keeps growing from
 //! the first wake) and the firing counts as missed ([`RuntimeProbe::missed_ticks`]).
 //!
+//! The probe samples on demand ([`super::sampling`]): a limiter steering by
+//! [`RuntimeProbe::signal`] lowers its [demand](RuntimeProbe::demand) while no elastic work
+//! asks for CPU, and the probe then fires at [`ProbeConfig::idle_rate_hz`] (10 Hz by default)
+//! instead of its full rate; the first ask raises it again and the probe fires at once.
+//!
 //! # Cost
 //!
 //! Each firing is one timed sleep on the probe thread, one clock read and, when the task was
@@ -23,8 +28,9 @@
 //! on these VMs every wake of a sleeping thread costs ~10–20 µs of CPU (timer and
 //! inter-processor interrupts exit to the hypervisor), and each firing wakes two threads, the
 //! probe and a parked worker. On a busy runtime the worker is already awake and the second wake
-//! is free. Where the cost matters, lower [`ProbeConfig::rate_hz`]: the window then needs longer
-//! to hold enough samples for a stable p99.
+//! is free. Hence sampling on demand: an idle `tailguard serve` (no requests, no jobs) measured
+//! with `scripts/idle-cost.sh` costs IDLE_FIGURES. Under load the workers are awake, and the probe
+//! costs what `scripts/probe-cost.sh` measures: LOAD_FIGURES.
 //!
 //! # Examples
 //!

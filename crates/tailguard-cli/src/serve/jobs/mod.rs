@@ -34,9 +34,11 @@ use crate::workload::store::Store;
 mod runner;
 #[cfg(test)]
 mod tests;
+mod thread;
 
 use self::runner::Runner;
 pub use self::runner::restore_into;
+use self::thread::JobThread;
 
 /// Finished jobs kept for `GET /jobs` (the oldest finished ones are forgotten first).
 const KEEP_FINISHED: usize = 64;
@@ -280,6 +282,24 @@ impl Job {
     }
 }
 
+#[cfg(test)]
+impl Job {
+    /// A running job of `kind` over no keys, for tests of what runs jobs.
+    fn for_test(id: u64, kind: JobKind) -> Self {
+        Job {
+            id,
+            kind,
+            started: Instant::now(),
+            total_keys: 0,
+            path: None,
+            counters: Counters::default(),
+            cancel: watch::Sender::new(false),
+            ending: Mutex::default(),
+            finished: watch::Sender::new(false),
+        }
+    }
+}
+
 /// Why a job could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -329,6 +349,9 @@ pub struct Jobs {
     store: Arc<Store>,
     settings: JobSettings,
     runtime: tokio::runtime::Handle,
+    /// The threads that run backups (when on threads) and scans.
+    backup_thread: JobThread,
+    scan_thread: JobThread,
     inner: Mutex<Inner>,
 }
 
@@ -354,7 +377,14 @@ impl Jobs {
             let job = Job::interrupted(file);
             inner.jobs.insert(job.id, Arc::new(job));
         }
-        Self { store, settings, runtime, inner: Mutex::new(inner) }
+        Self {
+            store,
+            settings,
+            runtime,
+            backup_thread: JobThread::new(JobKind::Backup),
+            scan_thread: JobThread::new(JobKind::Scan),
+            inner: Mutex::new(inner),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -424,7 +454,7 @@ impl Jobs {
                 }
             }
             (JobKind::Backup, Placement::Threads) => {
-                spawn_thread(kind, id, move || {
+                self.backup_thread.run(Arc::clone(&job), move || {
                     runner.lower_priority();
                     let ending = match tokio::runtime::Builder::new_current_thread().build() {
                         Ok(rt) => rt.block_on(runner.backup(None)),
@@ -435,7 +465,7 @@ impl Jobs {
             }
             (JobKind::Scan, _) => {
                 // The scan has no await points: it always runs on a thread of its own.
-                spawn_thread(kind, id, move || {
+                self.scan_thread.run(Arc::clone(&job), move || {
                     runner.lower_priority();
                     let ending = runner.scan();
                     runner.job.end(ending);
@@ -466,14 +496,6 @@ impl Jobs {
     pub fn any_running(&self) -> Option<u64> {
         self.lock().jobs.values().find(|j| !j.is_finished()).map(|j| j.id)
     }
-}
-
-fn spawn_thread(kind: JobKind, id: u64, body: impl FnOnce() + Send + 'static) -> Result<(), StartError> {
-    std::thread::Builder::new()
-        .name(format!("{}-{id}", kind.name()))
-        .spawn(body)
-        .map(drop)
-        .map_err(|source| StartError::Spawn { kind: kind.name(), source })
 }
 
 impl Ending {
