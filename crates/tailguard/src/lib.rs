@@ -19,6 +19,8 @@
 //! - [`elastic`]: the controller, grants, pacers, elastic tasks, OS priority.
 //! - [`admission`]: foreground admission — a work queue whose slots follow the run queue, with
 //!   deadlines and per-tenant CPU caps.
+//! - [`prometheus`]: Prometheus text of latency histograms and CPU-second counters, which the
+//!   `metrics` facade cannot carry.
 //! - [`sim`]: how per-hop scheduling tails show up in requests that cross many tasks.
 //! - `task` (feature `tokio`): tracked tasks and a task profile whose pause does not grow with
 //!   the number of tasks.
@@ -94,6 +96,7 @@ pub mod elastic;
 pub mod histogram;
 pub mod observe;
 pub mod order;
+pub mod prometheus;
 pub mod sim;
 mod sync;
 #[cfg(feature = "tokio")]
