@@ -55,8 +55,8 @@ use crate::histogram::HistogramSnapshot;
 /// Histogram bounds in seconds: 10 µs to 10 s in 1–2.5–5 steps (a sample above 10 s counts
 /// only in `+Inf`).
 pub const LATENCY_BOUNDS: [f64; 19] = [
-    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0,
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// The type of a metric family, as its `# TYPE` line states it.
@@ -156,7 +156,14 @@ impl Family<'_> {
 }
 
 /// Writes `name{labels,le="…"} value`.
-fn sample(text: &mut String, name: &str, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: f64) {
+fn sample(
+    text: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[(&str, &str)],
+    le: Option<&str>,
+    value: f64,
+) {
     text.push_str(name);
     text.push_str(suffix);
     let le = le.map(|le| ("le", le));
@@ -269,9 +276,13 @@ mod tests {
     #[test]
     fn an_empty_histogram_has_every_bucket_at_zero() {
         let mut out = Exposition::new();
-        out.family("e_seconds", Kind::Histogram, "empty").histogram(&[("a", "b")], &HistogramSnapshot::empty());
+        out.family("e_seconds", Kind::Histogram, "empty")
+            .histogram(&[("a", "b")], &HistogramSnapshot::empty());
         let text = out.finish();
-        assert_eq!(text.lines().filter(|l| l.starts_with("e_seconds_bucket")).count(), LATENCY_BOUNDS.len() + 1);
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("e_seconds_bucket")).count(),
+            LATENCY_BOUNDS.len() + 1
+        );
         assert!(text.lines().filter(|l| !l.starts_with('#')).all(|l| l.ends_with(" 0")), "{text}");
     }
 
@@ -279,6 +290,9 @@ mod tests {
     fn help_and_label_values_are_escaped() {
         let mut out = Exposition::new();
         out.family("x_total", Kind::Counter, "a \\ b\nc").value(&[("k", "q\"\\\n")], 1.5);
-        assert_eq!(out.finish(), "# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\nx_total{k=\"q\\\"\\\\\\n\"} 1.5\n");
+        assert_eq!(
+            out.finish(),
+            "# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\nx_total{k=\"q\\\"\\\\\\n\"} 1.5\n"
+        );
     }
 }
