@@ -30,8 +30,9 @@
 //!
 //! # Features
 //!
-//! `tokio` (default): the runtime probe. `metrics`: export of every signal through the `metrics`
-//! facade. `tracing`: outlier trace capture; `serde` adds `Serialize`/`Deserialize` to its plain
+//! `tokio` (default): the runtime probe. `metrics`: export of every signal — gauges and
+//! integer counters through the `metrics` facade, latency histograms and CPU-second counters as
+//! Prometheus text ([`prometheus`]; the list is in `docs/metrics.md`). `tracing`: outlier trace capture; `serde` adds `Serialize`/`Deserialize` to its plain
 //! data. The core (clock, histogram, controller, bucket, handle, sync pacer) needs none of them.
 //!
 //! # Example

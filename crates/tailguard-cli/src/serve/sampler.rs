@@ -107,7 +107,7 @@ fn describe() {
     describe_counter!(
         "tailguard_connections_timed_out_total",
         Unit::Count,
-        "Connections closed at a deadline, by deadline (header read, request body, idle). Never reset."
+        "Connections closed at a deadline, by deadline (header-read, idle). Never reset."
     );
 }
 

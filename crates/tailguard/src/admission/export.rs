@@ -4,7 +4,7 @@
 //!
 //! [`WorkQueue::start`](super::WorkQueue::start)'s sampler thread publishes once per
 //! [`EXPORT_INTERVAL`] (and [`describe`]s the metrics when it starts); a queue driven by hand
-//! can call [`publish`] from its own tick. [`write`] renders the text when `/metrics` is
+//! can call [`publish`] from its own tick. [`write()`] renders the text when `/metrics` is
 //! scraped.
 //!
 //! | name | type | labels | unit | meaning |

@@ -1,5 +1,5 @@
 //! Export of the limiter (feature `metrics`): gauges through the `metrics` facade once per
-//! controller tick, and the CPU totals as Prometheus counters in seconds ([`write`]), because
+//! controller tick, and the CPU totals as Prometheus counters in seconds ([`write()`]), because
 //! the facade's counters are integers (metrics-rs/metrics#367) and CPU time has to leave in
 //! seconds.
 //!
