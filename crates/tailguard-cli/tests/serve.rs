@@ -308,13 +308,22 @@ fn outlier_captures_are_armed_listed_fetched_counted_and_cleared() {
     assert!(server.get_json("/debug/captures")["traces"].as_array().unwrap().is_empty());
 }
 
-/// One metric family of an exposition: its type, whether it has `# HELP`, and its samples as
-/// `(name, labels without le, le, value)`.
+/// One metric family of an exposition: its type, whether it has `# HELP`, and its samples.
 #[derive(Debug, Default)]
 struct Family {
     kind: String,
     help: bool,
-    samples: Vec<(String, Vec<(String, String)>, Option<f64>, f64)>,
+    samples: Vec<Sample>,
+}
+
+/// One line of a family: `name{labels,le} value`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    /// Labels other than `le`.
+    labels: Vec<(String, String)>,
+    le: Option<f64>,
+    value: f64,
 }
 
 /// `name{k="v",…} value` → name, labels (unescaped), value.
@@ -392,7 +401,7 @@ fn parse_exposition(text: &str) -> std::collections::BTreeMap<String, Family> {
             let le = labels.iter().position(|(k, _)| k == "le").map(|at| labels.remove(at).1);
             let le = le.map(|le| if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() });
             let entry = families.get_mut(&family).unwrap_or_else(|| panic!("{name} has no # TYPE line"));
-            entry.samples.push((name, labels, le, value));
+            entry.samples.push(Sample { name, labels, le, value });
         }
     }
     families
@@ -453,7 +462,10 @@ fn metrics_are_histograms_counters_and_gauges_in_base_units_each_with_help() {
         let families = parse_exposition(&text);
         let requests = |tenant: &str| {
             families.get("tailguard_admission_tenant_requests_total").and_then(|f| {
-                f.samples.iter().find(|s| s.1 == [("tenant".to_owned(), tenant.to_owned())]).map(|s| s.3)
+                f.samples
+                    .iter()
+                    .find(|s| s.labels == [("tenant".to_owned(), tenant.to_owned())])
+                    .map(|s| s.value)
             })
         };
         let complete = wanted.iter().all(|w| families.get(*w).is_some_and(|f| !f.samples.is_empty()))
@@ -478,12 +490,12 @@ fn metrics_are_histograms_counters_and_gauges_in_base_units_each_with_help() {
         }
         let mut series: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
         let mut counts = std::collections::BTreeMap::new();
-        for (sample, labels, le, value) in &family.samples {
-            let key = format!("{labels:?}");
-            if sample.ends_with("_bucket") {
-                series.entry(key).or_default().push((le.expect("a bucket has le"), *value));
-            } else if sample.ends_with("_count") {
-                counts.insert(key, *value);
+        for sample in &family.samples {
+            let key = format!("{:?}", sample.labels);
+            if sample.name.ends_with("_bucket") {
+                series.entry(key).or_default().push((sample.le.expect("a bucket has le"), sample.value));
+            } else if sample.name.ends_with("_count") {
+                counts.insert(key, sample.value);
             }
         }
         assert!(!series.is_empty(), "{name} has no buckets");
@@ -508,9 +520,10 @@ fn metrics_are_histograms_counters_and_gauges_in_base_units_each_with_help() {
             .values()
             .flat_map(|f| &f.samples)
             .find(|s| {
-                s.0 == name && s.1.iter().map(|(k, v)| (k.as_str(), v.as_str())).eq(labels.iter().copied())
+                s.name == name
+                    && s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).eq(labels.iter().copied())
             })
-            .map(|s| s.3)
+            .map(|s| s.value)
             .unwrap_or_else(|| panic!("{name}{labels:?} missing:\n{text}"))
     };
     assert!(sample("tailguard_scheduling_latency_seconds_count", &[("source", "runtime")]) > 0.0);
