@@ -40,9 +40,11 @@
 //! let window = Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?);
 //! window.record(Duration::from_micros(80));
 //! publish_window("instrumented", &window); // goes to whatever recorder is installed
-//! let exporter = PeriodicExporter::start(Duration::from_secs(1), vec![("runtime".into(), window)])?;
+//! let exporter =
+//!     PeriodicExporter::start(Duration::from_secs(1), vec![("runtime".into(), Arc::clone(&window))])?;
 //! drop(exporter); // stops publishing
 //!
+//! // At scrape time, after the exporter's own text:
 //! let mut text = tailguard::prometheus::Exposition::new();
 //! write_scheduling_latency(&mut text, &[("runtime", &window)]);
 //! assert!(text.as_str().contains("tailguard_scheduling_latency_seconds_count{source=\"runtime\"} 1"));
