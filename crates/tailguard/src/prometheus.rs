@@ -8,8 +8,11 @@
 //!   means re-recording every sample (`metrics::Histogram::record_many` falls back to one
 //!   `record` per sample, and `metrics-exporter-prometheus` stores each one with an
 //!   `Instant::now()` until its next upkeep, then buckets it). That is a cost per sample, paid
-//!   again for work the histogram has done, and it grows with the request rate: ~50–100 ns per
-//!   sample, so 1–2 % of a core at 200 000 admissions a second. Rendering instead costs one
+//!   again for work the histogram has done, and it grows with the request rate: the clock read
+//!   alone is ~30 ns (`CLOCK_MONOTONIC` on the project's VMs, DESIGN.md §3), plus the push and,
+//!   at upkeep, a search of the bounds; at an estimated ~50 ns a sample, 200 000 admissions a
+//!   second would cost 1 % of a core (reasoned from those parts, not benchmarked), and the
+//!   samples pile up in memory between upkeeps. Rendering instead costs one
 //!   snapshot (one relaxed load per bucket, [`BUCKETS`](crate::histogram::BUCKETS) of them) and
 //!   one pass over the non-empty buckets per scrape, whatever the sample rate, and keeps no
 //!   second copy of the data.
