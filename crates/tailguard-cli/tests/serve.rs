@@ -140,8 +140,9 @@ fn metrics_debug_endpoints_and_the_live_series() {
         "tailguard_run_queue_tokio_alive_tasks",
         "tailguard_elastic_share",
         "tailguard_elastic_balance_seconds",
-        "tailguard_elastic_granted_cpu_nanos_total",
-        "tailguard_elastic_used_cpu_nanos_total",
+        "tailguard_elastic_granted_cpu_seconds_total",
+        "tailguard_elastic_used_cpu_seconds_total",
+        "tailguard_scheduling_latency_seconds_bucket{source=\"runtime\",le=\"0.001\"}",
         "tailguard_request_latency_seconds_bucket{op=\"get\",le=\"0.001\"}",
         "tailguard_request_latency_seconds_count{op=\"get\"} 20",
         "tailguard_job_running{kind=\"backup\"} 0",
@@ -305,4 +306,230 @@ fn outlier_captures_are_armed_listed_fetched_counted_and_cleared() {
     let cleared = server.request("DELETE", "/debug/captures", b"");
     assert_eq!(cleared.json()["cleared"], 2);
     assert!(server.get_json("/debug/captures")["traces"].as_array().unwrap().is_empty());
+}
+
+/// One metric family of an exposition: its type, whether it has `# HELP`, and its samples.
+#[derive(Debug, Default)]
+struct Family {
+    kind: String,
+    help: bool,
+    samples: Vec<Sample>,
+}
+
+/// One line of a family: `name{labels,le} value`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    /// Labels other than `le`.
+    labels: Vec<(String, String)>,
+    le: Option<f64>,
+    value: f64,
+}
+
+/// `name{k="v",…} value` → name, labels (unescaped), value.
+fn parse_sample(line: &str) -> (String, Vec<(String, String)>, f64) {
+    let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("no value: {line}"));
+    let name = line[..name_end].to_owned();
+    let mut labels = Vec::new();
+    let mut rest = &line[name_end..];
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut chars = body.char_indices();
+        let mut key = String::new();
+        loop {
+            let (i, c) = chars.next().unwrap_or_else(|| panic!("unclosed labels: {line}"));
+            match c {
+                '}' => {
+                    rest = &body[i + 1..];
+                    break;
+                }
+                ',' => {}
+                '=' => {
+                    assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line}");
+                    let mut value = String::new();
+                    loop {
+                        match chars.next().unwrap_or_else(|| panic!("unclosed value: {line}")).1 {
+                            '"' => break,
+                            '\\' => value.push(match chars.next().unwrap().1 {
+                                'n' => '\n',
+                                c => c,
+                            }),
+                            c => value.push(c),
+                        }
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                }
+                c => key.push(c),
+            }
+        }
+    }
+    let value = rest.trim().split(' ').next().unwrap();
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+    };
+    (name, labels, value)
+}
+
+/// Parses Prometheus text (0.0.4) into families, checking what every scrape must satisfy:
+/// each family typed once, each sample in a typed family.
+fn parse_exposition(text: &str) -> std::collections::BTreeMap<String, Family> {
+    let mut families: std::collections::BTreeMap<String, Family> = Default::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(help) = line.strip_prefix("# HELP ") {
+            let name = help.split(' ').next().unwrap();
+            let family = families.entry(name.to_owned()).or_default();
+            assert!(!family.help, "two HELP lines for {name}");
+            family.help = true;
+        } else if let Some(kind) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = kind.split_once(' ').unwrap();
+            let family = families.entry(name.to_owned()).or_default();
+            assert!(family.kind.is_empty(), "{name} is typed twice: the scrape holds the family twice");
+            family.kind = kind.to_owned();
+        } else if line.starts_with('#') {
+            continue;
+        } else {
+            let (name, mut labels, value) = parse_sample(line);
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|suffix| name.strip_suffix(suffix))
+                .find(|base| {
+                    families.get(*base).is_some_and(|f| f.kind == "histogram" || f.kind == "summary")
+                })
+                .unwrap_or(&name)
+                .to_owned();
+            let le = labels.iter().position(|(k, _)| k == "le").map(|at| labels.remove(at).1);
+            let le = le.map(|le| if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() });
+            let entry = families.get_mut(&family).unwrap_or_else(|| panic!("{name} has no # TYPE line"));
+            entry.samples.push(Sample { name, labels, le, value });
+        }
+    }
+    families
+}
+
+#[test]
+fn metrics_are_histograms_counters_and_gauges_in_base_units_each_with_help() {
+    let server = Server::start(&["--keys", KEYS, "--admission", "--tenant-cap", "1=0.05"]);
+    let mut sent = [0u64; 3];
+    let mut send = |tenant: usize| {
+        let header = format!("x-tailguard-tenant: {tenant}");
+        let reply = server.request_with("GET", "/kv/7", &[&header], b"");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        sent[tenant] += 1;
+    };
+    for _ in 0..10 {
+        send(1);
+        send(2);
+    }
+    // Tenant 2 has no cap and no weight: once it is idle over a usage reset (1 s) the queue
+    // forgets it and keeps its totals aside. Wait for that, then send more: its totals carry on.
+    let retired = |queue: &serde_json::Value| {
+        queue["retired_tenants"].as_array().unwrap().iter().any(|t| t["tenant"] == 2)
+    };
+    server.poll_json("/debug/admission", retired);
+    for _ in 0..5 {
+        send(2);
+    }
+    let queue = server.poll_json("/debug/admission", |q| {
+        q["tenants"].as_array().unwrap().iter().any(|t| t["tenant"] == 2 && t["requests"] == 15)
+            || q["retired_tenants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["tenant"] == 2 && t["requests"] == 15)
+    });
+    assert_eq!(queue["evicted_tenants"]["tenants"], 0, "{queue}");
+
+    // Every family the server exports, once its sources have samples (the sampler publishes
+    // every 250 ms, the queue every second).
+    let wanted = [
+        "tailguard_scheduling_latency_seconds",
+        "tailguard_request_latency_seconds",
+        "tailguard_admission_wait_seconds",
+        "tailguard_admission_tenant_cpu_seconds_total",
+        "tailguard_admission_tenant_requests_total",
+        "tailguard_elastic_granted_cpu_seconds_total",
+        "tailguard_elastic_job_cpu_seconds_total",
+        "tailguard_elastic_share",
+        "tailguard_admission_slots",
+        "tailguard_run_queue_tokio_alive_tasks",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (text, families) = loop {
+        let reply = server.request("GET", "/metrics", b"");
+        assert_eq!(reply.status, 200);
+        let text = reply.text();
+        let families = parse_exposition(&text);
+        let requests = |tenant: &str| {
+            families.get("tailguard_admission_tenant_requests_total").and_then(|f| {
+                f.samples
+                    .iter()
+                    .find(|s| s.labels == [("tenant".to_owned(), tenant.to_owned())])
+                    .map(|s| s.value)
+            })
+        };
+        let complete = wanted.iter().all(|w| families.get(*w).is_some_and(|f| !f.samples.is_empty()))
+            && requests("2") == Some(sent[2] as f64);
+        if complete {
+            break (text, families);
+        }
+        assert!(std::time::Instant::now() < deadline, "incomplete after 60 s:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+
+    for (name, family) in &families {
+        assert!(family.help, "{name} has no # HELP line");
+        assert!(!family.kind.is_empty(), "{name} has no # TYPE line");
+        assert!(!name.contains("_nanos"), "{name} is not in base units");
+        if family.kind == "counter" {
+            assert!(name.ends_with("_total"), "counter {name} should end in _total");
+        }
+        assert_ne!(family.kind, "summary", "{name}: a summary cannot be aggregated; export a histogram");
+        if family.kind != "histogram" {
+            continue;
+        }
+        let mut series: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+        let mut counts = std::collections::BTreeMap::new();
+        for sample in &family.samples {
+            let key = format!("{:?}", sample.labels);
+            if sample.name.ends_with("_bucket") {
+                series.entry(key).or_default().push((sample.le.expect("a bucket has le"), sample.value));
+            } else if sample.name.ends_with("_count") {
+                counts.insert(key, sample.value);
+            }
+        }
+        assert!(!series.is_empty(), "{name} has no buckets");
+        for (labels, buckets) in &mut series {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert!(
+                buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+                "{name}{labels} is not cumulative: {buckets:?}"
+            );
+            let (last_le, inf) = *buckets.last().unwrap();
+            assert_eq!(last_le, f64::INFINITY, "{name}{labels} has no +Inf bucket");
+            assert_eq!(counts.get(labels), Some(&inf), "{name}{labels}: _count is not the +Inf bucket");
+            let finite: Vec<f64> = buckets.iter().map(|b| b.0).filter(|le| le.is_finite()).collect();
+            assert!(
+                finite[0] <= 1e-5 && *finite.last().unwrap() >= 10.0,
+                "{name}{labels}: bounds {finite:?}"
+            );
+        }
+    }
+    let sample = |name: &str, labels: &[(&str, &str)]| {
+        families
+            .values()
+            .flat_map(|f| &f.samples)
+            .find(|s| {
+                s.name == name
+                    && s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).eq(labels.iter().copied())
+            })
+            .map(|s| s.value)
+            .unwrap_or_else(|| panic!("{name}{labels:?} missing:\n{text}"))
+    };
+    assert!(sample("tailguard_scheduling_latency_seconds_count", &[("source", "runtime")]) > 0.0);
+    assert_eq!(sample("tailguard_request_latency_seconds_count", &[("op", "get")]), 25.0);
+    assert_eq!(sample("tailguard_admission_wait_seconds_count", &[]), 25.0);
+    assert_eq!(sample("tailguard_admission_tenant_requests_total", &[("tenant", "1")]), sent[1] as f64);
+    assert!(sample("tailguard_admission_tenant_cpu_seconds_total", &[("tenant", "2")]) > 0.0);
+    assert_eq!(families["tailguard_admission_tenant_cpu_seconds_total"].kind, "counter");
 }

@@ -19,6 +19,8 @@
 //! - [`elastic`]: the controller, grants, pacers, elastic tasks, OS priority.
 //! - [`admission`]: foreground admission — a work queue whose slots follow the run queue, with
 //!   deadlines and per-tenant CPU caps.
+//! - [`prometheus`]: Prometheus text of latency histograms and CPU-second counters, which the
+//!   `metrics` facade cannot carry.
 //! - [`sim`]: how per-hop scheduling tails show up in requests that cross many tasks.
 //! - `task` (feature `tokio`): tracked tasks and a task profile whose pause does not grow with
 //!   the number of tasks.
@@ -28,8 +30,9 @@
 //!
 //! # Features
 //!
-//! `tokio` (default): the runtime probe. `metrics`: export of every signal through the `metrics`
-//! facade. `tracing`: outlier trace capture; `serde` adds `Serialize`/`Deserialize` to its plain
+//! `tokio` (default): the runtime probe. `metrics`: export of every signal — gauges and
+//! integer counters through the `metrics` facade, latency histograms and CPU-second counters as
+//! Prometheus text ([`prometheus`]; the list is in `docs/metrics.md`). `tracing`: outlier trace capture; `serde` adds `Serialize`/`Deserialize` to its plain
 //! data. The core (clock, histogram, controller, bucket, handle, sync pacer) needs none of them.
 //!
 //! # Example
@@ -94,6 +97,7 @@ pub mod elastic;
 pub mod histogram;
 pub mod observe;
 pub mod order;
+pub mod prometheus;
 pub mod sim;
 mod sync;
 #[cfg(feature = "tokio")]

@@ -206,7 +206,19 @@ pub fn snapshot_json(snapshot: &WorkQueueSnapshot) -> Value {
             "waiting": t.waiting,
             "usage": t.usage,
             "cpu_seconds": t.total_cpu.as_secs_f64(),
+            "requests": t.total_requests,
         })).collect::<Vec<_>>(),
+        // Tenants forgotten while idle: their totals are kept and carry on when they return.
+        "retired_tenants": snapshot.retired_tenants.iter().map(|t| json!({
+            "tenant": t.tenant.0,
+            "cpu_seconds": t.total_cpu.as_secs_f64(),
+            "requests": t.total_requests,
+        })).collect::<Vec<_>>(),
+        "evicted_tenants": {
+            "tenants": snapshot.evicted_tenants.tenants,
+            "cpu_seconds": snapshot.evicted_tenants.total_cpu.as_secs_f64(),
+            "requests": snapshot.evicted_tenants.total_requests,
+        },
     })
 }
 

@@ -349,7 +349,7 @@ async fn restore_backup(
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.prometheus.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], super::sampler::render_metrics(&app))
 }
 
 /// The limiter's configuration, state and recent controller ticks.

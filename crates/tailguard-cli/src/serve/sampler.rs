@@ -1,17 +1,25 @@
 //! The server's sampler thread: every [`INTERVAL`] it publishes the signals as metrics and
-//! appends one point to the time series the live page draws.
+//! appends one point to the time series the live page draws; and the `/metrics` text
+//! ([`render_metrics`]).
+//!
+//! `/metrics` is the `metrics-exporter-prometheus` rendering of the facade (gauges, integer
+//! counters, and the request-latency histogram recorded per request), followed by the
+//! library's Prometheus text: the histograms rendered from tailguard's own cumulative
+//! histograms, and the counters in CPU seconds, which the facade cannot carry (see
+//! `tailguard::prometheus`). Every metric, its type, unit and meaning: `docs/metrics.md`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
 use serde::Serialize;
 use tailguard::observe::RuntimeProbe;
 use tailguard::observe::export::{publish_pressure, publish_run_queue, publish_window};
 use tailguard::observe::psi;
+use tailguard::prometheus::{Exposition, Kind};
 
 use super::App;
 use super::jobs::JobKind;
@@ -40,10 +48,13 @@ pub struct Point {
     pub os_runnable: Option<f64>,
 }
 
-/// The bounded time series.
+/// The bounded time series, and the elastic jobs' CPU total.
 #[derive(Debug, Default)]
 pub struct Series {
     points: Mutex<VecDeque<Point>>,
+    /// CPU used by elastic jobs since the server started, nanoseconds: the sum of the
+    /// sampler's deltas, so it never goes back when a finished job is forgotten.
+    elastic_cpu_nanos: AtomicU64,
 }
 
 impl Series {
@@ -66,9 +77,72 @@ fn millis(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64() * 1e3)
 }
 
+/// Describes every facade metric of the server (units and `# HELP` text) to the installed
+/// recorder.
+fn describe() {
+    tailguard::observe::export::describe();
+    tailguard::elastic::metrics::describe();
+    tailguard::admission::export::describe();
+    describe_histogram!(
+        "tailguard_request_latency_seconds",
+        Unit::Seconds,
+        "Server-side latency of key-value requests, admission included, by operation."
+    );
+    describe_gauge!(
+        "tailguard_elastic_balance_seconds",
+        Unit::Seconds,
+        "CPU-seconds balance of the elastic CPU bucket (negative: debt)."
+    );
+    describe_gauge!("tailguard_job_running", "1 while the latest job of the kind runs, else 0.");
+    describe_gauge!("tailguard_job_keys", Unit::Count, "Keys the latest job of the kind has processed.");
+    describe_gauge!(
+        "tailguard_job_fraction",
+        "Fraction of the keyspace the latest job of the kind has processed (0..1)."
+    );
+    describe_gauge!(
+        "tailguard_job_compressed_bytes",
+        Unit::Bytes,
+        "Compressed bytes the latest job of the kind has written."
+    );
+    describe_counter!(
+        "tailguard_connections_timed_out_total",
+        Unit::Count,
+        "Connections closed at a deadline, by deadline (header-read, idle). Never reset."
+    );
+}
+
+/// The `/metrics` text: the facade's rendering, then tailguard's histograms and CPU counters.
+pub fn render_metrics(app: &App) -> String {
+    let mut out = Exposition::new();
+    tailguard::observe::export::write_scheduling_latency(&mut out, &[("runtime", &app.scheduling)]);
+    if let Some(pressure) = psi::read_cpu_pressure() {
+        tailguard::observe::export::write_pressure(&mut out, &pressure);
+    }
+    if let Some(limiter) = &app.limiter {
+        tailguard::elastic::metrics::write(&mut out, &limiter.snapshot());
+    }
+    out.family(
+        "tailguard_elastic_job_cpu_seconds_total",
+        Kind::Counter,
+        "CPU seconds used by the server's elastic jobs (backups, scans). Never reset.",
+    )
+    .value(&[], app.series.elastic_cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+    if let Some(queue) = &app.queue {
+        tailguard::admission::export::write(&mut out, &queue.snapshot());
+    }
+    let mut text = app.prometheus.render();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(out.as_str());
+    text
+}
+
 /// Starts the sampler; it owns the probe (stopped with the sampler) and ends once `stop` is set
-/// (unpark the thread to end it at once).
+/// (unpark the thread to end it at once). Describes the metrics first (the recorder is
+/// installed by then).
 pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    describe();
     std::thread::Builder::new().name("tailguard-sampler".into()).spawn(move || {
         let start = Instant::now();
         let mut run_queue = probe.run_queue_totals().unwrap_or_default();
@@ -105,7 +179,7 @@ pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::
             // A forgotten finished job makes the sum drop: count nothing for that interval.
             let cpu_delta = cpu.saturating_sub(elastic_cpu);
             elastic_cpu = cpu;
-            counter!("tailguard_elastic_job_cpu_nanos_total").increment(cpu_delta);
+            app.series.elastic_cpu_nanos.fetch_add(cpu_delta, Ordering::Relaxed);
             for kind in [JobKind::Backup, JobKind::Scan] {
                 let name = kind.name();
                 let latest = app.jobs.list().into_iter().rev().find(|j| j.kind() == kind);

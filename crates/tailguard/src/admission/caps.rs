@@ -3,6 +3,7 @@
 //! settled against the CPU measured at release.
 
 use super::request::TenantId;
+use super::retired::Kept;
 use crate::budget::TokenBucket;
 
 /// Weight of a new CPU measurement in a capped tenant's per-request estimate (1/8, an EWMA).
@@ -18,9 +19,10 @@ pub(super) fn tenant_bit(tenant: TenantId) -> u64 {
 #[derive(Default)]
 pub(super) struct TenantLedger {
     pub(super) cap: Option<Cap>,
-    /// CPU charged by the tenant's permits, in nanoseconds. Monotonically increasing, never
-    /// reset while the tenant is tracked.
-    pub(super) total_cpu_nanos: u64,
+    /// CPU and permits charged to the tenant. Monotonically increasing, never reset: they move
+    /// to the queue's [`Retired`](super::retired::Retired) table while the tenant is not
+    /// tracked.
+    pub(super) totals: Kept,
 }
 
 /// A tenant's CPU cap: a token bucket filled at `share × cores`.

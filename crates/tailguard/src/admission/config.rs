@@ -19,6 +19,9 @@ pub const DEFAULT_SAMPLE_PERIOD: Duration = Duration::from_millis(1);
 pub const DEFAULT_IDLE_SAMPLE_PERIOD: Duration = Duration::from_millis(250);
 /// How often tenant usage is reset (CockroachDB resets its tenants' usage every second).
 pub const DEFAULT_USAGE_RESET: Duration = Duration::from_secs(1);
+/// Tenants no longer tracked whose totals are kept: four times `tailguard serve`'s default
+/// `--max-tenants`, ~200 KiB at most.
+pub const DEFAULT_RETIRED_TENANTS: usize = 4096;
 
 /// In which order the waiters of one tenant and priority are admitted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +54,7 @@ pub enum QueueOrder {
 /// | `order` | FIFO | |
 /// | `queue_limit` | none | |
 /// | `cores` | detected (cgroup quota respected) | |
+/// | `retired_tenants` | 4096 | ours: totals kept of tenants no longer tracked (~200 KiB at most) |
 /// | `count_admitted` | off | ours: admitted requests as runnable, for [`WorkQueue::submit`](super::WorkQueue::submit) |
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkQueueConfig {
@@ -88,6 +92,12 @@ pub struct WorkQueueConfig {
     /// read (the slots then settle near `threshold × cores / 2`). Default: off; leave it off for
     /// requests that hold a slot while they wait on I/O.
     pub count_admitted: bool,
+    /// Most tenants no longer tracked whose totals (CPU, requests) the queue keeps, so that
+    /// they never go back when an idle tenant is forgotten and returns; beyond it the tenant
+    /// retired longest ago is folded into one aggregate
+    /// ([`WorkQueueSnapshot::evicted_tenants`](super::WorkQueueSnapshot::evicted_tenants)).
+    /// About 50 bytes an entry.
+    pub retired_tenants: usize,
 }
 
 impl Default for WorkQueueConfig {
@@ -106,6 +116,7 @@ impl Default for WorkQueueConfig {
             queue_limit: None,
             cores,
             count_admitted: false,
+            retired_tenants: DEFAULT_RETIRED_TENANTS,
         }
     }
 }

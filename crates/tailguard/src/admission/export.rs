@@ -1,27 +1,120 @@
-//! Export of a work queue through the [`metrics`] facade (feature `metrics`).
+//! Export of a work queue (feature `metrics`): gauges and request counters through the
+//! [`metrics`] facade, and the admission-wait histogram and per-tenant CPU counters as
+//! Prometheus text ([`crate::prometheus`]).
 //!
 //! [`WorkQueue::start`](super::WorkQueue::start)'s sampler thread publishes once per
-//! [`EXPORT_INTERVAL`]; a queue driven by hand can call [`publish`] from its own tick.
+//! [`EXPORT_INTERVAL`] (and [`describe`]s the metrics when it starts); a queue driven by hand
+//! can call [`publish`] from its own tick. [`write()`] renders the text when `/metrics` is
+//! scraped.
 //!
-//! | name | kind | labels | unit |
-//! |---|---|---|---|
-//! | `tailguard_admission_slots` | gauge | | slots |
-//! | `tailguard_admission_slots_used` | gauge | | slots |
-//! | `tailguard_admission_waiting` | gauge | | requests |
-//! | `tailguard_admission_waiting_by_priority` | gauge | `priority` | requests (0 once a level empties) |
-//! | `tailguard_admission_waiting_by_tenant` | gauge | `tenant` | requests |
-//! | `tailguard_admission_runnable_per_cpu` | gauge | | last run-queue sample |
-//! | `tailguard_admission_wait_p50_seconds`, `_p99_seconds`, `_p999_seconds`, `_max_seconds` | gauge | | admission wait over the interval since the previous publish (not set while empty) |
-//! | `tailguard_admission_admitted_total` | counter | | requests, monotonic, never reset |
-//! | `tailguard_admission_rejected_total` | counter | `reason` (`deadline_exceeded`, `queue_full`, `would_block`) | requests, monotonic, never reset |
-//! | `tailguard_admission_cancelled_total` | counter | | requests, monotonic, never reset |
-//! | `tailguard_admission_tenant_cpu_nanos_total` | counter | `tenant` | CPU nanoseconds charged, monotonic while tracked |
+//! | name | type | labels | unit | meaning |
+//! |---|---|---|---|---|
+//! | `tailguard_admission_wait_seconds` | histogram (text) | | seconds | time from the admission call to admission, every admitted request (0 for the lock-free path); cumulative, never reset |
+//! | `tailguard_admission_tenant_cpu_seconds_total` | counter (text) | `tenant` | CPU seconds | CPU charged by the tenant's permits; never goes back (see below) |
+//! | `tailguard_admission_tenant_requests_total` | counter | `tenant` | requests | permits that charged the tenant CPU (capped tenants' permits, and permits given `charge_cpu`); never goes back |
+//! | `tailguard_admission_admitted_total` | counter | | requests | admitted; monotonic, never reset |
+//! | `tailguard_admission_rejected_total` | counter | `reason` (`deadline_exceeded`, `queue_full`, `would_block`) | requests | refused; monotonic, never reset |
+//! | `tailguard_admission_cancelled_total` | counter | | requests | waits given up by the caller; monotonic, never reset |
+//! | `tailguard_admission_slots` | gauge | | slots | requests allowed to run at once |
+//! | `tailguard_admission_slots_used` | gauge | | slots | slots in use |
+//! | `tailguard_admission_waiting` | gauge | | requests | requests waiting |
+//! | `tailguard_admission_waiting_by_priority` | gauge | `priority` | requests | waiting per priority level (0 once a level empties) |
+//! | `tailguard_admission_waiting_by_tenant` | gauge | `tenant` | requests | waiting per tenant (0 once a tenant's waiters are gone) |
+//! | `tailguard_admission_runnable_per_cpu` | gauge | | tasks per CPU | last run-queue sample |
+//! | `tailguard_admission_wait_p50_seconds`, `_p99_seconds`, `_p999_seconds`, `_max_seconds` | gauge | | seconds | admission wait over the interval since the previous publish (not set while empty) |
+//!
+//! The histogram is the primary view of admission waits (it aggregates across instances); the
+//! quantile gauges stay for recorders that are not Prometheus and for dashboards without
+//! PromQL. Per-tenant totals come from
+//! [`WorkQueueSnapshot::tenant_totals`]: tenants the queue tracks and tenants it forgot while
+//! idle (whose totals it keeps), so a tenant's counters do not go back when it is forgotten;
+//! the totals of tenants evicted from that bounded table are added together under
+//! `tenant="evicted"`, so the sum over tenants never goes back either.
 
 use std::time::Duration;
 
-use metrics::{counter, gauge};
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 
 use super::snapshot::WorkQueueSnapshot;
+use crate::prometheus::{Exposition, Kind};
+
+/// The `tenant` label of the totals of tenants evicted from the retired tenants' table.
+pub const EVICTED_TENANTS: &str = "evicted";
+
+/// Describes every metric [`publish`] sets (units and `# HELP` text) to the installed
+/// recorder; call it once after installing one.
+pub fn describe() {
+    describe_gauge!(
+        "tailguard_admission_slots",
+        Unit::Count,
+        "Admission slots: foreground requests allowed to run at once."
+    );
+    describe_gauge!("tailguard_admission_slots_used", Unit::Count, "Admission slots in use.");
+    describe_gauge!("tailguard_admission_waiting", Unit::Count, "Requests waiting for admission.");
+    describe_gauge!(
+        "tailguard_admission_waiting_by_priority",
+        Unit::Count,
+        "Requests waiting for admission, by priority level."
+    );
+    describe_gauge!(
+        "tailguard_admission_waiting_by_tenant",
+        Unit::Count,
+        "Requests waiting for admission, by tenant."
+    );
+    describe_gauge!(
+        "tailguard_admission_runnable_per_cpu",
+        "Last run-queue sample of the admission queue, in runnable tasks per CPU."
+    );
+    for (name, what) in [
+        ("tailguard_admission_wait_p50_seconds", "Median"),
+        ("tailguard_admission_wait_p99_seconds", "p99"),
+        ("tailguard_admission_wait_p999_seconds", "p99.9"),
+        ("tailguard_admission_wait_max_seconds", "Largest"),
+    ] {
+        describe_gauge!(name, Unit::Seconds, format!("{what} admission wait since the previous publish."));
+    }
+    describe_counter!("tailguard_admission_admitted_total", Unit::Count, "Requests admitted. Never reset.");
+    describe_counter!(
+        "tailguard_admission_rejected_total",
+        Unit::Count,
+        "Requests refused admission, by reason. Never reset."
+    );
+    describe_counter!(
+        "tailguard_admission_cancelled_total",
+        Unit::Count,
+        "Admission waits given up by the caller. Never reset."
+    );
+    describe_counter!(
+        "tailguard_admission_tenant_requests_total",
+        Unit::Count,
+        "Requests that charged CPU to the tenant (tenant=\"evicted\": tenants whose own totals were evicted). Never goes back."
+    );
+}
+
+/// Writes the admission-wait histogram and the per-tenant CPU counters of `snapshot`.
+pub fn write(out: &mut Exposition, snapshot: &WorkQueueSnapshot) {
+    out.family(
+        "tailguard_admission_wait_seconds",
+        Kind::Histogram,
+        "Time from the admission call to admission, every admitted request. Cumulative since start.",
+    )
+    .histogram(&[], &snapshot.wait_time);
+    let mut cpu = out.family(
+        "tailguard_admission_tenant_cpu_seconds_total",
+        Kind::Counter,
+        "CPU seconds charged by the tenant's requests (tenant=\"evicted\": tenants whose own totals were evicted). Never goes back.",
+    );
+    let mut label = String::new();
+    for tenant in snapshot.tenant_totals() {
+        label.clear();
+        label.push_str(&tenant.tenant.to_string());
+        cpu.value(&[("tenant", &label)], tenant.total_cpu.as_secs_f64());
+    }
+    let evicted = &snapshot.evicted_tenants;
+    if evicted.tenants > 0 {
+        cpu.value(&[("tenant", EVICTED_TENANTS)], evicted.total_cpu.as_secs_f64());
+    }
+}
 
 /// How often the sampler thread publishes.
 pub const EXPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -51,10 +144,16 @@ pub fn publish(snapshot: &WorkQueueSnapshot, previous: Option<&WorkQueueSnapshot
         }
     }
     for tenant in &snapshot.tenants {
-        let label = tenant.tenant.to_string();
-        gauge!("tailguard_admission_waiting_by_tenant", "tenant" => label.clone()).set(tenant.waiting as f64);
-        counter!("tailguard_admission_tenant_cpu_nanos_total", "tenant" => label)
-            .absolute(crate::clock::duration_nanos(tenant.total_cpu));
+        gauge!("tailguard_admission_waiting_by_tenant", "tenant" => tenant.tenant.to_string())
+            .set(tenant.waiting as f64);
+    }
+    for tenant in snapshot.tenant_totals() {
+        counter!("tailguard_admission_tenant_requests_total", "tenant" => tenant.tenant.to_string())
+            .absolute(tenant.total_requests);
+    }
+    if snapshot.evicted_tenants.tenants > 0 {
+        counter!("tailguard_admission_tenant_requests_total", "tenant" => EVICTED_TENANTS)
+            .absolute(snapshot.evicted_tenants.total_requests);
     }
     if let Some(runnable) = snapshot.runnable_per_cpu {
         gauge!("tailguard_admission_runnable_per_cpu").set(runnable);
@@ -97,9 +196,10 @@ mod tests {
         Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
     };
 
-    use super::publish;
+    use super::{publish, write};
     use crate::admission::{Priority, Request, TenantId, WorkQueue, WorkQueueConfig};
     use crate::clock::ManualClock;
+    use crate::prometheus::Exposition;
 
     type Values = Arc<Mutex<BTreeMap<String, f64>>>;
 
@@ -194,5 +294,50 @@ mod tests {
         assert_eq!(seen["tailguard_admission_admitted_total{}"], 2.0);
         let p50 = seen["tailguard_admission_wait_p50_seconds{}"];
         assert!((p50 - 0.004).abs() < 0.004 / 32.0, "{p50}");
+        assert!(seen.keys().all(|name| !name.contains("nanos")), "{seen:?}");
+    }
+
+    #[test]
+    fn writes_the_wait_histogram_and_cpu_of_tracked_retired_and_evicted_tenants() {
+        let clock = ManualClock::new();
+        let config = WorkQueueConfig {
+            initial_slots: 1,
+            min_slots: 1,
+            max_slots: 1,
+            cores: 1.0,
+            retired_tenants: 2,
+            ..Default::default()
+        };
+        let queue = WorkQueue::new(config, clock.shared()).unwrap();
+        for (tenant, cpu) in [(1, 250), (2, 500), (3, 125)] {
+            let mut permit = queue.try_admit(&Request::new().tenant(TenantId(tenant))).unwrap();
+            permit.charge_cpu(Duration::from_millis(cpu));
+            drop(permit);
+            clock.advance(Duration::from_secs(1)); // a usage reset at the next release
+        }
+        let mut permit = queue.try_admit(&Request::new().tenant(TenantId(3))).unwrap();
+        permit.charge_cpu(Duration::from_millis(125));
+        drop(permit);
+        // 1 and 2 retired at the second reset, 3 at the third, evicting 1 (the table holds two);
+        // 3 is tracked again.
+        let snapshot = queue.snapshot();
+        let mut out = Exposition::new();
+        write(&mut out, &snapshot);
+        let text = out.finish();
+        for line in [
+            "tailguard_admission_wait_seconds_bucket{le=\"0.00001\"} 4",
+            "tailguard_admission_wait_seconds_count 4",
+            "tailguard_admission_tenant_cpu_seconds_total{tenant=\"2\"} 0.5",
+            "tailguard_admission_tenant_cpu_seconds_total{tenant=\"3\"} 0.25",
+            "tailguard_admission_tenant_cpu_seconds_total{tenant=\"evicted\"} 0.25",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        let capture = Capture::default();
+        metrics::with_local_recorder(&capture, || publish(&snapshot, None));
+        let seen = capture.0.lock().unwrap();
+        assert_eq!(seen["tailguard_admission_tenant_requests_total{tenant=2}"], 1.0);
+        assert_eq!(seen["tailguard_admission_tenant_requests_total{tenant=3}"], 2.0);
+        assert_eq!(seen["tailguard_admission_tenant_requests_total{tenant=evicted}"], 1.0);
     }
 }

@@ -97,6 +97,7 @@ mod future;
 mod permit;
 mod queue;
 mod request;
+mod retired;
 pub mod signal;
 pub mod slots;
 mod snapshot;
@@ -112,7 +113,7 @@ pub use request::{AdmitError, Deadline, Priority, Request, TenantId};
 pub use signal::TokioRunQueue;
 pub use signal::{OsRunQueue, RunQueueSignal, SampledRunQueue};
 pub use slots::{SlotChange, SlotController, SlotInput};
-pub use snapshot::{Rejections, TenantSnapshot, WorkQueueSnapshot};
+pub use snapshot::{EvictedTotals, Rejections, TenantSnapshot, TenantTotals, WorkQueueSnapshot};
 pub use work_queue::WorkQueue;
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::caps::{CapCharge, TenantLedger, tenant_bit};
 use super::config::{QueueOrder, WorkQueueConfig};
 use super::permit::Permit;
 use super::request::{AdmitError, Deadline, Priority, Request, TenantId};
+use super::retired::Retired;
 use super::slots::{SlotChange, SlotController, SlotInput};
 use super::snapshot::{Rejections, TenantSnapshot, WorkQueueSnapshot};
 use super::wakeups::{Notify, Wakeups};
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
 pub(super) struct Inner {
     pub(super) controller: SlotController,
     pub(super) tenants: Tenants<TenantLedger>,
+    /// Totals of tenants `tenants` no longer tracks.
+    pub(super) retired: Retired,
     /// Every waiter until its outcome is collected (or it gives up).
     pub(super) waiters: Slab<Waiter>,
     /// Deadlines of waiting waiters.
@@ -106,10 +109,11 @@ fn is_waiting(waiters: &Slab<Waiter>, key: WaiterKey) -> bool {
 impl Inner {
     /// The state of a queue with `controller`'s slots, whose first usage reset is due at
     /// `usage_reset_at`.
-    pub(super) fn new(controller: SlotController, usage_reset_at: u64) -> Self {
+    pub(super) fn new(controller: SlotController, usage_reset_at: u64, retired_tenants: usize) -> Self {
         Inner {
             controller,
             tenants: Tenants::new(),
+            retired: Retired::new(retired_tenants),
             waiters: Slab::new(),
             deadlines: Deadlines::new(),
             waiting_by_priority: PriorityCounts::new(),
@@ -120,6 +124,19 @@ impl Inner {
             runnable_per_cpu: None,
             totals: Totals::default(),
         }
+    }
+
+    /// A tenant's index, tracking it from now on if it was not (with the totals kept from
+    /// when it was last tracked).
+    pub(super) fn tenant_index(&mut self, tenant: TenantId) -> usize {
+        let Inner { tenants, retired, .. } = self;
+        tenants.index_or_insert_with(tenant, || TenantLedger { cap: None, totals: retired.restore(tenant) })
+    }
+
+    /// A tenant's state, tracking it from now on if it was not (see [`tenant_index`](Self::tenant_index)).
+    pub(super) fn tenant(&mut self, tenant: TenantId) -> &mut TenantState<TenantLedger> {
+        let index = self.tenant_index(tenant);
+        self.tenants.at(index)
     }
 }
 
@@ -187,8 +204,9 @@ impl Shared {
         let now = self.clock.now_nanos();
         let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
-        let ledger = &mut inner.tenants.entry(tenant).ledger;
-        ledger.total_cpu_nanos = ledger.total_cpu_nanos.saturating_add(used_nanos);
+        let ledger = &mut inner.tenant(tenant).ledger;
+        ledger.totals.cpu_nanos = ledger.totals.cpu_nanos.saturating_add(used_nanos);
+        ledger.totals.requests += 1;
         if let (Some(charge), Some(cap)) = (cap, ledger.cap.as_mut()) {
             cap.settle(charge, used_nanos, now);
         }
@@ -220,7 +238,14 @@ impl Shared {
         let period = duration_nanos(self.config.usage_reset).max(1);
         let behind = now - inner.usage_reset_at;
         inner.usage_reset_at = now + period - behind % period;
-        inner.tenants.reset_usage(|state| state.ledger.cap.is_none());
+        let Inner { tenants, retired, .. } = inner;
+        tenants.reset_usage(|state| {
+            let forget = state.ledger.cap.is_none();
+            if forget {
+                retired.retire(state.id, state.ledger.totals);
+            }
+            forget
+        });
     }
 
     /// Counts a waiting waiter out of the queue and gives it its outcome (`outcome`); returns
@@ -345,7 +370,7 @@ impl Shared {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         let deadline = request.deadline.map(Deadline::nanos);
-        let tenant_index = inner.tenants.index_or_insert(request.tenant);
+        let tenant_index = inner.tenant_index(request.tenant);
         let key = inner.waiters.insert(
             seq,
             Waiter {
@@ -469,7 +494,7 @@ impl Shared {
         }
         // Nobody eligible waits (`grant` just ran, so any eligible waiter left has no slot).
         let ahead = inner.waiting > 0 && self.pick(&mut inner, now).is_some();
-        let state = inner.tenants.entry(request.tenant);
+        let state = inner.tenant(request.tenant);
         let eligible = state.ledger.cap.as_mut().is_none_or(|cap| cap.eligible(now));
         if ahead || !eligible || !self.word.take_slot() {
             drop(inner);
@@ -543,7 +568,8 @@ impl Shared {
                 }),
                 waiting: state.queue.len(),
                 usage: state.usage,
-                total_cpu: Duration::from_nanos(state.ledger.total_cpu_nanos),
+                total_cpu: Duration::from_nanos(state.ledger.totals.cpu_nanos),
+                total_requests: state.ledger.totals.requests,
             })
             .collect();
         tenants.sort_by_key(|t| t.tenant);
@@ -553,6 +579,8 @@ impl Shared {
             waiting: inner.waiting,
             waiting_by_priority: inner.waiting_by_priority.highest_first(),
             tenants,
+            retired_tenants: inner.retired.totals(),
+            evicted_tenants: inner.retired.evicted(),
             wait_time,
             total_admitted: fast + inner.totals.admitted_locked,
             total_admitted_after_queueing: inner.totals.admitted_after_queueing,

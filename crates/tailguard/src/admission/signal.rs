@@ -250,6 +250,9 @@ impl Export {
         if self.next.is_some_and(|next| now < next) {
             return;
         }
+        if self.next.is_none() {
+            super::export::describe();
+        }
         self.next = Some(now + super::export::EXPORT_INTERVAL);
         let snapshot = shared.snapshot();
         super::export::publish(&snapshot, self.previous.as_ref());

@@ -25,6 +25,13 @@ pub struct WorkQueueSnapshot {
     /// Tenants the queue tracks, by id: every tenant with a weight or cap set, every tenant
     /// with waiters, and tenants seen since the last usage reset.
     pub tenants: Vec<TenantSnapshot>,
+    /// Tenants no longer tracked (forgotten while idle at a usage reset) whose totals the
+    /// queue keeps, by id; at most
+    /// [`retired_tenants`](super::WorkQueueConfig::retired_tenants) of them. A tenant is in
+    /// `tenants` or here, never both; see [`tenant_totals`](Self::tenant_totals).
+    pub retired_tenants: Vec<TenantTotals>,
+    /// Totals of the tenants evicted from `retired_tenants` to bound it, added together.
+    pub evicted_tenants: EvictedTotals,
     /// Time from the admission call to admission, for every admitted request. Requests
     /// admitted at once by the lock-free path count as zero.
     pub wait_time: HistogramSnapshot,
@@ -82,6 +89,50 @@ pub struct TenantSnapshot {
     pub usage: u64,
     /// CPU charged by its permits (measured for capped tenants, reported with
     /// [`Permit::charge_cpu`](super::Permit::charge_cpu) otherwise); monotonically
-    /// increasing while the tenant is tracked.
+    /// increasing, never reset, kept while the tenant is not tracked (see
+    /// [`WorkQueueSnapshot::retired_tenants`]).
     pub total_cpu: Duration,
+    /// Its permits that charged CPU, as [`TenantTotals::total_requests`] counts them.
+    pub total_requests: u64,
+}
+
+/// A tenant's cumulative figures: monotonically increasing, never reset (unless the tenant was
+/// evicted from the retired tenants' table and came back; its earlier totals are then in
+/// [`WorkQueueSnapshot::evicted_tenants`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantTotals {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// CPU charged by its permits.
+    pub total_cpu: Duration,
+    /// Its permits that charged CPU when dropped: every permit of a capped tenant, and every
+    /// permit given [`Permit::charge_cpu`](super::Permit::charge_cpu). Permits of uncapped
+    /// tenants that report nothing take the lock-free path and are counted only in
+    /// [`WorkQueueSnapshot::total_admitted`].
+    pub total_requests: u64,
+}
+
+/// The totals of tenants evicted from the retired tenants' table, added together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvictedTotals {
+    /// Tenants evicted (one that returned and was evicted again counts twice).
+    pub tenants: u64,
+    /// Their CPU.
+    pub total_cpu: Duration,
+    /// Their requests.
+    pub total_requests: u64,
+}
+
+impl WorkQueueSnapshot {
+    /// Totals of every tenant the queue remembers, tracked or retired, by id.
+    pub fn tenant_totals(&self) -> Vec<TenantTotals> {
+        let tracked = self.tenants.iter().map(|t| TenantTotals {
+            tenant: t.tenant,
+            total_cpu: t.total_cpu,
+            total_requests: t.total_requests,
+        });
+        let mut totals: Vec<TenantTotals> = tracked.chain(self.retired_tenants.iter().copied()).collect();
+        totals.sort_by_key(|t| t.tenant);
+        totals
+    }
 }

@@ -99,7 +99,8 @@ impl WorkQueue {
             config.overload_threshold,
         );
         let word = AdmissionWord::new(controller.slots());
-        let inner = Inner::new(controller, now.saturating_add(duration_nanos(config.usage_reset)));
+        let usage_reset_at = now.saturating_add(duration_nanos(config.usage_reset));
+        let inner = Inner::new(controller, usage_reset_at, config.retired_tenants);
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             word: CachePadded::new(word),
@@ -272,7 +273,7 @@ impl WorkQueue {
     /// as one of weight 1 while both wait.
     pub fn set_tenant_weight(&self, tenant: TenantId, weight: NonZeroU32) {
         let mut inner = self.shared.lock();
-        inner.tenants.entry(tenant).weight = weight;
+        inner.tenant(tenant).weight = weight;
     }
 
     /// Soft-caps a tenant at `share` of the machine's CPU (`share × cores` CPU-seconds per
@@ -297,7 +298,7 @@ impl WorkQueue {
         let mut inner = self.shared.lock();
         let generation = inner.next_cap_generation;
         inner.next_cap_generation += 1;
-        let state = inner.tenants.entry(tenant);
+        let state = inner.tenant(tenant);
         let estimate_nanos = state.ledger.cap.as_ref().map_or(0, Cap::estimate_nanos);
         state.ledger.cap = Some(Cap::new(share, self.shared.config.cores, estimate_nanos, generation, now));
         self.shared.capped_mask.fetch_or(tenant_bit(tenant), Ordering::Relaxed);

@@ -1,16 +1,28 @@
-//! Export through the `metrics` facade (feature `metrics`), once per controller tick.
+//! Export of the limiter (feature `metrics`): gauges through the `metrics` facade once per
+//! controller tick, and the CPU totals as Prometheus counters in seconds ([`write()`]), because
+//! the facade's counters are integers (metrics-rs/metrics#367) and CPU time has to leave in
+//! seconds.
 //!
-//! | name | kind | unit |
-//! |---|---|---|
-//! | `tailguard_elastic_share` | gauge | fraction of all cores |
-//! | `tailguard_elastic_p99_seconds` | gauge | seconds (latest quantile read; absent before the first) |
-//! | `tailguard_elastic_waiters` | gauge | callers waiting for a grant |
-//! | `tailguard_elastic_debt_seconds` | gauge | CPU seconds of debt |
-//! | `tailguard_elastic_granted_cpu_nanos_total` | counter | CPU nanoseconds, monotonic, never reset |
-//! | `tailguard_elastic_used_cpu_nanos_total` | counter | CPU nanoseconds, monotonic, never reset |
-//! | `tailguard_elastic_signal_silent` | gauge | 1 while the latency signal is silent and the share falls to the floor, else 0 |
+//! | name | type | unit | meaning |
+//! |---|---|---|---|
+//! | `tailguard_elastic_share` | gauge | fraction of all cores | elastic share the controller allows |
+//! | `tailguard_elastic_p99_seconds` | gauge | seconds | the latency quantile the controller read on its last tick (absent before the first) |
+//! | `tailguard_elastic_waiters` | gauge | callers | callers waiting for a grant |
+//! | `tailguard_elastic_debt_seconds` | gauge | CPU seconds | debt of the CPU bucket (0 when the balance is positive) |
+//! | `tailguard_elastic_signal_silent` | gauge | 0 or 1 | 1 while the latency signal is silent and the share falls to the floor |
+//! | `tailguard_elastic_granted_cpu_seconds_total` | counter (text) | CPU seconds | CPU granted to elastic work; monotonically increasing, never reset |
+//! | `tailguard_elastic_used_cpu_seconds_total` | counter (text) | CPU seconds | CPU elastic work used under grants; monotonically increasing, never reset |
+//!
+//! `tailguard_elastic_p99_seconds` is kept beside the scheduling-latency histogram because it
+//! is the controller's input: the quantile, window and moment it acted on, which no PromQL over
+//! the histogram reproduces.
 
 use std::time::Duration;
+
+use metrics::{Unit, describe_gauge};
+
+use super::LimiterSnapshot;
+use crate::prometheus::{Exposition, Kind};
 
 /// One tick's values.
 pub(crate) struct TickMetrics {
@@ -18,9 +30,48 @@ pub(crate) struct TickMetrics {
     pub(crate) p99: Option<Duration>,
     pub(crate) waiters: usize,
     pub(crate) balance_nanos: i64,
+    #[allow(dead_code, reason = "the totals leave as seconds through `write`, from a snapshot")]
     pub(crate) total_granted_nanos: u64,
+    #[allow(dead_code, reason = "the totals leave as seconds through `write`, from a snapshot")]
     pub(crate) total_used_nanos: u64,
     pub(crate) silent: bool,
+}
+
+/// Describes the limiter's gauges (units and `# HELP` text) to the installed recorder; call it
+/// once after installing one.
+pub fn describe() {
+    describe_gauge!("tailguard_elastic_share", "Elastic share of all cores the controller allows (0..1).");
+    describe_gauge!(
+        "tailguard_elastic_p99_seconds",
+        Unit::Seconds,
+        "Scheduling-latency quantile the controller read on its last tick."
+    );
+    describe_gauge!("tailguard_elastic_waiters", Unit::Count, "Callers waiting for an elastic CPU grant.");
+    describe_gauge!(
+        "tailguard_elastic_debt_seconds",
+        Unit::Seconds,
+        "CPU seconds of debt in the elastic CPU bucket."
+    );
+    describe_gauge!(
+        "tailguard_elastic_signal_silent",
+        "1 while the latency signal is silent and the elastic share falls to the floor, else 0."
+    );
+}
+
+/// Writes the limiter's CPU totals as counters in seconds.
+pub fn write(out: &mut Exposition, snapshot: &LimiterSnapshot) {
+    out.family(
+        "tailguard_elastic_granted_cpu_seconds_total",
+        Kind::Counter,
+        "CPU seconds granted to elastic work. Never reset.",
+    )
+    .value(&[], snapshot.total_granted.as_secs_f64());
+    out.family(
+        "tailguard_elastic_used_cpu_seconds_total",
+        Kind::Counter,
+        "CPU seconds elastic work used under its grants. Never reset.",
+    )
+    .value(&[], snapshot.total_used.as_secs_f64());
 }
 
 pub(crate) fn record(tick: &TickMetrics) {
@@ -31,8 +82,6 @@ pub(crate) fn record(tick: &TickMetrics) {
     metrics::gauge!("tailguard_elastic_waiters").set(tick.waiters as f64);
     metrics::gauge!("tailguard_elastic_debt_seconds")
         .set(tick.balance_nanos.min(0).unsigned_abs() as f64 / 1e9);
-    metrics::counter!("tailguard_elastic_granted_cpu_nanos_total").absolute(tick.total_granted_nanos);
-    metrics::counter!("tailguard_elastic_used_cpu_nanos_total").absolute(tick.total_used_nanos);
     metrics::gauge!("tailguard_elastic_signal_silent").set(f64::from(u8::from(tick.silent)));
 }
 
@@ -48,6 +97,7 @@ mod tests {
 
     use crate::clock::ManualClock;
     use crate::elastic::{AcquireRequest, ControllerKind, Limiter};
+    use crate::prometheus::Exposition;
 
     /// Remembers the last value written to each metric.
     #[derive(Default)]
@@ -110,8 +160,12 @@ mod tests {
         assert_eq!(values["tailguard_elastic_share"], 0.25);
         assert_eq!(values["tailguard_elastic_waiters"], 0.0);
         assert!((values["tailguard_elastic_debt_seconds"] - 0.2).abs() < 1e-9);
-        assert_eq!(values["tailguard_elastic_granted_cpu_nanos_total"], 100e6);
-        assert_eq!(values["tailguard_elastic_used_cpu_nanos_total"], 700e6);
         assert!(!values.contains_key("tailguard_elastic_p99_seconds"));
+        assert!(values.keys().all(|name| !name.contains("nanos")), "{values:?}");
+        let mut out = Exposition::new();
+        super::write(&mut out, &limiter.snapshot());
+        let text = out.finish();
+        assert!(text.contains("\ntailguard_elastic_granted_cpu_seconds_total 0.1\n"), "{text}");
+        assert!(text.contains("\ntailguard_elastic_used_cpu_seconds_total 0.7\n"), "{text}");
     }
 }

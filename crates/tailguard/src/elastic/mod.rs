@@ -9,8 +9,9 @@
 //!   ([`Limiter::elastic`]), its grants charged with its own running time.
 //! - [`Pacer`]: run-to-completion work, sync and async.
 //! - [`priority`]: OS priority (`SCHED_IDLE`, nice) for elastic threads.
-//! - With the `metrics` feature, each tick exports share, p99, waiters, debt and granted/used
-//!   CPU (`tailguard_elastic_*`) through the `metrics` facade.
+//! - With the `metrics` feature, each tick exports share, p99, waiters and debt
+//!   (`tailguard_elastic_*`) through the `metrics` facade, and [`metrics::write`] renders the
+//!   granted/used CPU counters in seconds as Prometheus text.
 
 pub mod bucket;
 mod builder;
@@ -21,7 +22,7 @@ mod future;
 mod handle;
 mod limiter;
 #[cfg(feature = "metrics")]
-mod metrics;
+pub mod metrics;
 mod pacer;
 pub mod priority;
 mod request;

@@ -17,8 +17,9 @@
 //! [`TaskStats::estimated_cpu`] scales sampled true-CPU readings; a thread's true CPU time is
 //! [`thread_cpu_time`](crate::clock::thread_cpu_time), which never counts descheduled time.
 //!
-//! With the `metrics` feature, `export` publishes every signal as gauges with units in their
-//! names.
+//! With the `metrics` feature, `export` publishes every signal: gauges through the `metrics`
+//! facade, the scheduling-latency histogram and the PSI stall counter as Prometheus text, all in
+//! base units (seconds).
 //!
 //! # Bad input
 //!

@@ -20,6 +20,7 @@ mod tenants;
 
 pub(crate) use counts::PriorityCounts;
 pub(crate) use deadlines::Deadlines;
+pub(crate) use hash::TenantHashBuilder;
 pub(crate) use slab::{Slab, WaiterKey};
 pub(crate) use tenants::{TenantState, Tenants};
 

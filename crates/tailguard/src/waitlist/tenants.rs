@@ -37,7 +37,7 @@ pub(crate) struct TenantState<L> {
 }
 
 impl<L: Default> TenantState<L> {
-    fn new(id: TenantId) -> Self {
+    fn new(id: TenantId, ledger: L) -> Self {
         TenantState {
             id,
             tracked: true,
@@ -45,18 +45,18 @@ impl<L: Default> TenantState<L> {
             usage: 0,
             queue: PriorityLists::new(),
             waiting_at: 0,
-            ledger: L::default(),
+            ledger,
         }
     }
 
     /// Tracks another tenant in this untracked state (its lists are empty).
-    fn reuse(&mut self, id: TenantId) {
+    fn reuse(&mut self, id: TenantId, ledger: L) {
         debug_assert!(!self.tracked && self.queue.is_empty());
         self.id = id;
         self.tracked = true;
         self.weight = NonZeroU32::MIN;
         self.usage = 0;
-        self.ledger = L::default();
+        self.ledger = ledger;
     }
 }
 
@@ -87,16 +87,21 @@ impl<L: Default> Tenants<L> {
 
     /// The index of a tenant's state, tracking it from now on if it was not.
     pub(crate) fn index_or_insert(&mut self, tenant: TenantId) -> usize {
+        self.index_or_insert_with(tenant, L::default)
+    }
+
+    /// [`index_or_insert`](Self::index_or_insert), a new tenant starting with `ledger()`.
+    pub(crate) fn index_or_insert_with(&mut self, tenant: TenantId, ledger: impl FnOnce() -> L) -> usize {
         if let Some(&index) = self.index.get(&tenant) {
             return index;
         }
         let index = match self.free.pop() {
             Some(index) => {
-                self.states[index].reuse(tenant);
+                self.states[index].reuse(tenant, ledger());
                 index
             }
             None => {
-                self.states.push(TenantState::new(tenant));
+                self.states.push(TenantState::new(tenant, ledger()));
                 self.states.len() - 1
             }
         };
@@ -136,8 +141,9 @@ impl<L: Default> Tenants<L> {
     }
 
     /// Zeroes usage and stops tracking tenants without waiters that `forget` allows (nothing
-    /// else left to remember).
-    pub(crate) fn reset_usage(&mut self, forget: impl Fn(&TenantState<L>) -> bool) {
+    /// else left to remember). `forget` is asked last: a state it says yes to is forgotten, so
+    /// it may take what it wants to keep (e.g. totals) from it.
+    pub(crate) fn reset_usage(&mut self, mut forget: impl FnMut(&TenantState<L>) -> bool) {
         for (index, state) in self.states.iter_mut().enumerate() {
             if !state.tracked {
                 continue;

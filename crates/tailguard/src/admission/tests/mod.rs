@@ -95,3 +95,4 @@ mod properties;
 mod rejections;
 mod slots;
 mod submit;
+mod totals;
