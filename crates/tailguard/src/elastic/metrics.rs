@@ -30,10 +30,6 @@ pub(crate) struct TickMetrics {
     pub(crate) p99: Option<Duration>,
     pub(crate) waiters: usize,
     pub(crate) balance_nanos: i64,
-    #[allow(dead_code, reason = "the totals leave as seconds through `write`, from a snapshot")]
-    pub(crate) total_granted_nanos: u64,
-    #[allow(dead_code, reason = "the totals leave as seconds through `write`, from a snapshot")]
-    pub(crate) total_used_nanos: u64,
     pub(crate) silent: bool,
 }
 

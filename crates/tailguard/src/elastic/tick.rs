@@ -67,8 +67,6 @@ impl Shared {
             p99,
             waiters: state.queue.len(),
             balance_nanos: state.bucket.balance_nanos(),
-            total_granted_nanos: self.total_granted_nanos.load(Ordering::Relaxed),
-            total_used_nanos: self.total_used_nanos.load(Ordering::Relaxed),
             silent: reading.silent,
         });
         if self.grant_waiters(state, now) {
