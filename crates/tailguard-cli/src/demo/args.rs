@@ -96,8 +96,9 @@ pub struct DemoArgs {
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     pub target: Duration,
     /// Rate of the scheduling-latency probe while no elastic work asks the limiter for CPU, Hz
-    /// (1 kHz while work does); 0 keeps 1 kHz always.
-    #[arg(long, default_value_t = tailguard::observe::DEFAULT_IDLE_RATE_HZ)]
+    /// (1 kHz while work does); 0, the default here, keeps 1 kHz always, so that every mode,
+    /// with a limiter or without, is measured by the same probe (`serve` idles at 10 Hz).
+    #[arg(long, default_value_t = 0)]
     pub probe_idle_rate: u32,
     /// Controller of the elastic modes in the compare scenario.
     #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]
