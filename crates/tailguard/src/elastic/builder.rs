@@ -12,6 +12,7 @@ use super::limiter::Limiter;
 use super::shared::{Shared, State};
 use super::signal::{LatencySignal, SignalMemory};
 use super::snapshot::History;
+use super::utilization::{CpuUsage, ProcessCpu};
 use super::waiters::WaitQueue;
 use crate::budget::TokenBucket;
 use crate::clock::{SharedClock, SystemClock};
@@ -25,6 +26,7 @@ impl Limiter {
             config: LimiterConfig::default(),
             clock: None,
             signal: None,
+            cpu: None,
             tenant_weights: HashMap::new(),
         }
     }
@@ -36,6 +38,7 @@ pub struct LimiterBuilder {
     config: LimiterConfig,
     clock: Option<SharedClock>,
     signal: Option<Arc<dyn LatencySignal>>,
+    cpu: Option<Arc<dyn CpuUsage>>,
     tenant_weights: HashMap<TenantId, NonZeroU32>,
 }
 
@@ -124,6 +127,12 @@ impl LimiterBuilder {
         self.signal = Some(signal);
         self
     }
+    /// Where the utilisation peer ([`ControllerKind::Utilization`]) reads CPU busy time
+    /// (default: the process's CPU, [`ProcessCpu`]); the other controllers ignore it.
+    pub fn cpu_usage(mut self, source: Arc<dyn CpuUsage>) -> Self {
+        self.cpu = Some(source);
+        self
+    }
     /// How long the signal may deliver no samples before the share falls to the floor
     /// (default 1 s).
     pub fn silence(mut self, silence: Duration) -> Self {
@@ -136,10 +145,11 @@ impl LimiterBuilder {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the field out of range, or [`ConfigError::MissingSignal`] for
-    /// a feedback controller without a latency signal.
+    /// a latency controller without a latency signal.
     pub fn build(self) -> Result<Limiter, ConfigError> {
         self.config.validate()?;
-        let fixed = matches!(self.config.controller, ControllerKind::Fixed(_));
+        // A fixed share and the utilisation peer read no latency: no blind start for them.
+        let fixed = !self.config.controller.reads_latency();
         if !fixed && self.signal.is_none() {
             return Err(ConfigError::MissingSignal(self.config.controller.name()));
         }
@@ -160,7 +170,13 @@ impl LimiterBuilder {
             ticks: 0,
             history: History::default(),
         };
-        let shared = Arc::new(Shared::new(self.config, clock, self.signal, state, now));
+        let cpu = match self.config.controller {
+            ControllerKind::Utilization { .. } => Some(self.cpu.unwrap_or_else(ProcessCpu::shared)),
+            _ => None,
+        };
+        let mut shared = Shared::new(self.config, clock, self.signal, state, now);
+        shared.cpu = cpu;
+        let shared = Arc::new(shared);
         Ok(Limiter::from_shared(shared))
     }
 

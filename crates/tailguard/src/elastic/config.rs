@@ -17,16 +17,38 @@ pub enum ControllerKind {
     Adaptive,
     /// No feedback: the share stays at the given fraction of all cores (the demo's `static`).
     Fixed(f64),
+    /// A peer for comparison, not a latency controller: TiKV's utilisation rule, re-adjusted
+    /// every `period` from the CPU the foreground left free (see [`super::utilization`]). Reads
+    /// a [`CpuUsage`](super::CpuUsage) source (default: the process's CPU), not the latency
+    /// signal.
+    Utilization {
+        /// How often the share is re-adjusted ([`DEFAULT_PERIOD`](super::utilization::DEFAULT_PERIOD),
+        /// 10 s, as TiKV); raised to [`MIN_PERIOD`](super::utilization::MIN_PERIOD) (1 s) if
+        /// shorter.
+        period: std::time::Duration,
+    },
 }
 
 impl ControllerKind {
-    /// A short stable name (`reference`, `adaptive`, `fixed`) for reports.
+    /// A short stable name (`reference`, `adaptive`, `fixed`, `utilization`) for reports.
     pub fn name(&self) -> &'static str {
         match self {
             ControllerKind::Reference => "reference",
             ControllerKind::Adaptive => "adaptive",
             ControllerKind::Fixed(_) => "fixed",
+            ControllerKind::Utilization { .. } => "utilization",
         }
+    }
+
+    /// The utilisation peer at TiKV's period (10 s).
+    pub fn utilization() -> Self {
+        ControllerKind::Utilization { period: super::utilization::DEFAULT_PERIOD }
+    }
+
+    /// Whether this controller steers by the latency signal (the reference and adaptive
+    /// variants): it needs one, starts blind, and fails safe when the signal goes silent.
+    pub fn reads_latency(&self) -> bool {
+        matches!(self, ControllerKind::Reference | ControllerKind::Adaptive)
     }
 }
 

@@ -41,6 +41,12 @@
 //!   target (below half the target a rise is noise the climb can afford).
 //! - Without demand it decays toward the inactive point at `DECAY_PER_SEC`.
 //!
+//! # Utilisation peer
+//!
+//! [`ControllerKind::Utilization`] is not a latency controller: it runs TiKV's utilisation rule
+//! ([`super::utilization`]) on the CPU totals of [`ControllerInput::cpu`], once per period, and
+//! ignores p99 and silence. It is here so the demo can measure it beside the two variants above.
+//!
 //! # A silent signal
 //!
 //! When the limiter finds the latency signal silent (no samples for
@@ -55,6 +61,7 @@
 use std::time::Duration;
 
 use super::config::{ControllerKind, LimiterConfig};
+use super::utilization::{CpuReading, UtilizationRule};
 
 /// Half-width of the band around the target, in units of `ln(p99/target)`: `ln 1.25`.
 /// Inside it the adaptive variant takes reference-sized steps.
@@ -106,6 +113,10 @@ pub struct ControllerInput {
     /// The signal delivered no samples for the configured silence span: fail safe, fall
     /// toward the floor (feedback variants only; a fixed share does not read the signal).
     pub silent: bool,
+    /// CPU totals read at this tick, for the utilisation peer
+    /// ([`ControllerKind::Utilization`]); `None` when the limiter has no CPU source or it could
+    /// not be read. The latency variants ignore it.
+    pub cpu: Option<CpuReading>,
 }
 
 /// The share controller. `tick` is a pure function of its state and input.
@@ -122,6 +133,8 @@ pub struct Controller {
     share: f64,
     last_p99_nanos: Option<f64>,
     last_recent_nanos: Option<f64>,
+    /// The utilisation peer's state (only for [`ControllerKind::Utilization`]).
+    utilization: Option<UtilizationRule>,
 }
 
 impl Controller {
@@ -144,6 +157,12 @@ impl Controller {
             share,
             last_p99_nanos: None,
             last_recent_nanos: None,
+            utilization: match config.controller {
+                ControllerKind::Utilization { period } => {
+                    Some(UtilizationRule::new(period, config.cores, config.floor, config.ceiling))
+                }
+                _ => None,
+            },
         }
     }
 
@@ -166,7 +185,12 @@ impl Controller {
 
     /// Advances one tick and returns the new share.
     pub fn tick(&mut self, input: ControllerInput) -> f64 {
-        if input.silent && !matches!(self.kind, ControllerKind::Fixed(_)) {
+        if let Some(rule) = &mut self.utilization {
+            // The peer reads CPU, not latency: neither p99 nor silence concerns it.
+            self.share = rule.tick(self.share, input.elapsed, input.cpu);
+            return self.share;
+        }
+        if input.silent && self.kind.reads_latency() {
             let step = SILENT_DECAY_PER_SEC * input.elapsed.as_secs_f64();
             self.share = (self.share - step).max(self.floor);
             // Feedback resumes from fresh readings, not from those before the silence.
@@ -181,6 +205,8 @@ impl Controller {
             ControllerKind::Fixed(share) => share,
             ControllerKind::Reference => self.reference(p99_nanos, input.waiting_now, secs),
             ControllerKind::Adaptive => self.adaptive(p99_nanos, input, secs),
+            // Handled above: the rule exists for every utilisation controller.
+            ControllerKind::Utilization { .. } => self.share,
         };
         self.last_p99_nanos = Some(p99_nanos);
         self.last_recent_nanos = input.recent_p99.map(|recent| recent.as_nanos() as f64);
@@ -271,6 +297,7 @@ mod tests {
             used_fraction: if waiting { 1.0 } else { 0.0 },
             elapsed: TICK,
             silent: false,
+            cpu: None,
         }
     }
 
@@ -545,6 +572,22 @@ mod tests {
         // The reference from too low climbs 0.01 % per tick: far from settled after 400 ticks.
         let reference = simulate(ControllerKind::Reference, 0.05, |_| 0.4, 400);
         assert!(settling_tick(&reference, 0.4, 0.05).is_none());
+    }
+
+    #[test]
+    fn the_utilization_peer_ignores_latency_and_silence() {
+        let kind = ControllerKind::Utilization { period: Duration::from_secs(1) };
+        let mut controller = Controller::new(&LimiterConfig { cores: 2.0, ..config(kind, 0.3) });
+        let cpu = |busy_ms: u64| Some(CpuReading { busy_nanos: busy_ms * MS, elastic_nanos: 0 });
+        // Far over target, then silent: the share holds, the period runs.
+        assert_eq!(controller.tick(ControllerInput { cpu: cpu(0), ..input(50_000, false) }), 0.3);
+        for i in 1..10 {
+            let tick = ControllerInput { cpu: cpu(i * 100), silent: i % 2 == 0, ..input(50_000, false) };
+            assert_eq!(controller.tick(tick), 0.3);
+        }
+        // One core busy over the period: (2 - 1) * 0.8 = 0.8 cores of 2 = 40 %.
+        let share = controller.tick(ControllerInput { cpu: cpu(1_000), p99: None, ..input(0, false) });
+        assert!((share - 0.4).abs() < 1e-9, "{share}");
     }
 
     #[test]

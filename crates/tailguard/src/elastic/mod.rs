@@ -1,6 +1,9 @@
 //! Elastic CPU limiting: decide how much CPU background work may use, and enforce it.
 //!
 //! - [`controller`]: the share rule (reference and adaptive variants) and its constants.
+//! - [`utilization`]: a peer for comparison, TiKV's utilisation rule
+//!   ([`ControllerKind::Utilization`]), which sets the share from the CPU the foreground leaves
+//!   free, read from a [`CpuUsage`] source.
 //! - [`Limiter`]: the façade ([`LimiterBuilder`], [`LimiterSnapshot`]); each tick reads the
 //!   [`LatencySignal`], runs the controller and sets the rate of the CPU budget
 //!   ([`crate::budget`]); waiters are granted in the crate's one order ([`crate::order`]).
@@ -31,6 +34,7 @@ mod signal;
 mod snapshot;
 mod task;
 mod tick;
+pub mod utilization;
 mod waiters;
 
 pub use bucket::TokenBucket;
@@ -47,6 +51,7 @@ pub use signal::{LatencySignal, MIN_RECENT_SAMPLES, RECENT_SPAN, SignalState, WA
 pub use snapshot::{HISTORY_TICKS, LimiterSnapshot, TickRecord};
 pub use task::{ElasticTask, RunningTime};
 pub use tick::CUT_FORFEITS;
+pub use utilization::{CpuReading, CpuUsage, ProcessCpu};
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ use super::handle::ElasticHandle;
 use super::request::{AcquireError, AcquireRequest};
 use super::signal::{LatencySignal, SignalMemory};
 use super::snapshot::History;
+use super::utilization::{CpuReading, CpuUsage};
 use super::waiters::{Outcome, WaitQueue};
 use crate::budget::TokenBucket;
 use crate::clock::{SharedClock, duration_nanos};
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) config: LimiterConfig,
     pub(crate) clock: SharedClock,
     pub(super) signal: Option<Arc<dyn LatencySignal>>,
+    /// CPU busy so far, for the utilisation peer (`None` for the other controllers).
+    pub(super) cpu: Option<Arc<dyn CpuUsage>>,
     state: Mutex<State>,
     /// Notified whenever tokens may be available or a waiter's outcome changed.
     pub(super) changed: Condvar,
@@ -89,6 +92,7 @@ impl Shared {
             config,
             clock,
             signal,
+            cpu: None,
             state: Mutex::new(state),
             changed: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -96,6 +100,13 @@ impl Shared {
             total_granted_nanos: AtomicU64::new(0),
             total_used_nanos: AtomicU64::new(0),
         }
+    }
+
+    /// The CPU totals the utilisation peer reads: the source's busy time and the CPU the
+    /// settled grants used. `None` without a source or when it cannot be read.
+    pub(super) fn cpu_reading(&self) -> Option<CpuReading> {
+        let busy_nanos = self.cpu.as_ref()?.busy_nanos()?;
+        Some(CpuReading { busy_nanos, elastic_nanos: self.total_used_nanos.load(Ordering::Relaxed) })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

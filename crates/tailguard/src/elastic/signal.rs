@@ -135,7 +135,8 @@ impl SignalMemory {
         config: &LimiterConfig,
         now: u64,
     ) -> Reading {
-        let fixed = matches!(config.controller, super::ControllerKind::Fixed(_));
+        // A fixed share and the utilisation peer do not steer by the signal.
+        let fixed = !config.controller.reads_latency();
         let mut recent_p99 = None;
         if let Some((window, recent)) = window {
             // Warm: the window has covered WARM_SPAN (or its whole length) and holds samples.

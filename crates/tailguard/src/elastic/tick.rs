@@ -23,6 +23,8 @@ impl Shared {
         // The window is read before the lock: a snapshot copies histograms.
         let window = self.signal.as_ref().map(|signal| signal.window_snapshot_with_recent(RECENT_SPAN));
         let primed = self.signal.as_ref().is_none_or(|signal| signal.is_primed());
+        // The utilisation peer's CPU totals, also before the lock (a source may read a file).
+        let cpu = self.cpu_reading();
         let now = self.clock.now_nanos();
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -43,6 +45,7 @@ impl Shared {
             used_fraction: demand.used_fraction,
             elapsed: Duration::from_nanos(now.saturating_sub(tick_start).max(1)),
             silent: reading.silent,
+            cpu,
         });
 
         // Set the rate. Blind start grants at the floor, silent or not; once warm, a silent

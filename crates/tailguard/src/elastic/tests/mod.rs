@@ -58,3 +58,4 @@ mod over_limit;
 mod sampling;
 mod signal;
 mod stop;
+mod utilization;
