@@ -29,13 +29,18 @@ impl fmt::Display for Placement {
 /// Longest stretch an elastic task works before it yields its worker to the foreground.
 pub const QUANTUM: Duration = Duration::from_micros(500);
 
-/// Which feedback controller the elastic modes use.
+/// Which controller steers the limiter: `serve --controller`, and the elastic modes of the demo
+/// (whose `utilization` peer is a mode of its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ControllerChoice {
     /// CockroachDB's rule and constants: tiny steps.
     Reference,
     /// tailguard's controller: steps scaled with the error.
     Adaptive,
+    /// A peer for comparison, not a latency controller: TiKV's utilisation rule (the CPU the
+    /// foreground leaves free × 0.8, at least 10 %), re-adjusted every 10 s from the process's
+    /// CPU.
+    Utilization,
 }
 
 impl ControllerChoice {
@@ -44,6 +49,7 @@ impl ControllerChoice {
         match self {
             ControllerChoice::Reference => ControllerKind::Reference,
             ControllerChoice::Adaptive => ControllerKind::Adaptive,
+            ControllerChoice::Utilization => ControllerKind::utilization(),
         }
     }
 
@@ -52,6 +58,7 @@ impl ControllerChoice {
         match self {
             ControllerChoice::Reference => "reference",
             ControllerChoice::Adaptive => "adaptive",
+            ControllerChoice::Utilization => "utilization",
         }
     }
 }

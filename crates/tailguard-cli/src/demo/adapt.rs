@@ -1,5 +1,8 @@
 //! The adapt scenario: the foreground load steps 20 % → 60 % → 20 % while the backup runs,
-//! once under the reference controller and once under the adaptive one, in rounds.
+//! once under the reference controller, once under the adaptive one and once under the
+//! utilisation peer (TiKV's rule, every `--utilization-period`), in rounds.
+
+use tailguard::elastic::ControllerKind;
 
 use super::args::DemoArgs;
 use super::bench::Bench;
@@ -14,15 +17,24 @@ use crate::report::DemoReport;
 /// The foreground load of each phase, as a fraction of the machine.
 pub const LOADS: [f64; 3] = [0.2, 0.6, 0.2];
 
-/// One plan per controller, each stepping the load through [`LOADS`].
+/// One plan per controller, each stepping the load through [`LOADS`]: the reference, the
+/// adaptive, and the utilisation peer.
 pub fn plans(args: &DemoArgs) -> Vec<Plan> {
-    [ControllerChoice::Reference, ControllerChoice::Adaptive]
+    [ControllerChoice::Reference, ControllerChoice::Adaptive, ControllerChoice::Utilization]
         .into_iter()
         .map(|choice| Plan {
             name: format!("adapt/{}", choice.name()),
-            mode: Mode::Elastic { os_priority: false },
+            mode: match choice {
+                ControllerChoice::Utilization => Mode::Utilization,
+                _ => Mode::Elastic { os_priority: false },
+            },
             placement: args.elastic_on,
-            controller: choice.kind(),
+            controller: match choice {
+                ControllerChoice::Utilization => {
+                    ControllerKind::Utilization { period: args.utilization_period }
+                }
+                _ => choice.kind(),
+            },
             loads: LOADS.to_vec(),
         })
         .collect()

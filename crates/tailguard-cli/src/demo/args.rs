@@ -59,7 +59,10 @@ pub struct DemoArgs {
     /// window, or all rounds' requests pooled.
     #[arg(long, value_enum, default_value_t = Statistic::Intervals)]
     pub statistic: Statistic,
-    /// Comma-separated modes for the compare scenario.
+    /// Comma-separated modes for the compare scenario: baseline, uncontrolled, static:<share>,
+    /// os-priority, elastic, elastic+os-priority, and utilization, a peer for comparison (TiKV's
+    /// background rule: share = (cores - busy + background CPU) x 0.8, at least 10 %,
+    /// re-adjusted every --utilization-period from the process's CPU; it reads no latency).
     #[arg(long, default_value = Mode::DEFAULTS)]
     pub modes: String,
     /// Foreground load as a fraction of the whole machine (calibrated at start). The overload
@@ -100,9 +103,14 @@ pub struct DemoArgs {
     /// with a limiter or without, is measured by the same probe (`serve` idles at 10 Hz).
     #[arg(long, default_value_t = 0)]
     pub probe_idle_rate: u32,
-    /// Controller of the elastic modes in the compare scenario.
+    /// Controller of the elastic modes in the compare scenario (reference or adaptive; the
+    /// utilisation peer is a mode of its own, `utilization`).
     #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]
     pub controller: ControllerChoice,
+    /// How often the `utilization` mode re-adjusts its share (TiKV's period, 10s; at least 1s).
+    /// Its windows warm up for at least one period, so each is measured after an adjustment.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub utilization_period: Duration,
     /// Seed of the keyspace and the request schedule.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -211,6 +219,12 @@ impl DemoArgs {
             )
             .into());
         }
+        if self.utilization_period < tailguard::elastic::utilization::MIN_PERIOD {
+            return Err("--utilization-period must be at least 1s (TiKV never re-adjusts sooner)".into());
+        }
+        if self.controller == ControllerChoice::Utilization {
+            return Err("--controller utilization: the utilisation peer is a mode of its own; add `utilization` to --modes and keep --controller reference or adaptive".into());
+        }
         if self.keys == 0 || self.value_size == 0 || self.hop_bytes == Some(0) {
             return Err("--keys, --value-size and --hop-bytes must be at least 1".into());
         }
@@ -244,5 +258,36 @@ impl DemoArgs {
             .into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: DemoArgs,
+    }
+
+    /// `tailguard demo` arguments parsed from `argv` (without the command), checked.
+    pub(crate) fn demo_args(argv: &[&str]) -> DemoArgs {
+        let args = Wrapper::try_parse_from(std::iter::once("demo").chain(argv.iter().copied())).unwrap().args;
+        args.validate().unwrap();
+        args
+    }
+
+    #[test]
+    fn the_utilization_period_defaults_to_tikvs_and_is_at_least_a_second() {
+        assert_eq!(demo_args(&[]).utilization_period, Duration::from_secs(10));
+        assert_eq!(demo_args(&["--utilization-period", "2s"]).utilization_period, Duration::from_secs(2));
+        let short = Wrapper::try_parse_from(["demo", "--utilization-period", "500ms"]).unwrap().args;
+        assert!(short.validate().unwrap_err().to_string().contains("at least 1s"));
+        let peer_as_controller =
+            Wrapper::try_parse_from(["demo", "--controller", "utilization"]).unwrap().args;
+        assert!(peer_as_controller.validate().unwrap_err().to_string().contains("a mode of its own"));
     }
 }

@@ -28,6 +28,7 @@ pub fn plans(args: &DemoArgs) -> Result<Vec<Plan>, CliError> {
             placement,
             controller: match mode {
                 Mode::Static(share) => ControllerKind::Fixed(share),
+                Mode::Utilization => ControllerKind::Utilization { period: args.utilization_period },
                 _ => args.controller.kind(),
             },
             loads: vec![args.load],
@@ -91,7 +92,7 @@ mod tests {
     #[test]
     fn modes_parse_with_their_placement_each_once() {
         let modes = parse_modes(Mode::DEFAULTS, Placement::Threads).unwrap();
-        assert_eq!(modes.len(), 8);
+        assert_eq!(modes.len(), 9);
         let names: Vec<&str> = modes.iter().map(|(name, ..)| name.as_str()).collect();
         assert_eq!(names.join(","), Mode::DEFAULTS);
         let modes =
@@ -106,6 +107,23 @@ mod tests {
                 ("elastic@runtime", Placement::Runtime),
                 ("elastic", Placement::Runtime),
             ]
+        );
+    }
+
+    #[test]
+    fn the_utilization_mode_plans_tikvs_rule_at_the_period_given() {
+        let args = super::super::args::tests::demo_args(&["--modes", "elastic,utilization@runtime"]);
+        let planned = plans(&args).unwrap();
+        assert_eq!(planned[0].controller, ControllerKind::Adaptive);
+        assert_eq!(planned[1].name, "utilization@runtime");
+        assert_eq!(planned[1].mode, Mode::Utilization);
+        assert_eq!(planned[1].placement, Placement::Runtime);
+        assert_eq!(planned[1].controller, ControllerKind::utilization());
+        let args =
+            super::super::args::tests::demo_args(&["--modes", "utilization", "--utilization-period", "3s"]);
+        assert_eq!(
+            plans(&args).unwrap()[0].controller,
+            ControllerKind::Utilization { period: std::time::Duration::from_secs(3) }
         );
     }
 

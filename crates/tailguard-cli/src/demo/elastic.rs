@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tailguard::clock::{Clock, SystemClock};
 use tailguard::elastic::{
-    AcquireRequest, ElasticHandle, Limiter, Pacer, ThreadPriority, set_current_thread_priority,
+    AcquireRequest, ElasticHandle, LatencySignal, Limiter, LimiterBuilder, Pacer, ThreadPriority,
+    set_current_thread_priority,
 };
 use tailguard::observe::ProbeSignal;
 
@@ -66,6 +67,25 @@ pub struct ElasticRun {
     measured_to: Option<(Instant, MeterReading, Duration)>,
 }
 
+/// The limiter a plan's elastic work runs under, not yet started (`None`: the mode has none):
+/// on `cores`, steered by the plan's controller (the utilisation peer reads the process's CPU;
+/// the others read `signal`, which every limiter also reports).
+fn limiter_for(
+    plan: &Plan,
+    args: &DemoArgs,
+    cores: f64,
+    signal: Arc<dyn LatencySignal>,
+) -> Option<LimiterBuilder> {
+    plan.mode.uses_limiter().then(|| {
+        Limiter::builder()
+            .cores(cores)
+            .target(args.target)
+            .controller(plan.controller)
+            .latency_signal(signal)
+            .grant(args.grant)
+    })
+}
+
 /// What the sampler reads from a running [`ElasticRun`].
 pub struct Observer {
     limiter: Option<Limiter>,
@@ -95,19 +115,7 @@ impl ElasticRun {
         args: &DemoArgs,
         signal: Arc<ProbeSignal>,
     ) -> Result<ElasticRun, CliError> {
-        let limiter = if plan.mode.uses_limiter() {
-            Some(
-                Limiter::builder()
-                    .cores(bench.cores)
-                    .target(args.target)
-                    .controller(plan.controller)
-                    .latency_signal(signal)
-                    .grant(args.grant)
-                    .start()?,
-            )
-        } else {
-            None
-        };
+        let limiter = limiter_for(plan, args, bench.cores, signal).map(LimiterBuilder::start).transpose()?;
         let meter = Arc::new(ElasticMeter::default());
         let stop = Arc::new(AtomicBool::new(false));
         let os_priority = plan.mode.os_priority();
@@ -463,5 +471,41 @@ impl Job {
             account.flush();
             self.meter.add_scanned(summary.keys);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tailguard::elastic::ControllerKind;
+    use tailguard::histogram::{WindowConfig, WindowedHistogram};
+
+    use super::*;
+    use crate::demo::args::tests::demo_args;
+    use crate::demo::compare;
+
+    #[test]
+    fn each_plan_gets_the_limiter_of_its_mode() {
+        let args =
+            demo_args(&["--modes", "baseline,static:0.3,elastic,utilization", "--utilization-period", "4s"]);
+        let signal: Arc<dyn LatencySignal> = Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT).unwrap());
+        let limiters: Vec<Option<Limiter>> = compare::plans(&args)
+            .unwrap()
+            .iter()
+            .map(|plan| limiter_for(plan, &args, 2.0, Arc::clone(&signal)).map(|b| b.build().unwrap()))
+            .collect();
+        assert!(limiters[0].is_none(), "the baseline runs no limiter");
+        let kind = |i: usize| limiters[i].as_ref().unwrap().config().controller;
+        assert_eq!(kind(1), ControllerKind::Fixed(0.3));
+        assert_eq!(kind(2), ControllerKind::Adaptive);
+        // The peer: TiKV's rule at the period given, on the same cores, grants and signal.
+        let peer = limiters[3].as_ref().unwrap();
+        assert_eq!(kind(3), ControllerKind::Utilization { period: Duration::from_secs(4) });
+        assert_eq!(peer.config().cores, 2.0);
+        assert_eq!(peer.config().grant, args.grant);
+        // It reads no latency: no blind start at the floor, its initial share at once.
+        assert!(peer.snapshot().warm);
+        assert_eq!(peer.snapshot().share, peer.config().inactive_share());
     }
 }

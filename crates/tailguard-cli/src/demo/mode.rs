@@ -20,12 +20,16 @@ pub enum Mode {
         /// Whether elastic threads also run at SCHED_IDLE.
         os_priority: bool,
     },
+    /// A peer for comparison: elastic work under a limiter steered by TiKV's utilisation rule
+    /// (`ControllerKind::Utilization`: the CPU the foreground leaves free × 0.8, at least 10 %,
+    /// re-adjusted every `--utilization-period`), not by latency.
+    Utilization,
 }
 
 impl Mode {
-    /// The modes of the default run: every mode, with a sweep of three static shares.
-    pub const DEFAULTS: &'static str =
-        "baseline,uncontrolled,static:0.1,static:0.25,static:0.5,os-priority,elastic,elastic+os-priority";
+    /// The modes of the default run: every mode, with a sweep of three static shares and the
+    /// utilisation peer.
+    pub const DEFAULTS: &'static str = "baseline,uncontrolled,static:0.1,static:0.25,static:0.5,os-priority,elastic,elastic+os-priority,utilization";
 
     /// Whether this mode runs elastic work.
     pub fn runs_elastic(self) -> bool {
@@ -34,7 +38,7 @@ impl Mode {
 
     /// Whether elastic work goes through a limiter (and so holds grants).
     pub fn uses_limiter(self) -> bool {
-        matches!(self, Mode::Static(_) | Mode::Elastic { .. })
+        matches!(self, Mode::Static(_) | Mode::Elastic { .. } | Mode::Utilization)
     }
 
     /// Whether elastic threads run at the lowest OS priority.
@@ -52,6 +56,7 @@ impl fmt::Display for Mode {
             Mode::OsPriority => f.write_str("os-priority"),
             Mode::Elastic { os_priority: false } => f.write_str("elastic"),
             Mode::Elastic { os_priority: true } => f.write_str("elastic+os-priority"),
+            Mode::Utilization => f.write_str("utilization"),
         }
     }
 }
@@ -59,7 +64,7 @@ impl fmt::Display for Mode {
 /// A mode that could not be parsed: the text and what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "bad mode {0:?}: {1}; modes are baseline, uncontrolled, static:<share in (0, 1]>, os-priority, elastic, elastic+os-priority"
+    "bad mode {0:?}: {1}; modes are baseline, uncontrolled, static:<share in (0, 1]>, os-priority, elastic, elastic+os-priority, utilization"
 )]
 pub struct ModeError(pub String, pub &'static str);
 
@@ -74,6 +79,7 @@ impl FromStr for Mode {
             "os-priority" => Mode::OsPriority,
             "elastic" => Mode::Elastic { os_priority: false },
             "elastic+os-priority" | "os-priority+elastic" => Mode::Elastic { os_priority: true },
+            "utilization" => Mode::Utilization,
             _ => {
                 let share = s.strip_prefix("static:").ok_or_else(|| bad("unknown mode"))?;
                 let share: f64 = share.parse().map_err(|_| bad("the share is not a number"))?;
@@ -114,5 +120,15 @@ mod tests {
         assert!(Mode::OsPriority.os_priority());
         assert!(Mode::Elastic { os_priority: true }.os_priority());
         assert!(!Mode::Elastic { os_priority: false }.os_priority());
+        assert!(Mode::Utilization.uses_limiter() && Mode::Utilization.runs_elastic());
+        assert!(!Mode::Utilization.os_priority());
+    }
+
+    #[test]
+    fn the_utilization_peer_parses_and_is_in_the_default_run() {
+        assert_eq!("utilization".parse::<Mode>().unwrap(), Mode::Utilization);
+        assert_eq!(Mode::Utilization.to_string(), "utilization");
+        assert!(Mode::DEFAULTS.split(',').any(|m| m == "utilization"));
+        assert!("fast".parse::<Mode>().unwrap_err().to_string().contains("utilization"));
     }
 }

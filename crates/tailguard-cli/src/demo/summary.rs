@@ -243,9 +243,15 @@ fn against(estimate: &Estimate, goal: f64, met: bool) -> String {
     }
 }
 
-/// The verdicts of a compare run, computed on medians: the noise floor, then per elastic mode
-/// the two halves of the goal, the gain over uncontrolled work and the place against the static
-/// frontier.
+/// Whether a mode's elastic work is steered by a controller that the verdicts judge: tailguard's
+/// (`elastic…`) or the utilisation peer (`utilization…`).
+fn controlled(name: &str) -> bool {
+    name.starts_with("elastic") || name.starts_with("utilization")
+}
+
+/// The verdicts of a compare run, computed on medians: the noise floor, then per controlled mode
+/// (tailguard's and the utilisation peer) the two halves of the goal, the gain over uncontrolled
+/// work and the place against the static frontier, and each elastic mode beside the peer.
 pub fn verdicts(report: &DemoReport) -> Vec<String> {
     let mut notes = Vec::new();
     let statistic = &report.settings.statistic;
@@ -270,8 +276,9 @@ pub fn verdicts(report: &DemoReport) -> Vec<String> {
             }
         ));
     }
-    let elastic_modes = report.modes.iter().filter(|m| m.name.starts_with("elastic"));
-    for mode in elastic_modes {
+    let peer = report.modes.iter().find(|m| m.name.starts_with("utilization") && m.elastic.is_some());
+    let controlled_modes = report.modes.iter().filter(|m| controlled(&m.name));
+    for mode in controlled_modes {
         let Some(e) = &mode.elastic else { continue };
         if let Some(ratio) = report.p99_vs_baseline(mode) {
             notes.push(format!(
@@ -332,8 +339,31 @@ pub fn verdicts(report: &DemoReport) -> Vec<String> {
                 )
             });
         }
+        if let Some(peer) = peer.filter(|_| mode.name.starts_with("elastic")) {
+            notes.push(beside_peer(report, mode, peer));
+        }
     }
     notes
+}
+
+/// An elastic mode beside the utilisation peer, on medians: foreground p99 (against the
+/// baseline where there is one) and elastic CPU, each with its interval.
+fn beside_peer(report: &DemoReport, mode: &ModeSummary, peer: &ModeSummary) -> String {
+    let p99 = |m: &ModeSummary| match report.p99_vs_baseline(m) {
+        Some(ratio) => format!("{} baseline", ratio.render(times)),
+        None => m.p99_ms.render(|ms| format!("{ms:.2} ms")),
+    };
+    let cpu =
+        |m: &ModeSummary| m.elastic.as_ref().map_or_else(|| "-".to_owned(), |e| e.cpu_share.render(fmt_pct));
+    format!(
+        "{}: beside the utilisation peer {} (TiKV's rule), medians: foreground p99 {} against {}, elastic CPU {} of the machine against {}",
+        mode.name,
+        peer.name,
+        p99(mode),
+        p99(peer),
+        cpu(mode),
+        cpu(peer)
+    )
 }
 
 #[cfg(test)]
@@ -464,6 +494,40 @@ mod tests {
         assert!(
             notes.iter().any(|n| n.starts_with("noise floor") && n.contains("within 0.80x–1.25x")),
             "{notes:?}"
+        );
+        // No peer in the run: no line about it.
+        assert!(!notes.iter().any(|n| n.contains("utilisation peer")), "{notes:?}");
+    }
+
+    #[test]
+    fn the_utilization_peer_is_judged_and_set_beside_each_elastic_mode() {
+        let mut report = crate::report::fixtures::sample_report();
+        let mut peer = report.modes.iter().find(|m| m.name == "elastic").unwrap().clone();
+        peer.name = "utilization".into();
+        let ratio = Estimate { median: 2.5, low: 2.0, high: 3.0, rounds: 2 };
+        peer.p99_vs_baseline =
+            Some(Ratios { pooled: Some(ratio), window: Some(ratio), intervals: Some(ratio) });
+        peer.elastic.as_mut().unwrap().cpu_share = Estimate { median: 0.6, low: 0.55, high: 0.65, rounds: 2 };
+        report.modes.push(peer);
+        let notes = verdicts(&report);
+        // Judged against the same goals as tailguard's modes.
+        assert!(
+            notes.iter().any(|n| n.starts_with("utilization: foreground p99 2.50x [2.00x–3.00x] baseline")
+                && n.contains("not met")),
+            "{notes:?}"
+        );
+        assert!(notes.iter().any(|n| n.starts_with("utilization: elastic work used")), "{notes:?}");
+        // And the elastic mode beside it.
+        let beside =
+            notes.iter().find(|n| n.starts_with("elastic: beside the utilisation peer")).expect("{notes:?}");
+        assert!(
+            beside
+                .contains("foreground p99 1.38x [1.20x–1.60x] baseline against 2.50x [2.00x–3.00x] baseline"),
+            "{beside}"
+        );
+        assert!(
+            beside.contains("elastic CPU 45.0% [40.5%–49.5%] of the machine against 60.0% [55.0%–65.0%]"),
+            "{beside}"
         );
     }
 }

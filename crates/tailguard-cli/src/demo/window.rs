@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tailguard::clock::process_cpu_time;
+use tailguard::elastic::{ControllerKind, utilization};
 use tailguard::histogram::HistogramSnapshot;
 use tailguard::observe::RuntimeProbe;
 
@@ -23,6 +24,23 @@ use crate::workload::generator::{self, GeneratorConfig, GeneratorReport, RateSch
 /// The longest warm-up of the baseline: it has no limiter to settle, only the generator and the
 /// probe's window.
 pub const BASELINE_WARMUP: Duration = Duration::from_secs(1);
+
+/// How long a window of `plan` warms up: `--warmup`, at most [`BASELINE_WARMUP`] without
+/// elastic work, and for the utilisation peer at least one period and [`PEER_WARMUP_MARGIN`],
+/// so that its window is measured after its first adjustment, not at its initial share.
+fn warmup(args: &DemoArgs, plan: &Plan, runs_elastic: bool) -> Duration {
+    match plan.controller {
+        _ if !runs_elastic => args.warmup.min(BASELINE_WARMUP),
+        ControllerKind::Utilization { period } => {
+            args.warmup.max(period.max(utilization::MIN_PERIOD) + PEER_WARMUP_MARGIN)
+        }
+        _ => args.warmup,
+    }
+}
+
+/// Beyond one period, the utilisation peer's warm-up covers its first tick (which starts the
+/// period) and the start of its elastic work.
+pub const PEER_WARMUP_MARGIN: Duration = Duration::from_millis(500);
 
 /// Where one measured window stands in the run.
 pub struct Window {
@@ -84,7 +102,7 @@ pub fn run(
     };
     progress.start(index, label, &started);
     let cancelled = Arc::clone(&bench.cancelled);
-    let warmup = if elastic.is_some() { args.warmup } else { args.warmup.min(BASELINE_WARMUP) };
+    let warmup = warmup(args, plan, elastic.is_some());
     if warmup > Duration::ZERO {
         // Warm up: foreground and elastic work run, the limiter's window fills and its share
         // settles; nothing of this part is measured.
