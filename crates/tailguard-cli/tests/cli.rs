@@ -208,6 +208,18 @@ fn bad_demo_arguments_are_refused_with_a_reason() {
         tailguard().args(["demo", "--scenario", "overload", "--overload", "0"]).output().unwrap();
     assert!(!bad_overload.status.success());
     assert!(String::from_utf8_lossy(&bad_overload.stderr).contains("--overload"));
+    let bad_period = tailguard().args(["demo", "--utilization-period", "100ms"]).output().unwrap();
+    assert!(!bad_period.status.success());
+    assert!(String::from_utf8_lossy(&bad_period.stderr).contains("--utilization-period"));
+}
+
+#[test]
+fn demo_help_documents_the_utilization_peer() {
+    let help = tailguard().args(["demo", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--utilization-period") && text.contains("TiKV"), "{text}");
+    assert!(text.contains("utilization"), "{text}");
 }
 
 #[test]

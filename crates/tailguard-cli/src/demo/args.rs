@@ -161,8 +161,8 @@ pub struct DemoArgs {
 pub enum Scenario {
     /// Every mode side by side at a constant foreground load.
     Compare,
-    /// Foreground load steps 20 % → 60 % → 20 % while the backup runs; reference vs adaptive
-    /// controller.
+    /// Foreground load steps 20 % → 60 % → 20 % while the backup runs; the reference and
+    /// adaptive controllers and the utilisation peer.
     Adapt,
     /// Foreground offered above capacity (two tenants weighted 2:1 and a high-priority
     /// heartbeat class), without and with the admission work queue; no elastic work.

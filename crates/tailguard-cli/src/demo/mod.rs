@@ -3,9 +3,11 @@
 //! A key-value service on a tokio runtime serves an open-loop Poisson load while elastic work — a
 //! backup in preemptible export requests and a paced catch-up scan — runs beside it, once per
 //! mode: alone (`baseline`), flat out (`uncontrolled`), under a fixed CPU share (`static:<share>`),
-//! at the lowest OS priority (`os-priority`), and under tailguard's feedback control (`elastic`,
-//! `elastic+os-priority`). The `adapt` scenario steps the foreground load while the backup runs
-//! and compares the reference controller with the adaptive one. The `overload` scenario offers
+//! at the lowest OS priority (`os-priority`), under tailguard's feedback control (`elastic`,
+//! `elastic+os-priority`), and under a peer for comparison, TiKV's utilisation rule
+//! (`utilization`, [`tailguard::elastic::utilization`]). The `adapt` scenario steps the
+//! foreground load while the backup runs and compares the reference controller, the adaptive
+//! one and the utilisation peer. The `overload` scenario offers
 //! the foreground more than the machine can serve, without and with the admission work queue
 //! ([`overload`]). The report goes to the terminal, and optionally to JSON and a self-contained
 //! HTML page.
