@@ -356,7 +356,7 @@ fn beside_peer(report: &DemoReport, mode: &ModeSummary, peer: &ModeSummary) -> S
     let cpu =
         |m: &ModeSummary| m.elastic.as_ref().map_or_else(|| "-".to_owned(), |e| e.cpu_share.render(fmt_pct));
     format!(
-        "{}: beside the utilisation peer {} (TiKV's rule), medians: foreground p99 {} against {}, elastic CPU {} of the machine against {}",
+        "{}: beside {} (the utilisation peer, TiKV's rule), medians: foreground p99 {} against {}, elastic CPU {} of the machine against {}",
         mode.name,
         peer.name,
         p99(mode),
@@ -518,8 +518,10 @@ mod tests {
         );
         assert!(notes.iter().any(|n| n.starts_with("utilization: elastic work used")), "{notes:?}");
         // And the elastic mode beside it.
-        let beside =
-            notes.iter().find(|n| n.starts_with("elastic: beside the utilisation peer")).expect("{notes:?}");
+        let beside = notes
+            .iter()
+            .find(|n| n.starts_with("elastic: beside utilization (the utilisation peer"))
+            .expect("{notes:?}");
         assert!(
             beside
                 .contains("foreground p99 1.38x [1.20x–1.60x] baseline against 2.50x [2.00x–3.00x] baseline"),
