@@ -125,6 +125,35 @@ fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
 }
 
 #[test]
+fn the_utilization_peer_runs_in_the_same_round_and_is_set_beside_elastic() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json");
+    // A 1 s period: the peer's window warms up for 1.5 s, then is measured for 1 s.
+    let output = tailguard()
+        .args(["demo", "--quiet", "--duration", "1s", "--warmup", "0s", "--keys", "3000", "--rounds", "1"])
+        .args(["--modes", "elastic,utilization", "--utilization-period", "1s", "--interval", "250ms"])
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("utilization")), "no row for the peer:\n{stdout}");
+    assert!(stdout.contains("elastic: beside utilization (the utilisation peer"), "{stdout}");
+    let report = json(&json_path);
+    let peer =
+        report["runs"].as_array().unwrap().iter().find(|r| r["name"] == "utilization").expect("a peer run");
+    assert_eq!(peer["elastic"]["verified"], serde_json::Value::Bool(true), "{peer}");
+    // Reported like the other limiter modes: its share over time (at least the 10 % floor).
+    let shares: Vec<f64> =
+        peer["series"].as_array().unwrap().iter().filter_map(|p| p["share"].as_f64()).collect();
+    assert!(
+        !shares.is_empty() && shares.iter().all(|&s| (0.1 - 1e-9..=0.75 + 1e-9).contains(&s)),
+        "{shares:?}"
+    );
+}
+
+#[test]
 fn overload_scenario_reports_both_modes_with_every_figure() {
     let dir = tempfile::tempdir().unwrap();
     let (json_path, html_path) = (dir.path().join("report.json"), dir.path().join("report.html"));
