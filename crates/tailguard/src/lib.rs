@@ -91,6 +91,8 @@ pub mod capture;
 mod capture_slot;
 pub mod clock;
 pub mod elastic;
+#[cfg(feature = "tokio")]
+pub mod guard;
 pub mod histogram;
 pub mod observe;
 pub mod order;
@@ -99,3 +101,6 @@ mod sync;
 #[cfg(feature = "tokio")]
 pub mod task;
 mod waitlist;
+
+#[cfg(feature = "tokio")]
+pub use guard::{StartError, Tailguard, TailguardBuilder};
