@@ -12,7 +12,7 @@ use tailguard::admission::{AdmissionLayer, WorkQueueConfig};
 use tailguard::elastic::{AcquireRequest, Limiter, Pacer};
 
 /// The routes: `/hello` behind admission (503 with `Retry-After` when refused), `/metrics` beside it.
-pub fn router(guard: &Tailguard, metrics: PrometheusHandle) -> Router {
+pub(crate) fn router(guard: &Tailguard, metrics: PrometheusHandle) -> Router {
     let queue = guard.work_queue().expect("started with a work queue").clone();
     Router::new()
         .route("/hello", get(|| async { "hello\n" }))
@@ -21,7 +21,7 @@ pub fn router(guard: &Tailguard, metrics: PrometheusHandle) -> Router {
 }
 
 /// Background work: checksums chunk after chunk under the limiter's grants, until it stops.
-pub async fn background(limiter: Limiter) -> u64 {
+pub(crate) async fn background(limiter: Limiter) -> u64 {
     let mut pacer = Pacer::new(limiter.clone(), AcquireRequest::new());
     let mut checksum = 0u64;
     // An elastic task is charged its own running time, not its worker's.
