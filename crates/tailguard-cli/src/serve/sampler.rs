@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
 use serde::Serialize;
-use tailguard::observe::RuntimeProbe;
+use tailguard::Tailguard;
 use tailguard::observe::export::{publish_pressure, publish_run_queue, publish_window};
 use tailguard::observe::psi;
 
@@ -66,12 +66,12 @@ fn millis(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64() * 1e3)
 }
 
-/// Starts the sampler; it owns the probe (stopped with the sampler) and ends once `stop` is set
+/// Starts the sampler, reading run-queue depths from `guard`'s probe; it ends once `stop` is set
 /// (unpark the thread to end it at once).
-pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+pub fn start(app: Arc<App>, guard: Arc<Tailguard>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("tailguard-sampler".into()).spawn(move || {
         let start = Instant::now();
-        let mut run_queue = probe.run_queue_totals().unwrap_or_default();
+        let mut run_queue = guard.probe().run_queue_totals().unwrap_or_default();
         let mut requests = app.requests.cumulative().snapshot().count();
         let mut elastic_cpu = app.jobs.cpu_nanos();
         let mut last = Instant::now();
@@ -87,7 +87,7 @@ pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::
             last = now;
 
             publish_window("runtime", &app.scheduling);
-            let totals = probe.run_queue_totals().unwrap_or_default();
+            let totals = guard.probe().run_queue_totals().unwrap_or_default();
             let tick = totals.since(&run_queue);
             run_queue = totals;
             if let Some(tick) = &tick {
@@ -135,6 +135,6 @@ pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::
                 os_runnable: tick.and_then(|t| t.os_runnable),
             });
         }
-        drop(probe);
+        drop(guard);
     })
 }

@@ -24,8 +24,9 @@
 //! # Costs
 //!
 //! Per request, on top of the admission itself (one compare-and-swap with a slot free): the
-//! header look-ups, one boxed future and one `Arc` (the [`Admitted`] extension). Waiting holds
-//! no thread and no runtime worker.
+//! header look-ups, two monotonic clock reads (~30 ns each: [`Admitted::waited`]), one boxed
+//! future and one `Arc` (the [`Admitted`] extension). Waiting holds no thread and no runtime
+//! worker.
 //!
 //! # Examples
 //!
@@ -114,6 +115,7 @@ impl<B> Classify<B> for HeaderClassifier {
 #[derive(Clone, Debug)]
 pub struct Admitted {
     class: RequestClass,
+    waited: Duration,
     cpu_nanos: Arc<AtomicU64>,
 }
 
@@ -126,6 +128,12 @@ impl Admitted {
     /// The priority it was admitted at.
     pub fn priority(&self) -> Priority {
         self.class.priority
+    }
+
+    /// How long it waited for its slot, on the queue's clock (add it to a latency measured in
+    /// the handler to get the latency the client saw).
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 
     /// Reports CPU the request used (adding to earlier reports); the permit charges it to the
@@ -224,6 +232,8 @@ where
             }
         };
         // The deadline runs from the request's arrival here.
+        let shared = Arc::clone(self.queue.shared());
+        let arrived = shared.clock.now_nanos();
         let admission = self.queue.admit_async(&class.request(&self.queue));
         let retry_after = self.retry_after;
         Box::pin(async move {
@@ -238,7 +248,8 @@ where
                     ));
                 }
             };
-            let admitted = Admitted { class, cpu_nanos: Arc::new(AtomicU64::new(0)) };
+            let waited = Duration::from_nanos(shared.clock.now_nanos().saturating_sub(arrived));
+            let admitted = Admitted { class, waited, cpu_nanos: Arc::new(AtomicU64::new(0)) };
             request.extensions_mut().insert(admitted.clone());
             // A panic or a drop while the service runs drops `permit`: its slot goes back.
             let response = inner.call(request).await;
