@@ -242,7 +242,7 @@ mod axum_router {
         let clock = ManualClock::new();
         let queue = queue(&clock, 1, None);
         let router = Router::new()
-            .route("/stuck", get(|| std::future::pending::<&'static str>()))
+            .route("/stuck", get(std::future::pending::<&'static str>))
             .route("/panics", get(|| async { panic!("the handler failed") as &'static str }))
             .layer(AdmissionLayer::new(queue.clone()));
         let to = |uri: &str| Request::builder().uri(uri).body(Body::empty()).unwrap();
