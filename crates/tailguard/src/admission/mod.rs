@@ -23,9 +23,9 @@
 //!   ([`admit_async`](WorkQueue::admit_async)), as a job run once admitted
 //!   ([`submit`](WorkQueue::submit)), or only if free now ([`try_admit`](WorkQueue::try_admit)).
 //!   A dropped wait leaves the queue; a dropped [`Permit`] returns its slot.
-//! - **HTTP** (feature `tower`): [`AdmissionLayer`](layer::AdmissionLayer) admits every
+//! - **HTTP** (feature `tower`): [`AdmissionLayer`] admits every
 //!   request of a `tower`/axum service, tenant, priority and deadline read from its
-//!   [headers](headers); refused ones get `503` with `Retry-After`.
+//!   [`headers`]; refused ones get `503` with `Retry-After`.
 //! - **Metrics**: [`WorkQueue::snapshot`]; with the `metrics` feature the sampler thread exports
 //!   them (`admission::export`).
 //!
