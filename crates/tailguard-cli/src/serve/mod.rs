@@ -17,9 +17,11 @@
 //! | `GET /api/series` | the live page's time series (JSON) |
 //! | `GET /` | live charts |
 //!
-//! With `--admission`, key-value requests pass a work queue first; the headers
-//! `x-tailguard-tenant`, `x-tailguard-priority` and `x-tailguard-deadline` place them in it, and a
-//! request refused by the queue (deadline passed, queue full) gets 503 with the reason.
+//! With `--admission`, key-value requests pass a work queue first (the library's
+//! `AdmissionLayer`, started with the rest through `tailguard::Tailguard`); the headers
+//! `x-tailguard-tenant`, `x-tailguard-priority` and `x-tailguard-deadline` place them in it. A
+//! request that finds a free slot runs whatever its deadline; one refused by the queue (it would
+//! wait past its deadline, or the queue is full) gets 503 with `Retry-After` and the reason.
 //!
 //! Every error response is JSON of one shape (see [`error`]). Connections are held to a
 //! header-read, a request-body and an idle deadline (see [`server`]).
