@@ -75,5 +75,12 @@ fn start_runs_every_part_and_shutdown_joins_every_thread() {
     let failed = Tailguard::builder().work_queue(bad_queue).start(runtime.handle());
     assert!(matches!(failed, Err(StartError::WorkQueue(_))), "{failed:?}");
     assert!(failed.unwrap_err().to_string().starts_with("work queue settings: "));
+    #[cfg(feature = "metrics")]
+    {
+        use tailguard::guard::MetricsExport;
+        let never = MetricsExport::Every(std::time::Duration::ZERO);
+        let failed = Tailguard::builder().metrics_export(never).start(runtime.handle());
+        assert!(matches!(failed, Err(StartError::Export(_))), "{failed:?}");
+    }
     assert_eq!(settled(before), before, "a failed start left a thread running");
 }
