@@ -8,8 +8,41 @@
 //! [`over_limit()`](elastic::ElasticHandle::over_limit) in its loops at a cost of ~2 ns, and stops
 //! with a resumption point when its grant is spent.
 //!
+//! # Use it in your service
+//!
+//! One call starts the whole loop for a tokio runtime — the runtime probe, the elastic
+//! limiter, the metrics exporter (feature `metrics`) and, if asked for, the foreground work
+//! queue — and one handle stops it ([`Tailguard`], module [`guard`]). Background work then
+//! takes grants of CPU from the limiter:
+//!
+//! ```
+//! # #[cfg(feature = "tokio")] {
+//! use tailguard::Tailguard;
+//! use tailguard::elastic::{AcquireRequest, Pacer};
+//!
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let guard = Tailguard::builder().start(runtime.handle())?;
+//! let mut pacer = Pacer::new(guard.limiter().clone(), AcquireRequest::new());
+//! let backup = runtime.spawn(guard.limiter().elastic(async move {
+//!     for _chunk in 0..1_000 {
+//!         pacer.pace_async().await?; // a grant of CPU when one is used up; yields meanwhile
+//!         // ... export one chunk ...
+//!     }
+//!     Ok::<(), tailguard::elastic::AcquireError>(())
+//! }));
+//! runtime.block_on(backup)??;
+//! guard.shutdown(); // stops every part and joins its threads
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With the `tower` feature, [`AdmissionLayer`](admission::AdmissionLayer) puts an axum or
+//! hyper service's requests through the work queue ([`TailguardBuilder::work_queue`]);
+//! `examples/axum_service.rs` is a whole service in under 60 lines.
+//!
 //! # Contents
 //!
+//! - [`guard`] (feature `tokio`): the front door, [`Tailguard`].
 //! - [`clock`]: injected time — monotonic and per-thread CPU clocks, a manual clock for tests.
 //! - [`histogram`]: lock-free log-linear latency histograms and sliding windows of them.
 //! - [`observe`]: the signals — a tokio runtime probe, instrumented futures, an OS thread probe,
@@ -30,12 +63,14 @@
 //!
 //! # Features
 //!
-//! `tokio` (default): the runtime probe. `metrics`: export of every signal — gauges and
-//! integer counters through the `metrics` facade, latency histograms and CPU-second counters as
-//! Prometheus text ([`prometheus`]; the list is in `docs/metrics.md`). `tracing`: outlier trace capture; `serde` adds `Serialize`/`Deserialize` to its plain
-//! data. The core (clock, histogram, controller, bucket, handle, sync pacer) needs none of them.
+//! `tokio` (default): the runtime probe and the front door. `metrics`: export of every signal —
+//! gauges and integer counters through the `metrics` facade, latency histograms and CPU-second
+//! counters as Prometheus text ([`prometheus`]; the list is in `docs/metrics.md`). `tower`: the
+//! admission layer for HTTP services. `tracing`: outlier trace capture; `serde` adds
+//! `Serialize`/`Deserialize` to its plain data. The core (clock, histogram, controller, bucket,
+//! handle, sync pacer, work queue) needs none of them.
 //!
-//! # Example
+//! # The parts, on a scripted clock
 //!
 //! Build a limiter on a latency window, take a grant, work until `over_limit()` says stop, and
 //! read a snapshot. Here time is scripted with a [`ManualClock`](clock::ManualClock); a service
@@ -94,6 +129,8 @@ pub mod capture;
 mod capture_slot;
 pub mod clock;
 pub mod elastic;
+#[cfg(feature = "tokio")]
+pub mod guard;
 pub mod histogram;
 pub mod observe;
 pub mod order;
@@ -103,3 +140,6 @@ mod sync;
 #[cfg(feature = "tokio")]
 pub mod task;
 mod waitlist;
+
+#[cfg(feature = "tokio")]
+pub use guard::{StartError, Tailguard, TailguardBuilder};

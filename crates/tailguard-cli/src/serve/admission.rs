@@ -1,26 +1,17 @@
-//! Foreground admission for `tailguard serve`: the request headers that pick a tenant, a
-//! priority and a deadline, the flags that weight and cap tenants, and the queue's JSON view.
+//! Foreground admission for `tailguard serve`: the flags that weight and cap tenants, the bound
+//! on tenants tracked, the classifier the admission layer uses, and the queue's JSON view. The
+//! request headers (`x-tailguard-tenant`, `x-tailguard-priority`, `x-tailguard-deadline`) are
+//! the library's ([`tailguard::admission::headers`]).
 
 use std::collections::HashMap;
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
-use tailguard::admission::{Priority, Request, TenantId, WorkQueue, WorkQueueSnapshot};
-
-use super::error::{ECHO_CHARS, echo};
-use crate::duration::parse_duration;
-
-/// Header naming the request's tenant (a decimal `u64`; default 0).
-pub const TENANT_HEADER: &str = "x-tailguard-tenant";
-/// Header giving the request's priority: `lowest`, `low`, `normal` (default), `high`,
-/// `highest`, or a level in -128..=127.
-pub const PRIORITY_HEADER: &str = "x-tailguard-priority";
-/// Header giving how long the request may wait for admission (e.g. `50ms`); past it the
-/// request fails fast with 503 instead of running late.
-pub const DEADLINE_HEADER: &str = "x-tailguard-deadline";
+use tailguard::admission::headers::{ClassifyError, RequestClass};
+use tailguard::admission::layer::Classify;
+use tailguard::admission::{TenantId, WorkQueueSnapshot};
 
 /// The default of `--max-tenants`.
 pub const DEFAULT_MAX_TENANTS: usize = 1024;
@@ -90,74 +81,26 @@ impl TenantLimit {
     }
 }
 
-/// What a request's headers ask for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Admission {
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The priority.
-    pub priority: Priority,
-    /// Longest wait for admission.
-    pub max_wait: Option<Duration>,
+/// How `--admission` classifies a request: by its headers, refusing a new tenant beyond
+/// `--max-tenants` (400).
+#[derive(Clone, Debug)]
+pub struct ServeClassifier {
+    tenants: Arc<TenantLimit>,
 }
 
-impl Admission {
-    /// Reads the admission headers; a malformed one is an error naming it.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Admission, String> {
-        let text = |name: &str| -> Result<Option<&str>, String> {
-            headers
-                .get(name)
-                .map(|v| v.to_str().map(str::trim).map_err(|_| format!("header {name} is not ASCII text")))
-                .transpose()
-        };
-        let mut admission = Admission::default();
-        if let Some(tenant) = text(TENANT_HEADER)? {
-            admission.tenant = TenantId(tenant.parse().map_err(|_| {
-                format!("header {TENANT_HEADER}: {} is not a tenant id (a decimal integer ≥ 0)", echo(tenant))
-            })?);
-        }
-        if let Some(priority) = text(PRIORITY_HEADER)? {
-            admission.priority = parse_priority(priority)?;
-        }
-        if let Some(deadline) = text(DEADLINE_HEADER)? {
-            let wait = parse_duration(deadline).map_err(|e| {
-                if deadline.len() > ECHO_CHARS {
-                    format!("header {DEADLINE_HEADER}: {} is not a duration", echo(deadline))
-                } else {
-                    format!("header {DEADLINE_HEADER}: {e}")
-                }
-            })?;
-            admission.max_wait = Some(wait);
-        }
-        Ok(admission)
-    }
-
-    /// The queue request, deadlines measured on `queue`'s clock.
-    pub fn request(&self, queue: &WorkQueue) -> Request {
-        let request = Request::new().tenant(self.tenant).priority(self.priority);
-        match self.max_wait {
-            Some(wait) => request.deadline(queue.deadline_in(wait)),
-            None => request,
-        }
+impl ServeClassifier {
+    /// Headers, then the bound on tenants.
+    pub fn new(tenants: TenantLimit) -> Self {
+        Self { tenants: Arc::new(tenants) }
     }
 }
 
-/// `lowest`, `low`, `normal`, `high`, `highest`, or a level in -128..=127.
-pub fn parse_priority(text: &str) -> Result<Priority, String> {
-    Ok(match text.to_ascii_lowercase().as_str() {
-        "lowest" => Priority::LOWEST,
-        "low" => Priority::LOW,
-        "normal" => Priority::NORMAL,
-        "high" => Priority::HIGH,
-        "highest" => Priority::HIGHEST,
-        level => Priority::new(level.parse().map_err(|_| {
-            format!(
-                "header {PRIORITY_HEADER}: {} is not a priority \
-                 (lowest, low, normal, high, highest, or -128..=127)",
-                echo(text)
-            )
-        })?),
-    })
+impl<B> Classify<B> for ServeClassifier {
+    fn classify(&self, request: &axum::http::Request<B>) -> Result<RequestClass, ClassifyError> {
+        let class = RequestClass::from_headers(request.headers())?;
+        self.tenants.admit(class.tenant).map_err(|e| ClassifyError::new(e.to_string()))?;
+        Ok(class)
+    }
 }
 
 /// `TENANT=WEIGHT` with a weight of at least 1.
@@ -227,28 +170,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_parse_and_malformed_ones_are_named() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(Admission::from_headers(&headers).unwrap(), Admission::default());
-        headers.insert(TENANT_HEADER, "7".parse().unwrap());
-        headers.insert(PRIORITY_HEADER, "High".parse().unwrap());
-        headers.insert(DEADLINE_HEADER, "50ms".parse().unwrap());
-        let admission = Admission::from_headers(&headers).unwrap();
-        assert_eq!(admission.tenant, TenantId(7));
-        assert_eq!(admission.priority, Priority::HIGH);
-        assert_eq!(admission.max_wait, Some(Duration::from_millis(50)));
-        headers.insert(PRIORITY_HEADER, "-3".parse().unwrap());
-        assert_eq!(Admission::from_headers(&headers).unwrap().priority, Priority::new(-3));
-
-        for (name, bad) in [(TENANT_HEADER, "x"), (PRIORITY_HEADER, "urgent"), (DEADLINE_HEADER, "soon")] {
-            let mut headers = HeaderMap::new();
-            headers.insert(name, bad.parse().unwrap());
-            let error = Admission::from_headers(&headers).unwrap_err();
-            assert!(error.contains(name), "{error}");
-        }
-    }
-
-    #[test]
     fn the_tenant_limit_refuses_a_new_tenant_until_a_quiet_one_is_forgotten() {
         let limit = TenantLimit::new(NonZeroUsize::new(3).unwrap(), [TenantId(9)]);
         let start = Instant::now();
@@ -264,14 +185,6 @@ mod tests {
         // the flags, is never forgotten.
         limit.admit_at(TenantId(3), start + TENANT_MEMORY).unwrap();
         assert!(limit.admit_at(TenantId(4), start + TENANT_MEMORY).is_err());
-    }
-
-    #[test]
-    fn a_long_header_is_echoed_cut() {
-        let mut headers = HeaderMap::new();
-        headers.insert(TENANT_HEADER, "x".repeat(50_000).parse().unwrap());
-        let error = Admission::from_headers(&headers).unwrap_err();
-        assert!(error.len() < 300 && error.contains("(50000 bytes)"), "{error}");
     }
 
     #[test]

@@ -17,9 +17,11 @@
 //! | `GET /api/series` | the live page's time series (JSON) |
 //! | `GET /` | live charts |
 //!
-//! With `--admission`, key-value requests pass a work queue first; the headers
-//! `x-tailguard-tenant`, `x-tailguard-priority` and `x-tailguard-deadline` place them in it, and a
-//! request refused by the queue (deadline passed, queue full) gets 503 with the reason.
+//! With `--admission`, key-value requests pass a work queue first (the library's
+//! `AdmissionLayer`, started with the rest through `tailguard::Tailguard`); the headers
+//! `x-tailguard-tenant`, `x-tailguard-priority` and `x-tailguard-deadline` place them in it. A
+//! request that finds a free slot runs whatever its deadline; one refused by the queue (it would
+//! wait past its deadline, or the queue is full) gets 503 with `Retry-After` and the reason.
 //!
 //! Every error response is JSON of one shape (see [`error`]). Connections are held to a
 //! header-read, a request-body and an idle deadline (see [`server`]).
@@ -55,15 +57,16 @@ use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::num::NonZeroU32;
 
-use tailguard::admission::{TenantId, WorkQueue, WorkQueueConfig};
+use tailguard::Tailguard;
+use tailguard::admission::{AdmissionLayer, TenantId, WorkQueue, WorkQueueConfig};
 use tailguard::capture::{CaptureHandle, CaptureLayer};
 use tailguard::elastic::{AcquireRequest, Limiter};
+use tailguard::guard::MetricsExport;
 use tailguard::histogram::{WindowConfig, WindowedHistogram};
-use tailguard::observe::RuntimeProbe;
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use self::admission::TenantLimit;
+use self::admission::{ServeClassifier, TenantLimit};
 use self::jobs::{JobSettings, Jobs};
 use self::sampler::Series;
 use self::server::{Signals, Timeouts};
@@ -192,6 +195,8 @@ pub struct App {
     captures: CaptureHandle,
     /// The foreground work queue (`--admission`).
     queue: Option<WorkQueue>,
+    /// Admission of key-value requests through `queue`, tenants bounded (`--admission`).
+    admission: Option<AdmissionLayer<ServeClassifier>>,
     /// Wake→poll delay of the server's runtime (the runtime probe).
     scheduling: Arc<WindowedHistogram>,
     /// Server-side latency of key-value requests.
@@ -203,8 +208,6 @@ pub struct App {
     /// Where `cores` came from (affinity, a cgroup quota, a cpuset), for `/debug/elastic`.
     cores_source: String,
     max_value_bytes: usize,
-    /// The bound on tenants tracked (`--admission`).
-    tenants: Option<TenantLimit>,
     /// Set once shutdown begins; watch streams end when it flips.
     shutdown: watch::Sender<bool>,
 }
@@ -241,30 +244,25 @@ fn validate(args: &ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The work queue of `--admission`, with its sampler thread on the server's runtime.
-fn work_queue(
-    args: &ServeArgs,
-    runtime: &tokio::runtime::Handle,
-    cores: f64,
-) -> Result<Option<WorkQueue>, CliError> {
-    if !args.admission {
-        return Ok(None);
-    }
-    let config = WorkQueueConfig {
+/// The work queue's settings with `--admission`.
+fn work_queue_config(args: &ServeArgs, cores: f64) -> Option<WorkQueueConfig> {
+    args.admission.then(|| WorkQueueConfig {
         overload_threshold: args.admission_threshold,
         queue_limit: args.queue_limit,
         cores,
         ..WorkQueueConfig::default()
-    };
-    let queue =
-        WorkQueue::start_with_runtime(config, runtime).map_err(|e| format!("admission settings: {e}"))?;
+    })
+}
+
+/// Weights and caps the tenants of the flags.
+fn configure_tenants(args: &ServeArgs, queue: &WorkQueue) -> Result<(), CliError> {
     for &(tenant, weight) in &args.tenant_weight {
         queue.set_tenant_weight(tenant, weight);
     }
     for &(tenant, share) in &args.tenant_cap {
         queue.set_tenant_cap(tenant, share).map_err(|e| format!("--tenant-cap {}={share}: {e}", tenant.0))?;
     }
-    Ok(Some(queue))
+    Ok(())
 }
 
 /// Runs `tailguard serve` until SIGINT or SIGTERM.
@@ -278,24 +276,25 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .thread_name("tailguard-serve")
         .enable_all()
         .build()?;
-    let probe_config = crate::choices::probe_config(args.probe_idle_rate);
-    let probe = RuntimeProbe::start_with_run_queue(runtime.handle(), probe_config)
-        .map_err(|e| format!("--probe-idle-rate: {e}"))?;
-    let limiter = if args.no_control {
-        None
-    } else {
-        Some(
+    // The probe, the limiter and (`--admission`) the work queue; the sampler thread exports.
+    let mut builder = Tailguard::builder()
+        .cores(cores)
+        // Without control nothing asks the limiter for CPU: sample at the full rate always.
+        .probe(crate::choices::probe_config(if args.no_control { 0 } else { args.probe_idle_rate }))
+        .limiter(
             Limiter::builder()
-                .cores(cores)
                 .target(args.target)
                 .grant(args.grant)
                 .share_bounds(args.floor, args.ceiling)
-                .controller(args.controller.kind())
-                .latency_signal(probe.signal())
-                .start()
-                .map_err(|e| format!("limiter settings: {e}"))?,
+                .controller(args.controller.kind()),
         )
-    };
+        .metrics_export(MetricsExport::Off);
+    if let Some(config) = work_queue_config(args, cores) {
+        builder = builder.work_queue(config);
+    }
+    let guard = Arc::new(builder.start(runtime.handle()).map_err(|e| e.to_string())?);
+    // With --no-control the limiter runs (its state is still reported) but jobs do not use it.
+    let limiter = (!args.no_control).then(|| guard.limiter().clone());
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full("tailguard_request_latency_seconds".into()), LATENCY_BUCKETS)?
         .install_recorder()
@@ -327,11 +326,15 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         backup_dir: backup_dir.clone(),
         keep_backups: args.keep_backups,
     };
-    let queue = work_queue(args, runtime.handle(), cores)?;
-    let tenants = args.admission.then(|| {
+    let queue = guard.work_queue().cloned();
+    if let Some(queue) = &queue {
+        configure_tenants(args, queue)?;
+    }
+    let admission = queue.as_ref().map(|queue| {
         let configured =
             args.tenant_weight.iter().map(|&(t, _)| t).chain(args.tenant_cap.iter().map(|&(t, _)| t));
-        TenantLimit::new(args.max_tenants, configured)
+        let tenants = TenantLimit::new(args.max_tenants, configured);
+        AdmissionLayer::new(queue.clone()).classify(ServeClassifier::new(tenants))
     });
     // Outlier capture: a layer on the global subscriber (every worker thread enters spans).
     let capture_layer = CaptureLayer::new();
@@ -343,24 +346,24 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     crate::capacity::log(&cpu_limit);
     let app = Arc::new(App {
         queue,
+        admission,
         captures,
         jobs: Jobs::new(Arc::clone(&store), settings, runtime.handle().clone(), &earlier),
         service,
         store,
         limiter: limiter.clone(),
-        scheduling: Arc::clone(probe.window()),
+        scheduling: Arc::clone(guard.scheduling_latency()),
         requests: Arc::new(WindowedHistogram::new(WindowConfig::default())?),
         series: Series::default(),
         prometheus,
         cores,
         cores_source: cpu_limit.source.to_string(),
         max_value_bytes: args.max_value_bytes,
-        tenants,
         shutdown: watch::Sender::new(false),
     });
     report_earlier(&earlier, &app.jobs);
     let sampler_stop = Arc::new(AtomicBool::new(false));
-    let sampler = sampler::start(Arc::clone(&app), probe, Arc::clone(&sampler_stop))?;
+    let sampler = sampler::start(Arc::clone(&app), Arc::clone(&guard), Arc::clone(&sampler_stop))?;
 
     let timeouts = Timeouts {
         header_read: args.header_read_timeout,
@@ -372,12 +375,8 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     sampler_stop.store(true, Ordering::Relaxed);
     sampler.thread().unpark();
     let _ = sampler.join();
-    if let Some(limiter) = &limiter {
-        limiter.stop();
-    }
-    if let Some(queue) = &app.queue {
-        queue.stop();
-    }
+    // The last handle: stops the probe, the limiter and the work queue, and joins their threads.
+    drop(guard);
     runtime.shutdown_timeout(Duration::from_secs(1));
     served
 }
@@ -411,7 +410,7 @@ fn report_earlier(earlier: &[backups::BackupFile], jobs: &Jobs) {
 
 /// The whole router: the routes, the capture endpoints, JSON errors for everything.
 fn router(app: Arc<App>) -> Router {
-    routes::router(app.max_value_bytes)
+    routes::router(app.max_value_bytes, app.admission.clone())
         .merge(captures::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

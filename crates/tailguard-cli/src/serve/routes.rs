@@ -12,7 +12,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -21,11 +21,14 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use tailguard::admission::AdmissionLayer;
+use tailguard::admission::headers::RequestClass;
+use tailguard::admission::layer::Admitted;
 use tailguard::capture::Scheduled;
 use tracing::Instrument as _;
 
 use super::App;
-use super::admission::Admission;
+use super::admission::ServeClassifier;
 use super::error::{ApiError, ApiResult, echo};
 use super::extract::{ApiPath, ApiQuery, NoInput, NoQuery, parse_decimal};
 use super::jobs::{self, JobKind, JobState, StartError};
@@ -42,14 +45,17 @@ const HISTORY_TICKS: usize = 300;
 /// The live page.
 const PAGE: &str = include_str!("page.html");
 
-/// The routes, before the state and the fallbacks are added; `max_value` bounds a PUT's body.
-pub fn router(max_value: usize) -> Router<Arc<App>> {
+/// The routes, before the state and the fallbacks are added; `max_value` bounds a PUT's body,
+/// `admission` (`--admission`) admits key-value requests.
+pub fn router(max_value: usize, admission: Option<AdmissionLayer<ServeClassifier>>) -> Router<Arc<App>> {
+    let kv = get(get_key).put(put_key).delete(delete_key).layer(DefaultBodyLimit::max(max_value));
+    let kv = match admission {
+        Some(admission) => kv.layer(admission),
+        None => kv,
+    };
     Router::new()
         .route("/", get(page))
-        .route(
-            "/kv/{key}",
-            get(get_key).put(put_key).delete(delete_key).layer(DefaultBodyLimit::max(max_value)),
-        )
+        .route("/kv/{key}", kv)
         .route("/jobs", get(list_jobs))
         .route("/jobs/backup", post(start_backup))
         .route("/jobs/scan", post(start_scan))
@@ -92,32 +98,24 @@ fn parse_key(text: &str) -> ApiResult<Key> {
     parse_decimal(text, "key").map(Key)
 }
 
-/// Runs one key-value request through the service, timing it; with `--admission`, first waits
-/// for a slot of the work queue as the headers ask.
+/// Runs one key-value request through the service, timing it. With `--admission` the
+/// admission layer ([`AdmissionLayer`]) has admitted it already (`admitted`), and its wait counts
+/// in the latency; without, the admission headers are still checked.
 async fn call(
     app: &App,
     headers: &HeaderMap,
+    admitted: Option<Admitted>,
     op: Op,
     name: &'static str,
 ) -> ApiResult<crate::workload::service::Response> {
     let start = Instant::now();
-    let admission = Admission::from_headers(headers).map_err(ApiError::bad_request)?;
-    if let Some(tenants) = &app.tenants {
-        tenants.admit(admission.tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
-    // The root span of outlier captures (fingerprint `kv.request`): admission, then the hops.
-    let span = tracing::info_span!("kv.request", op = name, key = op.key().0, tenant = admission.tenant.0);
+    let tenant = match &admitted {
+        Some(admitted) => admitted.tenant(),
+        None => RequestClass::from_headers(headers).map_err(|e| ApiError::bad_request(e.message()))?.tenant,
+    };
+    // The root span of outlier captures (fingerprint `kv.request`): the hops.
+    let span = tracing::info_span!("kv.request", op = name, key = op.key().0, tenant = tenant.0);
     let request = async {
-        let mut permit = match &app.queue {
-            Some(queue) => Some(
-                queue
-                    .admit_async(&admission.request(queue))
-                    .instrument(tracing::info_span!("kv.admission"))
-                    .await
-                    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?,
-            ),
-            None => None,
-        };
         let response = tailguard::task::Builder::new()
             .name("http-kv")
             .track(async {
@@ -126,14 +124,14 @@ async fn call(
             })
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        if let Some(permit) = permit.as_mut() {
+        if let Some(admitted) = &admitted {
             // The hops ran on other tasks: charge the tenant the time they spent running.
-            permit.charge_cpu(response.busy);
+            admitted.charge_cpu(response.busy);
         }
         Ok::<_, ApiError>(response)
     };
     let response = Scheduled::new(request.instrument(span)).await?;
-    let elapsed = start.elapsed();
+    let elapsed = start.elapsed() + admitted.as_ref().map_or(Duration::ZERO, Admitted::waited);
     app.requests.record(elapsed);
     metrics::histogram!("tailguard_request_latency_seconds", "op" => name).record(elapsed.as_secs_f64());
     Ok(response)
@@ -143,9 +141,11 @@ async fn get_key(
     State(app): State<Arc<App>>,
     ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
+    admitted: Option<Extension<Admitted>>,
 ) -> ApiResult<Response> {
     let key = parse_key(&key)?;
-    match call(&app, &headers, Op::Get(key), "get").await?.value {
+    let admitted = admitted.map(|Extension(a)| a);
+    match call(&app, &headers, admitted, Op::Get(key), "get").await?.value {
         Some(value) => {
             Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Bytes::from(value.to_vec()))
                 .into_response())
@@ -158,6 +158,7 @@ async fn put_key(
     State(app): State<Arc<App>>,
     ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
+    admitted: Option<Extension<Admitted>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let key = parse_key(&key)?;
@@ -178,7 +179,7 @@ async fn put_key(
         ApiError::new(status, format!("cannot read the value: {}", rejection.body_text()))
     })?;
     let bytes = body.len();
-    call(&app, &headers, Op::Set(key, body.to_vec().into()), "put").await?;
+    call(&app, &headers, admitted.map(|Extension(a)| a), Op::Set(key, body.to_vec().into()), "put").await?;
     Ok((StatusCode::OK, Json(json!({ "key": key.0, "bytes": bytes }))).into_response())
 }
 
@@ -186,9 +187,11 @@ async fn delete_key(
     State(app): State<Arc<App>>,
     ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
+    admitted: Option<Extension<Admitted>>,
 ) -> ApiResult<StatusCode> {
     let key = parse_key(&key)?;
-    match call(&app, &headers, Op::Delete(key), "delete").await?.value {
+    let admitted = admitted.map(|Extension(a)| a);
+    match call(&app, &headers, admitted, Op::Delete(key), "delete").await?.value {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("key {} not found", key.0))),
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
 use serde::Serialize;
-use tailguard::observe::RuntimeProbe;
+use tailguard::Tailguard;
 use tailguard::observe::export::{publish_pressure, publish_run_queue, publish_window};
 use tailguard::observe::psi;
 use tailguard::prometheus::{Exposition, Kind};
@@ -138,14 +138,14 @@ pub fn render_metrics(app: &App) -> String {
     text
 }
 
-/// Starts the sampler; it owns the probe (stopped with the sampler) and ends once `stop` is set
+/// Starts the sampler, reading run-queue depths from `guard`'s probe; it ends once `stop` is set
 /// (unpark the thread to end it at once). Describes the metrics first (the recorder is
 /// installed by then).
-pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+pub fn start(app: Arc<App>, guard: Arc<Tailguard>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     describe();
     std::thread::Builder::new().name("tailguard-sampler".into()).spawn(move || {
         let start = Instant::now();
-        let mut run_queue = probe.run_queue_totals().unwrap_or_default();
+        let mut run_queue = guard.probe().run_queue_totals().unwrap_or_default();
         let mut requests = app.requests.cumulative().snapshot().count();
         let mut elastic_cpu = app.jobs.cpu_nanos();
         let mut last = Instant::now();
@@ -161,7 +161,7 @@ pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::
             last = now;
 
             publish_window("runtime", &app.scheduling);
-            let totals = probe.run_queue_totals().unwrap_or_default();
+            let totals = guard.probe().run_queue_totals().unwrap_or_default();
             let tick = totals.since(&run_queue);
             run_queue = totals;
             if let Some(tick) = &tick {
@@ -209,6 +209,6 @@ pub fn start(app: Arc<App>, probe: RuntimeProbe, stop: Arc<AtomicBool>) -> std::
                 os_runnable: tick.and_then(|t| t.os_runnable),
             });
         }
-        drop(probe);
+        drop(guard);
     })
 }

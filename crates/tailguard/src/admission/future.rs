@@ -50,8 +50,8 @@ impl Future for AdmitFuture {
         let tenant = this.request.tenant;
         let outcome = match this.key {
             None => {
-                let fresh = this.request.deadline.is_none_or(|d| shared.clock.now_nanos() < d.nanos());
-                if fresh && shared.try_fast(tenant) {
+                // A free slot admits whatever the deadline: it bounds the wait only.
+                if shared.try_fast(tenant) {
                     this.done = true;
                     return Poll::Ready(Ok(Permit::fast(shared.clone(), tenant)));
                 }

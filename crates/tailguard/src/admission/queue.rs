@@ -357,12 +357,16 @@ impl Shared {
         wakeups: &mut Wakeups,
     ) -> Result<WaiterKey, AdmitError> {
         self.housekeeping(inner, now, wakeups);
-        if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
-            inner.totals.deadline_exceeded += 1;
-            return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
-        }
+        // A deadline bounds the wait only: a request that finds a free slot (and no eligible
+        // waiter ahead) is admitted below by `grant` whatever its deadline; one that would
+        // have to wait past it fails there, at once.
+        let expired = request.deadline.is_some_and(|deadline| now >= deadline.nanos());
         if let Some(limit) = self.config.queue_limit {
             if inner.waiting >= limit {
+                if expired {
+                    inner.totals.deadline_exceeded += 1;
+                    return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
+                }
                 inner.totals.queue_full += 1;
                 return Err(AdmitError::QueueFull { limit });
             }
@@ -395,6 +399,16 @@ impl Shared {
             }
         }
         self.grant(inner, now, wakeups);
+        if expired {
+            let failed = WaiterState::Failed(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
+            if let Some(notify) = Self::unqueue(inner, key, failed) {
+                inner.totals.deadline_exceeded += 1;
+                if inner.waiting == 0 {
+                    self.word.clear_queued();
+                }
+                self.deliver(inner, key, notify, wakeups);
+            }
+        }
         Ok(key)
     }
 
@@ -488,15 +502,16 @@ impl Shared {
         let mut wakeups = Wakeups::new();
         let mut inner = self.lock();
         self.housekeeping(&mut inner, now, &mut wakeups);
-        if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
-            inner.totals.deadline_exceeded += 1;
-            return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
-        }
         // Nobody eligible waits (`grant` just ran, so any eligible waiter left has no slot).
         let ahead = inner.waiting > 0 && self.pick(&mut inner, now).is_some();
         let state = inner.tenant(request.tenant);
         let eligible = state.ledger.cap.as_mut().is_none_or(|cap| cap.eligible(now));
         if ahead || !eligible || !self.word.take_slot() {
+            // A free slot admits whatever the deadline; without one, a passed deadline says why.
+            if request.deadline.is_some_and(|deadline| now >= deadline.nanos()) {
+                inner.totals.deadline_exceeded += 1;
+                return Err(AdmitError::DeadlineExceeded { waited: Duration::ZERO });
+            }
             drop(inner);
             self.would_block.fetch_add(1, Ordering::Relaxed);
             return Err(AdmitError::WouldBlock);

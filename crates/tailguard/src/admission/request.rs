@@ -8,6 +8,10 @@ pub use crate::order::{Priority, TenantId};
 
 /// A point in time on the work queue's clock after which a request must not start.
 ///
+/// A deadline bounds the wait only: a request that finds a free slot (and no waiter ahead of it)
+/// is admitted whatever its deadline, even one already passed; one that would wait past it fails
+/// with [`AdmitError::DeadlineExceeded`].
+///
 /// Build one with [`WorkQueue::deadline_in`](super::WorkQueue::deadline_in) (now plus a
 /// duration), or from a clock reading with [`Deadline::at_nanos`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -123,6 +123,13 @@ impl WorkQueue {
         *self._owner.sampler.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
     }
 
+    /// Takes the sampler thread's handle (to join it after [`stop`](Self::stop)); later drops
+    /// of the last clone then have nothing to join.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code, reason = "only the front door joins it"))]
+    pub(crate) fn take_sampler(&self) -> Option<std::thread::JoinHandle<()>> {
+        self._owner.sampler.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -150,7 +157,7 @@ impl WorkQueue {
     /// Admits the request, blocking the thread while it waits.
     ///
     /// When a slot is free and nobody waits this is one compare-and-swap (no lock, no clock
-    /// read unless the request has a deadline). For a tenant with a CPU cap, the permit
+    /// read), whatever the request's deadline: a deadline bounds the wait only. For a tenant with a CPU cap, the permit
     /// measures the thread's CPU time until it is dropped (on this thread) and charges it.
     ///
     /// Blocks the calling thread: from async code use [`admit_async`](Self::admit_async), so
@@ -161,7 +168,7 @@ impl WorkQueue {
     /// [`AdmitError::DeadlineExceeded`] when the deadline passes first (the wait is given up
     /// and leaves nothing behind), [`AdmitError::QueueFull`] when `queue_limit` waiters wait.
     pub fn admit(&self, request: &Request) -> Result<Permit, AdmitError> {
-        if self.fast_admissible(request) && self.shared.try_fast(request.tenant) {
+        if self.shared.try_fast(request.tenant) {
             return Ok(Permit::fast(self.shared.clone(), request.tenant));
         }
         self.shared.admit_blocking(request)
@@ -224,7 +231,7 @@ impl WorkQueue {
     where
         F: FnOnce(Result<Permit, AdmitError>) + Send + 'static,
     {
-        if self.fast_admissible(request) && self.shared.try_fast(request.tenant) {
+        if self.shared.try_fast(request.tenant) {
             run_jobs([(Box::new(job) as Job, Ok(Permit::fast(self.shared.clone(), request.tenant)))]);
             return;
         }
@@ -251,21 +258,13 @@ impl WorkQueue {
     /// # Errors
     ///
     /// [`AdmitError::WouldBlock`] when it would have to wait, [`AdmitError::DeadlineExceeded`]
-    /// when its deadline has already passed.
+    /// instead when it would have to wait and its deadline has already passed (a free slot
+    /// admits it whatever its deadline).
     pub fn try_admit(&self, request: &Request) -> Result<Permit, AdmitError> {
-        if self.fast_admissible(request) && self.shared.try_fast(request.tenant) {
+        if self.shared.try_fast(request.tenant) {
             return Ok(Permit::fast(self.shared.clone(), request.tenant));
         }
         self.shared.try_admit_locked(request)
-    }
-
-    /// Whether the request may take the lock-free path: no deadline, or one still ahead.
-    #[inline]
-    fn fast_admissible(&self, request: &Request) -> bool {
-        match request.deadline {
-            None => true,
-            Some(deadline) => self.shared.clock.now_nanos() < deadline.nanos(),
-        }
     }
 
     /// Sets a tenant's weight (default 1): among waiting tenants, the one with the least

@@ -192,12 +192,17 @@ impl LimiterBuilder {
     ///
     /// If the OS refuses to spawn the thread.
     pub fn start(self) -> Result<Limiter, ConfigError> {
+        self.start_joinable().map(|(limiter, _thread)| limiter)
+    }
+
+    /// [`start`](Self::start), keeping the thread's handle so that a shutdown can join it.
+    pub(crate) fn start_joinable(self) -> Result<(Limiter, std::thread::JoinHandle<()>), ConfigError> {
         let limiter = self.build()?;
         let shared = Arc::clone(limiter.shared());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("tailguard-limiter".into())
             .spawn(move || shared.run())
             .expect("failed to spawn the tailguard-limiter thread");
-        Ok(limiter)
+        Ok((limiter, thread))
     }
 }

@@ -51,7 +51,7 @@
 //!
 //! When the limiter finds the latency signal silent (no samples for
 //! [`LimiterConfig::silence`]), both feedback variants fail safe: the share falls toward the
-//! floor at [`SILENT_DECAY_PER_SEC`] whatever else the input says, and feedback resumes from
+//! floor at `SILENT_DECAY_PER_SEC` whatever else the input says, and feedback resumes from
 //! there when samples return.
 //!
 //! On this module's test plant the adaptive controller settles after a 40 % → 60 % load step
@@ -65,32 +65,32 @@ use super::utilization::{CpuReading, UtilizationRule};
 
 /// Half-width of the band around the target, in units of `ln(p99/target)`: `ln 1.25`.
 /// Inside it the adaptive variant takes reference-sized steps.
-pub const NEAR_BAND: f64 = 0.223_143_551_314_209_7;
+pub(crate) const NEAR_BAND: f64 = 0.223_143_551_314_209_7;
 /// Adaptive down gain: share per second per unit of `ln(p99/target)`. 0.25 halves a 50 %
 /// share within a second when p99 is e (2.7) times the target.
-pub const DOWN_GAIN_PER_SEC: f64 = 0.25;
+pub(crate) const DOWN_GAIN_PER_SEC: f64 = 0.25;
 /// Adaptive up gain: share per second per unit of `-ln(p99/target)`; a third of the down gain
 /// (down faster than up, as the reference's factor 2, but with more margin for the lag).
-pub const UP_GAIN_PER_SEC: f64 = 0.08;
+pub(crate) const UP_GAIN_PER_SEC: f64 = 0.08;
 /// Largest error the adaptive steps scale with (p99 at ~7.4× or ~0.14× the target).
-pub const MAX_ERROR: f64 = 2.0;
+pub(crate) const MAX_ERROR: f64 = 2.0;
 /// Relative fall of p99 between ticks counted as "already falling".
-pub const FALLING: f64 = 0.02;
+pub(crate) const FALLING: f64 = 0.02;
 /// Scale applied to cuts while p99 already falls, and to climbs while it rises within
 /// [`RISE_ZONE`] of the target.
-pub const DAMPING: f64 = 0.5;
+pub(crate) const DAMPING: f64 = 0.5;
 /// Below `target × e^-RISE_ZONE` (half the target) a rising p99 does not slow the climb.
-pub const RISE_ZONE: f64 = std::f64::consts::LN_2;
+pub(crate) const RISE_ZONE: f64 = std::f64::consts::LN_2;
 /// Fraction of the tick during which work must have waited to count as demand.
-pub const DEMAND_FRACTION: f64 = 0.10;
+pub(crate) const DEMAND_FRACTION: f64 = 0.10;
 /// Fraction of its share elastic work must have used to earn an increase.
-pub const USED_FRACTION: f64 = 0.50;
+pub(crate) const USED_FRACTION: f64 = 0.50;
 /// Adaptive decay of an unused share toward the inactive point, share per second (2 %/s).
-pub const DECAY_PER_SEC: f64 = 0.02;
+pub(crate) const DECAY_PER_SEC: f64 = 0.02;
 /// Fall of the share toward the floor while the signal is silent, share per second: from the
 /// default ceiling (75 %) to the floor (5 %) in 1.4 s, as fast as the adaptive variant's
 /// largest cut.
-pub const SILENT_DECAY_PER_SEC: f64 = DOWN_GAIN_PER_SEC * MAX_ERROR;
+pub(crate) const SILENT_DECAY_PER_SEC: f64 = DOWN_GAIN_PER_SEC * MAX_ERROR;
 
 /// What the controller sees each tick.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -15,7 +15,7 @@ use super::task;
 use crate::clock::duration_nanos;
 
 /// Time between two meter reads in `over_limit()` (DESIGN §8: ~1 ms).
-pub const CHECK_INTERVAL_NANOS: u64 = 1_000_000;
+pub(crate) const CHECK_INTERVAL_NANOS: u64 = 1_000_000;
 /// Upper bound on iterations between two clock reads.
 const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 

@@ -42,7 +42,7 @@ pub use builder::LimiterBuilder;
 pub use config::{ConfigError, ControllerKind, LimiterConfig};
 pub use controller::{Controller, ControllerInput};
 pub use future::AcquireFuture;
-pub use handle::{CHECK_INTERVAL_NANOS, ElasticHandle};
+pub use handle::ElasticHandle;
 pub use limiter::Limiter;
 pub use pacer::{DEFAULT_QUANTUM, Pacer};
 pub use priority::{ThreadPriority, set_current_thread_priority};

@@ -85,8 +85,10 @@ proptest! {
                             held.push(permit);
                         }
                         Poll::Ready(Err(error)) => {
+                            // Only a request that would wait fails at once, whatever its deadline.
                             prop_assert_eq!(error, AdmitError::DeadlineExceeded { waited: Duration::ZERO });
                             prop_assert_eq!(deadline_ms, Some(0));
+                            prop_assert!(!waiting.is_empty() || before.used >= before.slots);
                         }
                         Poll::Pending => {
                             prop_assert!(!waiting.is_empty() || before.used >= before.slots);

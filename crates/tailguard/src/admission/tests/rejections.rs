@@ -30,11 +30,33 @@ fn a_waiter_fails_fast_at_its_deadline_and_leaves_nothing_behind() {
     let snapshot = queue.snapshot();
     assert_eq!((snapshot.waiting, snapshot.used, snapshot.total_rejected.deadline_exceeded), (0, 1, 1));
     drop(permit);
-    // A request that arrives past its deadline fails even with a slot free.
-    let stale = Request::new().deadline(Deadline::at_nanos(clock_now(&clock)));
-    assert_eq!(queue.try_admit(&stale).unwrap_err(), AdmitError::DeadlineExceeded { waited: Duration::ZERO });
-    assert_eq!(queue.admit(&stale).unwrap_err(), AdmitError::DeadlineExceeded { waited: Duration::ZERO });
     assert_eq!(queue.snapshot().used, 0);
+}
+
+#[test]
+fn a_request_past_its_deadline_runs_in_a_free_slot_and_fails_only_when_it_would_wait() {
+    let clock = ManualClock::new();
+    let queue = fixed(&clock, 1);
+    clock.advance(MS);
+    let stale = Request::new().deadline(Deadline::at_nanos(clock_now(&clock) - 1));
+    let exceeded = AdmitError::DeadlineExceeded { waited: Duration::ZERO };
+    // A free slot admits it, on every path: the deadline bounds the wait, and there is none.
+    drop(queue.try_admit(&stale).unwrap());
+    drop(queue.admit(&stale).unwrap());
+    let mut future = queue.admit_async(&stale);
+    let Poll::Ready(Ok(permit)) = poll(&mut future) else { panic!("a free slot refused a stale request") };
+    // With the slot taken it would wait: it fails at once, and leaves nothing queued.
+    assert_eq!(queue.try_admit(&stale).unwrap_err(), exceeded);
+    assert_eq!(queue.admit(&stale).unwrap_err(), exceeded);
+    assert!(matches!(poll(&mut queue.admit_async(&stale)), Poll::Ready(Err(e)) if e == exceeded));
+    let (tx, rx) = std::sync::mpsc::channel();
+    queue.submit(&stale, move |admitted| tx.send(admitted.map(drop)).unwrap());
+    assert_eq!(rx.try_recv().unwrap(), Err(exceeded));
+    let snapshot = queue.snapshot();
+    assert_eq!((snapshot.used, snapshot.waiting, snapshot.total_rejected.deadline_exceeded), (1, 0, 4));
+    drop(permit);
+    let snapshot = queue.snapshot();
+    assert_eq!((snapshot.used, snapshot.total_admitted), (0, 3));
 }
 
 #[test]
