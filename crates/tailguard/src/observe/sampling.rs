@@ -92,13 +92,19 @@ impl SamplingDemand {
 
     /// Counts one sample recorded by the probe.
     #[inline]
-    #[cfg_attr(not(any(feature = "tokio", test)), expect(dead_code, reason = "only the runtime probe samples"))]
+    #[cfg_attr(
+        not(any(feature = "tokio", test)),
+        expect(dead_code, reason = "only the runtime probe samples")
+    )]
     pub(crate) fn sampled(&self) {
         self.inner.samples.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Names the thread to unpark when the demand rises.
-    #[cfg_attr(not(any(feature = "tokio", test)), expect(dead_code, reason = "only the runtime probe samples"))]
+    #[cfg_attr(
+        not(any(feature = "tokio", test)),
+        expect(dead_code, reason = "only the runtime probe samples")
+    )]
     pub(crate) fn attach(&self, thread: Thread) {
         let _ = self.inner.thread.set(thread);
     }
