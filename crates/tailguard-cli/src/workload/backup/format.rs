@@ -407,14 +407,7 @@ fn parse(bytes: &[u8]) -> Result<Restored, RestoreError> {
                 if crc32fast::hash(compressed) != compressed_crc {
                     return Err(corrupt("compressed checksum mismatch".into()));
                 }
-                let mut raw = Vec::with_capacity(raw_len as usize);
-                DeflateDecoder::new(compressed)
-                    .take(u64::from(raw_len) + 1)
-                    .read_to_end(&mut raw)
-                    .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
-                if raw.len() != raw_len as usize || crc32fast::hash(&raw) != raw_crc {
-                    return Err(corrupt("decompressed payload does not match its length or checksum".into()));
-                }
+                let raw = decompress(compressed, raw_len, raw_crc).map_err(corrupt)?;
                 let mut rec = Cursor { bytes: &raw, offset: 0 };
                 for _ in 0..keys {
                     let key = Key(u64::from_be_bytes(rec.take(8, "a record")?.try_into().expect("8 bytes")));
@@ -476,6 +469,20 @@ pub struct PartialPrefix {
     pub last_key: Option<Key>,
 }
 
+/// A chunk's records, inflated from `compressed` and checked against their length and checksum
+/// (the reason they are corrupt, if they are).
+fn decompress(compressed: &[u8], raw_len: u32, raw_crc: u32) -> Result<Vec<u8>, String> {
+    let mut raw = Vec::with_capacity(raw_len as usize);
+    DeflateDecoder::new(compressed)
+        .take(u64::from(raw_len) + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("cannot decompress: {e}"))?;
+    if raw.len() != raw_len as usize || crc32fast::hash(&raw) != raw_crc {
+        return Err("decompressed payload does not match its length or checksum".into());
+    }
+    Ok(raw)
+}
+
 /// Reads an unfinished backup (`PATH.partial`, or any file cut before its footer): the chunks
 /// that were written whole, checked, up to where the writer stopped. A chunk cut short at the
 /// end, or a file cut inside its header, is where it stopped, not an error.
@@ -529,14 +536,7 @@ pub fn read_partial(path: &Path) -> Result<PartialPrefix, RestoreError> {
     if let Some((at, compressed, raw_len, raw_crc, keys)) = last_chunk {
         let corrupt =
             |reason: String| RestoreError::CorruptChunk { chunk: prefix.chunks - 1, offset: at, reason };
-        let mut raw = Vec::with_capacity(raw_len as usize);
-        DeflateDecoder::new(compressed)
-            .take(u64::from(raw_len) + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
-        if raw.len() != raw_len as usize || crc32fast::hash(&raw) != raw_crc {
-            return Err(corrupt("decompressed payload does not match its length or checksum".into()));
-        }
+        let raw = decompress(compressed, raw_len, raw_crc).map_err(corrupt)?;
         let mut rec = Cursor { bytes: &raw, offset: 0 };
         for _ in 0..keys {
             let key = Key(u64::from_be_bytes(rec.take(8, "a record")?.try_into().expect("8 bytes")));
