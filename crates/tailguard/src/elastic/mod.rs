@@ -23,6 +23,7 @@ pub mod controller;
 mod demand;
 mod future;
 mod handle;
+mod knee;
 mod limiter;
 #[cfg(feature = "metrics")]
 pub mod metrics;

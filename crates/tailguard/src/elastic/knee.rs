@@ -1,0 +1,244 @@
+//! The adaptive controller's memory of the knee: the share at which latency last went over the
+//! target.
+//!
+//! Scheduling latency against the elastic share is flat, then steep: it stays far under the
+//! target until the CPU runs out, then climbs within a few hundredths of share. A controller that
+//! climbs fast whenever latency is far under target therefore runs into the knee at full speed,
+//! overshoots by the climb rate times the signal's lag, is cut back, and climbs fast again — a
+//! limit cycle with a violation every few seconds, each paid for by the foreground.
+//!
+//! [`KneeMemory`] remembers the share at which the last violation began. When the controller
+//! walked into it (the share rose by more than [`CLIMBED`] in the last [`CLIMB_SPAN`] or so),
+//! the violation's cut takes effect at once and stops short: for [`KNEE_SETTLE`] the share stays between
+//! `knee × (1 − KNEE_BAND)` and `knee × (1 − KNEE_MARGIN)` — the cuts the controller asks for
+//! while the signal still shows grants issued before the violation would overshoot — and after it
+//! cuts go on as the controller asks if latency is still over target (the knee has moved down).
+//! For [`KNEE_MEMORY`] the share is held under `knee × (1 − KNEE_MARGIN)`, so the controller does
+//! not probe the knee again within seconds. The hold then lifts and the share may pass the knee,
+//! but slowly: from `knee × (1 − KNEE_BAND)` the climb is capped at [`KNEE_APPROACH_PER_SEC`] of
+//! the knee per second, so a crossing overshoots by a fraction of a percent and shows as one
+//! short violation, which sets the knee anew. After a further [`KNEE_MEMORY`] past the knee
+//! without a violation the load has moved, and the knee is forgotten.
+
+use std::time::Duration;
+
+/// Width of the slow zone below the knee, as a fraction of the knee's share; also the deepest a
+/// violation's first cut goes.
+pub(crate) const KNEE_BAND: f64 = 0.15;
+/// Margin below the knee at which the share is held after a violation.
+pub(crate) const KNEE_MARGIN: f64 = 0.05;
+/// Fastest climb inside the slow zone and past the knee, as a fraction of the knee's share per
+/// second: the band takes `KNEE_BAND / KNEE_APPROACH_PER_SEC` = 10 s to cross.
+pub(crate) const KNEE_APPROACH_PER_SEC: f64 = 0.015;
+/// How long the hold lasts, and how long the share must then stay past the knee without a
+/// violation before the knee is forgotten.
+pub(crate) const KNEE_MEMORY: Duration = Duration::from_secs(10);
+/// How long after a violation begins its cut stops at `knee × (1 − KNEE_BAND)`: the signal's
+/// lag (the recent part of the window, 500 ms) and grants in flight (100 ms each), with margin.
+pub(crate) const KNEE_SETTLE: Duration = Duration::from_secs(1);
+
+/// A rise of the share by more than this fraction counts as a climb into the knee.
+pub(crate) const CLIMBED: f64 = 0.01;
+/// How far back a climb into the knee is looked for (between one and two spans).
+pub(crate) const CLIMB_SPAN: Duration = Duration::from_secs(2);
+
+/// Where latency last crossed the target, and what has happened since.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct KneeMemory {
+    knee: Option<f64>,
+    /// Whether the share is still held below the knee.
+    holding: bool,
+    /// Seconds since the violation began.
+    since_secs: f64,
+    /// Seconds of the current phase (holding, then past the knee) without a violation.
+    calm_secs: f64,
+    /// Whether the previous tick was over target (a violation begins on the first such tick).
+    over: bool,
+    /// Whether the violation came from a climb (its first cut then stops short).
+    climbed: bool,
+    /// Lowest share of the previous and of the current [`CLIMB_SPAN`], and the current one's age.
+    low: [f64; 2],
+    low_age_secs: f64,
+}
+
+impl KneeMemory {
+    /// The remembered knee, if any.
+    pub(crate) fn knee(&self) -> Option<f64> {
+        self.knee
+    }
+
+    /// Records one tick: whether latency is over target now and the share the tick ran at.
+    pub(crate) fn observe(&mut self, over: bool, share: f64, secs: f64) {
+        let was_over = std::mem::replace(&mut self.over, over);
+        let climbed = self.track_low(share, secs);
+        if over && !was_over {
+            self.knee = Some(share);
+            self.holding = true;
+            self.climbed = climbed;
+            self.since_secs = 0.0;
+            self.calm_secs = 0.0;
+            return;
+        }
+        self.since_secs += secs;
+        if over {
+            self.calm_secs = 0.0;
+            return;
+        }
+        let Some(knee) = self.knee else { return };
+        // The hold's time runs from the violation; the time past the knee only while past it.
+        if self.holding || share >= knee {
+            self.calm_secs += secs;
+        }
+        if self.calm_secs >= KNEE_MEMORY.as_secs_f64() {
+            self.calm_secs = 0.0;
+            if self.holding {
+                self.holding = false;
+            } else {
+                self.knee = None;
+            }
+        }
+    }
+
+    /// Keeps the lowest share of the last one to two [`CLIMB_SPAN`]s; returns whether `share`
+    /// is a climb from it.
+    fn track_low(&mut self, share: f64, secs: f64) -> bool {
+        if self.low_age_secs == 0.0 && self.low == [0.0; 2] {
+            self.low = [share; 2];
+        }
+        self.low_age_secs += secs;
+        if self.low_age_secs >= CLIMB_SPAN.as_secs_f64() {
+            self.low = [self.low[1], share];
+            self.low_age_secs = 0.0;
+        }
+        self.low[1] = self.low[1].min(share);
+        share > self.low[0].min(self.low[1]) * (1.0 + CLIMBED)
+    }
+
+    /// Limits the controller's move from `share` to `next` over `secs`: while holding, under
+    /// `knee × (1 − KNEE_MARGIN)`, and for [`KNEE_SETTLE`] after a climb into the knee not under
+    /// `knee × (1 − KNEE_BAND)`;
+    /// climbing fast up to the slow zone, then at most [`KNEE_APPROACH_PER_SEC`] of the knee per
+    /// second (but never less than `min_step`, the controller's smallest step).
+    pub(crate) fn limit(&self, share: f64, next: f64, secs: f64, min_step: f64) -> f64 {
+        let Some(knee) = self.knee else { return next };
+        let slow_from = knee * (1.0 - KNEE_BAND);
+        let mut next = next;
+        if next > share {
+            next = if share < slow_from {
+                next.min(slow_from)
+            } else {
+                next.min(share + (KNEE_APPROACH_PER_SEC * knee * secs).max(min_step))
+            };
+        }
+        if self.holding {
+            if self.climbed && self.since_secs < KNEE_SETTLE.as_secs_f64() {
+                next = next.max(slow_from);
+            }
+            next = next.min(knee * (1.0 - KNEE_MARGIN));
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A memory that saw the share climb from half of `knee` and a violation begin at `knee`.
+    fn violated_at(knee: f64) -> KneeMemory {
+        let mut memory = KneeMemory::default();
+        memory.observe(false, knee / 2.0, 0.5);
+        memory.observe(true, knee, 0.5);
+        memory
+    }
+
+    #[test]
+    fn no_knee_no_limit() {
+        let memory = KneeMemory::default();
+        assert_eq!(memory.limit(0.1, 0.3, 0.1, 0.0001), 0.3);
+        assert_eq!(memory.limit(0.3, 0.1, 0.1, 0.0001), 0.1);
+    }
+
+    #[test]
+    fn a_violation_sets_the_knee_once_per_episode() {
+        let mut memory = violated_at(0.4);
+        // Still over while the share is cut: the knee stays where the violation began.
+        memory.observe(true, 0.35, 0.1);
+        assert_eq!(memory.knee(), Some(0.4));
+        memory.observe(false, 0.3, 0.1);
+        // A new violation at a lower share moves the knee down.
+        memory.observe(true, 0.32, 0.1);
+        assert_eq!(memory.knee(), Some(0.32));
+    }
+
+    #[test]
+    fn holds_below_the_knee_then_climbs_slowly() {
+        let mut memory = violated_at(0.4);
+        // The hold cuts at once to 0.38 and keeps the share there.
+        assert!((memory.limit(0.4, 0.39, 0.1, 0.0001) - 0.38).abs() < 1e-12);
+        assert!((memory.limit(0.38, 0.385, 0.1, 0.0001) - 0.38).abs() < 1e-12);
+        // Once the first cut has settled, far below the knee the climb is fast, up to the slow
+        // zone (0.34).
+        memory.observe(false, 0.38, 0.5);
+        memory.observe(false, 0.38, 0.5);
+        assert!((memory.limit(0.2, 0.25, 0.1, 0.0001) - 0.25).abs() < 1e-12);
+        assert!((memory.limit(0.33, 0.36, 0.1, 0.0001) - 0.34).abs() < 1e-12);
+        // The hold lifts after KNEE_MEMORY (half-second ticks add up exactly).
+        for _ in 0..17 {
+            memory.observe(false, 0.38, 0.5);
+        }
+        assert!((memory.limit(0.38, 0.39, 0.1, 0.0001) - 0.38).abs() < 1e-12);
+        memory.observe(false, 0.38, 0.5);
+        // In the slow zone: 1.5 % of the knee per second, never below the smallest step.
+        let capped = memory.limit(0.38, 0.39, 0.1, 0.0001);
+        assert!((capped - (0.38 + 0.015 * 0.4 * 0.1)).abs() < 1e-12, "{capped}");
+        assert!((memory.limit(0.38, 0.39, 0.1, 0.002) - 0.382).abs() < 1e-12);
+        // Cuts pass unchanged.
+        assert_eq!(memory.limit(0.38, 0.30, 0.1, 0.0001), 0.30);
+    }
+
+    #[test]
+    fn forgotten_after_the_memory_past_it_without_violation() {
+        let mut memory = violated_at(0.4);
+        for _ in 0..20 {
+            memory.observe(false, 0.38, 0.5);
+        }
+        // Below the knee, once the hold is over, time does not count.
+        for _ in 0..100 {
+            memory.observe(false, 0.39, 0.5);
+        }
+        assert_eq!(memory.knee(), Some(0.4));
+        for _ in 0..19 {
+            memory.observe(false, 0.41, 0.5);
+        }
+        assert_eq!(memory.knee(), Some(0.4));
+        memory.observe(false, 0.41, 0.5);
+        assert_eq!(memory.knee(), None);
+    }
+
+    #[test]
+    fn the_first_cut_stops_short_until_the_signal_has_caught_up() {
+        let mut memory = violated_at(0.4);
+        // A deep cut asked for while the signal still shows the violation: not under 0.34.
+        assert!((memory.limit(0.38, 0.1, 0.1, 0.0001) - 0.34).abs() < 1e-12);
+        memory.observe(true, 0.34, 0.5);
+        memory.observe(true, 0.34, 0.5);
+        // Still over after KNEE_SETTLE: the knee has moved; cuts go on.
+        assert_eq!(memory.limit(0.34, 0.2, 0.1, 0.0001), 0.2);
+        assert_eq!(memory.knee(), Some(0.4));
+    }
+
+    #[test]
+    fn a_violation_without_a_climb_cuts_freely() {
+        // The share sat still and latency went over: the foreground grew; no stopping short.
+        let mut memory = KneeMemory::default();
+        for _ in 0..10 {
+            memory.observe(false, 0.4, 0.5);
+        }
+        memory.observe(true, 0.4, 0.5);
+        assert_eq!(memory.knee(), Some(0.4));
+        assert_eq!(memory.limit(0.4, 0.1, 0.1, 0.0001), 0.1);
+        // The hold still applies.
+        assert!((memory.limit(0.39, 0.5, 0.1, 0.0001) - 0.38).abs() < 1e-12);
+    }
+}
