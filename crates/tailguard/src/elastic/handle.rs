@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
@@ -23,7 +24,9 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 ///
 /// Call [`over_limit`](Self::over_limit) every loop iteration; when it says `true`, stop at a
 /// resumption point, drop the handle and acquire again. On drop the handle settles up: unused
-/// CPU goes back to the bucket, over-use becomes debt. A panic unwinding through the work drops
+/// CPU goes back to the bucket, over-use becomes debt. When the limiter cuts the share by more
+/// than [`CUT_FORFEITS`](super::CUT_FORFEITS), grants in flight end early: `over_limit()` says
+/// `true` at its next meter read (within about 1 ms of work), and the unused rest is forfeited. A panic unwinding through the work drops
 /// the handle too, so its grant is settled and the limiter keeps running.
 ///
 /// The handle is `Send` but not `Sync`: its estimator lives in `Cell`s. A handle taken inside
@@ -96,6 +99,9 @@ pub struct ElasticHandle {
     check_interval_nanos: u64,
     /// Yield the OS thread at every meter read ([`AcquireRequest::yield_every`]; threads only).
     yields: bool,
+    /// The limiter's count of real cuts when the grant was taken: a later cut ends the grant
+    /// at the next meter read.
+    cuts_at_grant: u64,
 }
 
 /// Whose time a grant is charged with.
@@ -116,6 +122,7 @@ impl ElasticHandle {
         };
         let yield_nanos =
             yield_every.map(duration_nanos).filter(|&n| n > 0 && matches!(meter, Meter::Thread(_)));
+        let cuts_at_grant = shared.cuts.load(Ordering::Relaxed);
         ElasticHandle {
             shared,
             granted_nanos,
@@ -129,7 +136,13 @@ impl ElasticHandle {
             used_nanos: Cell::new(0),
             check_interval_nanos: yield_nanos.map_or(CHECK_INTERVAL_NANOS, |n| n.min(CHECK_INTERVAL_NANOS)),
             yields: yield_nanos.is_some(),
+            cuts_at_grant,
         }
+    }
+
+    /// Whether the share was cut since the grant was taken (the grant then ends).
+    fn cut(&self) -> bool {
+        self.shared.cuts.load(Ordering::Relaxed) != self.cuts_at_grant
     }
 
     /// The CPU granted.
@@ -193,7 +206,7 @@ impl ElasticHandle {
         let Some(now) = self.read() else {
             // Checked outside the task it was taken in: nothing of its time can be read here.
             self.countdown.set(self.iterations_per_check.get().max(1));
-            return self.used_nanos.get() >= self.granted_nanos;
+            return self.used_nanos.get() >= self.granted_nanos || self.cut();
         };
         let used = self.measure_at(now);
         let spent = now.saturating_sub(self.last_check_nanos.get());
@@ -214,7 +227,7 @@ impl ElasticHandle {
             // after the rest of this thread's OS time slice.
             thread::yield_now();
         }
-        used >= self.granted_nanos
+        used >= self.granted_nanos || self.cut()
     }
 
     /// The meter now: the thread's CPU clock, or the running time of the task the grant was
@@ -262,7 +275,10 @@ impl ElasticHandle {
 impl Drop for ElasticHandle {
     fn drop(&mut self) {
         let used = self.pre_work_nanos.get() + self.measure();
-        self.shared.settle(self.granted_nanos, used);
+        // After a cut the grant's unused rest is forfeited, as the bucket's balance was: giving
+        // it back would let the work resume at the old share.
+        let granted = if self.cut() { self.granted_nanos.min(used) } else { self.granted_nanos };
+        self.shared.settle(granted, used);
     }
 }
 

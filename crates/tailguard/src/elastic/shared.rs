@@ -77,6 +77,10 @@ pub(crate) struct Shared {
     pub(crate) total_granted_nanos: AtomicU64,
     /// CPU used by settled grants, in nanoseconds. Monotonically increasing, never reset.
     pub(crate) total_used_nanos: AtomicU64,
+    /// Real cuts of the share so far (see [`CUT_FORFEITS`](super::tick::CUT_FORFEITS)): a grant
+    /// taken before the latest one ends at its handle's next meter read, and its unused rest is
+    /// forfeited. Monotonically increasing, never reset.
+    pub(crate) cuts: AtomicU64,
 }
 
 impl Shared {
@@ -99,6 +103,7 @@ impl Shared {
             created_nanos: now,
             total_granted_nanos: AtomicU64::new(0),
             total_used_nanos: AtomicU64::new(0),
+            cuts: AtomicU64::new(0),
         }
     }
 

@@ -13,7 +13,9 @@ use crate::clock::duration_nanos;
 use crate::observe::sampling::SAMPLING_LINGER;
 
 /// A cut of more than this fraction of the share in one tick forfeits the bucket's unspent
-/// balance. Reference-sized steps (0.02 % of the machine per tick) stay below it.
+/// balance and ends the grants in flight at their next meter read (about 1 ms of work), their
+/// unused rest forfeited too. Reference-sized steps (0.02 % of the machine per tick) stay
+/// below it.
 pub const CUT_FORFEITS: f64 = 0.01;
 
 impl Shared {
@@ -56,6 +58,8 @@ impl Shared {
             // A real cut (not a reference-sized trim): unspent tokens of the old share would let
             // elastic work run on at that share for up to a second after latency went over.
             state.bucket.forfeit(now);
+            // Grants in flight were sized for the old share: they end at their next check.
+            self.cuts.fetch_add(1, Ordering::Relaxed);
         }
 
         state.ticks += 1;

@@ -124,3 +124,40 @@ fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
     assert_eq!(shares[4], shares[7], "{shares:?}");
     assert!(limiter.snapshot().latest_p99.unwrap() > Duration::from_millis(1));
 }
+
+#[test]
+fn a_cut_ends_the_grants_in_flight_and_forfeits_their_rest() {
+    let clock = ManualClock::new();
+    let (window, limiter) = windowed_limiter(&clock);
+    let tick_with = |latency: Duration| {
+        for _ in 0..300 {
+            window.record(latency);
+        }
+        clock.advance(100 * MS);
+        limiter.tick()
+    };
+    // Warm and under target: the share holds at 50 % of 2 cores; the bucket fills.
+    for _ in 0..10 {
+        tick_with(Duration::from_micros(200));
+    }
+    let share = limiter.snapshot().share;
+    let request = AcquireRequest::new().grant(Duration::from_millis(50));
+    let grant = limiter.try_acquire(&request).unwrap();
+    let untouched = limiter.try_acquire(&request).unwrap();
+    clock.advance_cpu(5 * MS);
+    assert!(!grant.over_limit());
+    // A cut: within a check or two the grant says stop, 45 ms before its end.
+    assert!(tick_with(5 * MS) < share * (1.0 - CUT_FORFEITS));
+    let checks = (0..3).take_while(|_| !grant.over_limit()).count();
+    assert!(checks < 3, "the grant ran on after the cut");
+    let before = limiter.snapshot().balance_nanos;
+    drop(grant);
+    // The 45 ms left of the grant are not given back; nor are the 50 ms of the one unused.
+    drop(untouched);
+    assert_eq!(limiter.snapshot().balance_nanos, before);
+    // A grant taken after the cut (once tokens exist again) is not ended by it.
+    clock.advance(100 * MS);
+    let after = limiter.try_acquire(&AcquireRequest::new().grant(Duration::from_millis(10))).unwrap();
+    clock.advance_cpu(MS);
+    assert!(!after.over_limit());
+}
