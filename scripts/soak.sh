@@ -2,8 +2,8 @@
 # Soaks `tailguard serve`: closed-loop wrk load for DURATION seconds, backups back to back, and
 # an outlier capture armed at its caps, sampling the server's resident memory (RSS), open file
 # descriptors and backup directory every INTERVAL seconds. Prints one row per sample, then the
-# figures at the start, after warm-up and at the end, and the largest departure from the
-# after-warm-up figure over the rest of the run.
+# figures at the start, after warm-up and at the end (medians over a minute of samples), and
+# the largest departure of a later sample from the after-warm-up figure.
 #
 #   scripts/soak.sh                      # ten minutes, the defaults below
 #   DURATION=120 WARMUP=30 scripts/soak.sh
@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-600}       # seconds of load
 INTERVAL=${INTERVAL:-10}        # seconds between samples
-WARMUP=${WARMUP:-240}           # seconds after which the figures should be flat (retention
-                                # engages once KEEP backups have completed, ~20 s each under load)
+WARMUP=${WARMUP:-360}           # seconds after which the figures should be flat: retention
+                                # engages once KEEP backups have completed (~20 s each under
+                                # load), and RSS reached its plateau by 300-360 s in every run
 CONNECTIONS=${CONNECTIONS:-32}  # wrk connections
 THREADS=${THREADS:-1}           # wrk threads
 KEYS=${KEYS:-100000}
@@ -114,22 +115,29 @@ echo "soak: SIGTERM to exit: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))
 echo "soak: retention removed $(grep -c 'retention' "$work/server.err" || true) files" >&2
 
 python3 - "$samples" "$WARMUP" <<'PY'
-import csv, sys
+import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 warmup = float(sys.argv[2])
-after = [r for r in rows if float(r["t_s"]) >= warmup]
-if not after:
-    sys.exit("soak: no sample after the warm-up")
-base, end = after[0], rows[-1]
+t = lambda r: float(r["t_s"])
+# One sample swings with the backup in progress (a few MB of RSS, one file of eleven): the
+# figures after warm-up and at the end are medians over a minute of samples.
+first = [r for r in rows if warmup <= t(r) <= warmup + 60]
+last = [r for r in rows if t(r) >= t(rows[-1]) - 60]
+later = [r for r in rows if t(r) > warmup + 60]
+if not first or not later:
+    sys.exit("soak: too few samples after the warm-up (DURATION must exceed WARMUP + 60)")
+median = lambda rs, key: statistics.median(float(r[key]) for r in rs)
+keys = ("rss_mb", "open_fds", "backup_files", "backup_mb")
 print()
-print("%-22s %10s %10s %10s %10s" % ("", "RSS MB", "open fds", "files", "disk MB"))
-for name, r in (("start", rows[0]), ("after warm-up (%ss)" % base["t_s"], base), ("end (%ss)" % end["t_s"], end)):
-    print("%-22s %10s %10s %10s %10s" % (name, r["rss_mb"], r["open_fds"], r["backup_files"], r["backup_mb"]))
+print("%-30s %10s %10s %10s %10s" % ("", "RSS MB", "open fds", "files", "disk MB"))
+print("%-30s %10s %10s %10s %10s" % (("start",) + tuple(rows[0][k] for k in keys)))
+for name, rs in (("after warm-up (%d-%ds, median)" % (t(first[0]), t(first[-1])), first),
+                 ("end (%d-%ds, median)" % (t(last[0]), t(last[-1])), last)):
+    print("%-30s %10.1f %10.1f %10.1f %10.1f" % ((name,) + tuple(median(rs, k) for k in keys)))
 def spread(key):
-    b = float(base[key])
-    worst = max(abs(float(r[key]) - b) for r in after)
+    b = median(first, key)
+    worst = max(abs(float(r[key]) - b) for r in later)
     return worst / b * 100 if b else 0.0
-print("%-22s %9.1f%% %9.1f%% %9.1f%% %9.1f%%" % (
-    "largest departure", spread("rss_mb"), spread("open_fds"), spread("backup_files"), spread("backup_mb")))
-print("jobs started (the last job id): %s; captures kept: %s" % (end["last_job"], end["captures_kept"]))
+print("%-30s %9.1f%% %9.1f%% %9.1f%% %9.1f%%" % (("largest departure",) + tuple(spread(k) for k in keys)))
+print("jobs started (the last job id): %s; captures kept: %s" % (rows[-1]["last_job"], rows[-1]["captures_kept"]))
 PY

@@ -40,6 +40,11 @@
 //!   p99s (at least the reference step), damped while p99 rises within `RISE_ZONE` of the
 //!   target (below half the target a rise is noise the climb can afford).
 //! - Without demand it decays toward the inactive point at `DECAY_PER_SEC`.
+//! - Over all of these, the knee of the last violation ([`super::knee`]): after latency goes
+//!   over target the share is held 5 % under the share where it did, for 10 s; then it may pass
+//!   that share, but only at 1.5 % of it per second. A controller that climbs fast far under
+//!   target would otherwise run into the steep part of the latency curve at full speed, again
+//!   and again (a limit cycle).
 //!
 //! # Utilisation peer
 //!
