@@ -40,7 +40,7 @@
 //!   p99s (at least the reference step), damped while p99 rises within `RISE_ZONE` of the
 //!   target (below half the target a rise is noise the climb can afford).
 //! - Without demand it decays toward the inactive point at `DECAY_PER_SEC`.
-//! - Over all of these, the knee of the last violation ([`super::knee`]): after latency goes
+//! - Over all of these, the knee of the last violation (`elastic/knee.rs`): after latency goes
 //!   over target the share is held 5 % under the share where it did, for 10 s; then it may pass
 //!   that share, but only at 1.5 % of it per second. A controller that climbs fast far under
 //!   target would otherwise run into the steep part of the latency curve at full speed, again
@@ -139,7 +139,7 @@ pub struct Controller {
     share: f64,
     last_p99_nanos: Option<f64>,
     last_recent_nanos: Option<f64>,
-    /// Where the adaptive variant last went over target ([`super::knee`]).
+    /// Where the adaptive variant last went over target (`elastic/knee.rs`).
     knee: KneeMemory,
     /// The utilisation peer's state (only for [`ControllerKind::Utilization`]).
     utilization: Option<UtilizationRule>,
@@ -186,7 +186,7 @@ impl Controller {
     }
 
     /// The share at which the adaptive variant last saw latency go over target, while it
-    /// remembers it ([`super::knee`]); `None` for the other variants.
+    /// remembers it (`elastic/knee.rs`); `None` for the other variants.
     pub fn knee(&self) -> Option<f64> {
         self.knee.knee()
     }
