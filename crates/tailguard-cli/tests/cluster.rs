@@ -7,6 +7,7 @@ use std::process::Command;
 fn a_node_killed_mid_backup_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
+    let page_path = dir.path().join("report.html");
     // Each node's share is held at 1 % with 10 ms grants, so its part takes seconds and is
     // killed midway (the run fails, saying so, if a part completes before the kill).
     let output = Command::new(env!("CARGO_BIN_EXE_tailguard"))
@@ -18,6 +19,8 @@ fn a_node_killed_mid_backup_loses_nothing() {
         .arg(dir.path().join("nodes"))
         .arg("--json")
         .arg(&report_path)
+        .arg("--html")
+        .arg(&page_path)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -52,4 +55,8 @@ fn a_node_killed_mid_backup_loses_nothing() {
     assert_eq!(segments[0].0, 0);
     assert!(segments.windows(2).all(|w| w[0].1 == w[1].0), "{segments:?}");
     assert_eq!(segments[2].1, 8000);
+
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    assert!(page.contains("Elastic share allowed") && page.matches("<svg").count() == 3, "{page}");
+    assert!(page.contains("verified byte-exact"), "{page}");
 }

@@ -12,6 +12,7 @@
 //! of its partial file (`GET /jobs/{id}` of the restarted node reports it): the partial file and
 //! the resumed one are both parts of the backup, and the verification checks every key.
 
+mod html;
 mod http;
 mod load;
 mod node;
@@ -79,9 +80,12 @@ pub struct ClusterArgs {
     /// system's temporary directory, kept after exit).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Write the report as JSON to this path.
+    /// Write the report as JSON to this path (every figure, with the time series).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the report as a self-contained HTML page with charts to this path.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// A flag passed on to every local `tailguard serve` (repeatable), e.g. `--serve-arg=--ceiling=0.5`.
     #[arg(long, allow_hyphen_values = true)]
     serve_arg: Vec<String>,
@@ -105,6 +109,11 @@ pub fn run(args: &ClusterArgs) -> Result<(), CliError> {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("cluster: report written to {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::render(&report))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("cluster: page written to {}", path.display());
     }
     match &report.verified {
         Some(_) => Ok(()),

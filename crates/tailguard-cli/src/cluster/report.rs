@@ -53,6 +53,8 @@ pub struct NodeReport {
     pub segments: Vec<Segment>,
     /// Share and scheduling p99 over time.
     pub share_series: Vec<LimiterPoint>,
+    /// Foreground p99 of each second of the run, seconds: `(start of the second, p99)`.
+    pub foreground_p99_series: Vec<(f64, Option<f64>)>,
 }
 
 /// The whole run.
@@ -64,6 +66,12 @@ pub struct ClusterReport {
     pub load: f64,
     /// Seconds of the baseline window.
     pub baseline_seconds: f64,
+    /// When the baseline started, seconds since the run's start.
+    pub baseline_started_at: f64,
+    /// When the backup started, seconds since the run's start.
+    pub backup_started_at: f64,
+    /// When the last part ended, seconds since the run's start.
+    pub backup_ended_at: f64,
     /// Wall time of the whole backup, from the first start to the last part's end, seconds.
     pub backup_seconds: f64,
     /// How the parts were verified.

@@ -225,6 +225,12 @@ impl<'a> Run<'a> {
                     killed_and_resumed: part.killed,
                     segments: part.segments,
                     share_series: series,
+                    foreground_p99_series: (0..backup_end.ceil() as u32)
+                        .map(|second| {
+                            let at = f64::from(second);
+                            (at, load::window(samples, at, at + 1.0).p99_seconds)
+                        })
+                        .collect(),
                 }
             })
             .collect();
@@ -232,6 +238,9 @@ impl<'a> Run<'a> {
             keys: self.keyspace.keys,
             load: self.args.load,
             baseline_seconds: backup_start - baseline_start,
+            baseline_started_at: baseline_start,
+            backup_started_at: backup_start,
+            backup_ended_at: backup_end,
             backup_seconds: backup_end - backup_start,
             verification,
             verified,
