@@ -3,8 +3,11 @@
 
 use std::fmt::Write as _;
 
-use super::report::ClusterReport;
+use super::report::{ClusterReport, NodeReport};
 use crate::report::{Chart, PAGE_STYLE, Scale, Series, escape};
+
+/// Points `(seconds since the run's start, value)` of one node's series; `None` breaks the line.
+type Points = Vec<(f64, Option<f64>)>;
 
 /// A self-contained page.
 pub fn render(report: &ClusterReport) -> String {
@@ -19,7 +22,7 @@ pub fn render(report: &ClusterReport) -> String {
         "seconds since the run started (baseline from {:.1} s, backup {:.1}–{:.1} s)",
         report.baseline_started_at, report.backup_started_at, report.backup_ended_at
     );
-    let series = |pick: &dyn Fn(&super::report::NodeReport) -> Vec<(f64, Option<f64>)>| -> Vec<Series> {
+    let series = |pick: &dyn Fn(&NodeReport) -> Points| -> Vec<Series> {
         report
             .nodes
             .iter()

@@ -58,8 +58,9 @@ pub struct ClusterArgs {
     /// Foreground rate at each node, requests per second (instead of `--load`).
     #[arg(long)]
     rate: Option<f64>,
-    /// Client connections per node.
-    #[arg(long, default_value_t = 4)]
+    /// Client connections per node: enough that a node's stall (a CFS quota's throttled period
+    /// is up to 100 ms) delays the requests due meanwhile without starving the pacing.
+    #[arg(long, default_value_t = 16)]
     connections: usize,
     /// How long each node's capacity is measured.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
