@@ -47,7 +47,7 @@ pub struct ClusterArgs {
     confine: Confine,
     /// A node started elsewhere, `http://HOST:PORT` (repeatable; instead of local nodes). Each
     /// must serve the same keyspace as `--keys`/`--value-size`/`--seed` say.
-    #[arg(long = "node", conflicts_with_all = ["nodes", "kill_node"])]
+    #[arg(long = "node", value_name = "URL", conflicts_with_all = ["nodes", "kill_node"])]
     remote: Vec<String>,
     /// The keyspace every node serves.
     #[command(flatten)]
