@@ -1,6 +1,7 @@
 //! The `tailguard` command.
 //!
-//! `tailguard demo` runs the experiment, `serve` puts the workload behind HTTP, `observe` watches
+//! `tailguard demo` runs the experiment, `serve` puts the workload behind HTTP, `cluster` runs
+//! several serve nodes and one distributed backup, `observe` watches
 //! this machine's scheduling latency live, `sim` explains tails, `restore` checks a backup.
 // One call into the allocator (`arenas`), in a module of its own.
 #![deny(unsafe_code)]
@@ -10,6 +11,7 @@
 mod arenas;
 mod capacity;
 mod choices;
+mod cluster;
 mod demo;
 mod error;
 mod logging;
@@ -44,6 +46,9 @@ enum Command {
     Sim(sim::SimArgs),
     /// Serve the key-value workload and its elastic jobs over HTTP, with metrics and live charts.
     Serve(serve::ServeArgs),
+    /// Run several serve nodes of different CPU capacity under load and one distributed backup
+    /// across them (optionally killing a node mid-backup and resuming its range).
+    Cluster(cluster::ClusterArgs),
     /// Verify a backup file written by `demo --backup-dir` against its source keyspace.
     Restore(restore::RestoreArgs),
 }
@@ -74,5 +79,6 @@ fn run() -> Result<(), CliError> {
         Command::Demo(args) => demo::run(&args),
         Command::Restore(args) => restore::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
     }
 }

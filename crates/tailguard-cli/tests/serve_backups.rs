@@ -151,3 +151,32 @@ fn retention_keeps_the_newest_n_and_says_what_it_removed() {
     assert!(stderr.wait_for("removed unfinished backup", support::GUARD), "{:?}", stderr.seen);
     assert!(stderr.wait_for("backup-5.tgbak", support::GUARD), "{:?}", stderr.seen);
 }
+
+#[test]
+fn a_backup_of_a_key_range_holds_that_range_and_a_resumed_one_the_rest() {
+    let server = Server::start(&["--keys", "3000"]);
+    let start = |body: &str| {
+        let started = server.request("POST", "/jobs/backup", body.as_bytes());
+        assert_eq!(started.status, 202, "{}", started.text());
+        let id = started.json()["id"].as_u64().unwrap();
+        server.poll_json(&format!("/jobs/{id}"), |s| s["state"] != "running")
+    };
+    let first = start(r#"{"from": 1000, "to": 2000}"#);
+    assert_eq!(first["state"], "completed", "{first}");
+    assert_eq!((first["keys"].as_u64(), first["total_keys"].as_u64()), (Some(1000), Some(1000)), "{first}");
+    assert_eq!(first["range"], serde_json::json!({"from": 1000, "to": 2000, "resume_from": null}), "{first}");
+    // The range resumed at 2500 holds 2500..3000 only; each verifies against its keys of the store.
+    let rest = start(r#"{"from": 2000, "resume_from": 2500}"#);
+    assert_eq!((rest["state"].as_str(), rest["keys"].as_u64()), (Some("completed"), Some(500)), "{rest}");
+    for done in [&first, &rest] {
+        let verified = server.request("POST", &format!("/jobs/{}/verify", done["id"]), b"");
+        assert_eq!(verified.status, 200, "{}", verified.text());
+        assert_eq!(verified.json()["keys"], done["keys"], "{}", verified.text());
+    }
+    // A range is not the store: restoring it would remove every other key, and is refused.
+    let restore = server.request("POST", &format!("/jobs/{}/restore", first["id"]), b"");
+    assert_eq!(restore.status, 409, "{}", restore.text());
+    // An empty body is the whole keyspace, as before options existed.
+    let all = start("");
+    assert_eq!((all["keys"].as_u64(), all["range"]["to"].as_u64()), (Some(3000), None), "{all}");
+}

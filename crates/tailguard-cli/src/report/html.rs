@@ -9,7 +9,8 @@ use super::facts::{
 use super::svg::{BarChart, Bars, Chart, Point, Scale, Scatter, Series, escape};
 use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct};
 
-const STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1400px;color:#222}\
+/// The pages' style sheet.
+pub const PAGE_STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1400px;color:#222}\
 table{border-collapse:collapse;font-size:13px}th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}\
 th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:16px}\
 .bad{color:#c00;font-weight:bold}code{background:#f4f4f4;padding:1px 4px}";
@@ -20,7 +21,7 @@ pub fn render_html(report: &DemoReport) -> String {
     let _ = write!(
         page,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tailguard demo</title>\
-         <style>{STYLE}</style></head><body><h1>tailguard demo</h1>"
+         <style>{PAGE_STYLE}</style></head><body><h1>tailguard demo</h1>"
     );
     let modes = !report.modes.is_empty() || report.overload.is_none();
     let s = &report.settings;

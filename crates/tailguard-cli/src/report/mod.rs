@@ -13,7 +13,9 @@ mod table;
 
 use serde::{Deserialize, Serialize};
 
-pub use html::{render_html, render_scatter};
+pub use html::{PAGE_STYLE, render_html, render_scatter};
+/// The chart pieces, for pages of other runs (`tailguard cluster`).
+pub use svg::{Chart, Scale, Series, escape};
 pub use table::render_table;
 
 /// The isolation goal for foreground p99 with elastic work running, against the baseline's.

@@ -1,6 +1,8 @@
 //! Extractors whose rejections are [`ApiError`]s: a path segment, a strict query string, an
-//! endpoint that takes no input, and the canonical decimal numbers of keys and ids.
+//! endpoint that takes no input, optional JSON options, and the canonical decimal numbers of
+//! keys and ids.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -76,6 +78,37 @@ impl<S: Send + Sync> FromRequest<S> for NoInput {
             .closing());
         }
         Ok(NoInput)
+    }
+}
+
+/// Options of an endpoint that takes no query parameters and an optional JSON body: no body
+/// (or an empty one) gives `T::default()`; a body that is not JSON of `T` (an unknown field,
+/// with `#[serde(deny_unknown_fields)]`, a wrong type) is a 400 naming the problem.
+#[derive(Debug)]
+pub struct JsonOptions<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOptions<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        NoQuery::from_request_parts(&mut parts, state).await?;
+        let what = format!("{} {}", parts.method, parts.uri.path());
+        let request = Request::from_parts(parts, body);
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            ApiError::new(rejection.status(), format!("cannot read the body: {}", rejection.body_text()))
+                .closing()
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonOptions(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonOptions)
+            .map_err(|e| ApiError::bad_request(format!("{what}: the body is not valid options: {e}")))
     }
 }
 

@@ -4,7 +4,7 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `GET/PUT/DELETE /kv/{key}` | a key (decimal `u64`); the value is the raw body |
-//! | `POST /jobs/backup`, `POST /jobs/scan` | start a backup / catch-up scan (409 while one runs) |
+//! | `POST /jobs/backup`, `POST /jobs/scan` | start a backup (optional JSON body `{"from", "to", "resume_from"}`: a key range, see `jobs::BackupRange`) / catch-up scan (409 while one runs) |
 //! | `GET /jobs`, `GET /jobs/{id}` | job status and progress (JSON) |
 //! | `GET /jobs/{id}/watch` | progress as server-sent events until the job ends |
 //! | `POST /jobs/{id}/cancel` | stop at the next resumption point |

@@ -1,7 +1,8 @@
 //! The HTTP routes of `tailguard serve` (the capture endpoints are in [`super::captures`]).
 //!
-//! Job endpoints take no query parameters and `POST`s no body: either is refused with 400
-//! rather than silently ignored. Keys and ids are decimal integers spelled one way only (see
+//! Job endpoints take no query parameters and `POST`s no body (but `POST /jobs/backup`'s
+//! optional JSON options, see [`jobs::BackupRange`]): either is refused with 400 rather than
+//! silently ignored. Keys and ids are decimal integers spelled one way only (see
 //! [`parse_decimal`]).
 
 use std::convert::Infallible;
@@ -30,8 +31,8 @@ use tracing::Instrument as _;
 use super::App;
 use super::admission::ServeClassifier;
 use super::error::{ApiError, ApiResult, echo};
-use super::extract::{ApiPath, ApiQuery, NoInput, NoQuery, parse_decimal};
-use super::jobs::{self, JobKind, JobState, StartError};
+use super::extract::{ApiPath, ApiQuery, JsonOptions, NoInput, NoQuery, parse_decimal};
+use super::jobs::{self, BackupRange, JobKind, JobState, StartError};
 use super::sampler::Point;
 use super::server::is_body_timeout;
 use crate::workload::keyspace::Key;
@@ -197,8 +198,8 @@ async fn delete_key(
     }
 }
 
-fn start_job(app: &App, kind: JobKind) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
-    match app.jobs.start(kind) {
+fn start_job(app: &App, kind: JobKind, range: BackupRange) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
+    match app.jobs.start_range(kind, range) {
         Ok(job) => Ok((StatusCode::ACCEPTED, Json(job.status()))),
         Err(error @ StartError::Busy { .. }) => Err(ApiError::new(StatusCode::CONFLICT, error.to_string())),
         Err(error @ StartError::ShuttingDown) => {
@@ -210,18 +211,20 @@ fn start_job(app: &App, kind: JobKind) -> ApiResult<(StatusCode, Json<jobs::JobS
     }
 }
 
+/// Starts a backup of the keys its optional JSON body names (every key without one).
 async fn start_backup(
     State(app): State<Arc<App>>,
-    _: NoInput,
+    JsonOptions(range): JsonOptions<BackupRange>,
 ) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
-    start_job(&app, JobKind::Backup)
+    range.check().map_err(|e| ApiError::bad_request(format!("POST /jobs/backup: {e}")))?;
+    start_job(&app, JobKind::Backup, range)
 }
 
 async fn start_scan(
     State(app): State<Arc<App>>,
     _: NoInput,
 ) -> ApiResult<(StatusCode, Json<jobs::JobStatus>)> {
-    start_job(&app, JobKind::Scan)
+    start_job(&app, JobKind::Scan, BackupRange::ALL)
 }
 
 async fn list_jobs(State(app): State<Arc<App>>, _: NoQuery) -> Json<Vec<jobs::JobStatus>> {
@@ -287,9 +290,11 @@ async fn watch_job(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-fn completed_backup(app: &App, id: &str) -> ApiResult<std::path::PathBuf> {
+/// The file of a completed backup, and the range it holds.
+fn completed_backup(app: &App, id: &str) -> ApiResult<(std::path::PathBuf, BackupRange)> {
     let job = job(app, id)?;
-    job.completed_backup().ok_or_else(|| {
+    let range = job.status().range.unwrap_or_default();
+    job.completed_backup().map(|path| (path, range)).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             format!(
@@ -307,21 +312,24 @@ async fn verify_backup(
     ApiPath(id): ApiPath<String>,
     _: NoInput,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let path = completed_backup(&app, &id)?;
+    let (path, range) = completed_backup(&app, &id)?;
     let store = Arc::clone(&app.store);
     let checked = path.clone();
-    let report = tokio::task::spawn_blocking(move || crate::workload::backup::verify(&checked, &store))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("verify panicked: {e}")))?
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("backup {} does not match the store: {e}", path.display()),
-            )
-        })?;
+    let report = tokio::task::spawn_blocking(move || {
+        crate::workload::backup::verify_range(&checked, &store, range.start(), range.until())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("verify panicked: {e}")))?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("backup {} does not match the store: {e}", path.display()),
+        )
+    })?;
     Ok(Json(json!({
         "path": path,
         "verified": true,
+        "range": range,
         "keys": report.keys,
         "value_bytes": report.value_bytes,
         "chunks": report.chunks,
@@ -333,7 +341,13 @@ async fn restore_backup(
     ApiPath(id): ApiPath<String>,
     _: NoInput,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let path = completed_backup(&app, &id)?;
+    let (path, range) = completed_backup(&app, &id)?;
+    if !range.is_all() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("job {} is a backup of a key range, not of the store: restore whole backups only", id),
+        ));
+    }
     if let Some(running) = app.jobs.any_running() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -60,6 +60,22 @@ impl Store {
         self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 
+    /// Number of keys in `from..until` (`until` `None`: to the end), counted shard by shard
+    /// under each read lock, values untouched.
+    pub fn count_range(&self, from: Key, until: Option<Key>) -> u64 {
+        let last = until.map_or(self.shards.len() - 1, |u| self.shard_index(Key(u.0.saturating_sub(1))));
+        let mut count = 0u64;
+        for shard in &self.shards[self.shard_index(from)..=last.max(self.shard_index(from))] {
+            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            count += match until {
+                Some(until) if until <= from => 0,
+                Some(until) => shard.range(from..until).count() as u64,
+                None => shard.range(from..).count() as u64,
+            };
+        }
+        count
+    }
+
     /// Whether the store holds no key.
     #[allow(dead_code)] // the pair of `len`, kept for clippy's `len_without_is_empty`
     pub fn is_empty(&self) -> bool {

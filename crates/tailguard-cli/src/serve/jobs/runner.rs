@@ -49,7 +49,8 @@ impl Runner {
         let counters = &self.job.counters;
         // A thread of its own may yield the OS thread; a task in the runtime yields the task.
         let request = if quantum.is_some() { AcquireRequest::new() } else { self.settings.request };
-        let mut resume: Option<Key> = None;
+        let range = self.job.range.unwrap_or_default();
+        let mut resume: Option<Key> = Some(range.start());
         loop {
             let handle = match &self.settings.limiter {
                 Some(limiter) if !self.job.cancelled() => self.grant(limiter, &request).await,
@@ -59,7 +60,7 @@ impl Runner {
                 return match writer.abandon() {
                     Ok(partial) => Ending {
                         state: Some(JobState::Cancelled),
-                        resume_key: Some(resume.unwrap_or(Key(0))),
+                        resume_key: resume,
                         output: Some(partial),
                         ..Ending::default()
                     },
@@ -75,7 +76,7 @@ impl Runner {
                 let cpu_before = SystemClock.thread_cpu_nanos();
                 let slice_end = quantum.map(|q| Instant::now() + q);
                 let mut keys = 0u32;
-                let outcome = export(&self.store, resume, &mut || {
+                let outcome = export_until(&self.store, resume, range.until(), &mut || {
                     keys = keys.wrapping_add(1);
                     keys % 16 == 0
                         && (slice_end.is_some_and(|end| Instant::now() >= end)
@@ -92,6 +93,7 @@ impl Runner {
                 counters.raw_bytes.fetch_add(outcome.chunk.raw_bytes(), Relaxed);
                 counters.compressed_bytes.fetch_add(outcome.chunk.compressed_bytes(), Relaxed);
                 resume = outcome.resume;
+                *self.job.next_key.lock().unwrap_or_else(PoisonError::into_inner) = resume;
                 let request_over = resume.is_none() || spent(&handle) || self.job.cancelled();
                 if quantum.is_some() {
                     tokio::task::yield_now().await;

@@ -108,10 +108,25 @@ impl ChunkEncoder {
 /// The request ends when `stop()` returns true, when the chunk is full, or at the end of the
 /// keyspace; [`ExportOutcome::resume`] says where the next request starts.
 pub fn export(store: &Store, resume_from: Option<Key>, stop: &mut dyn FnMut() -> bool) -> ExportOutcome {
+    export_until(store, resume_from, None, stop)
+}
+
+/// [`export`] of the keys below `until` only (every key when `None`): the range
+/// `resume_from..until` ends where the keyspace or `until` does, whichever comes first.
+pub fn export_until(
+    store: &Store,
+    resume_from: Option<Key>,
+    until: Option<Key>,
+    stop: &mut dyn FnMut() -> bool,
+) -> ExportOutcome {
+    let in_range = |key: Key| until.is_none_or(|until| key < until);
     let mut encoder = ChunkEncoder::new();
     let mut batches = store.batches(resume_from.unwrap_or(Key(0)), SCAN_BATCH);
     while let Some(batch) = batches.next_batch() {
         for (i, (key, value)) in batch.iter().enumerate() {
+            if !in_range(*key) {
+                return ExportOutcome { chunk: encoder.finish(), resume: None, end: ExportEnd::Done };
+            }
             encoder.push(*key, value);
             let end = if stop() {
                 ExportEnd::Preempted
@@ -124,6 +139,7 @@ pub fn export(store: &Store, resume_from: Option<Key>, stop: &mut dyn FnMut() ->
                 Some((next, _)) => Some(*next),
                 None => key.successor().and_then(|after| store.first_key_from(after)),
             };
+            let resume = resume.filter(|next| in_range(*next));
             let end = if resume.is_some() { end } else { ExportEnd::Done };
             return ExportOutcome { chunk: encoder.finish(), resume, end };
         }

@@ -140,7 +140,9 @@ impl BackupWriter {
         BackupError::Io { path: self.partial.clone(), source }
     }
 
-    /// Appends one chunk (empty chunks are skipped).
+    /// Appends one chunk (empty chunks are skipped) and hands it to the OS, so that a process
+    /// killed after `append` returns leaves the chunk in its partial file (a resumption key
+    /// reported after it is found in the file too).
     ///
     /// # Errors
     /// [`BackupError::Io`] when the write fails.
@@ -155,7 +157,10 @@ impl BackupWriter {
         }
         head.extend_from_slice(&chunk.compressed_crc32.to_le_bytes());
         let file = self.file.as_mut().expect("a writer has its file until finish");
-        let written = file.write_all(&head).and_then(|()| file.write_all(&chunk.compressed));
+        let written = file
+            .write_all(&head)
+            .and_then(|()| file.write_all(&chunk.compressed))
+            .and_then(|()| file.flush());
         written.map_err(|e| self.io_err(e))?;
         self.total_crc.update(&chunk.compressed);
         self.keys += chunk.keys();
@@ -483,25 +488,43 @@ fn decompress(compressed: &[u8], raw_len: u32, raw_crc: u32) -> Result<Vec<u8>, 
     Ok(raw)
 }
 
-/// Reads an unfinished backup (`PATH.partial`, or any file cut before its footer): the chunks
-/// that were written whole, checked, up to where the writer stopped. A chunk cut short at the
-/// end, or a file cut inside its header, is where it stopped, not an error.
-///
-/// # Errors
-/// [`RestoreError::Io`] when the file cannot be read; [`RestoreError::BadMagic`],
-/// [`RestoreError::UnsupportedVersion`], [`RestoreError::UnknownTag`] or
-/// [`RestoreError::CorruptChunk`] when what was written is not a backup's beginning.
-pub fn read_partial(path: &Path) -> Result<PartialPrefix, RestoreError> {
-    let bytes = fs::read(path).map_err(|source| RestoreError::Io { path: path.to_owned(), source })?;
+/// A chunk written whole in an unfinished backup: where it starts and its checked bytes.
+struct CompleteChunk<'a> {
+    at: usize,
+    compressed: &'a [u8],
+    raw_len: u32,
+    raw_crc: u32,
+    keys: u32,
+}
+
+impl CompleteChunk<'_> {
+    /// The chunk's records, checked, in order; `index` is its position in the file (for errors).
+    fn records(&self, index: u64) -> Result<Vec<(Key, Value)>, RestoreError> {
+        let corrupt = |reason: String| RestoreError::CorruptChunk { chunk: index, offset: self.at, reason };
+        let raw = decompress(self.compressed, self.raw_len, self.raw_crc).map_err(corrupt)?;
+        let mut rec = Cursor { bytes: &raw, offset: 0 };
+        let mut records = Vec::with_capacity(self.keys as usize);
+        for _ in 0..self.keys {
+            let key = Key(u64::from_be_bytes(rec.take(8, "a record")?.try_into().expect("8 bytes")));
+            let len = rec.u32("a record")? as usize;
+            records.push((key, rec.take(len, "a record value")?.into()));
+        }
+        Ok(records)
+    }
+}
+
+/// The chunks of an unfinished backup's bytes that were written whole, each compressed
+/// checksum checked, up to where the writer stopped.
+fn complete_chunks(bytes: &[u8]) -> Result<Vec<CompleteChunk<'_>>, RestoreError> {
     let header = MAGIC.len() + 4;
     if bytes.len() < header {
         return if MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
-            Ok(PartialPrefix::default())
+            Ok(Vec::new())
         } else {
             Err(RestoreError::BadMagic)
         };
     }
-    let mut cur = Cursor { bytes: &bytes, offset: 0 };
+    let mut cur = Cursor { bytes, offset: 0 };
     if cur.take(MAGIC.len(), "the header")? != MAGIC {
         return Err(RestoreError::BadMagic);
     }
@@ -509,8 +532,7 @@ pub fn read_partial(path: &Path) -> Result<PartialPrefix, RestoreError> {
     if version != VERSION {
         return Err(RestoreError::UnsupportedVersion(version));
     }
-    let mut prefix = PartialPrefix::default();
-    let mut last_chunk = None;
+    let mut chunks = Vec::new();
     while cur.offset < bytes.len() {
         let at = cur.offset;
         let tag = cur.take(1, "a record tag")?[0];
@@ -527,23 +549,52 @@ pub fn read_partial(path: &Path) -> Result<PartialPrefix, RestoreError> {
         let Ok(compressed) = cur.take(compressed_len as usize, "a chunk body") else { break };
         if crc32fast::hash(compressed) != compressed_crc {
             let reason = "compressed checksum mismatch".to_owned();
-            return Err(RestoreError::CorruptChunk { chunk: prefix.chunks, offset: at, reason });
+            return Err(RestoreError::CorruptChunk { chunk: chunks.len() as u64, offset: at, reason });
         }
-        prefix.keys += u64::from(keys);
-        prefix.chunks += 1;
-        last_chunk = Some((at, compressed, raw_len, raw_crc, keys));
+        chunks.push(CompleteChunk { at, compressed, raw_len, raw_crc, keys });
     }
-    if let Some((at, compressed, raw_len, raw_crc, keys)) = last_chunk {
-        let corrupt =
-            |reason: String| RestoreError::CorruptChunk { chunk: prefix.chunks - 1, offset: at, reason };
-        let raw = decompress(compressed, raw_len, raw_crc).map_err(corrupt)?;
-        let mut rec = Cursor { bytes: &raw, offset: 0 };
-        for _ in 0..keys {
-            let key = Key(u64::from_be_bytes(rec.take(8, "a record")?.try_into().expect("8 bytes")));
-            let len = rec.u32("a record")? as usize;
-            rec.take(len, "a record value")?;
-            prefix.last_key = Some(key);
-        }
+    Ok(chunks)
+}
+
+/// Reads an unfinished backup (`PATH.partial`, or any file cut before its footer): the chunks
+/// that were written whole, checked, up to where the writer stopped. A chunk cut short at the
+/// end, or a file cut inside its header, is where it stopped, not an error.
+///
+/// # Errors
+/// [`RestoreError::Io`] when the file cannot be read; [`RestoreError::BadMagic`],
+/// [`RestoreError::UnsupportedVersion`], [`RestoreError::UnknownTag`] or
+/// [`RestoreError::CorruptChunk`] when what was written is not a backup's beginning.
+pub fn read_partial(path: &Path) -> Result<PartialPrefix, RestoreError> {
+    let bytes = fs::read(path).map_err(|source| RestoreError::Io { path: path.to_owned(), source })?;
+    let chunks = complete_chunks(&bytes)?;
+    let mut prefix = PartialPrefix {
+        keys: chunks.iter().map(|c| u64::from(c.keys)).sum(),
+        chunks: chunks.len() as u64,
+        last_key: None,
+    };
+    if let Some(last) = chunks.last() {
+        prefix.last_key = last.records(prefix.chunks - 1)?.last().map(|(key, _)| *key);
     }
     Ok(prefix)
+}
+
+/// The entries of an unfinished backup's complete chunks (see [`read_partial`]), every chunk
+/// inflated and checked, keys in strictly increasing order.
+///
+/// # Errors
+/// As [`read_partial`], and [`RestoreError::KeyOrder`] when keys do not increase.
+pub fn restore_partial(path: &Path) -> Result<BTreeMap<Key, Value>, RestoreError> {
+    let bytes = fs::read(path).map_err(|source| RestoreError::Io { path: path.to_owned(), source })?;
+    let mut entries = BTreeMap::new();
+    let mut last: Option<Key> = None;
+    for (index, chunk) in complete_chunks(&bytes)?.iter().enumerate() {
+        for (key, value) in chunk.records(index as u64)? {
+            if last.is_some_and(|last| key <= last) {
+                return Err(RestoreError::KeyOrder { chunk: index as u64, key });
+            }
+            last = Some(key);
+            entries.insert(key, value);
+        }
+    }
+    Ok(entries)
 }

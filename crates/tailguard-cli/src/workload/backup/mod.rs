@@ -22,9 +22,9 @@ mod tests;
 mod verify;
 
 pub use self::driver::BackupDriver;
-pub use self::export::export;
-pub use self::format::{BackupError, BackupWriter, RestoreError, read_partial, restore};
-pub use self::verify::verify;
+pub use self::export::{export, export_until};
+pub use self::format::{BackupError, BackupWriter, RestoreError, read_partial, restore, restore_partial};
+pub use self::verify::{verify, verify_range};
 
 pub(super) const MAGIC: &[u8; 8] = b"TGBACKUP";
 pub(super) const END_MAGIC: &[u8; 8] = b"TGEND!!\n";

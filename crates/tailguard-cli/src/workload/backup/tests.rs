@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crate::workload::keyspace::{Key, KeyspaceConfig};
+use crate::workload::keyspace::{Key, KeyspaceConfig, Value};
 use crate::workload::store::Store;
 
 use rand::{Rng, SeedableRng};
@@ -276,4 +276,47 @@ fn an_unfinished_backup_reads_as_its_complete_chunks() {
     assert_eq!(read_partial(&partial).unwrap(), PartialPrefix::default());
     fs::write(&partial, b"not a backup").unwrap();
     assert!(matches!(read_partial(&partial), Err(RestoreError::BadMagic)));
+}
+
+#[test]
+fn export_until_stops_before_its_end_key() {
+    let store = store(10);
+    let mut calls = 0;
+    let first = export_until(&store, Some(Key(2)), Some(Key(7)), &mut || {
+        calls += 1;
+        calls == 3
+    });
+    assert_eq!((first.chunk.keys(), first.resume, first.end), (3, Some(Key(5)), ExportEnd::Preempted));
+    let rest = export_until(&store, first.resume, Some(Key(7)), &mut || false);
+    assert_eq!((rest.chunk.keys(), rest.resume, rest.end), (2, None, ExportEnd::Done));
+    // Preempted on the range's last key: nothing is left, so the request is done.
+    let last = export_until(&store, Some(Key(6)), Some(Key(7)), &mut || true);
+    assert_eq!((last.chunk.keys(), last.resume, last.end), (1, None, ExportEnd::Done));
+}
+
+#[test]
+fn restore_partial_gives_the_complete_chunks_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.tgb");
+    let store = store(100);
+    let mut writer = BackupWriter::create(&path).unwrap();
+    let mut resume = Some(Key(0));
+    for _ in 0..3 {
+        let mut seen = 0;
+        let outcome = export(&store, resume, &mut || {
+            seen += 1;
+            seen >= 20
+        });
+        writer.append(&outcome.chunk).unwrap();
+        resume = outcome.resume;
+    }
+    let partial = writer.abandon().unwrap();
+    // A fourth chunk cut short by a kill is not part of it.
+    let mut bytes = std::fs::read(&partial).unwrap();
+    bytes.extend_from_slice(&[CHUNK_TAG, 5, 0]);
+    std::fs::write(&partial, &bytes).unwrap();
+    let entries = restore_partial(&partial).unwrap();
+    let expected: Vec<(Key, Value)> = (0..60).map(|k| (Key(k), store.get(Key(k)).unwrap())).collect();
+    assert_eq!(entries.into_iter().collect::<Vec<_>>(), expected);
+    assert_eq!(read_partial(&partial).unwrap().last_key, Some(Key(59)));
 }

@@ -47,12 +47,29 @@ pub enum VerifyError {
 /// # Errors
 /// [`VerifyError`] naming the file problem or the first differing key.
 pub fn verify(path: &Path, store: &Store) -> Result<VerifyReport, VerifyError> {
+    verify_range(path, store, Key(0), None)
+}
+
+/// [`verify`] of a backup of the keys `from..until` (`until` `None`: to the end): it must hold
+/// exactly the store's keys and values in that range.
+///
+/// # Errors
+/// [`VerifyError`] naming the file problem or the first differing key.
+pub fn verify_range(
+    path: &Path,
+    store: &Store,
+    from: Key,
+    until: Option<Key>,
+) -> Result<VerifyReport, VerifyError> {
     let restored = restore(path)?;
     let mut backup = restored.entries.iter().peekable();
     let (mut keys, mut value_bytes) = (0u64, 0u64);
-    let mut batches = store.batches(Key(0), SCAN_BATCH);
-    while let Some(batch) = batches.next_batch() {
+    let mut batches = store.batches(from, SCAN_BATCH);
+    'scan: while let Some(batch) = batches.next_batch() {
         for (key, value) in batch {
+            if until.is_some_and(|until| *key >= until) {
+                break 'scan;
+            }
             match backup.next() {
                 None => return Err(VerifyError::Missing(*key)),
                 Some((bkey, _)) if bkey > key => return Err(VerifyError::Missing(*key)),

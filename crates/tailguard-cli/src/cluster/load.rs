@@ -1,0 +1,183 @@
+//! Foreground load at one node over HTTP: an open-loop, evenly paced stream of GETs and PUTs
+//! (each PUT writes the key's canonical value, so the store never drifts from the keyspace
+//! the backup is verified against), latency measured from each request's scheduled time so
+//! queueing is never hidden; and the closed-loop burst that measures a node's capacity.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::http::Client;
+use crate::workload::keyspace::{Key, KeyspaceConfig};
+
+/// Share of requests that are PUTs.
+const PUT_FRACTION: f64 = 0.2;
+/// Pause after a failed request (a node being restarted), so a client does not spin.
+const ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// One request's outcome: when it was due (seconds since the run's start) and its latency.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// Scheduled time, seconds since the run's start.
+    pub at: f64,
+    /// From the scheduled time to the end of the response, seconds; `None` when it failed.
+    pub latency: Option<f64>,
+}
+
+/// One request to `client`: a GET, or a PUT of the canonical value.
+fn one_request(client: &mut Client, keyspace: &KeyspaceConfig, rng: &mut ChaCha8Rng) -> bool {
+    let key = Key(rng.random_range(0..keyspace.keys.max(1)));
+    let path = format!("/kv/{}", key.0);
+    let reply = if rng.random_bool(PUT_FRACTION) {
+        client.request("PUT", &path, &keyspace.value_of(key))
+    } else {
+        client.request("GET", &path, b"")
+    };
+    reply.is_ok_and(|r| r.status == 200)
+}
+
+/// Requests per second the node at `addr` completes with `connections` clients back to back for
+/// `duration`.
+pub fn measure_capacity(
+    addr: SocketAddr,
+    keyspace: &KeyspaceConfig,
+    connections: usize,
+    duration: Duration,
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + duration;
+    let threads: Vec<JoinHandle<()>> = (0..connections.max(1))
+        .map(|i| {
+            let (done, keyspace) = (Arc::clone(&done), *keyspace);
+            std::thread::spawn(move || {
+                let mut client = Client::new(addr);
+                let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
+                while Instant::now() < end {
+                    if one_request(&mut client, &keyspace, &mut rng) {
+                        done.fetch_add(1, Relaxed);
+                    } else {
+                        std::thread::sleep(ERROR_PAUSE);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    done.load(Relaxed) as f64 / duration.as_secs_f64()
+}
+
+/// Open-loop load at one node, running until stopped.
+#[derive(Debug)]
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+}
+
+impl Load {
+    /// Starts `rate` requests per second at `addr`, spread over `connections` clients; times are
+    /// taken from `epoch`.
+    pub fn start(
+        addr: SocketAddr,
+        keyspace: KeyspaceConfig,
+        rate: f64,
+        connections: usize,
+        epoch: Instant,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+        let threads = (0..connections.max(1))
+            .map(|i| {
+                let (stop, samples, next) = (Arc::clone(&stop), Arc::clone(&samples), Arc::clone(&next));
+                std::thread::spawn(move || {
+                    let mut client = Client::new(addr);
+                    let mut rng = ChaCha8Rng::seed_from_u64(0x10ad ^ i as u64);
+                    while !stop.load(Relaxed) {
+                        let due = start + interval.mul_f64(next.fetch_add(1, Relaxed) as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let ok = one_request(&mut client, &keyspace, &mut rng);
+                        let sample = Sample {
+                            at: due.duration_since(epoch).as_secs_f64(),
+                            latency: ok.then(|| due.elapsed().as_secs_f64()),
+                        };
+                        samples.lock().unwrap_or_else(PoisonError::into_inner).push(sample);
+                        if !ok {
+                            std::thread::sleep(ERROR_PAUSE);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, threads, samples }
+    }
+
+    /// Stops the clients and returns every sample, in no particular order.
+    pub fn finish(self) -> Vec<Sample> {
+        self.stop.store(true, Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Latency statistics of the samples due in `from..to` seconds.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct WindowStats {
+    /// Requests that succeeded.
+    pub requests: u64,
+    /// Requests that failed (a node down, an error status).
+    pub errors: u64,
+    /// Successful requests per second.
+    pub throughput: f64,
+    /// 99th percentile latency, seconds (`None` without requests).
+    pub p99_seconds: Option<f64>,
+}
+
+/// Statistics of `samples` due in `from..to` seconds.
+pub fn window(samples: &[Sample], from: f64, to: f64) -> WindowStats {
+    let inside = samples.iter().filter(|s| s.at >= from && s.at < to);
+    let mut latencies: Vec<f64> = inside.clone().filter_map(|s| s.latency).collect();
+    let errors = inside.filter(|s| s.latency.is_none()).count() as u64;
+    latencies.sort_by(f64::total_cmp);
+    let p99 = (!latencies.is_empty()).then(|| {
+        let rank = ((latencies.len() as f64 * 0.99).ceil() as usize).clamp(1, latencies.len());
+        latencies[rank - 1]
+    });
+    WindowStats {
+        requests: latencies.len() as u64,
+        errors,
+        throughput: if to > from { latencies.len() as f64 / (to - from) } else { 0.0 },
+        p99_seconds: p99,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_windows_p99_is_the_nearest_rank_of_its_samples() {
+        let mut samples: Vec<Sample> = (1..=200)
+            .map(|i| Sample { at: 1.0 + f64::from(i) / 1000.0, latency: Some(f64::from(i)) })
+            .collect();
+        samples.push(Sample { at: 1.5, latency: None });
+        samples.push(Sample { at: 5.0, latency: Some(1e9) }); // outside the window
+        let stats = window(&samples, 1.0, 2.0);
+        assert_eq!((stats.requests, stats.errors, stats.p99_seconds), (200, 1, Some(198.0)));
+        assert_eq!(stats.throughput, 200.0);
+        assert_eq!(window(&samples, 10.0, 11.0).p99_seconds, None);
+    }
+}

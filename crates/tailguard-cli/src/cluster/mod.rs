@@ -1,0 +1,124 @@
+//! `tailguard cluster`: several `serve` nodes of different CPU capacity, foreground load at
+//! each over HTTP, and one distributed backup — each node exports its own key range under its
+//! own limiter, and the coordinator collects the parts and verifies them together.
+//!
+//! Nodes are started here as child processes (`--node-cpus`, each confined by a cgroup quota or
+//! CPU affinity) or named by address (`--node`, started elsewhere). Each node finds its own
+//! share from its own foreground load; nothing is coordinated but the key ranges, which are
+//! sized by each node's detected cores so the parts finish together.
+//!
+//! With `--kill-node I`, node I is killed with SIGKILL mid-backup, started again on the same
+//! port and backup directory, and its range resumed from the key after the last complete chunk
+//! of its partial file (`GET /jobs/{id}` of the restarted node reports it): the partial file and
+//! the resumed one are both parts of the backup, and the verification checks every key.
+
+mod html;
+mod http;
+mod load;
+mod node;
+mod report;
+mod run;
+mod split;
+mod verify;
+mod watch;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::duration::parse_duration;
+use crate::error::CliError;
+use crate::restore::KeyspaceArgs;
+
+pub use self::node::Confine;
+
+/// Arguments of `tailguard cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Local nodes to start (default: one per `--node-cpus` entry).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Cores of each local node, comma-separated (fractions need a cgroup quota), e.g. `1,2`.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    node_cpus: Vec<f64>,
+    /// How local nodes are held to their cores.
+    #[arg(long, value_enum, default_value_t = Confine::Auto)]
+    confine: Confine,
+    /// A node started elsewhere, `http://HOST:PORT` (repeatable; instead of local nodes). Each
+    /// must serve the same keyspace as `--keys`/`--value-size`/`--seed` say.
+    #[arg(long = "node", value_name = "URL", conflicts_with_all = ["nodes", "kill_node"])]
+    remote: Vec<String>,
+    /// The keyspace every node serves.
+    #[command(flatten)]
+    keyspace: KeyspaceArgs,
+    /// Foreground load at each node, as a fraction of the capacity measured at the start.
+    #[arg(long, default_value_t = 0.4)]
+    load: f64,
+    /// Foreground rate at each node, requests per second (instead of `--load`).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Client connections per node: enough that a node's stall (a CFS quota's throttled period
+    /// is up to 100 ms) delays the requests due meanwhile without starving the pacing.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// How long each node's capacity is measured.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    calibrate: Duration,
+    /// Foreground alone, before the backup: each node's baseline.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    baseline: Duration,
+    /// How often each node's limiter is read.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    poll: Duration,
+    /// Kill this node (0-based) with SIGKILL mid-backup, restart it and resume its range.
+    #[arg(long)]
+    kill_node: Option<usize>,
+    /// When to kill it, after the backup's start (once its part has begun).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    kill_after: Duration,
+    /// Directory of the local nodes' backups and logs (default: `tailguard-cluster-PID` in the
+    /// system's temporary directory, kept after exit).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Write the report as JSON to this path (every figure, with the time series).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the report as a self-contained HTML page with charts to this path.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// A flag passed on to every local `tailguard serve` (repeatable), e.g. `--serve-arg=--ceiling=0.5`.
+    #[arg(long, allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
+}
+
+/// Runs `tailguard cluster`.
+///
+/// # Errors
+/// Bad flags, a node that does not start or answer, a backup that fails, or parts that do not
+/// verify.
+pub fn run(args: &ClusterArgs) -> Result<(), CliError> {
+    if !(args.load > 0.0 && args.load <= 1.0) {
+        return Err(format!("--load {} is out of range: use a fraction in (0, 1]", args.load).into());
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err("--rate must be a positive number of requests per second".to_owned().into());
+    }
+    let report = run::Run::new(args)?.execute()?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("cluster: report written to {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::render(&report))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("cluster: page written to {}", path.display());
+    }
+    match &report.verified {
+        Some(_) => Ok(()),
+        None if report.nodes.iter().all(|n| n.confinement.is_none()) => Ok(()),
+        None => Err("the backup's parts were not verified".to_owned().into()),
+    }
+}

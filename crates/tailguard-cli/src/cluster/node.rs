@@ -1,0 +1,293 @@
+//! Local nodes: `tailguard serve` child processes, each confined to its own CPU capacity — a
+//! cgroup v1 CFS quota where this process may create cgroups, else a CPU affinity set — and
+//! restartable on the same port and backup directory after a kill.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::workload::keyspace::KeyspaceConfig;
+
+/// Where cgroup v1's cpu controller is mounted.
+const CGROUP_V1_CPU: &str = "/sys/fs/cgroup/cpu";
+/// CFS period of the quotas this module sets, microseconds (the kernel's default).
+const CFS_PERIOD_MICROS: u64 = 100_000;
+/// How long a starting node may take to print its address.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How local nodes are held to their CPU capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Confine {
+    /// A cgroup quota when a cgroup can be created, else CPU affinity.
+    Auto,
+    /// A cgroup v1 CFS quota of exactly the node's cores (fails when no cgroup can be created).
+    Cgroup,
+    /// CPU affinity to the first `ceil(cores)` CPUs, and as many workers.
+    Affinity,
+}
+
+/// What holds one node to its capacity.
+#[derive(Debug)]
+enum Confinement {
+    /// A cgroup of its own, removed when the node is dropped.
+    Cgroup(PathBuf),
+    /// `taskset -c LIST`.
+    Affinity(String),
+}
+
+impl Confinement {
+    fn describe(&self) -> String {
+        match self {
+            Confinement::Cgroup(dir) => format!("cgroup quota {}", dir.display()),
+            Confinement::Affinity(cpus) => format!("CPUs {cpus}"),
+        }
+    }
+}
+
+/// One node to start: its capacity and the keyspace it serves.
+#[derive(Clone, Debug)]
+pub struct NodePlan {
+    /// Position in the cluster (0-based).
+    pub index: usize,
+    /// CPU capacity, cores (fractions allowed with a cgroup quota).
+    pub cores: f64,
+    /// Where the node's backups and log go.
+    pub dir: PathBuf,
+    /// The keyspace its store is populated with.
+    pub keyspace: KeyspaceConfig,
+    /// Further `tailguard serve` flags.
+    pub serve_args: Vec<String>,
+}
+
+/// A running local node.
+#[derive(Debug)]
+pub struct LocalNode {
+    plan: NodePlan,
+    confinement: Confinement,
+    child: Child,
+    /// The address it listens on (kept across restarts).
+    pub addr: SocketAddr,
+}
+
+impl LocalNode {
+    /// Starts the node confined as `confine` says, and waits until it listens.
+    ///
+    /// # Errors
+    /// A message when the cgroup, the directories or the process cannot be made, or the node
+    /// does not come up.
+    pub fn start(plan: NodePlan, confine: Confine) -> Result<Self, String> {
+        let confinement = confinement(&plan, confine)?;
+        std::fs::create_dir_all(plan.dir.join("backups"))
+            .map_err(|e| format!("cannot create {}: {e}", plan.dir.display()))?;
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("a literal address");
+        let (child, addr) = spawn(&plan, &confinement, listen)?;
+        Ok(LocalNode { plan, confinement, child, addr })
+    }
+
+    /// How the node is confined, in words.
+    pub fn confinement(&self) -> String {
+        self.confinement.describe()
+    }
+
+    /// Kills the node with SIGKILL and reaps it.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn kill(&mut self) -> Result<(), String> {
+        self.child.kill().map_err(|e| format!("cannot kill node {}: {e}", self.plan.index))?;
+        self.child.wait().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Starts the node again on the same address and backup directory, with the same keyspace.
+    ///
+    /// # Errors
+    /// A message when it does not come up (the port is retried for a while: it may linger).
+    pub fn restart(&mut self) -> Result<(), String> {
+        let mut last = String::new();
+        for _ in 0..20 {
+            match spawn(&self.plan, &self.confinement, self.addr) {
+                Ok((child, _)) => {
+                    self.child = child;
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(format!("node {} did not restart on {}: {last}", self.plan.index, self.addr))
+    }
+}
+
+impl Drop for LocalNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Confinement::Cgroup(dir) = &self.confinement {
+            if let Err(e) = std::fs::remove_dir(dir) {
+                tracing::warn!("cannot remove cgroup {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// Makes the node's cgroup (or chooses its CPUs).
+fn confinement(plan: &NodePlan, confine: Confine) -> Result<Confinement, String> {
+    if confine != Confine::Affinity {
+        match make_cgroup(plan) {
+            Ok(dir) => return Ok(Confinement::Cgroup(dir)),
+            Err(e) if confine == Confine::Cgroup => return Err(e),
+            Err(e) => tracing::info!("{e}; node {} is confined by CPU affinity instead", plan.index),
+        }
+    }
+    let available = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpus = crate::capacity::whole_cpus(plan.cores);
+    if cpus > available {
+        return Err(format!(
+            "node {} asks for {} cores but this machine has {available} CPUs for affinity",
+            plan.index, plan.cores
+        ));
+    }
+    Ok(Confinement::Affinity(if cpus == 1 { "0".to_owned() } else { format!("0-{}", cpus - 1) }))
+}
+
+/// A cgroup v1 cpu cgroup with a CFS quota of the node's cores.
+fn make_cgroup(plan: &NodePlan) -> Result<PathBuf, String> {
+    let dir =
+        Path::new(CGROUP_V1_CPU).join(format!("tailguard-cluster-{}-node{}", std::process::id(), plan.index));
+    std::fs::create_dir(&dir).map_err(|e| format!("cannot create cgroup {}: {e}", dir.display()))?;
+    let quota = (plan.cores * CFS_PERIOD_MICROS as f64).round() as u64;
+    let written = std::fs::write(dir.join("cpu.cfs_period_us"), CFS_PERIOD_MICROS.to_string())
+        .and_then(|()| std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(format!("cannot set the CPU quota of {}: {e}", dir.display()));
+    }
+    Ok(dir)
+}
+
+/// CPU a grant may hand out per core of a cgroup quota: a tenth of the quota's period.
+const GRANT_PER_QUOTA_CORE: Duration = Duration::from_micros(CFS_PERIOD_MICROS / 10);
+
+/// The grant of a node held by a CFS quota, unless `--serve-arg` sets one: a tenth of its
+/// quota per period (`cores × 10 ms`), where the default 100 ms grant would spend two periods'
+/// quota of a half-core node in one burst. CFS then stalls every thread of the cgroup,
+/// foreground included, until the next period: measured on a 0.5-core node at 5 % share, a
+/// foreground p99 spike every 4 s, one per grant.
+fn quota_grant(confinement: &Confinement, plan: &NodePlan) -> Option<String> {
+    let set = plan.serve_args.iter().any(|a| a == "--grant" || a.starts_with("--grant="));
+    if set || !matches!(confinement, Confinement::Cgroup(_)) {
+        return None;
+    }
+    let micros = (GRANT_PER_QUOTA_CORE.as_micros() as f64 * plan.cores).round().max(1000.0);
+    Some(format!("{micros}us"))
+}
+
+/// Spawns `tailguard serve` for `plan` on `listen`, confined; returns it with its bound address.
+fn spawn(
+    plan: &NodePlan,
+    confinement: &Confinement,
+    listen: SocketAddr,
+) -> Result<(Child, SocketAddr), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the tailguard binary: {e}"))?;
+    let log_path = plan.dir.join("serve.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let k = &plan.keyspace;
+    let mut serve: Vec<String> = vec![
+        "serve".into(),
+        "--listen".into(),
+        listen.to_string(),
+        "--backup-dir".into(),
+        plan.dir.join("backups").display().to_string(),
+        "--keys".into(),
+        k.keys.to_string(),
+        "--value-size".into(),
+        k.mean_value_bytes.to_string(),
+        "--seed".into(),
+        k.seed.to_string(),
+        "--workers".into(),
+        crate::capacity::whole_cpus(plan.cores).to_string(),
+    ];
+    if let Some(grant) = quota_grant(confinement, plan) {
+        serve.extend(["--grant".to_owned(), grant]);
+    }
+    serve.extend(plan.serve_args.iter().cloned());
+    let mut command = match confinement {
+        // The shell joins the cgroup, then becomes the server: it is inside from its first
+        // instruction, so it detects its quota at startup.
+        Confinement::Cgroup(dir) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#).arg(dir).arg(&exe);
+            c
+        }
+        Confinement::Affinity(cpus) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(&exe);
+            c
+        }
+    };
+    let mut child = command
+        .args(&serve)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start node {}: {e}", plan.index))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // The first line gives the address; the rest is read so the pipe never fills.
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let address = rx
+        .recv_timeout(READY_TIMEOUT)
+        .ok()
+        .and_then(|line| line.split("http://").nth(1)?.split_whitespace().next()?.parse::<SocketAddr>().ok());
+    match address {
+        Some(addr) => Ok((child, addr)),
+        None => {
+            let _ = child.kill();
+            let status = child.wait().map_err(|e| e.to_string())?;
+            Err(format!("node {} did not start ({status}); its log is {}", plan.index, log_path.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(cores: f64, serve_args: &[&str]) -> NodePlan {
+        NodePlan {
+            index: 0,
+            cores,
+            dir: PathBuf::from("/nonexistent"),
+            keyspace: KeyspaceConfig::default(),
+            serve_args: serve_args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_quota_node_gets_a_tenth_of_its_quota_per_period_as_its_grant() {
+        let cgroup = Confinement::Cgroup(PathBuf::from("/sys/fs/cgroup/cpu/x"));
+        assert_eq!(quota_grant(&cgroup, &plan(0.5, &[])).as_deref(), Some("5000us"));
+        assert_eq!(quota_grant(&cgroup, &plan(2.0, &[])).as_deref(), Some("20000us"));
+        assert_eq!(quota_grant(&cgroup, &plan(0.05, &[])).as_deref(), Some("1000us"), "at least 1 ms");
+        // The caller's grant wins; affinity has no quota to exhaust.
+        assert_eq!(quota_grant(&cgroup, &plan(0.5, &["--grant=50ms"])), None);
+        assert_eq!(quota_grant(&cgroup, &plan(0.5, &["--grant", "50ms"])), None);
+        assert_eq!(quota_grant(&Confinement::Affinity("0".into()), &plan(1.0, &[])), None);
+    }
+}

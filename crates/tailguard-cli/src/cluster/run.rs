@@ -1,0 +1,424 @@
+//! One cluster run, step by step: nodes, capacity, baseline, backup (with the kill and the
+//! resumption), verification, report.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::ClusterArgs;
+use super::http::{Client, parse_address};
+use super::load::{self, Load};
+use super::node::{LocalNode, NodePlan};
+use super::report::{ClusterReport, NodeReport};
+use super::split::{KeyRange, split};
+use super::verify::{Segment, verify_parts};
+use super::watch::{self, Capacity, Watch};
+use crate::report::P99_GOAL;
+use crate::workload::keyspace::KeyspaceConfig;
+
+/// How often the backup's progress is read (and printed, every fourth read).
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// The longest a backup part may run before the run gives up on it.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A node of the run, local or remote.
+struct Node {
+    index: usize,
+    addr: SocketAddr,
+    local: Option<LocalNode>,
+    capacity: Capacity,
+    client: Client,
+}
+
+/// A node's part of the backup as it goes.
+#[derive(Default)]
+struct Part {
+    job: Option<u64>,
+    /// Where the current job starts within the range.
+    start: u64,
+    /// The latest status of the current job.
+    status: Value,
+    /// Running seconds, keys and raw bytes of jobs ended before the current one.
+    earlier: (f64, u64, u64),
+    segments: Vec<Segment>,
+    killed: bool,
+    done: bool,
+}
+
+/// The run's state.
+pub struct Run<'a> {
+    args: &'a ClusterArgs,
+    keyspace: KeyspaceConfig,
+    nodes: Vec<Node>,
+    epoch: Instant,
+}
+
+fn progress(epoch: Instant, message: &str) {
+    eprintln!("cluster {:>6.1}s: {message}", epoch.elapsed().as_secs_f64());
+}
+
+impl<'a> Run<'a> {
+    /// Starts (or reaches) the nodes and reads their capacity.
+    ///
+    /// # Errors
+    /// A message when a node cannot be started or reached.
+    pub fn new(args: &'a ClusterArgs) -> Result<Self, String> {
+        let keyspace = args.keyspace.config();
+        let epoch = Instant::now();
+        let mut nodes = Vec::new();
+        if args.remote.is_empty() {
+            let count = args.nodes.unwrap_or(args.node_cpus.len());
+            if count == 0 || args.node_cpus.len() != count {
+                return Err(format!(
+                    "--nodes {count} needs {count} entries in --node-cpus, got {}",
+                    args.node_cpus.len()
+                ));
+            }
+            if let Some(kill) = args.kill_node.filter(|&k| k >= count) {
+                return Err(format!("--kill-node {kill}: there are nodes 0..{count}"));
+            }
+            let dir = args.dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("tailguard-cluster-{}", std::process::id()))
+            });
+            for (index, &cores) in args.node_cpus.iter().enumerate() {
+                if !(cores.is_finite() && cores > 0.0) {
+                    return Err(format!(
+                        "--node-cpus: node {index} has {cores} cores; use a positive number"
+                    ));
+                }
+                let plan = NodePlan {
+                    index,
+                    cores,
+                    dir: dir.join(format!("node-{index}")),
+                    keyspace,
+                    serve_args: args.serve_arg.clone(),
+                };
+                let local = LocalNode::start(plan, args.confine)?;
+                progress(
+                    epoch,
+                    &format!("node {index} listens on http://{} ({})", local.addr, local.confinement()),
+                );
+                nodes.push((local.addr, Some(local)));
+            }
+        } else {
+            for text in &args.remote {
+                nodes.push((parse_address(text)?, None));
+            }
+        }
+        let nodes = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(index, (addr, local))| {
+                let mut client = Client::new(addr);
+                let capacity =
+                    watch::capacity(&mut client).map_err(|e| format!("node {index} ({addr}): {e}"))?;
+                progress(epoch, &format!("node {index}: {} cores ({})", capacity.cores, capacity.source));
+                Ok(Node { index, addr, local, capacity, client })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Run { args, keyspace, nodes, epoch })
+    }
+
+    fn now(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Runs the experiment and returns its report.
+    ///
+    /// # Errors
+    /// A message when a backup part fails or the parts do not verify.
+    pub fn execute(mut self) -> Result<ClusterReport, String> {
+        let weights: Vec<f64> = self.nodes.iter().map(|n| n.capacity.cores).collect();
+        let ranges = split(self.keyspace.keys, &weights)?;
+        let rates: Vec<f64> = match self.args.rate {
+            Some(rate) => vec![rate; self.nodes.len()],
+            None => self
+                .nodes
+                .iter()
+                .map(|n| {
+                    let connections = 2 * crate::capacity::whole_cpus(n.capacity.cores);
+                    let capacity =
+                        load::measure_capacity(n.addr, &self.keyspace, connections, self.args.calibrate);
+                    progress(self.epoch, &format!("node {}: capacity {capacity:.0} req/s", n.index));
+                    capacity * self.args.load
+                })
+                .collect(),
+        };
+        let watches: Vec<Watch> =
+            self.nodes.iter().map(|n| Watch::start(n.addr, self.args.poll, self.epoch)).collect();
+        let loads: Vec<Load> = self
+            .nodes
+            .iter()
+            .zip(&rates)
+            .map(|(n, &rate)| Load::start(n.addr, self.keyspace, rate, self.args.connections, self.epoch))
+            .collect();
+        let baseline_start = self.now();
+        progress(self.epoch, &format!("baseline: foreground alone for {:?}", self.args.baseline));
+        std::thread::sleep(self.args.baseline);
+        let backup_start = self.now();
+        let mut parts: Vec<Part> = Vec::new();
+        for (node, range) in self.nodes.iter_mut().zip(&ranges) {
+            let status = start_backup(&mut node.client, *range, None)?;
+            progress(
+                self.epoch,
+                &format!(
+                    "node {}: backup job {} of keys {}..{}",
+                    node.index, status["id"], range.from, range.to
+                ),
+            );
+            parts.push(Part { job: status["id"].as_u64(), start: range.from, status, ..Part::default() });
+        }
+        let outcome = self.follow(&mut parts, &ranges, backup_start, &watches);
+        let backup_end = self.now();
+        let samples: Vec<Vec<load::Sample>> = loads.into_iter().map(Load::finish).collect();
+        let series: Vec<Vec<watch::LimiterPoint>> = watches.into_iter().map(Watch::finish).collect();
+        outcome?;
+        progress(
+            self.epoch,
+            &format!("backup done in {:.1}s; verifying the parts", backup_end - backup_start),
+        );
+        let all: Vec<Segment> = parts.iter().flat_map(|p| p.segments.iter().cloned()).collect();
+        let (verification, verified) = if self.nodes.iter().all(|n| n.local.is_some()) {
+            let report = verify_parts(&self.keyspace, &all)?;
+            let text = format!(
+                "verified byte-exact: {} keys, {} value bytes, each once, in {} files",
+                report.keys, report.value_bytes, report.files
+            );
+            (text, Some(report))
+        } else {
+            (self.verify_remote(&parts, &ranges)?, None)
+        };
+        let nodes = self
+            .nodes
+            .iter()
+            .zip(parts)
+            .zip(ranges.iter().zip(rates))
+            .zip(samples.iter().zip(series))
+            .map(|(((node, part), (range, rate)), (samples, series))| {
+                let baseline = load::window(samples, baseline_start, backup_start);
+                let during = load::window(samples, backup_start, backup_end);
+                let ratio = baseline.p99_seconds.zip(during.p99_seconds).map(|(b, d)| d / b);
+                let (seconds, keys, raw) = part.totals();
+                NodeReport {
+                    index: node.index,
+                    address: format!("http://{}", node.addr),
+                    confinement: node.local.as_ref().map(LocalNode::confinement),
+                    cores: node.capacity.cores,
+                    cores_source: node.capacity.source.clone(),
+                    range: *range,
+                    offered_rate: rate,
+                    baseline,
+                    during_backup: during,
+                    p99_ratio: ratio,
+                    isolation_met: ratio.map(|r| r <= P99_GOAL),
+                    scheduling_p99_seconds: (
+                        watch::median_p99(&series, baseline_start, backup_start),
+                        watch::median_p99(&series, backup_start, backup_end),
+                    ),
+                    mean_share: watch::mean_share(&series, backup_start, backup_end),
+                    share_settled_after_seconds: watch::settled_after(&series, backup_start, backup_end),
+                    backup_keys_per_second: if seconds > 0.0 { keys as f64 / seconds } else { 0.0 },
+                    backup_mb_per_second: if seconds > 0.0 { raw as f64 / seconds / 1e6 } else { 0.0 },
+                    backup_seconds: seconds,
+                    killed_and_resumed: part.killed,
+                    segments: part.segments,
+                    share_series: series,
+                    foreground_p99_series: (0..backup_end.ceil() as u32)
+                        .map(|second| {
+                            let at = f64::from(second);
+                            (at, load::window(samples, at, at + 1.0).p99_seconds)
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(ClusterReport {
+            keys: self.keyspace.keys,
+            load: self.args.load,
+            baseline_seconds: backup_start - baseline_start,
+            baseline_started_at: baseline_start,
+            backup_started_at: backup_start,
+            backup_ended_at: backup_end,
+            backup_seconds: backup_end - backup_start,
+            verification,
+            verified,
+            p99_goal: P99_GOAL,
+            nodes,
+        })
+    }
+
+    /// Polls every part until all are done, killing and resuming a node when asked.
+    fn follow(
+        &mut self,
+        parts: &mut [Part],
+        ranges: &[KeyRange],
+        start: f64,
+        watches: &[Watch],
+    ) -> Result<(), String> {
+        let mut reads = 0u64;
+        while parts.iter().any(|p| !p.done) {
+            std::thread::sleep(PROGRESS_INTERVAL);
+            if self.now() - start > BACKUP_TIMEOUT.as_secs_f64() {
+                return Err(format!("the backup did not finish within {BACKUP_TIMEOUT:?}"));
+            }
+            for i in 0..parts.len() {
+                if parts[i].done {
+                    continue;
+                }
+                let id = parts[i].job.expect("a running part has a job");
+                parts[i].status = self.nodes[i].client.get_json(&format!("/jobs/{id}"))?;
+                let state = parts[i].status["state"].as_str().unwrap_or("").to_owned();
+                let kill_due = self.args.kill_node == Some(i)
+                    && !parts[i].killed
+                    && self.now() - start >= self.args.kill_after.as_secs_f64();
+                match state.as_str() {
+                    "running" if kill_due && parts[i].status["keys"].as_u64().unwrap_or(0) > 0 => {
+                        self.kill_and_resume(i, &mut parts[i], ranges[i])?;
+                    }
+                    "running" => {}
+                    "completed" if self.args.kill_node == Some(i) && !parts[i].killed => {
+                        return Err(format!(
+                            "node {i}'s part completed before the kill (--kill-after {:?}): use a larger \
+                             keyspace or an earlier --kill-after",
+                            self.args.kill_after
+                        ));
+                    }
+                    "completed" => {
+                        let part = &mut parts[i];
+                        let path =
+                            part.status["output"].as_str().ok_or("a completed backup names its file")?;
+                        part.segments.push(Segment {
+                            node: i,
+                            path: PathBuf::from(path),
+                            from: part.start,
+                            to: ranges[i].to,
+                            complete: true,
+                        });
+                        part.done = true;
+                        progress(self.epoch, &format!("node {i}: part done ({} keys)", part.status["keys"]));
+                    }
+                    other => {
+                        return Err(format!("node {i}'s backup job {id} ended {other}: {}", parts[i].status));
+                    }
+                }
+            }
+            reads += 1;
+            if reads % 4 == 0 {
+                let line: Vec<String> = parts
+                    .iter()
+                    .zip(watches)
+                    .enumerate()
+                    .map(|(i, (p, w))| {
+                        let share =
+                            w.last().map_or_else(|| "-".to_owned(), |l| format!("{:.1}%", l.share * 100.0));
+                        let fraction =
+                            if p.done { 1.0 } else { p.status["fraction"].as_f64().unwrap_or(0.0) };
+                        format!("node {i} {:>3.0}% share {share}", fraction * 100.0)
+                    })
+                    .collect();
+                progress(self.epoch, &line.join(" | "));
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs node `i`, starts it again, and resumes its range from its partial file.
+    fn kill_and_resume(&mut self, i: usize, part: &mut Part, range: KeyRange) -> Result<(), String> {
+        let id = part.job.expect("a running part has a job");
+        let node = &mut self.nodes[i];
+        let local = node.local.as_mut().ok_or("only local nodes can be killed")?;
+        local.kill()?;
+        part.killed = true;
+        let before = part.status["resume_key"].clone();
+        progress(
+            self.epoch,
+            &format!("node {i}: killed (SIGKILL) mid-backup; last resume key polled {before}"),
+        );
+        part.earlier.0 += part.status["elapsed_seconds"].as_f64().unwrap_or(0.0);
+        local.restart()?;
+        let interrupted = node.client.get_json(&format!("/jobs/{id}"))?;
+        if interrupted["state"] != "interrupted" {
+            return Err(format!(
+                "the restarted node {i} does not show job {id} as interrupted: {interrupted}"
+            ));
+        }
+        let file = interrupted["output"].as_str().ok_or("an interrupted job names its partial file")?;
+        // Keys below `from` are not this range's: a file without a complete chunk resumes at `from`.
+        let resume = interrupted["resume_key"].as_u64().unwrap_or(0).max(part.start);
+        let kept = interrupted["keys"].as_u64().unwrap_or(0);
+        part.earlier.1 += kept;
+        part.earlier.2 += part.status["raw_bytes"].as_u64().unwrap_or(0);
+        part.segments.push(Segment {
+            node: i,
+            path: PathBuf::from(file),
+            from: part.start,
+            to: resume.min(range.to),
+            complete: false,
+        });
+        if resume >= range.to {
+            part.done = true;
+            progress(self.epoch, &format!("node {i}: restarted; its partial file holds the whole range"));
+            return Ok(());
+        }
+        let status = start_backup(&mut node.client, range, Some(resume))?;
+        progress(
+            self.epoch,
+            &format!(
+                "node {i}: restarted; {kept} keys kept in {file}; job {} resumes at key {resume}",
+                status["id"]
+            ),
+        );
+        part.job = status["id"].as_u64();
+        part.start = resume;
+        part.status = status;
+        Ok(())
+    }
+
+    /// Remote nodes keep their files: each verifies its part against its own store, and the
+    /// ranges must tile the keyspace with the keys counted.
+    fn verify_remote(&mut self, parts: &[Part], ranges: &[KeyRange]) -> Result<String, String> {
+        let mut keys = 0u64;
+        for ((node, part), range) in self.nodes.iter_mut().zip(parts).zip(ranges) {
+            let id = part.job.expect("a part has a job");
+            let reply = node.client.request("POST", &format!("/jobs/{id}/verify"), b"")?;
+            let verified = reply.json()?;
+            if reply.status != 200 {
+                return Err(format!("node {}'s part does not verify: {verified}", node.index));
+            }
+            if verified["keys"].as_u64() != Some(range.len()) {
+                return Err(format!(
+                    "node {}'s part holds {} keys, its range {}",
+                    node.index,
+                    verified["keys"],
+                    range.len()
+                ));
+            }
+            keys += range.len();
+        }
+        Ok(format!("each node verified its part against its own store: {keys} keys in all"))
+    }
+}
+
+impl Part {
+    /// Running seconds, keys and raw bytes of every job of the part.
+    fn totals(&self) -> (f64, u64, u64) {
+        let s = &self.status;
+        (
+            self.earlier.0 + s["elapsed_seconds"].as_f64().unwrap_or(0.0),
+            self.earlier.1 + s["keys"].as_u64().unwrap_or(0),
+            self.earlier.2 + s["raw_bytes"].as_u64().unwrap_or(0),
+        )
+    }
+}
+
+/// Starts a backup of `range` (from `resume_from` on) on a node.
+fn start_backup(client: &mut Client, range: KeyRange, resume_from: Option<u64>) -> Result<Value, String> {
+    let body = json!({ "from": range.from, "to": range.to, "resume_from": resume_from }).to_string();
+    let reply = client.request("POST", "/jobs/backup", body.as_bytes())?;
+    if reply.status != 202 {
+        return Err(format!("POST /jobs/backup: {} {}", reply.status, String::from_utf8_lossy(&reply.body)));
+    }
+    reply.json()
+}
