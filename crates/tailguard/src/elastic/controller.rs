@@ -165,7 +165,7 @@ impl Controller {
             share,
             last_p99_nanos: None,
             last_recent_nanos: None,
-            knee: KneeMemory::default(),
+            knee: KneeMemory::new(config.floor),
             utilization: match config.controller {
                 ControllerKind::Utilization { period } => {
                     Some(UtilizationRule::new(period, config.cores, config.floor, config.ceiling))
@@ -408,22 +408,27 @@ mod tests {
             ControllerKind::Adaptive,
             0.50,
             &[
-                // Near target, under: a reference-sized step up.
-                (900, true, 0.5001),
-                // Over: a violation; the share is held 5 % under the knee at once.
-                (1_100, true, 0.5001 * 0.95),
+                // Far under target (e = ln 0.25): climbs by 0.08 * 1.386 * 0.1.
+                (250, true, 0.5 + 0.08 * 4f64.ln() * 0.1),
+                // Over after the climb: a knee; the share is held 5 % under it at once.
+                (1_100, true, (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95),
                 // Still over, near target: a reference-sized step down.
-                (1_100, true, 0.5001 * 0.95 - 0.0002),
+                (1_100, true, (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95 - 0.0002),
                 // Far over target (e = ln 4 = 1.386): cut by 0.25 * 1.386 * 0.1.
-                (4_000, true, 0.5001 * 0.95 - 0.0002 - 0.25 * 4f64.ln() * 0.1),
+                (4_000, true, (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95 - 0.0002 - 0.25 * 4f64.ln() * 0.1),
                 // Still over, but falling: the cut is damped.
                 (
                     3_000,
                     true,
-                    0.5001 * 0.95 - 0.0002 - 0.25 * 4f64.ln() * 0.1 - 0.25 * DAMPING * 3f64.ln() * 0.1,
+                    (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95
+                        - 0.0002
+                        - 0.25 * 4f64.ln() * 0.1
+                        - 0.25 * DAMPING * 3f64.ln() * 0.1,
                 ),
             ],
         );
+        // Near target without a knee: reference-sized steps.
+        run_table(ControllerKind::Adaptive, 0.50, &[(1_100, true, 0.4998), (900, true, 0.4999)]);
         // Far under target with demand: climbs with the error; without demand: decays at 2 %/s.
         run_table(
             ControllerKind::Adaptive,
@@ -459,13 +464,10 @@ mod tests {
         // The recent part over target cuts even while the whole window is still under.
         let cut = controller.tick(with_recent(900, 4_000));
         assert!((cut - (0.5 - DOWN_GAIN_PER_SEC * 4f64.ln() * 0.1)).abs() < 1e-9, "{cut}");
-        // Both under: climbs by the worse reading (here the window's 500 µs, e = ln 2) ...
-        let mut fresh = Controller::new(&config(ControllerKind::Adaptive, cut));
-        let climbed = fresh.tick(with_recent(500, 100));
+        // Both under: climbs by the worse reading (here the window's 500 µs, e = ln 2). (The
+        // violation came with the share standing still: no knee limits the climb.)
+        let climbed = controller.tick(with_recent(500, 100));
         assert!((climbed - (cut + UP_GAIN_PER_SEC * 2f64.ln() * 0.1)).abs() < 1e-9, "{climbed}");
-        // ... but, so close under the knee of the violation (0.5), only 1.5 % of it per second.
-        let near_knee = controller.tick(with_recent(500, 100));
-        assert!((near_knee - (cut + 0.015 * 0.5 * 0.1)).abs() < 1e-9, "{near_knee}");
     }
 
     /// A plant: foreground load `fg` plus the elastic share (always in demand) make each tick's

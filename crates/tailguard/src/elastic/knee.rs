@@ -7,9 +7,12 @@
 //! overshoots by the climb rate times the signal's lag, is cut back, and climbs fast again — a
 //! limit cycle with a violation every few seconds, each paid for by the foreground.
 //!
-//! [`KneeMemory`] remembers the share at which the last violation began. When the controller
-//! walked into it (the share rose by more than [`CLIMBED`] in the last [`CLIMB_SPAN`] or so),
-//! the violation's cut takes effect at once and stops short: for [`KNEE_SETTLE`] the share stays between
+//! [`KneeMemory`] remembers the share at which the last violation the controller climbed into
+//! began (the share rose by more than [`CLIMBED`] in the last [`CLIMB_SPAN`] or so). A violation
+//! with the share standing still or falling is not a knee of the controller's making — the
+//! foreground grew, or the machine stalled — and leaves the memory as it was: remembering it would
+//! pin the share wherever it happened to be, the floor included. After a knee the violation's cut
+//! takes effect at once and stops short: for [`KNEE_SETTLE`] the share stays between
 //! `knee × (1 − KNEE_BAND)` and `knee × (1 − KNEE_MARGIN)` — the cuts the controller asks for
 //! while the signal still shows grants issued before the violation would overshoot — and after it
 //! cuts go on as the controller asks if latency is still over target (the knee has moved down).
@@ -37,14 +40,19 @@ pub(crate) const KNEE_MEMORY: Duration = Duration::from_secs(10);
 /// lag (the recent part of the window, 500 ms) and grants in flight (100 ms each), with margin.
 pub(crate) const KNEE_SETTLE: Duration = Duration::from_secs(1);
 
-/// A rise of the share by more than this fraction counts as a climb into the knee.
-pub(crate) const CLIMBED: f64 = 0.01;
+/// A rise of the share by more than this fraction counts as a climb into the knee (the
+/// reference's step of 0.01 % of the machine per tick is 0.2 % of a 5 % share).
+pub(crate) const CLIMBED: f64 = 0.001;
 /// How far back a climb into the knee is looked for (between one and two spans).
 pub(crate) const CLIMB_SPAN: Duration = Duration::from_secs(2);
 
 /// Where latency last crossed the target, and what has happened since.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct KneeMemory {
+    /// The controller's floor: a violation within `KNEE_BAND` of it is no knee (elastic work
+    /// near its minimum is not what put latency over target, and holding it there would starve
+    /// it).
+    floor: f64,
     knee: Option<f64>,
     /// Whether the share is still held below the knee.
     holding: bool,
@@ -54,14 +62,17 @@ pub(crate) struct KneeMemory {
     calm_secs: f64,
     /// Whether the previous tick was over target (a violation begins on the first such tick).
     over: bool,
-    /// Whether the violation came from a climb (its first cut then stops short).
-    climbed: bool,
     /// Lowest share of the previous and of the current [`CLIMB_SPAN`], and the current one's age.
     low: [f64; 2],
     low_age_secs: f64,
 }
 
 impl KneeMemory {
+    /// A memory for a controller whose share never goes under `floor`.
+    pub(crate) fn new(floor: f64) -> Self {
+        KneeMemory { floor, ..KneeMemory::default() }
+    }
+
     /// The remembered knee, if any.
     pub(crate) fn knee(&self) -> Option<f64> {
         self.knee
@@ -71,10 +82,9 @@ impl KneeMemory {
     pub(crate) fn observe(&mut self, over: bool, share: f64, secs: f64) {
         let was_over = std::mem::replace(&mut self.over, over);
         let climbed = self.track_low(share, secs);
-        if over && !was_over {
+        if over && !was_over && climbed && share > self.floor * (1.0 + KNEE_BAND) {
             self.knee = Some(share);
             self.holding = true;
-            self.climbed = climbed;
             self.since_secs = 0.0;
             self.calm_secs = 0.0;
             return;
@@ -115,8 +125,7 @@ impl KneeMemory {
     }
 
     /// Limits the controller's move from `share` to `next` over `secs`: while holding, under
-    /// `knee × (1 − KNEE_MARGIN)`, and for [`KNEE_SETTLE`] after a climb into the knee not under
-    /// `knee × (1 − KNEE_BAND)`;
+    /// `knee × (1 − KNEE_MARGIN)`, and for [`KNEE_SETTLE`] not under `knee × (1 − KNEE_BAND)`;
     /// climbing fast up to the slow zone, then at most [`KNEE_APPROACH_PER_SEC`] of the knee per
     /// second (but never less than `min_step`, the controller's smallest step).
     pub(crate) fn limit(&self, share: f64, next: f64, secs: f64, min_step: f64) -> f64 {
@@ -131,7 +140,7 @@ impl KneeMemory {
             };
         }
         if self.holding {
-            if self.climbed && self.since_secs < KNEE_SETTLE.as_secs_f64() {
+            if self.since_secs < KNEE_SETTLE.as_secs_f64() {
                 next = next.max(slow_from);
             }
             next = next.min(knee * (1.0 - KNEE_MARGIN));
@@ -146,7 +155,7 @@ mod tests {
 
     /// A memory that saw the share climb from half of `knee` and a violation begin at `knee`.
     fn violated_at(knee: f64) -> KneeMemory {
-        let mut memory = KneeMemory::default();
+        let mut memory = KneeMemory::new(0.05);
         memory.observe(false, knee / 2.0, 0.5);
         memory.observe(true, knee, 0.5);
         memory
@@ -154,7 +163,7 @@ mod tests {
 
     #[test]
     fn no_knee_no_limit() {
-        let memory = KneeMemory::default();
+        let memory = KneeMemory::new(0.05);
         assert_eq!(memory.limit(0.1, 0.3, 0.1, 0.0001), 0.3);
         assert_eq!(memory.limit(0.3, 0.1, 0.1, 0.0001), 0.1);
     }
@@ -166,8 +175,14 @@ mod tests {
         memory.observe(true, 0.35, 0.1);
         assert_eq!(memory.knee(), Some(0.4));
         memory.observe(false, 0.3, 0.1);
-        // A new violation at a lower share moves the knee down.
+        // A new violation after a climb moves the knee down ...
         memory.observe(true, 0.32, 0.1);
+        assert_eq!(memory.knee(), Some(0.32));
+        // ... one with the share standing still does not.
+        for _ in 0..50 {
+            memory.observe(false, 0.2, 0.1);
+        }
+        memory.observe(true, 0.2, 0.1);
         assert_eq!(memory.knee(), Some(0.32));
     }
 
@@ -229,16 +244,20 @@ mod tests {
     }
 
     #[test]
-    fn a_violation_without_a_climb_cuts_freely() {
-        // The share sat still and latency went over: the foreground grew; no stopping short.
-        let mut memory = KneeMemory::default();
+    fn a_violation_without_a_climb_is_no_knee() {
+        // The share sat still (at the floor, say) and latency went over: the foreground grew or
+        // the machine stalled. No knee, no hold, no limit on the cut or the climb after it.
+        let mut memory = KneeMemory::new(0.05);
         for _ in 0..10 {
-            memory.observe(false, 0.4, 0.5);
+            memory.observe(false, 0.2, 0.5);
         }
-        memory.observe(true, 0.4, 0.5);
-        assert_eq!(memory.knee(), Some(0.4));
-        assert_eq!(memory.limit(0.4, 0.1, 0.1, 0.0001), 0.1);
-        // The hold still applies.
-        assert!((memory.limit(0.39, 0.5, 0.1, 0.0001) - 0.38).abs() < 1e-12);
+        memory.observe(true, 0.2, 0.5);
+        assert_eq!(memory.knee(), None);
+        assert_eq!(memory.limit(0.2, 0.3, 0.1, 0.0001), 0.3);
+        // Nor is one just above the floor, climbed into or not.
+        let mut memory = KneeMemory::new(0.05);
+        memory.observe(false, 0.05, 0.5);
+        memory.observe(true, 0.055, 0.5);
+        assert_eq!(memory.knee(), None);
     }
 }
