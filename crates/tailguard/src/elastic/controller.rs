@@ -36,9 +36,11 @@
 //!   remembers; cutting on it is what made a 2.5 s window undershoot.
 //! - Under target in both, and only while work waits for a meaningful part of the tick
 //!   (`waiting_fraction >= DEMAND_FRACTION`) and uses at least `USED_FRACTION` of its share, it
-//!   climbs at `UP_GAIN_PER_SEC × min(-e, MAX_ERROR)` per second with the worse of the two
-//!   p99s (at least the reference step), damped while p99 rises within `RISE_ZONE` of the
-//!   target (below half the target a rise is noise the climb can afford).
+//!   climbs at `UP_GAIN_PER_SEC × min(-e, MAX_ERROR)` per second with the recent p99 (at least
+//!   the reference step), damped while it rises within `RISE_ZONE` of the target (below half
+//!   the target a rise is noise the climb can afford). It once climbed by the worse of the two
+//!   p99s, and the window's, holding every spike of its 2.5 s, kept it at the reference's step
+//!   for seconds at a time; overshoot is now the knee memory's business.
 //! - Without demand it decays toward the inactive point at `DECAY_PER_SEC`.
 //! - Over all of these, the knee of the last violation (`elastic/knee.rs`): after latency goes
 //!   over target the share is held 5 % under the share where it did, for 10 s; then it may pass
@@ -267,17 +269,17 @@ impl Controller {
             // Back under target now; the window still remembers: earlier cuts are working.
             self.share
         } else if demand && input.used_fraction >= USED_FRACTION {
-            // Climbs by the worse of the two readings.
-            let level = now_nanos.max(p99_nanos);
+            // Climbs by the recent reading: the window's p99 holds every spike of its 2.5 s, and
+            // climbing by it kept the share at reference-sized steps wherever the window had
+            // caught one; overshoot is what the knee memory is for.
+            let level = now_nanos;
             let error = (level.max(1.0) / target).ln();
             let mut step = delta;
             if -error > NEAR_BAND {
                 step = step.max(UP_GAIN_PER_SEC * (-error).min(MAX_ERROR) * secs);
                 // Far below target a rise is noise the climb can afford; nearer, it may be the
                 // climb's own effect still reaching the window.
-                let last_level =
-                    self.last_p99_nanos.map(|last| last.max(self.last_recent_nanos.unwrap_or(0.0)));
-                let rising = last_level.is_some_and(|last| level > last * (1.0 + FALLING));
+                let rising = last_now.is_some_and(|last| level > last * (1.0 + FALLING));
                 if error > -RISE_ZONE && rising {
                     step = (step * DAMPING).max(delta);
                 }
@@ -464,10 +466,11 @@ mod tests {
         // The recent part over target cuts even while the whole window is still under.
         let cut = controller.tick(with_recent(900, 4_000));
         assert!((cut - (0.5 - DOWN_GAIN_PER_SEC * 4f64.ln() * 0.1)).abs() < 1e-9, "{cut}");
-        // Both under: climbs by the worse reading (here the window's 500 µs, e = ln 2). (The
-        // violation came with the share standing still: no knee limits the climb.)
-        let climbed = controller.tick(with_recent(500, 100));
-        assert!((climbed - (cut + UP_GAIN_PER_SEC * 2f64.ln() * 0.1)).abs() < 1e-9, "{climbed}");
+        // Both under: climbs by the recent reading (here 250 µs, e = ln 4), not the window's
+        // 900 µs, which would allow only the reference's step. (The violation came with the
+        // share standing still: no knee limits the climb.)
+        let climbed = controller.tick(with_recent(900, 250));
+        assert!((climbed - (cut + UP_GAIN_PER_SEC * 4f64.ln() * 0.1)).abs() < 1e-9, "{climbed}");
     }
 
     /// A plant: foreground load `fg` plus the elastic share (always in demand) make each tick's
