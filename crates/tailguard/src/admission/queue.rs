@@ -8,6 +8,10 @@
 //! come to the front. Wakers are called after the lock is released ([`Wakeups`]), so a woken
 //! task never finds the lock still held by its waker. Nothing on this path allocates in steady
 //! state.
+//!
+//! (One file: the locked path is one invariant — the counts, the per-tenant lists and the
+//! deadline order change together under the lock — and splitting it would spread that
+//! invariant over modules.)
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, PoisonError};

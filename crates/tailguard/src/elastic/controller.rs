@@ -64,6 +64,9 @@
 //! On this module's test plant the adaptive controller settles after a 40 % → 60 % load step
 //! within 4 ticks (0.4 s); the reference is still above 0.3 forty seconds later (the transient
 //! tests; docs/design-notes.md, "Controller reads a recent part of its window").
+//!
+//! (One file: more than half of it is the tests, which run both variants against the same
+//! plants — a smooth one and one with a knee — and belong beside the rules they check.)
 
 use std::time::Duration;
 
