@@ -171,23 +171,6 @@ fn make_cgroup(plan: &NodePlan) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// CPU a grant may hand out per core of a cgroup quota: a tenth of the quota's period.
-const GRANT_PER_QUOTA_CORE: Duration = Duration::from_micros(CFS_PERIOD_MICROS / 10);
-
-/// The grant of a node held by a CFS quota, unless `--serve-arg` sets one: a tenth of its
-/// quota per period (`cores × 10 ms`), where the default 100 ms grant would spend two periods'
-/// quota of a half-core node in one burst. CFS then stalls every thread of the cgroup,
-/// foreground included, until the next period: measured on a 0.5-core node at 5 % share, a
-/// foreground p99 spike every 4 s, one per grant.
-fn quota_grant(confinement: &Confinement, plan: &NodePlan) -> Option<String> {
-    let set = plan.serve_args.iter().any(|a| a == "--grant" || a.starts_with("--grant="));
-    if set || !matches!(confinement, Confinement::Cgroup(_)) {
-        return None;
-    }
-    let micros = (GRANT_PER_QUOTA_CORE.as_micros() as f64 * plan.cores).round().max(1000.0);
-    Some(format!("{micros}us"))
-}
-
 /// Spawns `tailguard serve` for `plan` on `listen`, confined; returns it with its bound address.
 fn spawn(
     plan: &NodePlan,
@@ -217,9 +200,6 @@ fn spawn(
         "--workers".into(),
         crate::capacity::whole_cpus(plan.cores).to_string(),
     ];
-    if let Some(grant) = quota_grant(confinement, plan) {
-        serve.extend(["--grant".to_owned(), grant]);
-    }
     serve.extend(plan.serve_args.iter().cloned());
     let mut command = match confinement {
         // The shell joins the cgroup, then becomes the server: it is inside from its first
@@ -262,32 +242,5 @@ fn spawn(
             let status = child.wait().map_err(|e| e.to_string())?;
             Err(format!("node {} did not start ({status}); its log is {}", plan.index, log_path.display()))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(cores: f64, serve_args: &[&str]) -> NodePlan {
-        NodePlan {
-            index: 0,
-            cores,
-            dir: PathBuf::from("/nonexistent"),
-            keyspace: KeyspaceConfig::default(),
-            serve_args: serve_args.iter().map(|a| (*a).to_owned()).collect(),
-        }
-    }
-
-    #[test]
-    fn a_quota_node_gets_a_tenth_of_its_quota_per_period_as_its_grant() {
-        let cgroup = Confinement::Cgroup(PathBuf::from("/sys/fs/cgroup/cpu/x"));
-        assert_eq!(quota_grant(&cgroup, &plan(0.5, &[])).as_deref(), Some("5000us"));
-        assert_eq!(quota_grant(&cgroup, &plan(2.0, &[])).as_deref(), Some("20000us"));
-        assert_eq!(quota_grant(&cgroup, &plan(0.05, &[])).as_deref(), Some("1000us"), "at least 1 ms");
-        // The caller's grant wins; affinity has no quota to exhaust.
-        assert_eq!(quota_grant(&cgroup, &plan(0.5, &["--grant=50ms"])), None);
-        assert_eq!(quota_grant(&cgroup, &plan(0.5, &["--grant", "50ms"])), None);
-        assert_eq!(quota_grant(&Confinement::Affinity("0".into()), &plan(1.0, &[])), None);
     }
 }

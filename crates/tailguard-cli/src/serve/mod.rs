@@ -102,9 +102,10 @@ pub struct ServeArgs {
     /// Target p99 scheduling latency of the limiter.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     target: Duration,
-    /// CPU time granted to one elastic request.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
-    grant: Duration,
+    /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
+    /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]
+    #[arg(long, value_parser = parse_duration)]
+    grant: Option<Duration>,
     /// Lowest elastic share of all cores.
     #[arg(long, default_value_t = 0.05)]
     floor: f64,
@@ -276,6 +277,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     let arenas = crate::arenas::cap(args.malloc_arenas);
     let cpu_limit = crate::capacity::detect();
     let cores = cpu_limit.cores;
+    let grant = args.grant.unwrap_or_else(|| crate::capacity::default_grant(&cpu_limit));
     let workers = args.workers.unwrap_or(crate::capacity::whole_cpus(cores));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -290,7 +292,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .limiter(
             Limiter::builder()
                 .target(args.target)
-                .grant(args.grant)
+                .grant(grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind()),
         )
@@ -329,7 +331,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         limiter: limiter.clone(),
         placement: args.elastic_on,
         os_priority: args.os_priority,
-        slice: args.grant,
+        slice: grant,
         request: if args.elastic_yield.is_zero() {
             AcquireRequest::new()
         } else {
@@ -356,6 +358,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     )
     .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
     crate::capacity::log(&cpu_limit);
+    tracing::info!("elastic grant: {}", humantime(grant));
     let app = Arc::new(App {
         queue,
         admission,
