@@ -278,6 +278,22 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     let cpu_limit = crate::capacity::detect();
     let cores = cpu_limit.cores;
     let grant = args.grant.unwrap_or_else(|| crate::capacity::default_grant(&cpu_limit));
+    // Outlier capture: a layer on the global subscriber (every worker thread enters spans). It
+    // is installed first, so that the startup's own lines are logged.
+    let capture_layer = CaptureLayer::new();
+    let captures = capture_layer.handle();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(capture_layer).with(crate::logging::layer()),
+    )
+    .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
+    match arenas {
+        crate::arenas::Arenas::Capped(n) => tracing::info!("malloc arenas: at most {n}"),
+        crate::arenas::Arenas::FromEnvironment => tracing::info!("malloc arenas: as MALLOC_ARENA_MAX says"),
+        crate::arenas::Arenas::Default => {}
+        crate::arenas::Arenas::Refused => tracing::warn!("malloc arenas: the allocator refused the cap"),
+    }
+    crate::capacity::log(&cpu_limit);
+    tracing::info!("elastic grant: {}", humantime(grant));
     let workers = args.workers.unwrap_or(crate::capacity::whole_cpus(cores));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -309,12 +325,6 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
 
     let keyspace = args.keyspace.config();
-    match arenas {
-        crate::arenas::Arenas::Capped(n) => tracing::info!("malloc arenas: at most {n}"),
-        crate::arenas::Arenas::FromEnvironment => tracing::info!("malloc arenas: as MALLOC_ARENA_MAX says"),
-        crate::arenas::Arenas::Default => {}
-        crate::arenas::Arenas::Refused => tracing::warn!("malloc arenas: the allocator refused the cap"),
-    }
     tracing::info!("loading {} keys…", args.keyspace.keys);
     let store = Arc::new(Store::populate(&keyspace, 64));
     let service =
@@ -350,15 +360,6 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         let tenants = TenantLimit::new(args.max_tenants, configured);
         AdmissionLayer::new(queue.clone()).classify(ServeClassifier::new(tenants))
     });
-    // Outlier capture: a layer on the global subscriber (every worker thread enters spans).
-    let capture_layer = CaptureLayer::new();
-    let captures = capture_layer.handle();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(capture_layer).with(crate::logging::layer()),
-    )
-    .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
-    crate::capacity::log(&cpu_limit);
-    tracing::info!("elastic grant: {}", humantime(grant));
     let app = Arc::new(App {
         queue,
         admission,
