@@ -26,8 +26,9 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 /// resumption point, drop the handle and acquire again. On drop the handle settles up: unused
 /// CPU goes back to the bucket, over-use becomes debt. When the limiter cuts the share by more
 /// than [`CUT_FORFEITS`](super::CUT_FORFEITS), grants in flight end early: `over_limit()` says
-/// `true` at its next meter read (within about 1 ms of work), and the unused rest is forfeited. A panic unwinding through the work drops
-/// the handle too, so its grant is settled and the limiter keeps running.
+/// `true` at its next meter read (within about 1 ms of work), and the unused rest is forfeited.
+/// A panic unwinding through the work drops the handle too, so its grant is settled and the
+/// limiter keeps running.
 ///
 /// The handle is `Send` but not `Sync`: its estimator lives in `Cell`s. A handle taken inside
 /// an [`ElasticTask`](super::ElasticTask) reads the task's running time wherever the runtime

@@ -97,17 +97,20 @@ fn permanent_overload_still_grants_at_the_floor() {
     assert!((granted.as_secs_f64() - 5.0).abs() <= 0.11, "{granted:?}");
 }
 
+/// One 100 ms tick on `clock` whose window got 300 samples of `latency`; returns the share.
+fn tick_with(clock: &ManualClock, window: &WindowedHistogram, limiter: &Limiter, latency: Duration) -> f64 {
+    for _ in 0..300 {
+        window.record(latency);
+    }
+    clock.advance(100 * MS);
+    limiter.tick()
+}
+
 #[test]
 fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
     let clock = ManualClock::new();
     let (window, limiter) = windowed_limiter(&clock);
-    let tick_with = |latency: Duration| {
-        for _ in 0..300 {
-            window.record(latency);
-        }
-        clock.advance(100 * MS);
-        limiter.tick()
-    };
+    let tick_with = |latency: Duration| tick_with(&clock, &window, &limiter, latency);
     // Warm after 1 s of samples; 5 ms is over the 1 ms target: the share is cut, twice.
     for _ in 0..11 {
         tick_with(5 * MS);
@@ -129,13 +132,7 @@ fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
 fn a_cut_ends_the_grants_in_flight_and_forfeits_their_rest() {
     let clock = ManualClock::new();
     let (window, limiter) = windowed_limiter(&clock);
-    let tick_with = |latency: Duration| {
-        for _ in 0..300 {
-            window.record(latency);
-        }
-        clock.advance(100 * MS);
-        limiter.tick()
-    };
+    let tick_with = |latency: Duration| tick_with(&clock, &window, &limiter, latency);
     // Warm and under target: the share holds at 50 % of 2 cores; the bucket fills.
     for _ in 0..10 {
         tick_with(Duration::from_micros(200));
