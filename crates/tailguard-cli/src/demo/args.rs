@@ -98,6 +98,11 @@ pub struct DemoArgs {
     /// Target p99 scheduling latency of the limiter.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     pub target: Duration,
+    /// The adaptive controller steers by at least this many times the scheduling p99 measured
+    /// while no elastic work ran (elastic work is not blamed for the machine's own latency);
+    /// 0: by the target alone.
+    #[arg(long, default_value_t = 1.5)]
+    pub quiet_factor: f64,
     /// Rate of the scheduling-latency probe while no elastic work asks the limiter for CPU, Hz
     /// (1 kHz while work does); 0, the default here, keeps 1 kHz always, so that every mode,
     /// with a limiter or without, is measured by the same probe (`serve` idles at 10 Hz).

@@ -80,6 +80,7 @@ fn limiter_for(
         Limiter::builder()
             .cores(cores)
             .target(args.target)
+            .quiet_factor(args.quiet_factor)
             .controller(plan.controller)
             .latency_signal(signal)
             .grant(args.grant)
@@ -101,6 +102,11 @@ impl Observer {
     /// The share the limiter allows now, of all cores; `None` without a limiter.
     pub fn share(&self) -> Option<f64> {
         self.limiter.as_ref().map(|l| l.snapshot().share)
+    }
+
+    /// The target the limiter's controller steers by (`None` without a limiter).
+    pub fn working_target(&self) -> Option<Duration> {
+        self.limiter.as_ref().map(|l| l.snapshot().working_target)
     }
 }
 

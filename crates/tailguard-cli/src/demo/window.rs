@@ -153,12 +153,14 @@ pub fn run(
                 let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores);
                 last_cpu = cpu;
                 let share = elastic.as_ref().and_then(|e| e.share());
+                let target = elastic.as_ref().and_then(|e| e.working_target());
                 let machine = CpuTimes::now();
                 let steal = last_machine.zip(machine).and_then(|(before, after)| after.steal_since(&before));
                 last_machine = machine;
                 samples.push(Sample {
                     sched_p99_ms: interval_sched.p99().map(|d| d.as_secs_f64() * 1e3),
                     share,
+                    target_ms: target.map(|d| d.as_secs_f64() * 1e3),
                     elastic_cpu_share: elastic.as_ref().map(|_| used),
                     steal,
                 });
@@ -211,6 +213,7 @@ pub fn run(
 struct Sample {
     sched_p99_ms: Option<f64>,
     share: Option<f64>,
+    target_ms: Option<f64>,
     elastic_cpu_share: Option<f64>,
     steal: Option<f64>,
 }
@@ -254,6 +257,7 @@ fn assemble(
                 share: sample.and_then(|s| s.share),
                 elastic_cpu_share: sample.and_then(|s| s.elastic_cpu_share),
                 steal: sample.and_then(|s| s.steal),
+                target_ms: sample.and_then(|s| s.target_ms),
                 offered_load: Some(interval.offered_rate_per_sec / bench.rate_at_full_load),
             }
         })

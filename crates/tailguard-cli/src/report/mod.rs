@@ -326,6 +326,10 @@ pub struct SeriesPoint {
     /// The hypervisor's steal in this interval, as a share of the machine.
     #[serde(default)]
     pub steal: Option<f64>,
+    /// The target the limiter's controller steered by at the end of the interval, ms: the
+    /// configured one, or the adaptive controller's raised by the latency without elastic work.
+    #[serde(default)]
+    pub target_ms: Option<f64>,
 }
 
 /// The overload scenario: foreground offered above capacity by two weighted tenants and a

@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// Target p99 scheduling latency of the limiter.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     target: Duration,
+    /// The adaptive controller steers by at least this many times the scheduling p99 measured
+    /// while no elastic work ran (elastic work is not blamed for the machine's own latency);
+    /// 0: by the target alone.
+    #[arg(long, default_value_t = 1.5)]
+    quiet_factor: f64,
     /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
     /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]
     #[arg(long, value_parser = parse_duration)]
@@ -308,6 +313,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .limiter(
             Limiter::builder()
                 .target(args.target)
+                .quiet_factor(args.quiet_factor)
                 .grant(grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind()),

@@ -11,6 +11,7 @@ use super::demand::{Demand, Sampling};
 use super::limiter::Limiter;
 use super::shared::{Shared, State};
 use super::signal::{LatencySignal, SignalMemory};
+use super::quiet::QuietLatency;
 use super::snapshot::History;
 use super::utilization::{CpuUsage, ProcessCpu};
 use super::waiters::WaitQueue;
@@ -140,6 +141,14 @@ impl LimiterBuilder {
         self
     }
 
+    /// The adaptive controller steers by at least `factor` times the latency measured while no
+    /// elastic work ran (default 1.5; 0: the configured target alone). See
+    /// [`LimiterConfig::quiet_factor`].
+    pub fn quiet_factor(mut self, factor: f64) -> Self {
+        self.config.quiet_factor = factor;
+        self
+    }
+
     /// Builds a limiter without a background thread: call [`Limiter::tick`] by hand.
     ///
     /// # Errors
@@ -169,6 +178,7 @@ impl LimiterBuilder {
             last_tick_nanos: now,
             ticks: 0,
             history: History::default(),
+            quiet: QuietLatency::default(),
         };
         let cpu = match self.config.controller {
             ControllerKind::Utilization { .. } => Some(self.cpu.unwrap_or_else(ProcessCpu::shared)),

@@ -91,6 +91,12 @@ pub struct LimiterConfig {
     /// share decays to the floor until samples return (default 1 s; allowed from one tick to
     /// 60 s). A probe that stopped or stalled must not leave elastic work at a high share.
     pub silence: Duration,
+    /// The adaptive controller's working target is at least this many times the latency
+    /// quantile measured while no elastic work ran (`elastic/quiet.rs`): elastic work is not
+    /// blamed for latency the machine has without it. Default 1.5 (the isolation goal: the
+    /// foreground's p99 within 1.5× of its own without elastic work); 0 turns it off, leaving the
+    /// configured target alone; allowed 0 or 1 ..= 10. The reference controller ignores it.
+    pub quiet_factor: f64,
 }
 
 impl Default for LimiterConfig {
@@ -111,6 +117,7 @@ impl Default for LimiterConfig {
             initial_share: None,
             elastic_priority: None,
             silence: Duration::from_secs(1),
+            quiet_factor: 1.5,
         }
     }
 }
@@ -171,6 +178,9 @@ pub enum ConfigError {
     /// `silence` must be within one tick ..= 60 s.
     #[error("silence {0:?} is out of range: use one tick ..= 60s (default 1s)")]
     Silence(Duration),
+    /// `quiet_factor` must be 0 (off) or within 1 ..= 10.
+    #[error("quiet_factor {0} is out of range: use 0 (off) or 1 ..= 10 (default 1.5)")]
+    QuietFactor(f64),
 }
 
 impl LimiterConfig {
@@ -218,6 +228,9 @@ impl LimiterConfig {
         if self.silence < self.tick || self.silence > Duration::from_secs(60) {
             return Err(ConfigError::Silence(self.silence));
         }
+        if !(self.quiet_factor == 0.0 || (1.0..=10.0).contains(&self.quiet_factor)) {
+            return Err(ConfigError::QuietFactor(self.quiet_factor));
+        }
         if let Some(initial) = self.initial_share {
             if !(initial >= self.floor && initial <= self.ceiling) {
                 return Err(ConfigError::InitialShare(initial));
@@ -259,6 +272,7 @@ mod tests {
             (LimiterConfig { controller: ControllerKind::Fixed(1.5), ..Default::default() }, "fixed share"),
             (LimiterConfig { initial_share: Some(0.9), ..Default::default() }, "initial_share"),
             (LimiterConfig { silence: Duration::from_millis(10), ..Default::default() }, "silence"),
+            (LimiterConfig { quiet_factor: 0.5, ..Default::default() }, "quiet_factor"),
         ];
         for (config, field) in cases {
             let message = config.validate().unwrap_err().to_string();

@@ -92,6 +92,9 @@ pub(crate) const FALLING: f64 = 0.02;
 pub(crate) const DAMPING: f64 = 0.5;
 /// Below `target × e^-RISE_ZONE` (half the target) a rising p99 does not slow the climb.
 pub(crate) const RISE_ZONE: f64 = std::f64::consts::LN_2;
+/// Highest working target the quiet latency may raise the adaptive variant's to: the highest
+/// target a configuration may set (1 s).
+const MAX_WORKING_TARGET_NANOS: f64 = 1e9;
 /// Fraction of the tick during which work must have waited to count as demand.
 pub(crate) const DEMAND_FRACTION: f64 = 0.10;
 /// Fraction of its share elastic work must have used to earn an increase.
@@ -128,6 +131,10 @@ pub struct ControllerInput {
     /// ([`ControllerKind::Utilization`]); `None` when the limiter has no CPU source or it could
     /// not be read. The latency variants ignore it.
     pub cpu: Option<CpuReading>,
+    /// The latency quantile of recent ticks without elastic work (`elastic/quiet.rs`), when
+    /// enough were seen. The adaptive variant keeps its working target at least
+    /// [`LimiterConfig::quiet_factor`] times this.
+    pub quiet_p99: Option<Duration>,
 }
 
 /// The share controller. `tick` is a pure function of its state and input.
@@ -135,6 +142,9 @@ pub struct ControllerInput {
 pub struct Controller {
     kind: ControllerKind,
     target_nanos: f64,
+    quiet_factor: f64,
+    /// The adaptive variant's target at its last tick.
+    working_target_nanos: f64,
     floor: f64,
     ceiling: f64,
     inactive: f64,
@@ -161,6 +171,8 @@ impl Controller {
         Controller {
             kind: config.controller,
             target_nanos: config.target.as_nanos() as f64,
+            quiet_factor: config.quiet_factor,
+            working_target_nanos: config.target.as_nanos() as f64,
             floor: config.floor,
             ceiling: config.ceiling,
             inactive: config.inactive_share(),
@@ -183,6 +195,12 @@ impl Controller {
     /// The current share of all cores.
     pub fn share(&self) -> f64 {
         self.share
+    }
+
+    /// The target the last tick steered by: the configured one, or for the adaptive variant
+    /// [`LimiterConfig::quiet_factor`] times the quiet latency when that is higher.
+    pub fn working_target(&self) -> Duration {
+        Duration::from_nanos(self.working_target_nanos as u64)
     }
 
     /// Which variant this is.
@@ -248,13 +266,19 @@ impl Controller {
     }
 
     fn adaptive(&mut self, p99_nanos: f64, input: ControllerInput, secs: f64) -> f64 {
-        let target = self.target_nanos;
+        // Elastic work is not blamed for the latency the machine has without it.
+        let quiet = input.quiet_p99.map_or(0.0, |quiet| quiet.as_nanos() as f64);
+        let target = self.target_nanos.max(self.quiet_factor * quiet).min(MAX_WORKING_TARGET_NANOS);
+        self.working_target_nanos = target;
         let recent_nanos = input.recent_p99.map(|recent| recent.as_nanos() as f64);
         // Whether latency is over target now: the recent part says so when there is one (the
         // whole window holds a fall for its whole length).
         let now_nanos = recent_nanos.unwrap_or(p99_nanos);
-        self.knee.observe(now_nanos > target, self.share, secs);
         let last_now = self.last_recent_nanos.or(self.last_p99_nanos);
+        // A violation reached from under half the target within one tick is no knee: a climb
+        // into the steep part of the curve raises latency by steps, a stall all at once.
+        let sudden = last_now.is_some_and(|last| last < target * (-RISE_ZONE).exp());
+        self.knee.observe(now_nanos > target, self.share, secs, sudden);
         let delta = self.delta_per_sec * secs;
         let demand = input.waiting_now || input.waiting_fraction >= DEMAND_FRACTION;
         let next = if now_nanos > target {
@@ -268,9 +292,6 @@ impl Controller {
                 }
             }
             self.share - step
-        } else if p99_nanos > target {
-            // Back under target now; the window still remembers: earlier cuts are working.
-            self.share
         } else if demand && input.used_fraction >= USED_FRACTION {
             // Climbs by the recent reading: the window's p99 holds every spike of its 2.5 s, and
             // climbing by it kept the share at reference-sized steps wherever the window had
@@ -283,7 +304,11 @@ impl Controller {
                 // Far below target a rise is noise the climb can afford; nearer, it may be the
                 // climb's own effect still reaching the window.
                 let rising = last_now.is_some_and(|last| level > last * (1.0 + FALLING));
-                if error > -RISE_ZONE && rising {
+                // The window still remembers a violation the recent part no longer shows: the
+                // cuts are working, so the climb goes at half speed. Holding instead let a
+                // machine that stalls every 2 s ratchet the share down one cut per stall.
+                let remembered = p99_nanos > target;
+                if (error > -RISE_ZONE && rising) || remembered {
                     step = (step * DAMPING).max(delta);
                 }
             }
@@ -320,6 +345,7 @@ mod tests {
             elapsed: TICK,
             silent: false,
             cpu: None,
+            quiet_p99: None,
         }
     }
 
@@ -409,23 +435,26 @@ mod tests {
 
     #[test]
     fn adaptive_rules_in_a_table() {
+        let climbed = 0.5 + 0.08 * 4f64.ln() * 0.1 + 0.08 * (1.0f64 / 0.6).ln() * 0.1 * DAMPING;
         run_table(
             ControllerKind::Adaptive,
             0.50,
             &[
                 // Far under target (e = ln 0.25): climbs by 0.08 * 1.386 * 0.1.
                 (250, true, 0.5 + 0.08 * 4f64.ln() * 0.1),
+                // Rising within the rise zone (e = ln 0.6): a damped climb.
+                (600, true, climbed),
                 // Over after the climb: a knee; the share is held 5 % under it at once.
-                (1_100, true, (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95),
+                (1_100, true, climbed * 0.95),
                 // Still over, near target: a reference-sized step down.
-                (1_100, true, (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95 - 0.0002),
+                (1_100, true, climbed * 0.95 - 0.0002),
                 // Far over target (e = ln 4 = 1.386): cut by 0.25 * 1.386 * 0.1.
-                (4_000, true, (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95 - 0.0002 - 0.25 * 4f64.ln() * 0.1),
+                (4_000, true, climbed * 0.95 - 0.0002 - 0.25 * 4f64.ln() * 0.1),
                 // Still over, but falling: the cut is damped.
                 (
                     3_000,
                     true,
-                    (0.5 + 0.08 * 4f64.ln() * 0.1) * 0.95
+                    climbed * 0.95
                         - 0.0002
                         - 0.25 * 4f64.ln() * 0.1
                         - 0.25 * DAMPING * 3f64.ln() * 0.1,
@@ -464,11 +493,12 @@ mod tests {
             ..input(p99, true)
         };
         let mut controller = Controller::new(&config(ControllerKind::Adaptive, 0.5));
-        // The window is over target but the recent part is back under: hold, cuts are working.
-        assert_eq!(controller.tick(with_recent(3_000, 800)), 0.5);
+        // The window is over target but the recent part is back under: no cut; 800 µs is near
+        // the target, so a reference-sized climb.
+        assert_eq!(controller.tick(with_recent(3_000, 800)), 0.5001);
         // The recent part over target cuts even while the whole window is still under.
         let cut = controller.tick(with_recent(900, 4_000));
-        assert!((cut - (0.5 - DOWN_GAIN_PER_SEC * 4f64.ln() * 0.1)).abs() < 1e-9, "{cut}");
+        assert!((cut - (0.5001 - DOWN_GAIN_PER_SEC * 4f64.ln() * 0.1)).abs() < 1e-9, "{cut}");
         // Both under: climbs by the recent reading (here 250 µs, e = ln 4), not the window's
         // 900 µs, which would allow only the reference's step. (The violation came with the
         // share standing still: no knee limits the climb.)
@@ -486,6 +516,10 @@ mod tests {
         p99s: std::collections::VecDeque<f64>,
         curve: fn(f64) -> f64,
         in_flight: std::collections::VecDeque<f64>,
+        /// Every this many ticks the machine stalls for one tick (p99 ×10 whatever the load),
+        /// as a virtual machine's host takes its cores away.
+        stall_every: Option<usize>,
+        ticks: usize,
     }
 
     impl Plant {
@@ -499,7 +533,13 @@ mod tests {
                 p99s: std::iter::repeat_n(curve(initial_load), 25).collect(),
                 curve,
                 in_flight: std::iter::repeat_n(initial_load, lag).collect(),
+                stall_every: None,
+                ticks: 0,
             }
+        }
+
+        fn stalling_every(self, ticks: usize) -> Self {
+            Plant { stall_every: Some(ticks), ..self }
         }
 
         fn smooth(load: f64) -> f64 {
@@ -522,8 +562,10 @@ mod tests {
         fn read(&mut self, load: f64) -> (Duration, Duration) {
             self.in_flight.push_back(load);
             let load = self.in_flight.pop_front().expect("just pushed");
+            self.ticks += 1;
+            let stall = self.stall_every.is_some_and(|every| self.ticks % every == 0);
             self.p99s.pop_front();
-            self.p99s.push_back((self.curve)(load));
+            self.p99s.push_back((self.curve)(load) * if stall { 10.0 } else { 1.0 });
             let p99s = self.p99s.make_contiguous();
             (Self::pooled(p99s), Self::pooled(&p99s[p99s.len() - 5..]))
         }
@@ -662,6 +704,18 @@ mod tests {
         let mean = shares[ticks - 600..].iter().sum::<f64>() / 600.0;
         assert!(mean > 0.28, "mean share {mean}");
         assert!(shares.iter().all(|s| (0.05..=0.75).contains(s)));
+    }
+
+    #[test]
+    fn stalls_the_share_did_not_cause_do_not_ratchet_it_down() {
+        // The smooth plant at foreground 40 %: equilibrium share 0.4. Every 2 s the machine
+        // stalls for one tick whatever the share (p99 ×10): each stall is cut, but the share
+        // must climb back between stalls rather than fall by one cut per stall to the floor.
+        let ticks = 900;
+        let (shares, _) =
+            run_plant(ControllerKind::Adaptive, 0.4, |_| 0.4, ticks, Plant::new(0.8).stalling_every(20));
+        let mean = shares[ticks - 300..].iter().sum::<f64>() / 300.0;
+        assert!(mean > 0.2, "mean share over the last 30 s {mean}");
     }
 
     #[test]

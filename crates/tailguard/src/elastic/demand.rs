@@ -13,6 +13,10 @@ pub(super) struct Demand {
     refused: bool,
     /// CPU granted this tick, in nanoseconds.
     granted_nanos: u64,
+    /// Grants handed out and not yet settled (or refunded).
+    held: u64,
+    /// A grant was held at some time during this tick.
+    busy: bool,
 }
 
 /// One tick's demand, as the controller reads it.
@@ -24,6 +28,8 @@ pub(super) struct DemandReading {
     pub(super) waiting_fraction: f64,
     /// CPU granted during the tick as a fraction of what the rate allowed (may exceed 1).
     pub(super) used_fraction: f64,
+    /// No grant was held at any time during the tick: the latency it saw is the machine's own.
+    pub(super) quiet: bool,
 }
 
 impl Demand {
@@ -50,11 +56,19 @@ impl Demand {
     #[inline]
     pub(super) fn granted(&mut self, nanos: u64) {
         self.granted_nanos += nanos;
+        self.held += 1;
+        self.busy = true;
     }
 
     /// A grant of `nanos` was never collected: it does not count.
     pub(super) fn ungranted(&mut self, nanos: u64) {
         self.granted_nanos = self.granted_nanos.saturating_sub(nanos);
+        self.settled();
+    }
+
+    /// A grant's work ended (its handle was dropped).
+    pub(super) fn settled(&mut self) {
+        self.held = self.held.saturating_sub(1);
     }
 
     /// Ends the tick that began at `tick_start` at `now`, with the queue `empty` or not and the
@@ -72,7 +86,10 @@ impl Demand {
             waiting_now: !empty || self.refused,
             waiting_fraction,
             used_fraction: self.granted_nanos as f64 / allowed.max(1.0),
+            quiet: !self.busy,
         };
+        // A grant still held is held during the next tick too.
+        self.busy = self.held > 0;
         self.waited_nanos = 0;
         self.granted_nanos = 0;
         self.refused = false;

@@ -219,6 +219,8 @@ impl Limiter {
             total_granted: Duration::from_nanos(self.shared.total_granted_nanos.load(Ordering::Relaxed)),
             total_used: Duration::from_nanos(self.shared.total_used_nanos.load(Ordering::Relaxed)),
             latest_p99: state.signal.latest_p99,
+            working_target: state.controller.working_target(),
+            quiet_p99: state.quiet.quantile(self.shared.config.quantile),
             warm: state.signal.warm,
             controller: self.shared.config.controller,
             ticks: state.ticks,

@@ -17,6 +17,7 @@ use super::demand::{Demand, Sampling};
 use super::handle::ElasticHandle;
 use super::request::{AcquireError, AcquireRequest};
 use super::signal::{LatencySignal, SignalMemory};
+use super::quiet::QuietLatency;
 use super::snapshot::History;
 use super::utilization::{CpuReading, CpuUsage};
 use super::waiters::{Outcome, WaitQueue};
@@ -49,6 +50,8 @@ pub(crate) struct State {
     /// Controller ticks so far. Monotonically increasing, never reset.
     pub(super) ticks: u64,
     pub(super) history: History,
+    /// The latency of ticks without elastic work, the working target's lower bound.
+    pub(super) quiet: QuietLatency,
 }
 
 impl State {
@@ -169,7 +172,7 @@ impl Shared {
     #[inline]
     pub(super) fn grant_now(&self, state: &mut State, request: &AcquireRequest, now: u64) -> Option<u64> {
         let grant_nanos = self.grant_nanos(request);
-        if !state.queue.is_empty() || !state.bucket.try_take(grant_nanos, now) {
+        if !state.queue.is_empty() || state.quiet.draining(now) || !state.bucket.try_take(grant_nanos, now) {
             return None;
         }
         state.queue.charge(request.tenant, grant_nanos);
@@ -203,10 +206,10 @@ impl Shared {
     /// for [`unlock`](Self::unlock) to call.
     pub(crate) fn grant_waiters(&self, state: &mut State, now: u64) -> bool {
         let mut any = false;
-        let State { queue, bucket, to_wake, demand, .. } = state;
+        let State { queue, bucket, to_wake, demand, quiet, .. } = state;
         queue.expire(now, to_wake);
         bucket.refill(now);
-        while let Some((key, grant_nanos)) = queue.next() {
+        while let Some((key, grant_nanos)) = queue.next().filter(|_| !quiet.draining(now)) {
             if !bucket.try_take(grant_nanos, now) {
                 break;
             }
@@ -225,6 +228,7 @@ impl Shared {
         let now = self.clock.now_nanos();
         let mut state = self.lock();
         state.bucket.settle(granted_nanos, used_nanos, now);
+        state.demand.settled();
         if self.grant_waiters(&mut state, now) {
             self.changed.notify_all();
         }

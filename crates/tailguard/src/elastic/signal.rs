@@ -38,6 +38,13 @@ pub trait LatencySignal: Send + Sync + 'static {
         let _ = wanted;
     }
 
+    /// Every sample the source has taken since it began (a running total), if it keeps one
+    /// (default: it does not). The limiter takes the samples of the ticks no elastic work ran
+    /// in from it (`elastic/quiet.rs`); without it the configured target alone applies.
+    fn total_snapshot(&self) -> Option<HistogramSnapshot> {
+        None
+    }
+
     /// Whether the window is fit to steer by (default: always). A source whose demand just rose
     /// is not, until it has sampled at its full rate for a while: the limiter holds its share
     /// until then.
@@ -62,6 +69,10 @@ impl LatencySignal for ProbeSignal {
     fn is_primed(&self) -> bool {
         self.demand.is_primed()
     }
+
+    fn total_snapshot(&self) -> Option<HistogramSnapshot> {
+        Some(self.window.cumulative().snapshot())
+    }
 }
 
 impl LatencySignal for WindowedHistogram {
@@ -72,6 +83,10 @@ impl LatencySignal for WindowedHistogram {
     fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
         let (window, recent) = self.snapshot_with_recent(recent);
         (window, Some(recent))
+    }
+
+    fn total_snapshot(&self) -> Option<HistogramSnapshot> {
+        Some(self.cumulative().snapshot())
     }
 }
 

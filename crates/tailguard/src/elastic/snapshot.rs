@@ -45,6 +45,13 @@ pub struct LimiterSnapshot {
     pub total_used: Duration,
     /// Latest latency quantile the controller read.
     pub latest_p99: Option<Duration>,
+    /// The target the controller steered by at its last tick: the configured one, or for the
+    /// adaptive controller [`quiet_factor`](super::LimiterConfig::quiet_factor) × `quiet_p99`
+    /// when that is higher.
+    pub working_target: Duration,
+    /// The latency quantile of recent ticks without elastic work, once enough were seen
+    /// (adaptive controller only; `elastic/quiet.rs`).
+    pub quiet_p99: Option<Duration>,
     /// Whether the latency window has held [`WARM_SPAN`](super::WARM_SPAN) of samples, or its full length if
     /// shorter (before: blind start).
     pub warm: bool,

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::config::ControllerKind;
 use super::controller::ControllerInput;
 use super::shared::{MIN_WAIT_NANOS, Shared, State};
 use super::signal::RECENT_SPAN;
@@ -25,6 +26,13 @@ impl Shared {
         // The window is read before the lock: a snapshot copies histograms.
         let window = self.signal.as_ref().map(|signal| signal.window_snapshot_with_recent(RECENT_SPAN));
         let primed = self.signal.as_ref().is_none_or(|signal| signal.is_primed());
+        // Only the adaptive controller reads the quiet latency.
+        let total = match self.config.controller {
+            ControllerKind::Adaptive if self.config.quiet_factor > 0.0 => {
+                self.signal.as_ref().and_then(|signal| signal.total_snapshot())
+            }
+            _ => None,
+        };
         // The utilisation peer's CPU totals, also before the lock (a source may read a file).
         let cpu = self.cpu_reading();
         let now = self.clock.now_nanos();
@@ -37,6 +45,8 @@ impl Shared {
         let reading = state.signal.read(window.as_ref(), primed, &self.config, now);
         let demand = state.demand.end_tick(state.queue.is_empty(), tick_start, now, state.bucket.rate());
         self.lower_sampling_when_idle(state, now);
+        state.quiet.observe(total, demand.quiet, now);
+        let quiet_p99 = state.quiet.quantile(self.config.quantile);
 
         // The controller.
         state.controller.tick(ControllerInput {
@@ -48,6 +58,7 @@ impl Shared {
             elapsed: Duration::from_nanos(now.saturating_sub(tick_start).max(1)),
             silent: reading.silent,
             cpu,
+            quiet_p99,
         });
 
         // Set the rate. Blind start grants at the floor, silent or not; once warm, a silent
@@ -59,6 +70,13 @@ impl Shared {
             // elastic work run on at that share for up to a second after latency went over.
             state.bucket.forfeit(now);
             // Grants in flight were sized for the old share: they end at their next check.
+            self.cuts.fetch_add(1, Ordering::Relaxed);
+        }
+
+        // No quiet tick for a while, though work asks for CPU: drain, to measure the machine's
+        // own latency (`elastic/quiet.rs`); grants in flight end at their next check.
+        let demanding = demand.waiting_now || demand.used_fraction > 0.0;
+        if state.signal.warm && state.quiet.begin_drain(demanding, now, duration_nanos(self.config.tick)) {
             self.cuts.fetch_add(1, Ordering::Relaxed);
         }
 
@@ -118,7 +136,10 @@ impl Shared {
                 continue;
             }
             let mut wait = next_tick - now;
-            if !state.queue.is_empty() {
+            if state.quiet.draining(now) {
+                // Nothing is granted until the drain ends.
+                wait = wait.min(state.quiet.drain_left(now).max(MIN_WAIT_NANOS));
+            } else if !state.queue.is_empty() {
                 wait = wait.min(state.bucket.nanos_until_positive().max(MIN_WAIT_NANOS));
             }
             if let Some(deadline) = state.queue.earliest_deadline() {

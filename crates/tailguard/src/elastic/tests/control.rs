@@ -5,12 +5,19 @@ use super::*;
 /// An adaptive limiter on 2 cores starting at a 50 % share, steered by a default window; both
 /// on `clock`.
 fn windowed_limiter(clock: &ManualClock) -> (Arc<WindowedHistogram>, Limiter) {
+    windowed_limiter_with(clock, 0.0)
+}
+
+/// The same, its working target at least `quiet_factor` × the latency of ticks without
+/// elastic work (0: the configured 1 ms alone).
+fn windowed_limiter_with(clock: &ManualClock, quiet_factor: f64) -> (Arc<WindowedHistogram>, Limiter) {
     let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
     let limiter = Limiter::builder()
         .cores(2.0)
         .initial_share(0.5)
         .clock(clock.shared())
         .latency_window(window.clone())
+        .quiet_factor(quiet_factor)
         .build()
         .unwrap();
     (window, limiter)
@@ -107,7 +114,7 @@ fn tick_with(clock: &ManualClock, window: &WindowedHistogram, limiter: &Limiter,
 }
 
 #[test]
-fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
+fn the_adaptive_limiter_stops_cutting_once_the_recent_part_of_the_window_recovers() {
     let clock = ManualClock::new();
     let (window, limiter) = windowed_limiter(&clock);
     let tick_with = |latency: Duration| tick_with(&clock, &window, &limiter, latency);
@@ -121,10 +128,11 @@ fn the_adaptive_limiter_holds_once_the_recent_part_of_the_window_recovers() {
     // Nothing was granted: the bucket was full, and the second cut forfeited its unspent tokens.
     assert_eq!(snapshot.balance_nanos, 0);
     // Good latency from here: cuts go on while the recent part (500 ms) still holds bad
-    // samples, then the share holds though the whole window is still over target.
+    // samples, then stop though the whole window is still over target. Nothing waits, so the
+    // unused share only decays (2 %/s, 0.002 a tick).
     let shares: Vec<f64> = (0..8).map(|_| tick_with(Duration::from_micros(100))).collect();
     assert!(shares[0] < cut && shares[3] < shares[0], "{shares:?}");
-    assert_eq!(shares[4], shares[7], "{shares:?}");
+    assert!(shares.windows(2).skip(4).all(|w| w[0] - w[1] <= 0.002 + 1e-9), "{shares:?}");
     assert!(limiter.snapshot().latest_p99.unwrap() > Duration::from_millis(1));
 }
 
@@ -157,4 +165,71 @@ fn a_cut_ends_the_grants_in_flight_and_forfeits_their_rest() {
     let after = limiter.try_acquire(&AcquireRequest::new().grant(Duration::from_millis(10))).unwrap();
     clock.advance_cpu(MS);
     assert!(!after.over_limit());
+}
+
+#[test]
+fn latency_the_machine_has_without_elastic_work_raises_the_working_target() {
+    let clock = ManualClock::new();
+    let (window, limiter) = windowed_limiter_with(&clock, 1.5);
+    let tick_with = |latency: Duration| tick_with(&clock, &window, &limiter, latency);
+    // 2 ms with nothing granted: the machine's own latency, over the 1 ms target. Elastic work
+    // is not blamed: the working target becomes 1.5 × 2 ms, and the share is not cut.
+    for _ in 0..20 {
+        tick_with(2 * MS);
+    }
+    let snapshot = limiter.snapshot();
+    let quiet = snapshot.quiet_p99.expect("quiet ticks seen");
+    assert!(quiet >= Duration::from_micros(1_900) && quiet <= Duration::from_micros(2_100), "{quiet:?}");
+    assert_eq!(snapshot.working_target, quiet.mul_f64(1.5));
+    // Only the decay of an unused share (2 %/s over the second since the window warmed).
+    assert!(snapshot.share > 0.47, "{}", snapshot.share);
+    // With work holding a grant, 5 ms is elastic work's doing (over 3 ms): cut.
+    let handle = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)).unwrap();
+    let before = limiter.snapshot().share;
+    for _ in 0..5 {
+        tick_with(5 * MS);
+    }
+    assert!(limiter.snapshot().share < before, "{} !< {before}", limiter.snapshot().share);
+    drop(handle);
+    // Off (factor 0), the same 2 ms without work is cut, as by the configured target alone.
+    let (window, limiter) = windowed_limiter(&clock);
+    for _ in 0..20 {
+        super::control::tick_with(&clock, &window, &limiter, 2 * MS);
+    }
+    assert!(limiter.snapshot().share < 0.4, "{}", limiter.snapshot().share);
+    assert_eq!(limiter.snapshot().working_target, Duration::from_millis(1));
+}
+
+#[test]
+fn work_that_never_pauses_is_drained_now_and_then_to_measure_the_quiet_latency() {
+    let clock = ManualClock::new();
+    let (window, limiter) = windowed_limiter_with(&clock, 1.5);
+    let request = AcquireRequest::new().grant(10 * MS);
+    // Work holds a grant through every tick; latency is 2.5 ms while it does and 2 ms while it
+    // does not (the machine's own), both over the 1 ms target.
+    let mut handle = limiter.try_acquire(&request).ok();
+    let (mut drained, mut refused_in_a_row) = (0, 0);
+    for _ in 0..150 {
+        let latency = if handle.is_some() { Duration::from_micros(2_500) } else { 2 * MS };
+        tick_with(&clock, &window, &limiter, latency);
+        drop(handle.take());
+        handle = limiter.try_acquire(&request).ok();
+        if handle.is_none() {
+            refused_in_a_row += 1;
+            drained = drained.max(refused_in_a_row);
+        } else {
+            refused_in_a_row = 0;
+        }
+    }
+    // Drains: nothing granted for DRAIN_TICKS ticks in a row (tokens were plenty).
+    assert_eq!(drained, DRAIN_TICKS as usize);
+    let snapshot = limiter.snapshot();
+    let quiet = snapshot.quiet_p99.expect("the drains measured the quiet latency");
+    assert!(quiet >= Duration::from_micros(1_900) && quiet <= Duration::from_micros(2_100), "{quiet:?}");
+    // 2.5 ms is under 1.5 × 2 ms: once measured, no more cuts (a cut at 2.5 ms over a 1 ms
+    // target is 0.023 a tick); the share only decays, the work using less than half of it.
+    assert!(snapshot.working_target > Duration::from_micros(2_800), "{:?}", snapshot.working_target);
+    let history = limiter.history();
+    let last = &history[history.len() - 20..];
+    assert!(last.windows(2).all(|w| w[1].share >= w[0].share - 0.002 - 1e-9), "{last:?}");
 }
