@@ -104,9 +104,10 @@ pub struct ServeArgs {
     target: Duration,
     /// The adaptive controller steers by at least this many times the scheduling p99 measured
     /// while no elastic work ran (elastic work is not blamed for the machine's own latency);
-    /// 0: by the target alone.
-    #[arg(long, default_value_t = 1.5)]
-    quiet_factor: f64,
+    /// 0: by the target alone [default: 1.5, or 0 under a cgroup CPU quota, where that latency
+    /// is the foreground's own use reaching the quota]
+    #[arg(long)]
+    quiet_factor: Option<f64>,
     /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
     /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]
     #[arg(long, value_parser = parse_duration)]
@@ -283,6 +284,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     let cpu_limit = crate::capacity::detect();
     let cores = cpu_limit.cores;
     let grant = args.grant.unwrap_or_else(|| crate::capacity::default_grant(&cpu_limit));
+    let quiet_factor = args.quiet_factor.unwrap_or_else(|| crate::capacity::default_quiet_factor(&cpu_limit));
     // Outlier capture: a layer on the global subscriber (every worker thread enters spans). It
     // is installed first, so that the startup's own lines are logged.
     let capture_layer = CaptureLayer::new();
@@ -299,6 +301,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     }
     crate::capacity::log(&cpu_limit);
     tracing::info!("elastic grant: {}", humantime(grant));
+    tracing::info!("quiet factor: {quiet_factor}");
     let workers = args.workers.unwrap_or(crate::capacity::whole_cpus(cores));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -313,7 +316,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .limiter(
             Limiter::builder()
                 .target(args.target)
-                .quiet_factor(args.quiet_factor)
+                .quiet_factor(quiet_factor)
                 .grant(grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind()),

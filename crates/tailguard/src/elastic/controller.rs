@@ -24,7 +24,10 @@
 //! ([`RECENT_SPAN`](super::RECENT_SPAN), 500 ms, when it holds at least
 //! [`MIN_RECENT_SAMPLES`](super::MIN_RECENT_SAMPLES)). A window's p99 rises within a few
 //! samples of a rise but holds a fall for its whole length; the recent part tells whether the
-//! latency is high *now*. The error is `e = ln(p99 / target)`.
+//! latency is high *now*. The error is `e = ln(p99 / target)`, where the target is the
+//! *working* target: the configured one, or [`LimiterConfig::quiet_factor`] (1.5) times the
+//! p99 the limiter measured while no elastic work ran (`elastic/quiet.rs`) when that is higher
+//! — elastic work is not blamed for the latency the machine has without it.
 //!
 //! - Near the target (`|e| <= NEAR_BAND`, p99 within ×0.8 ..= ×1.25 of target) it takes the
 //!   reference's small steps, so it is as stable as the reference where it matters.
@@ -32,8 +35,10 @@
 //!   band it cuts at `DOWN_GAIN_PER_SEC × min(e, MAX_ERROR)` per second (at least the reference
 //!   down step). While that p99 already falls (by more than `FALLING` a tick), earlier cuts are
 //!   still reaching it, so the cut is scaled by `DAMPING`.
-//! - The window over target but the recent part back under it: it holds. The window only
-//!   remembers; cutting on it is what made a 2.5 s window undershoot.
+//! - The window over target but the recent part back under it: no cut (the window only
+//!   remembers; cutting on it is what made a 2.5 s window undershoot), and a climb (below) at
+//!   half speed. It used to hold; on a machine that stalls every 2 s or so, each stall cut and
+//!   the hold that followed kept the share from climbing back, so it ratcheted to the floor.
 //! - Under target in both, and only while work waits for a meaningful part of the tick
 //!   (`waiting_fraction >= DEMAND_FRACTION`) and uses at least `USED_FRACTION` of its share, it
 //!   climbs at `UP_GAIN_PER_SEC × min(-e, MAX_ERROR)` per second with the recent p99 (at least
@@ -44,7 +49,8 @@
 //! - Without demand it decays toward the inactive point at `DECAY_PER_SEC`.
 //! - Over all of these, the knee of the last violation (`elastic/knee.rs`): after latency goes
 //!   over target the share is held 5 % under the share where it did, for 10 s; then it may pass
-//!   that share, but only at 1.5 % of it per second. A controller that climbs fast far under
+//!   that share, but only at 1.5 % of it per second. A violation reached within one tick from
+//!   under half the target is a stall of the machine, not a knee. A controller that climbs fast far under
 //!   target would otherwise run into the steep part of the latency curve at full speed, again
 //!   and again (a limit cycle).
 //!

@@ -11,7 +11,11 @@
 //! began (the share rose by more than [`CLIMBED`] in the last [`CLIMB_SPAN`] or so). A violation
 //! with the share standing still or falling is not a knee of the controller's making — the
 //! foreground grew, or the machine stalled — and leaves the memory as it was: remembering it would
-//! pin the share wherever it happened to be, the floor included. After a knee the violation's cut
+//! pin the share wherever it happened to be, the floor included. So does a *sudden* violation,
+//! one the latency jumped to from under half the target within a tick: a climb into the steep
+//! part of the curve raises latency step by step, a stall of the machine all at once, and a
+//! stall that happened to come while the share climbed would otherwise set a knee wherever the
+//! climb had got to — each one lower, as the hold under the last kept the share down. After a knee the violation's cut
 //! takes effect at once and stops short: for [`KNEE_SETTLE`] the share stays between
 //! `knee × (1 − KNEE_BAND)` and `knee × (1 − KNEE_MARGIN)` — the cuts the controller asks for
 //! while the signal still shows grants issued before the violation would overshoot — and after it
