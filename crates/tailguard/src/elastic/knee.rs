@@ -11,11 +11,7 @@
 //! began (the share rose by more than [`CLIMBED`] in the last [`CLIMB_SPAN`] or so). A violation
 //! with the share standing still or falling is not a knee of the controller's making — the
 //! foreground grew, or the machine stalled — and leaves the memory as it was: remembering it would
-//! pin the share wherever it happened to be, the floor included. So does a *sudden* violation,
-//! one the latency jumped to from under half the target within a tick: a climb into the steep
-//! part of the curve raises latency step by step, a stall of the machine all at once, and a
-//! stall that happened to come while the share climbed would otherwise set a knee wherever the
-//! climb had got to — each one lower, as the hold under the last kept the share down. After a knee the violation's cut
+//! pin the share wherever it happened to be, the floor included. After a knee the violation's cut
 //! takes effect at once and stops short: for [`KNEE_SETTLE`] the share stays between
 //! `knee × (1 − KNEE_BAND)` and `knee × (1 − KNEE_MARGIN)` — the cuts the controller asks for
 //! while the signal still shows grants issued before the violation would overshoot — and after it
@@ -82,13 +78,11 @@ impl KneeMemory {
         self.knee
     }
 
-    /// Records one tick: whether latency is over target now, the share the tick ran at, and
-    /// whether the violation is `sudden` (latency jumped to it from far under the target within
-    /// one tick: a stall of the machine, not a climb reaching the steep part of the curve).
-    pub(crate) fn observe(&mut self, over: bool, share: f64, secs: f64, sudden: bool) {
+    /// Records one tick: whether latency is over target now and the share the tick ran at.
+    pub(crate) fn observe(&mut self, over: bool, share: f64, secs: f64) {
         let was_over = std::mem::replace(&mut self.over, over);
         let climbed = self.track_low(share, secs);
-        if over && !was_over && climbed && !sudden && share > self.floor * (1.0 + KNEE_BAND) {
+        if over && !was_over && climbed && share > self.floor * (1.0 + KNEE_BAND) {
             self.knee = Some(share);
             self.holding = true;
             self.since_secs = 0.0;
@@ -162,8 +156,8 @@ mod tests {
     /// A memory that saw the share climb from half of `knee` and a violation begin at `knee`.
     fn violated_at(knee: f64) -> KneeMemory {
         let mut memory = KneeMemory::new(0.05);
-        memory.observe(false, knee / 2.0, 0.5, false);
-        memory.observe(true, knee, 0.5, false);
+        memory.observe(false, knee / 2.0, 0.5);
+        memory.observe(true, knee, 0.5);
         memory
     }
 
@@ -178,17 +172,17 @@ mod tests {
     fn a_violation_sets_the_knee_once_per_episode() {
         let mut memory = violated_at(0.4);
         // Still over while the share is cut: the knee stays where the violation began.
-        memory.observe(true, 0.35, 0.1, false);
+        memory.observe(true, 0.35, 0.1);
         assert_eq!(memory.knee(), Some(0.4));
-        memory.observe(false, 0.3, 0.1, false);
+        memory.observe(false, 0.3, 0.1);
         // A new violation after a climb moves the knee down ...
-        memory.observe(true, 0.32, 0.1, false);
+        memory.observe(true, 0.32, 0.1);
         assert_eq!(memory.knee(), Some(0.32));
         // ... one with the share standing still does not.
         for _ in 0..50 {
-            memory.observe(false, 0.2, 0.1, false);
+            memory.observe(false, 0.2, 0.1);
         }
-        memory.observe(true, 0.2, 0.1, false);
+        memory.observe(true, 0.2, 0.1);
         assert_eq!(memory.knee(), Some(0.32));
     }
 
@@ -200,16 +194,16 @@ mod tests {
         assert!((memory.limit(0.38, 0.385, 0.1, 0.0001) - 0.38).abs() < 1e-12);
         // Once the first cut has settled, far below the knee the climb is fast, up to the slow
         // zone (0.34).
-        memory.observe(false, 0.38, 0.5, false);
-        memory.observe(false, 0.38, 0.5, false);
+        memory.observe(false, 0.38, 0.5);
+        memory.observe(false, 0.38, 0.5);
         assert!((memory.limit(0.2, 0.25, 0.1, 0.0001) - 0.25).abs() < 1e-12);
         assert!((memory.limit(0.33, 0.36, 0.1, 0.0001) - 0.34).abs() < 1e-12);
         // The hold lifts after KNEE_MEMORY (half-second ticks add up exactly).
         for _ in 0..17 {
-            memory.observe(false, 0.38, 0.5, false);
+            memory.observe(false, 0.38, 0.5);
         }
         assert!((memory.limit(0.38, 0.39, 0.1, 0.0001) - 0.38).abs() < 1e-12);
-        memory.observe(false, 0.38, 0.5, false);
+        memory.observe(false, 0.38, 0.5);
         // In the slow zone: 1.5 % of the knee per second, never below the smallest step.
         let capped = memory.limit(0.38, 0.39, 0.1, 0.0001);
         assert!((capped - (0.38 + 0.015 * 0.4 * 0.1)).abs() < 1e-12, "{capped}");
@@ -222,18 +216,18 @@ mod tests {
     fn forgotten_after_the_memory_past_it_without_violation() {
         let mut memory = violated_at(0.4);
         for _ in 0..20 {
-            memory.observe(false, 0.38, 0.5, false);
+            memory.observe(false, 0.38, 0.5);
         }
         // Below the knee, once the hold is over, time does not count.
         for _ in 0..100 {
-            memory.observe(false, 0.39, 0.5, false);
+            memory.observe(false, 0.39, 0.5);
         }
         assert_eq!(memory.knee(), Some(0.4));
         for _ in 0..19 {
-            memory.observe(false, 0.41, 0.5, false);
+            memory.observe(false, 0.41, 0.5);
         }
         assert_eq!(memory.knee(), Some(0.4));
-        memory.observe(false, 0.41, 0.5, false);
+        memory.observe(false, 0.41, 0.5);
         assert_eq!(memory.knee(), None);
     }
 
@@ -242,8 +236,8 @@ mod tests {
         let mut memory = violated_at(0.4);
         // A deep cut asked for while the signal still shows the violation: not under 0.34.
         assert!((memory.limit(0.38, 0.1, 0.1, 0.0001) - 0.34).abs() < 1e-12);
-        memory.observe(true, 0.34, 0.5, false);
-        memory.observe(true, 0.34, 0.5, false);
+        memory.observe(true, 0.34, 0.5);
+        memory.observe(true, 0.34, 0.5);
         // Still over after KNEE_SETTLE: the knee has moved; cuts go on.
         assert_eq!(memory.limit(0.34, 0.2, 0.1, 0.0001), 0.2);
         assert_eq!(memory.knee(), Some(0.4));
@@ -255,15 +249,15 @@ mod tests {
         // the machine stalled. No knee, no hold, no limit on the cut or the climb after it.
         let mut memory = KneeMemory::new(0.05);
         for _ in 0..10 {
-            memory.observe(false, 0.2, 0.5, false);
+            memory.observe(false, 0.2, 0.5);
         }
-        memory.observe(true, 0.2, 0.5, false);
+        memory.observe(true, 0.2, 0.5);
         assert_eq!(memory.knee(), None);
         assert_eq!(memory.limit(0.2, 0.3, 0.1, 0.0001), 0.3);
         // Nor is one just above the floor, climbed into or not.
         let mut memory = KneeMemory::new(0.05);
-        memory.observe(false, 0.05, 0.5, false);
-        memory.observe(true, 0.055, 0.5, false);
+        memory.observe(false, 0.05, 0.5);
+        memory.observe(true, 0.055, 0.5);
         assert_eq!(memory.knee(), None);
     }
 }
