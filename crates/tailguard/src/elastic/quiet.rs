@@ -70,7 +70,8 @@ impl QuietLatency {
         let keep = std::mem::replace(&mut self.was_quiet, quiet) && quiet;
         let Some(samples) = samples.filter(|samples| keep && samples.count() > 0) else { return };
         self.last_quiet_nanos = now;
-        if self.current.as_ref().is_some_and(|(start, _)| now.saturating_sub(*start) >= duration_nanos(SLOT)) {
+        if self.current.as_ref().is_some_and(|(start, _)| now.saturating_sub(*start) >= duration_nanos(SLOT))
+        {
             self.slots.extend(self.current.take());
         }
         self.current.get_or_insert_with(|| (now, HistogramSnapshot::empty())).1.merge(&samples);
@@ -111,7 +112,10 @@ impl QuietLatency {
             return false;
         }
         // Without demand no grant is held: the tick is quiet and kept, and the clock restarts.
-        if !demand || self.draining(now) || now.saturating_sub(self.last_quiet_nanos) < duration_nanos(DRAIN_EVERY) {
+        if !demand
+            || self.draining(now)
+            || now.saturating_sub(self.last_quiet_nanos) < duration_nanos(DRAIN_EVERY)
+        {
             return false;
         }
         self.last_quiet_nanos = now;
