@@ -390,6 +390,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "cores": config.cores,
             "cores_source": app.cores_source,
             "controller": config.controller.name(),
+            "quiet_factor": config.quiet_factor,
         },
         "state": {
             "share": snapshot.share,
@@ -400,6 +401,8 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "used_cpu_seconds": snapshot.total_used.as_secs_f64(),
             "warm": snapshot.warm,
             "ticks": snapshot.ticks,
+            "working_target_seconds": snapshot.working_target.as_secs_f64(),
+            "quiet_p99_seconds": snapshot.quiet_p99.map(|p| p.as_secs_f64()),
         },
         "history": recent.iter().map(|t| json!({
             "at_seconds": t.at.as_secs_f64(),

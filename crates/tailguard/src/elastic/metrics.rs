@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | `tailguard_elastic_share` | gauge | fraction of all cores | elastic share the controller allows |
 //! | `tailguard_elastic_p99_seconds` | gauge | seconds | the latency quantile the controller read on its last tick (absent before the first) |
+//! | `tailguard_elastic_target_seconds` | gauge | seconds | the target the controller steered by on its last tick: the configured one, or the adaptive controller's raised by the latency measured without elastic work |
 //! | `tailguard_elastic_waiters` | gauge | callers | callers waiting for a grant |
 //! | `tailguard_elastic_debt_seconds` | gauge | CPU seconds | debt of the CPU bucket (0 when the balance is positive) |
 //! | `tailguard_elastic_signal_silent` | gauge | 0 or 1 | 1 while the latency signal is silent and the share falls to the floor |
@@ -28,6 +29,7 @@ use crate::prometheus::{Exposition, Kind};
 pub(crate) struct TickMetrics {
     pub(crate) share: f64,
     pub(crate) p99: Option<Duration>,
+    pub(crate) target: Duration,
     pub(crate) waiters: usize,
     pub(crate) balance_nanos: i64,
     pub(crate) silent: bool,
@@ -41,6 +43,11 @@ pub fn describe() {
         "tailguard_elastic_p99_seconds",
         Unit::Seconds,
         "Scheduling-latency quantile the controller read on its last tick."
+    );
+    describe_gauge!(
+        "tailguard_elastic_target_seconds",
+        Unit::Seconds,
+        "Latency target the controller steered by on its last tick (the configured one, or raised by the latency without elastic work)."
     );
     describe_gauge!("tailguard_elastic_waiters", Unit::Count, "Callers waiting for an elastic CPU grant.");
     describe_gauge!(
@@ -75,6 +82,7 @@ pub(crate) fn record(tick: &TickMetrics) {
     if let Some(p99) = tick.p99 {
         metrics::gauge!("tailguard_elastic_p99_seconds").set(p99.as_secs_f64());
     }
+    metrics::gauge!("tailguard_elastic_target_seconds").set(tick.target.as_secs_f64());
     metrics::gauge!("tailguard_elastic_waiters").set(tick.waiters as f64);
     metrics::gauge!("tailguard_elastic_debt_seconds")
         .set(tick.balance_nanos.min(0).unsigned_abs() as f64 / 1e9);
@@ -155,6 +163,7 @@ mod tests {
         let values = values.lock().unwrap();
         assert_eq!(values["tailguard_elastic_share"], 0.25);
         assert_eq!(values["tailguard_elastic_waiters"], 0.0);
+        assert_eq!(values["tailguard_elastic_target_seconds"], 0.001);
         assert!((values["tailguard_elastic_debt_seconds"] - 0.2).abs() < 1e-9);
         assert!(!values.contains_key("tailguard_elastic_p99_seconds"));
         assert!(values.keys().all(|name| !name.contains("nanos")), "{values:?}");

@@ -90,6 +90,7 @@ impl Shared {
         super::metrics::record(&super::metrics::TickMetrics {
             share,
             p99,
+            target: state.controller.working_target(),
             waiters: state.queue.len(),
             balance_nanos: state.bucket.balance_nanos(),
             silent: reading.silent,
