@@ -78,18 +78,16 @@ impl QuietLatency {
         self.sum.get_or_insert_with(HistogramSnapshot::empty).merge(&samples);
     }
 
-    /// Drops the slots that began before `cutoff`.
+    /// Drops the slots (the current one included) that began before `cutoff`.
     fn forget_before(&mut self, cutoff: u64) {
-        while self.slots.front().is_some_and(|(start, _)| *start < cutoff) {
-            let (_, old) = self.slots.pop_front().expect("checked above");
-            self.sum = self.sum.take().map(|sum| sum.since(&old));
+        let expired =
+            |slot: Option<&(u64, HistogramSnapshot)>| slot.is_some_and(|(start, _)| *start < cutoff);
+        let mut forget = |old: HistogramSnapshot| self.sum = self.sum.take().map(|sum| sum.since(&old));
+        while expired(self.slots.front()) {
+            forget(self.slots.pop_front().expect("checked above").1);
         }
-        if self.current.as_ref().is_some_and(|(start, _)| *start < cutoff) {
-            self.current = None;
-            self.sum = None;
-            for (_, slot) in &self.slots {
-                self.sum.get_or_insert_with(HistogramSnapshot::empty).merge(slot);
-            }
+        if expired(self.current.as_ref()) {
+            forget(self.current.take().expect("checked above").1);
         }
     }
 
