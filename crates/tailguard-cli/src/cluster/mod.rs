@@ -3,7 +3,8 @@
 //! own limiter, and the coordinator collects the parts and verifies them together.
 //!
 //! Nodes are started here as child processes (`--node-cpus`, each confined by a cgroup quota or
-//! CPU affinity) or named by address (`--node`, started elsewhere). Each node finds its own
+//! CPU affinity, and on CPUs of its own where the nodes fit side by side) or named by address
+//! (`--node`, started elsewhere). Each node finds its own
 //! share from its own foreground load; nothing is coordinated but the key ranges, which are
 //! sized by each node's detected cores so the parts finish together.
 //!
@@ -16,6 +17,7 @@ mod html;
 mod http;
 mod load;
 mod node;
+mod place;
 mod report;
 mod run;
 mod split;
@@ -45,6 +47,11 @@ pub struct ClusterArgs {
     /// How local nodes are held to their cores.
     #[arg(long, value_enum, default_value_t = Confine::Auto)]
     confine: Confine,
+    /// Local nodes on CPUs of their own where they fit side by side (`ceil(cores)` each, in
+    /// order from CPU 0), so one node's elastic work cannot delay another's foreground, as on
+    /// separate machines; `false`: every node may run on any CPU, held only by its quota.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    own_cpus: bool,
     /// A node started elsewhere, `http://HOST:PORT` (repeatable; instead of local nodes). Each
     /// must serve the same keyspace as `--keys`/`--value-size`/`--seed` say.
     #[arg(long = "node", value_name = "URL", conflicts_with_all = ["nodes", "kill_node"])]

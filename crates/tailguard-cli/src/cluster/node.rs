@@ -1,6 +1,7 @@
 //! Local nodes: `tailguard serve` child processes, each confined to its own CPU capacity — a
-//! cgroup v1 CFS quota where this process may create cgroups, else a CPU affinity set — and
-//! restartable on the same port and backup directory after a kill.
+//! cgroup v1 CFS quota where this process may create cgroups, else a CPU affinity set; and on
+//! CPUs of its own where the nodes fit side by side (`place.rs`) — and restartable on the same
+//! port and backup directory after a kill.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -31,20 +32,22 @@ pub enum Confine {
     Affinity,
 }
 
-/// What holds one node to its capacity.
+/// What holds one node to its capacity: a quota, CPUs, or both.
 #[derive(Debug)]
-enum Confinement {
-    /// A cgroup of its own, removed when the node is dropped.
-    Cgroup(PathBuf),
+struct Confinement {
+    /// A cgroup of its own with a CFS quota, removed when the node is dropped.
+    cgroup: Option<PathBuf>,
     /// `taskset -c LIST`.
-    Affinity(String),
+    cpus: Option<String>,
 }
 
 impl Confinement {
     fn describe(&self) -> String {
-        match self {
-            Confinement::Cgroup(dir) => format!("cgroup quota {}", dir.display()),
-            Confinement::Affinity(cpus) => format!("CPUs {cpus}"),
+        match (&self.cgroup, &self.cpus) {
+            (Some(dir), Some(cpus)) => format!("cgroup quota {} on CPUs {cpus}", dir.display()),
+            (Some(dir), None) => format!("cgroup quota {}", dir.display()),
+            (None, Some(cpus)) => format!("CPUs {cpus}"),
+            (None, None) => "unconfined".to_owned(),
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct NodePlan {
     pub keyspace: KeyspaceConfig,
     /// Further `tailguard serve` flags.
     pub serve_args: Vec<String>,
+    /// CPUs of its own (a `taskset -c` list), where the nodes fit side by side.
+    pub cpus: Option<String>,
 }
 
 /// A running local node.
@@ -128,7 +133,7 @@ impl Drop for LocalNode {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Confinement::Cgroup(dir) = &self.confinement {
+        if let Some(dir) = &self.confinement.cgroup {
             if let Err(e) = std::fs::remove_dir(dir) {
                 tracing::warn!("cannot remove cgroup {}: {e}", dir.display());
             }
@@ -136,14 +141,18 @@ impl Drop for LocalNode {
     }
 }
 
-/// Makes the node's cgroup (or chooses its CPUs).
+/// Makes the node's cgroup, and chooses its CPUs: its own where placed, else (without a
+/// cgroup) the first `ceil(cores)`.
 fn confinement(plan: &NodePlan, confine: Confine) -> Result<Confinement, String> {
     if confine != Confine::Affinity {
         match make_cgroup(plan) {
-            Ok(dir) => return Ok(Confinement::Cgroup(dir)),
+            Ok(dir) => return Ok(Confinement { cgroup: Some(dir), cpus: plan.cpus.clone() }),
             Err(e) if confine == Confine::Cgroup => return Err(e),
             Err(e) => tracing::info!("{e}; node {} is confined by CPU affinity instead", plan.index),
         }
+    }
+    if let Some(cpus) = &plan.cpus {
+        return Ok(Confinement { cgroup: None, cpus: Some(cpus.clone()) });
     }
     let available = std::thread::available_parallelism().map_or(1, usize::from);
     let cpus = crate::capacity::whole_cpus(plan.cores);
@@ -153,7 +162,8 @@ fn confinement(plan: &NodePlan, confine: Confine) -> Result<Confinement, String>
             plan.index, plan.cores
         ));
     }
-    Ok(Confinement::Affinity(if cpus == 1 { "0".to_owned() } else { format!("0-{}", cpus - 1) }))
+    let list = if cpus == 1 { "0".to_owned() } else { format!("0-{}", cpus - 1) };
+    Ok(Confinement { cgroup: None, cpus: Some(list) })
 }
 
 /// A cgroup v1 cpu cgroup with a CFS quota of the node's cores.
@@ -201,17 +211,23 @@ fn spawn(
         crate::capacity::whole_cpus(plan.cores).to_string(),
     ];
     serve.extend(plan.serve_args.iter().cloned());
-    let mut command = match confinement {
-        // The shell joins the cgroup, then becomes the server: it is inside from its first
-        // instruction, so it detects its quota at startup.
-        Confinement::Cgroup(dir) => {
+    let mut program: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(cpus) = &confinement.cpus {
+        program.extend(["taskset".into(), "-c".into(), cpus.into()]);
+    }
+    program.push(exe.into());
+    let mut command = match &confinement.cgroup {
+        // The shell joins the cgroup, then becomes the server (through taskset, which keeps
+        // the cgroup): it is inside from its first instruction, so it detects its quota at
+        // startup.
+        Some(dir) => {
             let mut c = Command::new("sh");
-            c.arg("-c").arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#).arg(dir).arg(&exe);
+            c.arg("-c").arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#).arg(dir).args(&program);
             c
         }
-        Confinement::Affinity(cpus) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpus).arg(&exe);
+        None => {
+            let mut c = Command::new(&program[0]);
+            c.args(&program[1..]);
             c
         }
     };

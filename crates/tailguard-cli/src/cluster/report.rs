@@ -29,15 +29,15 @@ pub struct NodeReport {
     pub offered_rate: f64,
     /// Foreground alone.
     pub baseline: WindowStats,
-    /// Foreground while the backup ran.
+    /// Foreground while the node's own part of the backup ran.
     pub during_backup: WindowStats,
     /// `during_backup.p99 / baseline.p99`.
     pub p99_ratio: Option<f64>,
     /// Whether the ratio meets the isolation goal (`P99_GOAL`).
     pub isolation_met: Option<bool>,
-    /// Scheduling-latency p99 (median of the readings), seconds: baseline, during the backup.
+    /// Scheduling-latency p99 (median of the readings), seconds: baseline, during the node's part.
     pub scheduling_p99_seconds: (Option<f64>, Option<f64>),
-    /// Mean elastic share during the backup.
+    /// Mean elastic share during the node's part.
     pub mean_share: Option<f64>,
     /// Seconds after the backup's start at which the share settled.
     pub share_settled_after_seconds: Option<f64>,

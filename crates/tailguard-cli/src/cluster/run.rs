@@ -11,6 +11,7 @@ use super::ClusterArgs;
 use super::http::{Client, parse_address};
 use super::load::{self, Load};
 use super::node::{LocalNode, NodePlan};
+use super::place::place;
 use super::report::{ClusterReport, NodeReport};
 use super::split::{KeyRange, split};
 use super::verify::{Segment, verify_parts};
@@ -45,6 +46,8 @@ struct Part {
     segments: Vec<Segment>,
     killed: bool,
     done: bool,
+    /// When the last job ended, seconds from the run's start.
+    ended_at: Option<f64>,
 }
 
 /// The run's state.
@@ -82,18 +85,30 @@ impl<'a> Run<'a> {
             let dir = args.dir.clone().unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("tailguard-cluster-{}", std::process::id()))
             });
+            if let Some((index, cores)) =
+                args.node_cpus.iter().enumerate().find(|(_, c)| !(c.is_finite() && **c > 0.0))
+            {
+                return Err(format!("--node-cpus: node {index} has {cores} cores; use a positive number"));
+            }
+            let available = std::thread::available_parallelism().map_or(1, usize::from);
+            let placement = args.own_cpus.then(|| place(&args.node_cpus, available)).flatten();
+            if args.own_cpus && placement.is_none() {
+                progress(
+                    epoch,
+                    &format!(
+                        "the nodes' CPUs do not fit side by side in {available}: every node may run on \
+                         any CPU, held only by its quota"
+                    ),
+                );
+            }
             for (index, &cores) in args.node_cpus.iter().enumerate() {
-                if !(cores.is_finite() && cores > 0.0) {
-                    return Err(format!(
-                        "--node-cpus: node {index} has {cores} cores; use a positive number"
-                    ));
-                }
                 let plan = NodePlan {
                     index,
                     cores,
                     dir: dir.join(format!("node-{index}")),
                     keyspace,
                     serve_args: args.serve_arg.clone(),
+                    cpus: placement.as_ref().map(|p| p.nodes[index].clone()),
                 };
                 let local = LocalNode::start(plan, args.confine)?;
                 progress(
@@ -197,8 +212,10 @@ impl<'a> Run<'a> {
             .zip(ranges.iter().zip(rates))
             .zip(samples.iter().zip(series))
             .map(|(((node, part), (range, rate)), (samples, series))| {
+                // A node's figures cover its own part: once it is done, it runs no elastic work.
+                let part_end = part.ended_at.unwrap_or(backup_end);
                 let baseline = load::window(samples, baseline_start, backup_start);
-                let during = load::window(samples, backup_start, backup_end);
+                let during = load::window(samples, backup_start, part_end);
                 let ratio = baseline.p99_seconds.zip(during.p99_seconds).map(|(b, d)| d / b);
                 let (seconds, keys, raw) = part.totals();
                 NodeReport {
@@ -215,10 +232,10 @@ impl<'a> Run<'a> {
                     isolation_met: ratio.map(|r| r <= P99_GOAL),
                     scheduling_p99_seconds: (
                         watch::median_p99(&series, baseline_start, backup_start),
-                        watch::median_p99(&series, backup_start, backup_end),
+                        watch::median_p99(&series, backup_start, part_end),
                     ),
-                    mean_share: watch::mean_share(&series, backup_start, backup_end),
-                    share_settled_after_seconds: watch::settled_after(&series, backup_start, backup_end),
+                    mean_share: watch::mean_share(&series, backup_start, part_end),
+                    share_settled_after_seconds: watch::settled_after(&series, backup_start, part_end),
                     backup_keys_per_second: if seconds > 0.0 { keys as f64 / seconds } else { 0.0 },
                     backup_mb_per_second: if seconds > 0.0 { raw as f64 / seconds / 1e6 } else { 0.0 },
                     backup_seconds: seconds,
@@ -297,6 +314,7 @@ impl<'a> Run<'a> {
                             complete: true,
                         });
                         part.done = true;
+                        part.ended_at = Some(self.now());
                         progress(self.epoch, &format!("node {i}: part done ({} keys)", part.status["keys"]));
                     }
                     other => {
@@ -359,6 +377,7 @@ impl<'a> Run<'a> {
         });
         if resume >= range.to {
             part.done = true;
+            part.ended_at = Some(self.epoch.elapsed().as_secs_f64());
             progress(self.epoch, &format!("node {i}: restarted; its partial file holds the whole range"));
             return Ok(());
         }

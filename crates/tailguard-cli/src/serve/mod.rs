@@ -326,6 +326,9 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         builder = builder.work_queue(config);
     }
     let guard = Arc::new(builder.start(runtime.handle()).map_err(|e| e.to_string())?);
+    if let Some(stat) = guard.probe().throttle_stat() {
+        tracing::info!(stat = %stat.display(), "the probe counts the CPU quota's throttling as delay");
+    }
     // With --no-control the limiter runs (its state is still reported) but jobs do not use it.
     let limiter = (!args.no_control).then(|| guard.limiter().clone());
     let prometheus = PrometheusBuilder::new()

@@ -63,12 +63,15 @@ use tokio::sync::Notify;
 
 use super::run_queue::{PiggybackSampler, RunQueueTotals};
 use super::sampling::{ProbeSignal, SamplingDemand};
+use super::throttle::CgroupThrottle;
 use super::{ConfigError, ProbeConfig};
 use crate::clock::{SharedClock, SystemClock, duration_nanos, thread_cpu_time};
 use crate::histogram::WindowedHistogram;
 
 /// How many firings pass between two reads of the probe thread's CPU clock.
 const CPU_READ_EVERY: u64 = 256;
+/// How often a quota cgroup's throttling is read (`super::throttle`): about one CFS period.
+const THROTTLE_READ_EVERY: Duration = Duration::from_millis(100);
 
 /// A running probe of one tokio runtime; stops when dropped.
 pub struct RuntimeProbe {
@@ -76,6 +79,7 @@ pub struct RuntimeProbe {
     run_queue: Option<Arc<Mutex<RunQueueTotals>>>,
     thread: Option<JoinHandle<()>>,
     config: ProbeConfig,
+    throttle_stat: Option<std::path::PathBuf>,
 }
 
 struct Shared {
@@ -166,13 +170,15 @@ impl RuntimeProbe {
             full: config.period(),
             idle: config.idle_rate_hz.map(|hz| Duration::from_secs(1) / hz),
         };
+        let throttle = if config.count_throttling { CgroupThrottle::detect() } else { None };
+        let throttle_stat = throttle.as_ref().map(|t| t.stat_path().to_path_buf());
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tailguard-probe".into())
-            .spawn(move || probe_thread(&for_thread, periods, sampler))
+            .spawn(move || probe_thread(&for_thread, periods, sampler, throttle))
             .expect("the OS refused to spawn the tailguard-probe thread");
         shared.demand.attach(thread.thread().clone());
-        Ok(Self { shared, run_queue, thread: Some(thread), config })
+        Ok(Self { shared, run_queue, thread: Some(thread), config, throttle_stat })
     }
 
     /// Running sums of the run-queue samples taken at each firing; `None` unless the probe was
@@ -213,6 +219,12 @@ impl RuntimeProbe {
     /// The probe's settings.
     pub fn config(&self) -> ProbeConfig {
         self.config
+    }
+
+    /// The `cpu.stat` whose throttling the probe counts as delay
+    /// ([`ProbeConfig::count_throttling`]); `None` where no cgroup quota binds the process.
+    pub fn throttle_stat(&self) -> Option<&std::path::Path> {
+        self.throttle_stat.as_deref()
     }
 
     /// Firings so far (monotonically increasing, never reset).
@@ -306,8 +318,14 @@ fn park_for_period(shared: &Shared, periods: Periods, last: Instant) -> bool {
     }
 }
 
-fn probe_thread(shared: &Shared, periods: Periods, mut run_queue: Option<PiggybackSampler>) {
+fn probe_thread(
+    shared: &Shared,
+    periods: Periods,
+    mut run_queue: Option<PiggybackSampler>,
+    mut throttle: Option<CgroupThrottle>,
+) {
     let mut last = Instant::now();
+    let mut throttle_read = last;
     loop {
         if !park_for_period(shared, periods, last) {
             return;
@@ -328,6 +346,12 @@ fn probe_thread(shared: &Shared, periods: Periods, mut run_queue: Option<Piggyba
             shared.probe_cpu_nanos.store(duration_nanos(thread_cpu_time()), Ordering::Relaxed);
         }
         let period = periods.now(&shared.demand);
+        if let Some(throttle) = &mut throttle {
+            if last >= throttle_read {
+                throttle_read = last + THROTTLE_READ_EVERY;
+                let _ = throttle.record(&shared.window, period);
+            }
+        }
         last += period;
         let now = Instant::now();
         if last + period < now {
