@@ -103,6 +103,10 @@ pub struct DemoArgs {
     /// 0: by the target alone.
     #[arg(long, default_value_t = 1.5)]
     pub quiet_factor: f64,
+    /// The adaptive controller steers by at most this many times the scheduling p99 measured
+    /// while no elastic work ran, when that is under the target (never under 50 µs); 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    pub quiet_headroom: f64,
     /// Rate of the scheduling-latency probe while no elastic work asks the limiter for CPU, Hz
     /// (1 kHz while work does); 0, the default here, keeps 1 kHz always, so that every mode,
     /// with a limiter or without, is measured by the same probe (`serve` idles at 10 Hz).

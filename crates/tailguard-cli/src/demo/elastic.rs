@@ -81,6 +81,7 @@ fn limiter_for(
             .cores(cores)
             .target(args.target)
             .quiet_factor(args.quiet_factor)
+            .quiet_headroom(args.quiet_headroom)
             .controller(plan.controller)
             .latency_signal(signal)
             .grant(args.grant)

@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// is the foreground's own use reaching the quota]
     #[arg(long)]
     quiet_factor: Option<f64>,
+    /// The adaptive controller steers by at most this many times the scheduling p99 measured
+    /// while no elastic work ran, when that is under the target (never under 50 µs); 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    quiet_headroom: f64,
     /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
     /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]
     #[arg(long, value_parser = parse_duration)]
@@ -317,6 +321,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
             Limiter::builder()
                 .target(args.target)
                 .quiet_factor(quiet_factor)
+                .quiet_headroom(args.quiet_headroom)
                 .grant(grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind()),

@@ -391,6 +391,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "cores_source": app.cores_source,
             "controller": config.controller.name(),
             "quiet_factor": config.quiet_factor,
+            "quiet_headroom": config.quiet_headroom,
         },
         "state": {
             "share": snapshot.share,

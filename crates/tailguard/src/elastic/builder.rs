@@ -149,6 +149,13 @@ impl LimiterBuilder {
         self
     }
 
+    /// Caps the adaptive controller's working target at this many times the quiet latency
+    /// (0: off); see [`LimiterConfig::quiet_headroom`].
+    pub fn quiet_headroom(mut self, headroom: f64) -> Self {
+        self.config.quiet_headroom = headroom;
+        self
+    }
+
     /// Builds a limiter without a background thread: call [`Limiter::tick`] by hand.
     ///
     /// # Errors

@@ -97,6 +97,14 @@ pub struct LimiterConfig {
     /// foreground's p99 within 1.5× of its own without elastic work); 0 turns it off, leaving the
     /// configured target alone; allowed 0 or 1 ..= 10. The reference controller ignores it.
     pub quiet_factor: f64,
+    /// The adaptive controller's working target is at most this many times the quiet latency
+    /// (when known), so that on a machine whose own scheduling p99 is far under the target,
+    /// elastic work may add only this multiple of it rather than all the way up to the target:
+    /// working target = `min(quiet_headroom × quiet, max(target, quiet_factor × quiet))`, never
+    /// below [`MIN_WORKING_TARGET`](super::MIN_WORKING_TARGET). Default 0 (off: the configured
+    /// target is the working target's floor); allowed 0 or 1 ..= 10. The reference controller
+    /// ignores it.
+    pub quiet_headroom: f64,
 }
 
 impl Default for LimiterConfig {
@@ -118,6 +126,7 @@ impl Default for LimiterConfig {
             elastic_priority: None,
             silence: Duration::from_secs(1),
             quiet_factor: 1.5,
+            quiet_headroom: 0.0,
         }
     }
 }
@@ -178,6 +187,9 @@ pub enum ConfigError {
     /// `silence` must be within one tick ..= 60 s.
     #[error("silence {0:?} is out of range: use one tick ..= 60s (default 1s)")]
     Silence(Duration),
+    /// `quiet_headroom` must be 0 (off) or within 1 ..= 10.
+    #[error("quiet_headroom {0} is out of range: use 0 (off) or 1 ..= 10")]
+    QuietHeadroom(f64),
     /// `quiet_factor` must be 0 (off) or within 1 ..= 10.
     #[error("quiet_factor {0} is out of range: use 0 (off) or 1 ..= 10 (default 1.5)")]
     QuietFactor(f64),
@@ -231,6 +243,9 @@ impl LimiterConfig {
         if !(self.quiet_factor == 0.0 || (1.0..=10.0).contains(&self.quiet_factor)) {
             return Err(ConfigError::QuietFactor(self.quiet_factor));
         }
+        if !(self.quiet_headroom == 0.0 || (1.0..=10.0).contains(&self.quiet_headroom)) {
+            return Err(ConfigError::QuietHeadroom(self.quiet_headroom));
+        }
         if let Some(initial) = self.initial_share {
             if !(initial >= self.floor && initial <= self.ceiling) {
                 return Err(ConfigError::InitialShare(initial));
@@ -273,6 +288,8 @@ mod tests {
             (LimiterConfig { initial_share: Some(0.9), ..Default::default() }, "initial_share"),
             (LimiterConfig { silence: Duration::from_millis(10), ..Default::default() }, "silence"),
             (LimiterConfig { quiet_factor: 0.5, ..Default::default() }, "quiet_factor"),
+            (LimiterConfig { quiet_headroom: 0.5, ..Default::default() }, "quiet_headroom"),
+            (LimiterConfig { quiet_headroom: f64::NAN, ..Default::default() }, "quiet_headroom"),
         ];
         for (config, field) in cases {
             let message = config.validate().unwrap_err().to_string();

@@ -98,6 +98,10 @@ pub(crate) const RISE_ZONE: f64 = std::f64::consts::LN_2;
 /// Highest working target the quiet latency may raise the adaptive variant's to: the highest
 /// target a configuration may set (1 s).
 const MAX_WORKING_TARGET_NANOS: f64 = 1e9;
+/// Lowest working target [`LimiterConfig::quiet_headroom`] may bring the adaptive variant's
+/// to: under it a probe's p99 is timer and wake-up noise on the project's VMs (their quietest
+/// scheduling p99 measured, 0.06 ms).
+pub const MIN_WORKING_TARGET: Duration = Duration::from_micros(50);
 /// Fraction of the tick during which work must have waited to count as demand.
 pub(crate) const DEMAND_FRACTION: f64 = 0.10;
 /// Fraction of its share elastic work must have used to earn an increase.
@@ -146,6 +150,7 @@ pub struct Controller {
     kind: ControllerKind,
     target_nanos: f64,
     quiet_factor: f64,
+    quiet_headroom: f64,
     /// The adaptive variant's target at its last tick.
     working_target_nanos: f64,
     floor: f64,
@@ -175,6 +180,7 @@ impl Controller {
             kind: config.controller,
             target_nanos: config.target.as_nanos() as f64,
             quiet_factor: config.quiet_factor,
+            quiet_headroom: config.quiet_headroom,
             working_target_nanos: config.target.as_nanos() as f64,
             floor: config.floor,
             ceiling: config.ceiling,
@@ -271,7 +277,11 @@ impl Controller {
     fn adaptive(&mut self, p99_nanos: f64, input: ControllerInput, secs: f64) -> f64 {
         // Elastic work is not blamed for the latency the machine has without it.
         let quiet = input.quiet_p99.map_or(0.0, |quiet| quiet.as_nanos() as f64);
-        let target = self.target_nanos.max(self.quiet_factor * quiet).min(MAX_WORKING_TARGET_NANOS);
+        let mut target = self.target_nanos.max(self.quiet_factor * quiet);
+        if self.quiet_headroom > 0.0 && quiet > 0.0 {
+            target = target.min(self.quiet_headroom * quiet).max(MIN_WORKING_TARGET.as_nanos() as f64);
+        }
+        let target = target.min(MAX_WORKING_TARGET_NANOS);
         self.working_target_nanos = target;
         let recent_nanos = input.recent_p99.map(|recent| recent.as_nanos() as f64);
         // Whether latency is over target now: the recent part says so when there is one (the

@@ -42,7 +42,7 @@ mod waiters;
 pub use bucket::TokenBucket;
 pub use builder::LimiterBuilder;
 pub use config::{ConfigError, ControllerKind, LimiterConfig};
-pub use controller::{Controller, ControllerInput};
+pub use controller::{Controller, ControllerInput, MIN_WORKING_TARGET};
 pub use future::AcquireFuture;
 pub use handle::ElasticHandle;
 pub use limiter::Limiter;

@@ -232,3 +232,50 @@ fn work_that_never_pauses_is_drained_now_and_then_to_measure_the_quiet_latency()
     let last = &history[history.len() - 20..];
     assert!(last.windows(2).all(|w| w[1].share >= w[0].share - 0.002 - 1e-9), "{last:?}");
 }
+
+#[test]
+fn the_quiet_headroom_brings_the_working_target_down_to_a_multiple_of_the_quiet_latency() {
+    let clock = ManualClock::new();
+    let limiter_with = |headroom: f64| {
+        let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+        let limiter = Limiter::builder()
+            .cores(2.0)
+            .initial_share(0.5)
+            .clock(clock.shared())
+            .latency_window(window.clone())
+            .quiet_headroom(headroom)
+            .build()
+            .unwrap();
+        (window, limiter)
+    };
+    let quiet_then_loaded = |headroom: f64, quiet: Duration, loaded: Duration| {
+        let (window, limiter) = limiter_with(headroom);
+        for _ in 0..20 {
+            tick_with(&clock, &window, &limiter, quiet);
+        }
+        let target = limiter.snapshot().working_target;
+        let handle = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)).unwrap();
+        let before = limiter.snapshot().share;
+        for _ in 0..5 {
+            tick_with(&clock, &window, &limiter, loaded);
+        }
+        drop(handle);
+        // A cut, not the decay of a share the work does not use (2 %/s, 0.01 over five ticks).
+        (target, limiter.snapshot().share < before - 0.02)
+    };
+    let near = |d: Duration, expected: Duration| d.abs_diff(expected) <= expected / 20;
+    // 0.2 ms without elastic work, 0.6 ms with it: over 2 × 0.2 ms, cut; with the headroom
+    // off, 0.6 ms is under the 1 ms target and not cut.
+    let (target, cut) = quiet_then_loaded(2.0, Duration::from_micros(200), Duration::from_micros(600));
+    assert!(near(target, Duration::from_micros(400)), "{target:?}");
+    assert!(cut);
+    let (target, cut) = quiet_then_loaded(0.0, Duration::from_micros(200), Duration::from_micros(600));
+    assert_eq!(target, MS);
+    assert!(!cut);
+    // Never under MIN_WORKING_TARGET, however quiet the machine.
+    let (target, _) = quiet_then_loaded(2.0, Duration::from_micros(5), Duration::from_micros(20));
+    assert_eq!(target, MIN_WORKING_TARGET);
+    // A noisy machine (2 ms without elastic work) still raises it, to 1.5 × 2 ms.
+    let (target, _) = quiet_then_loaded(2.0, 2 * MS, 2 * MS);
+    assert!(near(target, 3 * MS), "{target:?}");
+}
