@@ -107,6 +107,11 @@ pub struct DemoArgs {
     /// while no elastic work ran, when that is under the target (never under 50 µs); 0: off.
     #[arg(long, default_value_t = 0.0)]
     pub quiet_headroom: f64,
+    /// The adaptive controller holds its share instead of cutting for latency over target (up
+    /// to 4×) while the hypervisor stole at least this fraction of the machine's CPU time in a
+    /// tick of the last half second (/proc/stat); 0: off.
+    #[arg(long, default_value_t = tailguard::elastic::DEFAULT_STEAL_HOLD)]
+    pub steal_hold: f64,
     /// Rate of the scheduling-latency probe while no elastic work asks the limiter for CPU, Hz
     /// (1 kHz while work does); 0, the default here, keeps 1 kHz always, so that every mode,
     /// with a limiter or without, is measured by the same probe (`serve` idles at 10 Hz).

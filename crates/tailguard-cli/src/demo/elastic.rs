@@ -82,6 +82,7 @@ fn limiter_for(
             .target(args.target)
             .quiet_factor(args.quiet_factor)
             .quiet_headroom(args.quiet_headroom)
+            .steal_hold(args.steal_hold)
             .controller(plan.controller)
             .latency_signal(signal)
             .grant(args.grant)

@@ -112,6 +112,11 @@ pub struct ServeArgs {
     /// while no elastic work ran, when that is under the target (never under 50 µs); 0: off.
     #[arg(long, default_value_t = 0.0)]
     quiet_headroom: f64,
+    /// The adaptive controller holds its share instead of cutting for latency over target (up
+    /// to 4×) while the hypervisor stole at least this fraction of the machine's CPU time in a
+    /// tick of the last half second (/proc/stat); 0: off.
+    #[arg(long, default_value_t = tailguard::elastic::DEFAULT_STEAL_HOLD)]
+    steal_hold: f64,
     /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
     /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]
     #[arg(long, value_parser = parse_duration)]
@@ -322,6 +327,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .target(args.target)
                 .quiet_factor(quiet_factor)
                 .quiet_headroom(args.quiet_headroom)
+                .steal_hold(args.steal_hold)
                 .grant(grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind()),

@@ -392,6 +392,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "controller": config.controller.name(),
             "quiet_factor": config.quiet_factor,
             "quiet_headroom": config.quiet_headroom,
+            "steal_hold": config.steal_hold,
         },
         "state": {
             "share": snapshot.share,

@@ -13,6 +13,7 @@ use super::quiet::QuietLatency;
 use super::shared::{Shared, State};
 use super::signal::{LatencySignal, SignalMemory};
 use super::snapshot::History;
+use super::steal::{MachineSteal, StealMeter, StealSource};
 use super::utilization::{CpuUsage, ProcessCpu};
 use super::waiters::WaitQueue;
 use crate::budget::TokenBucket;
@@ -28,6 +29,7 @@ impl Limiter {
             clock: None,
             signal: None,
             cpu: None,
+            steal: None,
             tenant_weights: HashMap::new(),
         }
     }
@@ -40,6 +42,7 @@ pub struct LimiterBuilder {
     clock: Option<SharedClock>,
     signal: Option<Arc<dyn LatencySignal>>,
     cpu: Option<Arc<dyn CpuUsage>>,
+    steal: Option<Arc<dyn StealSource>>,
     tenant_weights: HashMap<TenantId, NonZeroU32>,
 }
 
@@ -156,6 +159,20 @@ impl LimiterBuilder {
         self
     }
 
+    /// Holds the adaptive controller's share while at least this fraction of the machine's CPU
+    /// time is stolen (0: off); see [`LimiterConfig::steal_hold`].
+    pub fn steal_hold(mut self, fraction: f64) -> Self {
+        self.config.steal_hold = fraction;
+        self
+    }
+
+    /// Where the adaptive controller reads the machine's stolen CPU time (default:
+    /// `/proc/stat`, [`MachineSteal`]).
+    pub fn steal_source(mut self, source: Arc<dyn StealSource>) -> Self {
+        self.steal = Some(source);
+        self
+    }
+
     /// Builds a limiter without a background thread: call [`Limiter::tick`] by hand.
     ///
     /// # Errors
@@ -186,13 +203,21 @@ impl LimiterBuilder {
             ticks: 0,
             history: History::default(),
             quiet: QuietLatency::default(),
+            steal: StealMeter::default(),
         };
         let cpu = match self.config.controller {
             ControllerKind::Utilization { .. } => Some(self.cpu.unwrap_or_else(ProcessCpu::shared)),
             _ => None,
         };
+        let steal = match self.config.controller {
+            ControllerKind::Adaptive if self.config.steal_hold > 0.0 => {
+                Some(self.steal.unwrap_or_else(MachineSteal::shared))
+            }
+            _ => None,
+        };
         let mut shared = Shared::new(self.config, clock, self.signal, state, now);
         shared.cpu = cpu;
+        shared.steal = steal;
         let shared = Arc::new(shared);
         Ok(Limiter::from_shared(shared))
     }

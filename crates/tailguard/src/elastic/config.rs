@@ -105,6 +105,13 @@ pub struct LimiterConfig {
     /// target is the working target's floor); allowed 0 or 1 ..= 10. The reference controller
     /// ignores it.
     pub quiet_headroom: f64,
+    /// While at least this fraction of the machine's CPU time was stolen by a hypervisor in a
+    /// tick of the newest half second (`elastic/steal.rs`), the adaptive controller holds its share
+    /// for latency over target instead of cutting (up to
+    /// [`STEAL_CUT_ABOVE`](super::STEAL_CUT_ABOVE) times it): the host caused it, not elastic
+    /// work. Default [`DEFAULT_STEAL_HOLD`](super::DEFAULT_STEAL_HOLD) (5 %); 0 turns it off;
+    /// allowed 0 ..= 1. The other controllers ignore it.
+    pub steal_hold: f64,
 }
 
 impl Default for LimiterConfig {
@@ -127,6 +134,7 @@ impl Default for LimiterConfig {
             silence: Duration::from_secs(1),
             quiet_factor: 1.5,
             quiet_headroom: 0.0,
+            steal_hold: super::steal::DEFAULT_STEAL_HOLD,
         }
     }
 }
@@ -187,6 +195,9 @@ pub enum ConfigError {
     /// `silence` must be within one tick ..= 60 s.
     #[error("silence {0:?} is out of range: use one tick ..= 60s (default 1s)")]
     Silence(Duration),
+    /// `steal_hold` must be within 0 ..= 1.
+    #[error("steal_hold {0} is out of range: use a fraction in 0 ..= 1 (0: off; default 0.05)")]
+    StealHold(f64),
     /// `quiet_headroom` must be 0 (off) or within 1 ..= 10.
     #[error("quiet_headroom {0} is out of range: use 0 (off) or 1 ..= 10")]
     QuietHeadroom(f64),
@@ -246,6 +257,9 @@ impl LimiterConfig {
         if !(self.quiet_headroom == 0.0 || (1.0..=10.0).contains(&self.quiet_headroom)) {
             return Err(ConfigError::QuietHeadroom(self.quiet_headroom));
         }
+        if !(0.0..=1.0).contains(&self.steal_hold) {
+            return Err(ConfigError::StealHold(self.steal_hold));
+        }
         if let Some(initial) = self.initial_share {
             if !(initial >= self.floor && initial <= self.ceiling) {
                 return Err(ConfigError::InitialShare(initial));
@@ -289,6 +303,8 @@ mod tests {
             (LimiterConfig { silence: Duration::from_millis(10), ..Default::default() }, "silence"),
             (LimiterConfig { quiet_factor: 0.5, ..Default::default() }, "quiet_factor"),
             (LimiterConfig { quiet_headroom: 0.5, ..Default::default() }, "quiet_headroom"),
+            (LimiterConfig { steal_hold: 1.5, ..Default::default() }, "steal_hold"),
+            (LimiterConfig { steal_hold: f64::NAN, ..Default::default() }, "steal_hold"),
             (LimiterConfig { quiet_headroom: f64::NAN, ..Default::default() }, "quiet_headroom"),
         ];
         for (config, field) in cases {

@@ -75,6 +75,7 @@ use std::time::Duration;
 
 use super::config::{ControllerKind, LimiterConfig};
 use super::knee::KneeMemory;
+use super::steal::STEAL_CUT_ABOVE;
 use super::utilization::{CpuReading, UtilizationRule};
 
 /// Half-width of the band around the target, in units of `ln(p99/target)`: `ln 1.25`.
@@ -142,6 +143,10 @@ pub struct ControllerInput {
     /// enough were seen. The adaptive variant keeps its working target at least
     /// [`LimiterConfig::quiet_factor`] times this.
     pub quiet_p99: Option<Duration>,
+    /// Fraction of the machine's CPU time stolen by a hypervisor over the newest half second
+    /// (`elastic/steal.rs`), when read. The adaptive variant holds instead of cutting while it
+    /// is at least [`LimiterConfig::steal_hold`].
+    pub steal: Option<f64>,
 }
 
 /// The share controller. `tick` is a pure function of its state and input.
@@ -151,6 +156,7 @@ pub struct Controller {
     target_nanos: f64,
     quiet_factor: f64,
     quiet_headroom: f64,
+    steal_hold: f64,
     /// The adaptive variant's target at its last tick.
     working_target_nanos: f64,
     floor: f64,
@@ -181,6 +187,7 @@ impl Controller {
             target_nanos: config.target.as_nanos() as f64,
             quiet_factor: config.quiet_factor,
             quiet_headroom: config.quiet_headroom,
+            steal_hold: config.steal_hold,
             working_target_nanos: config.target.as_nanos() as f64,
             floor: config.floor,
             ceiling: config.ceiling,
@@ -287,11 +294,17 @@ impl Controller {
         // Whether latency is over target now: the recent part says so when there is one (the
         // whole window holds a fall for its whole length).
         let now_nanos = recent_nanos.unwrap_or(p99_nanos);
-        self.knee.observe(now_nanos > target, self.share, secs);
+        // Over target while the host steals the machine's CPU: the host's doing, unless far over.
+        let stolen = self.steal_hold > 0.0
+            && input.steal.is_some_and(|steal| steal >= self.steal_hold)
+            && now_nanos <= target * STEAL_CUT_ABOVE;
+        self.knee.observe(now_nanos > target && !stolen, self.share, secs);
         let last_now = self.last_recent_nanos.or(self.last_p99_nanos);
         let delta = self.delta_per_sec * secs;
         let demand = input.waiting_now || input.waiting_fraction >= DEMAND_FRACTION;
-        let next = if now_nanos > target {
+        let next = if now_nanos > target && stolen {
+            self.share
+        } else if now_nanos > target {
             let error = (now_nanos / target).ln();
             let mut step = delta * self.down_factor;
             if error > NEAR_BAND {
@@ -355,6 +368,7 @@ mod tests {
             silent: false,
             cpu: None,
             quiet_p99: None,
+            steal: None,
         }
     }
 

@@ -19,6 +19,7 @@ use super::quiet::QuietLatency;
 use super::request::{AcquireError, AcquireRequest};
 use super::signal::{LatencySignal, SignalMemory};
 use super::snapshot::History;
+use super::steal::{StealMeter, StealSource};
 use super::utilization::{CpuReading, CpuUsage};
 use super::waiters::{Outcome, WaitQueue};
 use crate::budget::TokenBucket;
@@ -52,6 +53,8 @@ pub(crate) struct State {
     pub(super) history: History,
     /// The latency of ticks without elastic work, the working target's lower bound.
     pub(super) quiet: QuietLatency,
+    /// The machine's steal over the newest half second (adaptive controller only).
+    pub(super) steal: StealMeter,
 }
 
 impl State {
@@ -70,6 +73,9 @@ pub(crate) struct Shared {
     pub(super) signal: Option<Arc<dyn LatencySignal>>,
     /// CPU busy so far, for the utilisation peer (`None` for the other controllers).
     pub(super) cpu: Option<Arc<dyn CpuUsage>>,
+    /// The machine's stolen CPU time, for the adaptive controller (`None` for the others, or
+    /// with `steal_hold` 0).
+    pub(super) steal: Option<Arc<dyn StealSource>>,
     state: Mutex<State>,
     /// Notified whenever tokens may be available or a waiter's outcome changed.
     pub(super) changed: Condvar,
@@ -100,6 +106,7 @@ impl Shared {
             clock,
             signal,
             cpu: None,
+            steal: None,
             state: Mutex::new(state),
             changed: Condvar::new(),
             stopped: AtomicBool::new(false),

@@ -35,6 +35,7 @@ impl Shared {
         };
         // The utilisation peer's CPU totals, also before the lock (a source may read a file).
         let cpu = self.cpu_reading();
+        let steal = self.steal.as_ref().and_then(|source| source.read());
         let now = self.clock.now_nanos();
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -47,6 +48,7 @@ impl Shared {
         self.lower_sampling_when_idle(state, now);
         state.quiet.observe(total, demand.quiet, now);
         let quiet_p99 = state.quiet.quantile(self.config.quantile);
+        let steal = if self.steal.is_some() { state.steal.observe(now, steal) } else { None };
 
         // The controller.
         state.controller.tick(ControllerInput {
@@ -59,6 +61,7 @@ impl Shared {
             silent: reading.silent,
             cpu,
             quiet_p99,
+            steal,
         });
 
         // Set the rate. Blind start grants at the floor, silent or not; once warm, a silent

@@ -279,3 +279,56 @@ fn the_quiet_headroom_brings_the_working_target_down_to_a_multiple_of_the_quiet_
     let (target, _) = quiet_then_loaded(2.0, 2 * MS, 2 * MS);
     assert!(near(target, 3 * MS), "{target:?}");
 }
+
+#[test]
+fn latency_while_the_host_steals_the_cpu_holds_the_share_instead_of_cutting() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let clock = ManualClock::new();
+    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    // The machine's CPU time in jiffies: 20 a tick on 2 CPUs, some of them stolen.
+    let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let source = counters.clone();
+    let limiter = Limiter::builder()
+        .cores(2.0)
+        .initial_share(0.5)
+        .clock(clock.shared())
+        .latency_window(window.clone())
+        .quiet_factor(0.0)
+        .steal_source(Arc::new(move || Some((source.0.load(Relaxed), source.1.load(Relaxed)))))
+        .build()
+        .unwrap();
+    let tick = |latency: Duration, stolen: u64| {
+        counters.0.fetch_add(stolen, Relaxed);
+        counters.1.fetch_add(20, Relaxed);
+        tick_with(&clock, &window, &limiter, latency)
+    };
+    for _ in 0..20 {
+        tick(Duration::from_micros(200), 0);
+    }
+    let _work = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)).unwrap();
+    let before = limiter.snapshot().share;
+    // 2 ms, twice the target, while a tenth of the machine is stolen: held, not cut.
+    for _ in 0..10 {
+        tick(2 * MS, 2);
+    }
+    let held = limiter.snapshot().share;
+    assert_eq!(held, before);
+    // Over STEAL_CUT_ABOVE × the target, steal excuses nothing: cut.
+    for _ in 0..3 {
+        tick(10 * MS, 2);
+    }
+    let cut = limiter.snapshot().share;
+    assert!(cut < held - 0.05, "{cut} !< {held}");
+    // 2 ms once nothing has been stolen for a span: cut, as without the steal reading.
+    for _ in 0..5 {
+        tick(2 * MS, 0);
+    }
+    let after = limiter.snapshot().share;
+    for _ in 0..3 {
+        tick(2 * MS, 0);
+    }
+    assert!(limiter.snapshot().share < after - 0.01, "{} !< {after}", limiter.snapshot().share);
+    // Off (steal_hold 0), the same steal does not hold the share.
+    let off = LimiterConfig { steal_hold: 0.0, ..LimiterConfig::default() };
+    assert!(off.validate().is_ok());
+}
