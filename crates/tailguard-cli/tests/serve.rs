@@ -171,6 +171,8 @@ fn metrics_debug_endpoints_and_the_live_series() {
     // 1.5, or 0 under a cgroup CPU quota; the working target is never under the configured one.
     assert!(elastic["config"]["quiet_factor"].is_number(), "{elastic}");
     assert!(elastic["state"]["working_target_seconds"].as_f64().unwrap() >= 0.001, "{elastic}");
+    assert_eq!(elastic["config"]["steal_hold"], 0.05, "{elastic}");
+    assert_eq!(elastic["config"]["quiet_headroom"], 0.0, "{elastic}");
 
     let tasks = server.request("GET", "/debug/tasks", b"");
     assert_eq!(tasks.status, 200);

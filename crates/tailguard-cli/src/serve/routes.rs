@@ -405,6 +405,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "ticks": snapshot.ticks,
             "working_target_seconds": snapshot.working_target.as_secs_f64(),
             "quiet_p99_seconds": snapshot.quiet_p99.map(|p| p.as_secs_f64()),
+            "steal": snapshot.steal,
         },
         "history": recent.iter().map(|t| json!({
             "at_seconds": t.at.as_secs_f64(),

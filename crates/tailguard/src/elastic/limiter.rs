@@ -221,6 +221,7 @@ impl Limiter {
             latest_p99: state.signal.latest_p99,
             working_target: state.controller.working_target(),
             quiet_p99: state.quiet.quantile(self.shared.config.quantile),
+            steal: state.steal.latest(),
             warm: state.signal.warm,
             controller: self.shared.config.controller,
             ticks: state.ticks,

@@ -52,6 +52,10 @@ pub struct LimiterSnapshot {
     /// The latency quantile of recent ticks without elastic work, once enough were seen
     /// (adaptive controller only; `elastic/quiet.rs`).
     pub quiet_p99: Option<Duration>,
+    /// The highest fraction of the machine's CPU time a hypervisor stole in a tick of the
+    /// newest half second, as of the last tick (adaptive controller with
+    /// [`steal_hold`](super::LimiterConfig::steal_hold) on; `elastic/steal.rs`).
+    pub steal: Option<f64>,
     /// Whether the latency window has held [`WARM_SPAN`](super::WARM_SPAN) of samples, or its full length if
     /// shorter (before: blind start).
     pub warm: bool,

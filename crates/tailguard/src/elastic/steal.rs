@@ -84,12 +84,24 @@ pub(super) struct StealMeter {
     /// `(at, stolen, total)`, oldest first; the oldest is at least a span before the newest
     /// once there are enough.
     readings: VecDeque<(u64, u64, u64)>,
+    /// What the last [`observe`](Self::observe) returned.
+    latest: Option<f64>,
 }
 
 impl StealMeter {
     /// Adds the reading taken at `now` and returns the highest fraction stolen in a tick of
     /// about the last span (`None` without two readings, or when the totals did not move).
     pub(super) fn observe(&mut self, now: u64, reading: Option<(u64, u64)>) -> Option<f64> {
+        self.latest = self.highest(now, reading);
+        self.latest
+    }
+
+    /// The fraction the last tick steered by.
+    pub(super) fn latest(&self) -> Option<f64> {
+        self.latest
+    }
+
+    fn highest(&mut self, now: u64, reading: Option<(u64, u64)>) -> Option<f64> {
         let (stolen, total) = reading?;
         if self.readings.back().is_some_and(|&(_, s, t)| stolen < s || total < t) {
             // The counters went back (a different source?): start again.

@@ -313,6 +313,7 @@ fn latency_while_the_host_steals_the_cpu_holds_the_share_instead_of_cutting() {
     }
     let held = limiter.snapshot().share;
     assert_eq!(held, before);
+    assert_eq!(limiter.snapshot().steal, Some(0.1));
     // Over STEAL_CUT_ABOVE × the target, steal excuses nothing: cut.
     for _ in 0..3 {
         tick(10 * MS, 2);
