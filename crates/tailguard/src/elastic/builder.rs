@@ -167,7 +167,8 @@ impl LimiterBuilder {
     }
 
     /// Where the adaptive controller reads the machine's stolen CPU time (default:
-    /// `/proc/stat`, [`MachineSteal`]).
+    /// `/proc/stat`, [`MachineSteal`]; none for a limiter on an injected [`clock`](Self::clock),
+    /// whose time is not the machine's).
     pub fn steal_source(mut self, source: Arc<dyn StealSource>) -> Self {
         self.steal = Some(source);
         self
@@ -186,6 +187,9 @@ impl LimiterBuilder {
         if !fixed && self.signal.is_none() {
             return Err(ConfigError::MissingSignal(self.config.controller.name()));
         }
+        // The machine's steal is read in real time: a limiter on an injected clock (a test's)
+        // reads it only from an injected source.
+        let real_time = self.clock.is_none();
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
         let now = clock.now_nanos();
         let controller = Controller::new(&self.config);
@@ -211,7 +215,7 @@ impl LimiterBuilder {
         };
         let steal = match self.config.controller {
             ControllerKind::Adaptive if self.config.steal_hold > 0.0 => {
-                Some(self.steal.unwrap_or_else(MachineSteal::shared))
+                self.steal.or_else(|| real_time.then(MachineSteal::shared))
             }
             _ => None,
         };

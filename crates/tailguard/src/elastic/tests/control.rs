@@ -11,16 +11,18 @@ fn windowed_limiter(clock: &ManualClock) -> (Arc<WindowedHistogram>, Limiter) {
 /// The same, its working target at least `quiet_factor` × the latency of ticks without
 /// elastic work (0: the configured 1 ms alone).
 fn windowed_limiter_with(clock: &ManualClock, quiet_factor: f64) -> (Arc<WindowedHistogram>, Limiter) {
+    windowed_limiter_built(clock, |builder| builder.quiet_factor(quiet_factor))
+}
+
+/// The same, with `configure` applied to its builder.
+fn windowed_limiter_built(
+    clock: &ManualClock,
+    configure: impl FnOnce(LimiterBuilder) -> LimiterBuilder,
+) -> (Arc<WindowedHistogram>, Limiter) {
     let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
-    let limiter = Limiter::builder()
-        .cores(2.0)
-        .initial_share(0.5)
-        .clock(clock.shared())
-        .latency_window(window.clone())
-        .quiet_factor(quiet_factor)
-        .build()
-        .unwrap();
-    (window, limiter)
+    let builder =
+        Limiter::builder().cores(2.0).initial_share(0.5).clock(clock.shared()).latency_window(window.clone());
+    (window, configure(builder).build().unwrap())
 }
 
 #[test]
@@ -236,20 +238,8 @@ fn work_that_never_pauses_is_drained_now_and_then_to_measure_the_quiet_latency()
 #[test]
 fn the_quiet_headroom_brings_the_working_target_down_to_a_multiple_of_the_quiet_latency() {
     let clock = ManualClock::new();
-    let limiter_with = |headroom: f64| {
-        let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
-        let limiter = Limiter::builder()
-            .cores(2.0)
-            .initial_share(0.5)
-            .clock(clock.shared())
-            .latency_window(window.clone())
-            .quiet_headroom(headroom)
-            .build()
-            .unwrap();
-        (window, limiter)
-    };
     let quiet_then_loaded = |headroom: f64, quiet: Duration, loaded: Duration| {
-        let (window, limiter) = limiter_with(headroom);
+        let (window, limiter) = windowed_limiter_built(&clock, |builder| builder.quiet_headroom(headroom));
         for _ in 0..20 {
             tick_with(&clock, &window, &limiter, quiet);
         }
@@ -284,19 +274,14 @@ fn the_quiet_headroom_brings_the_working_target_down_to_a_multiple_of_the_quiet_
 fn latency_while_the_host_steals_the_cpu_holds_the_share_instead_of_cutting() {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     let clock = ManualClock::new();
-    let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
     // The machine's CPU time in jiffies: 20 a tick on 2 CPUs, some of them stolen.
     let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let source = counters.clone();
-    let limiter = Limiter::builder()
-        .cores(2.0)
-        .initial_share(0.5)
-        .clock(clock.shared())
-        .latency_window(window.clone())
-        .quiet_factor(0.0)
-        .steal_source(Arc::new(move || Some((source.0.load(Relaxed), source.1.load(Relaxed)))))
-        .build()
-        .unwrap();
+    let (window, limiter) = windowed_limiter_built(&clock, |builder| {
+        builder
+            .quiet_factor(0.0)
+            .steal_source(Arc::new(move || Some((source.0.load(Relaxed), source.1.load(Relaxed)))))
+    });
     let tick = |latency: Duration, stolen: u64| {
         counters.0.fetch_add(stolen, Relaxed);
         counters.1.fetch_add(20, Relaxed);
@@ -330,6 +315,22 @@ fn latency_while_the_host_steals_the_cpu_holds_the_share_instead_of_cutting() {
     }
     assert!(limiter.snapshot().share < after - 0.01, "{} !< {after}", limiter.snapshot().share);
     // Off (steal_hold 0), the same steal does not hold the share.
-    let off = LimiterConfig { steal_hold: 0.0, ..LimiterConfig::default() };
-    assert!(off.validate().is_ok());
+    let stolen = Arc::new(AtomicU64::new(0));
+    let source = stolen.clone();
+    let (window, off) = windowed_limiter_built(&clock, |builder| {
+        builder.quiet_factor(0.0).steal_hold(0.0).steal_source(Arc::new(move || {
+            let stolen = source.fetch_add(2, Relaxed);
+            Some((stolen, stolen * 10))
+        }))
+    });
+    for _ in 0..20 {
+        tick_with(&clock, &window, &off, Duration::from_micros(200));
+    }
+    let _work = off.try_acquire(&AcquireRequest::new().grant(10 * MS)).unwrap();
+    let before = off.snapshot().share;
+    for _ in 0..5 {
+        tick_with(&clock, &window, &off, 2 * MS);
+    }
+    assert!(off.snapshot().share < before - 0.05, "{} !< {before}", off.snapshot().share);
+    assert_eq!(off.snapshot().steal, None);
 }
