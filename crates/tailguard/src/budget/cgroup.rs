@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The CPU capacity this process may use, and where the figure came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +72,23 @@ impl fmt::Display for CpuLimitSource {
             CpuLimitSource::Cpuset { path } => write!(f, "the cpuset of {}", path.display()),
             CpuLimitSource::Fallback { reason } => write!(f, "available parallelism ({reason})"),
         }
+    }
+}
+
+impl CpuLimitSource {
+    /// The CFS period of the quota this source names (v2 `cpu.max`'s second field, v1
+    /// `cpu.cfs_period_us`); `None` for other sources or when it cannot be read.
+    pub fn quota_period(&self) -> Option<Duration> {
+        let micros = match self {
+            CpuLimitSource::CgroupV2Quota { path } => {
+                read(path, "cpu.max")?.split_whitespace().nth(1)?.parse::<u64>().ok()?
+            }
+            CpuLimitSource::CgroupV1Quota { path } => {
+                read(path, "cpu.cfs_period_us")?.trim().parse::<u64>().ok()?
+            }
+            _ => return None,
+        };
+        (micros > 0).then(|| Duration::from_micros(micros))
     }
 }
 

@@ -48,7 +48,7 @@ impl Shared {
         self.lower_sampling_when_idle(state, now);
         state.quiet.observe(total, demand.quiet, now);
         let quiet_p99 = state.quiet.quantile(self.config.quantile);
-        let steal = if self.steal.is_some() { state.steal.observe(now, steal) } else { None };
+        let steal = state.steal.observe(now, steal);
 
         // The controller.
         state.controller.tick(ControllerInput {

@@ -76,35 +76,12 @@ impl CgroupThrottle {
 
     /// A reader for the cgroup whose quota `limit` names; `None` when no quota binds.
     pub fn for_limit(limit: &CpuLimit) -> Option<CgroupThrottle> {
-        match &limit.source {
-            CpuLimitSource::CgroupV1Quota { path } => Some(Self::v1(path)),
-            CpuLimitSource::CgroupV2Quota { path } => Some(Self::v2(path)),
-            _ => None,
-        }
-    }
-
-    /// A reader of the cgroup v1 cpu cgroup in `dir`.
-    pub fn v1(dir: &Path) -> CgroupThrottle {
-        let period = std::fs::read_to_string(dir.join("cpu.cfs_period_us"))
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .map(Duration::from_micros);
-        Self::new(dir.join("cpu.stat"), period)
-    }
-
-    /// A reader of the cgroup v2 cgroup in `dir`.
-    pub fn v2(dir: &Path) -> CgroupThrottle {
-        // cpu.max: "QUOTA PERIOD" (QUOTA may be "max").
-        let period = std::fs::read_to_string(dir.join("cpu.max"))
-            .ok()
-            .and_then(|text| text.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map(Duration::from_micros);
-        Self::new(dir.join("cpu.stat"), period)
-    }
-
-    fn new(stat: PathBuf, cfs_period: Option<Duration>) -> CgroupThrottle {
-        let cfs_period = cfs_period.filter(|p| !p.is_zero()).unwrap_or(DEFAULT_CFS_PERIOD);
-        CgroupThrottle { stat, cfs_period, last: None }
+        let (CpuLimitSource::CgroupV1Quota { path } | CpuLimitSource::CgroupV2Quota { path }) = &limit.source
+        else {
+            return None;
+        };
+        let cfs_period = limit.source.quota_period().unwrap_or(DEFAULT_CFS_PERIOD);
+        Some(CgroupThrottle { stat: path.join("cpu.stat"), cfs_period, last: None })
     }
 
     /// The `cpu.stat` file read.
@@ -212,7 +189,12 @@ mod tests {
         std::fs::write(dir.join("cpu.cfs_period_us"), "100000\n").unwrap();
         let stat = dir.join("cpu.stat");
         std::fs::write(&stat, V1).unwrap();
-        let mut throttle = CgroupThrottle::v1(&dir);
+        let limit = CpuLimit {
+            cores: 0.5,
+            host_cpus: 2,
+            source: CpuLimitSource::CgroupV1Quota { path: dir.clone() },
+        };
+        let mut throttle = CgroupThrottle::for_limit(&limit).unwrap();
         let ms = Duration::from_millis(1);
         assert_eq!(throttle.record(&window, ms), Some(0));
         // One more stretch of 30 ms.
@@ -224,6 +206,10 @@ mod tests {
         assert!(p99 >= Duration::from_millis(29), "{p99:?}");
         std::fs::remove_file(&stat).unwrap();
         assert_eq!(throttle.record(&window, ms), None);
+        // A v2 quota's period is cpu.max's second field.
+        std::fs::write(dir.join("cpu.max"), "50000 200000\n").unwrap();
+        let v2 = CpuLimit { source: CpuLimitSource::CgroupV2Quota { path: dir.clone() }, ..limit };
+        assert_eq!(CgroupThrottle::for_limit(&v2).unwrap().cfs_period, Duration::from_millis(200));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
