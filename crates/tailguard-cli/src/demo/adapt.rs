@@ -1,6 +1,7 @@
 //! The adapt scenario: the foreground load steps 20 % → 60 % → 20 % while the backup runs,
 //! once under the reference controller, once under the adaptive one and once under the
-//! utilisation peer (TiKV's rule, every `--utilization-period`), in rounds.
+//! utilisation peer (TiKV's rule, every `--utilization-period`), in rounds; each window's
+//! response to the steps is read from its intervals and judged (`demo/step.rs`).
 
 use tailguard::elastic::ControllerKind;
 
@@ -9,7 +10,7 @@ use super::bench::Bench;
 use super::mode::Mode;
 use super::plan::Plan;
 use super::progress::Progress;
-use super::rounds;
+use super::{rounds, step};
 use crate::choices::ControllerChoice;
 use crate::error::CliError;
 use crate::report::DemoReport;
@@ -52,5 +53,8 @@ pub fn run(
     progress: &Progress,
     report: &mut DemoReport,
 ) -> Result<(), CliError> {
-    rounds::run(bench, args, plans, progress, report)
+    rounds::run(bench, args, plans, progress, report)?;
+    step::summarize(report);
+    report.notes.extend(step::verdicts(report));
+    Ok(())
 }

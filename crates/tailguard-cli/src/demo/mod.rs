@@ -37,6 +37,7 @@ mod plan;
 mod progress;
 mod rotation;
 mod rounds;
+mod step;
 mod stats;
 mod summary;
 mod window;

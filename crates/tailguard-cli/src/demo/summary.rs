@@ -143,6 +143,7 @@ pub fn summarize(names: &[String], runs: &mut [Measured]) -> Summary {
                 lower_than_uncontrolled: (has_uncontrolled && name != "uncontrolled")
                     .then(|| ratios(&uncontrolled, &mine)),
                 elastic,
+                step: None,
             }
         })
         .collect();

@@ -284,6 +284,7 @@ fn assemble(
         machine_idle: window.machine_idle,
         machine_steal: window.machine_steal,
         elastic,
+        step: None,
         series,
         latency_cdf: cdf(latency),
     }

@@ -41,6 +41,7 @@ pub(crate) fn sample_report() -> DemoReport {
             verified: Some(true),
             mean_share: Some(share),
         }),
+        step: None,
         series: (0..10)
             .map(|i| SeriesPoint {
                 t_secs: f64::from(i),
@@ -84,6 +85,7 @@ pub(crate) fn sample_report() -> DemoReport {
             backups: 6,
             verified: Some(true),
         }),
+        step: None,
     };
     let mut runs = Vec::new();
     for round in 1..=2 {

@@ -182,6 +182,10 @@ pub struct ModeSummary {
     pub lower_than_uncontrolled: Option<Ratios>,
     /// The elastic work; `None` for the baseline.
     pub elastic: Option<ElasticSummary>,
+    /// The response to the adapt scenario's load steps over the rounds; `None` in the other
+    /// scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepSummary>,
 }
 
 /// A mode's elastic work over its rounds.
@@ -236,10 +240,44 @@ pub struct ModeResult {
     pub machine_steal: Option<f64>,
     /// The elastic work; `None` when the mode ran none (baseline).
     pub elastic: Option<Elastic>,
+    /// The response to the adapt scenario's load steps; `None` in the other scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepResponse>,
     /// One point per sampling interval.
     pub series: Vec<SeriesPoint>,
     /// Foreground latency CDF: `(latency_ms, fraction of requests at or below it)`.
     pub latency_cdf: Vec<(f64, f64)>,
+}
+
+/// One window's response to the load steps of the adapt scenario (`demo/step.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepResponse {
+    /// Seconds from the step up until scheduling p99 was under target for two intervals in a
+    /// row; `None` when it never was before the step down.
+    pub recovery_secs: Option<f64>,
+    /// Intervals over target per 10 s of the high phase after recovery; `None` when nothing of
+    /// the phase is left after it.
+    pub crossings_per_10s: Option<f64>,
+    /// Seconds from the step down until the share stayed within 10 % of its settled
+    /// level; `None` without a step down or a share.
+    pub settle_after_down_secs: Option<f64>,
+    /// Intervals in which elastic CPU ran more than 0.05 of the machine above the share.
+    pub overrun_intervals: u32,
+    /// Intervals with both a share and elastic CPU.
+    pub intervals: u32,
+}
+
+/// A mode's step response over its rounds: medians with their intervals.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StepSummary {
+    /// Recovery after the step up, seconds.
+    pub recovery_secs: Option<Estimate>,
+    /// Intervals over target per 10 s after recovery.
+    pub crossings_per_10s: Option<Estimate>,
+    /// Settling time of the share after the step down, seconds.
+    pub settle_after_down_secs: Option<Estimate>,
+    /// Intervals of elastic CPU above its share by more than 0.05 of the machine, per window.
+    pub overrun_intervals: Estimate,
 }
 
 /// Foreground figures of one window.

@@ -38,7 +38,8 @@
 //! - The window over target but the recent part back under it: it holds. The window only
 //!   remembers; cutting on it is what made a 2.5 s window undershoot.
 //! - Under target in both, and only while work waits for a meaningful part of the tick
-//!   (`waiting_fraction >= DEMAND_FRACTION`) and uses at least `USED_FRACTION` of its share, it
+//!   (`waiting_fraction >= DEMAND_FRACTION`) and uses at least `USED_FRACTION` of its share (over
+//!   the last 500 ms, [`USE_SPAN`](super::USE_SPAN)), it
 //!   climbs at `UP_GAIN_PER_SEC × min(-e, MAX_ERROR)` per second with the recent p99 (at least
 //!   the reference step), damped while it rises within `RISE_ZONE` of the target (below half
 //!   the target a rise is noise the climb can afford). It once climbed by the worse of the two
@@ -128,7 +129,8 @@ pub struct ControllerInput {
     pub waiting_now: bool,
     /// Fraction of the tick (0 ..= 1) during which some work waited for a grant.
     pub waiting_fraction: f64,
-    /// CPU granted during the tick as a fraction of what the share allowed (may exceed 1).
+    /// CPU granted as a fraction of what the share allowed (may exceed 1), over the ticks of the
+    /// last [`USE_SPAN`](super::USE_SPAN): a grant is larger than one tick's allowance.
     pub used_fraction: f64,
     /// Wall time since the previous tick.
     pub elapsed: Duration,

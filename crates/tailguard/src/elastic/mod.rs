@@ -44,6 +44,7 @@ pub use bucket::TokenBucket;
 pub use builder::LimiterBuilder;
 pub use config::{ConfigError, ControllerKind, LimiterConfig};
 pub use controller::{Controller, ControllerInput, MIN_WORKING_TARGET};
+pub use demand::USE_SPAN;
 pub use future::AcquireFuture;
 pub use handle::ElasticHandle;
 pub use limiter::Limiter;

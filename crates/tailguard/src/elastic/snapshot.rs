@@ -22,7 +22,8 @@ pub struct TickRecord {
     pub p99: Option<Duration>,
     /// Fraction of the tick during which work waited for a grant.
     pub waiting_fraction: f64,
-    /// CPU granted during the tick as a fraction of what the share allowed.
+    /// CPU granted during the ticks of the last [`USE_SPAN`](super::USE_SPAN) as a fraction of
+    /// what the share allowed in them.
     pub used_fraction: f64,
 }
 

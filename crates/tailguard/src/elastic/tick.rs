@@ -78,7 +78,7 @@ impl Shared {
 
         // No quiet tick for a while, though work asks for CPU: drain, to measure the machine's
         // own latency (`elastic/quiet.rs`); grants in flight end at their next check.
-        let demanding = demand.waiting_now || demand.used_fraction > 0.0;
+        let demanding = demand.waiting_now || demand.granted;
         if state.signal.warm && state.quiet.begin_drain(demanding, now, duration_nanos(self.config.tick)) {
             self.cuts.fetch_add(1, Ordering::Relaxed);
         }
