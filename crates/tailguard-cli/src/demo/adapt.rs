@@ -19,15 +19,20 @@ use crate::report::DemoReport;
 pub const LOADS: [f64; 3] = [0.2, 0.6, 0.2];
 
 /// One plan per controller, each stepping the load through [`LOADS`]: the reference, the
-/// adaptive, and the utilisation peer.
+/// adaptive (both at SCHED_IDLE too with `--os-priority`, named `adapt+os-priority/…`), and the
+/// utilisation peer.
 pub fn plans(args: &DemoArgs) -> Vec<Plan> {
     [ControllerChoice::Reference, ControllerChoice::Adaptive, ControllerChoice::Utilization]
         .into_iter()
         .map(|choice| Plan {
-            name: format!("adapt/{}", choice.name()),
+            name: match choice {
+                ControllerChoice::Utilization => format!("adapt/{}", choice.name()),
+                _ if args.os_priority => format!("adapt+os-priority/{}", choice.name()),
+                _ => format!("adapt/{}", choice.name()),
+            },
             mode: match choice {
                 ControllerChoice::Utilization => Mode::Utilization,
-                _ => Mode::Elastic { os_priority: false },
+                _ => Mode::Elastic { os_priority: args.os_priority },
             },
             placement: args.elastic_on,
             controller: match choice {
@@ -57,4 +62,35 @@ pub fn run(
     step::summarize(report);
     report.notes.extend(step::verdicts(report));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::args::tests::demo_args;
+
+    #[test]
+    fn os_priority_puts_the_latency_controllers_at_sched_idle_and_names_them_so() {
+        let plain = plans(&demo_args(&["--scenario", "adapt"]));
+        let names: Vec<&str> = plain.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["adapt/reference", "adapt/adaptive", "adapt/utilization"]);
+        assert!(plain.iter().all(|p| !p.mode.os_priority()));
+        let idle = plans(&demo_args(&["--scenario", "adapt", "--os-priority"]));
+        let names: Vec<&str> = idle.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["adapt+os-priority/reference", "adapt+os-priority/adaptive", "adapt/utilization"]);
+        assert_eq!(idle.iter().map(|p| p.mode.os_priority()).collect::<Vec<_>>(), [true, true, false]);
+        assert!(idle.iter().all(|p| p.loads == LOADS));
+    }
+
+    #[test]
+    fn os_priority_is_refused_outside_the_adapt_scenario() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: DemoArgs,
+        }
+        let args = Wrapper::try_parse_from(["demo", "--os-priority"]).unwrap().args;
+        assert!(args.validate().unwrap_err().to_string().contains("is for --scenario adapt"));
+    }
 }

@@ -117,6 +117,11 @@ pub struct DemoArgs {
     /// with a limiter or without, is measured by the same probe (`serve` idles at 10 Hz).
     #[arg(long, default_value_t = 0)]
     pub probe_idle_rate: u32,
+    /// The adapt scenario: run the latency controllers' elastic work also at the OS's lowest
+    /// priority (SCHED_IDLE), as the compare scenario's `elastic+os-priority` mode does; the
+    /// utilisation peer's runs at normal priority, as its mode does.
+    #[arg(long)]
+    pub os_priority: bool,
     /// Controller of the elastic modes in the compare scenario (reference or adaptive; the
     /// utilisation peer is a mode of its own, `utilization`).
     #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]
@@ -244,6 +249,9 @@ impl DemoArgs {
         }
         if self.scenario == Scenario::Overload {
             self.validate_overload()?;
+        }
+        if self.os_priority && self.scenario != Scenario::Adapt {
+            return Err("--os-priority is for --scenario adapt; the compare scenario takes it per mode (elastic+os-priority)".into());
         }
         Ok(())
     }

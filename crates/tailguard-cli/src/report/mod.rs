@@ -261,10 +261,11 @@ pub struct StepResponse {
     /// Seconds from the step down until the share stayed within 10 % of its settled
     /// level; `None` without a step down or a share.
     pub settle_after_down_secs: Option<f64>,
-    /// Intervals in which elastic CPU ran more than 0.05 of the machine above the share.
-    pub overrun_intervals: u32,
-    /// Intervals with both a share and elastic CPU.
-    pub intervals: u32,
+    /// Pairs of consecutive intervals over which elastic CPU ran more than 0.05 of the machine
+    /// above the share, on average.
+    pub overrun_pairs: u32,
+    /// Pairs of consecutive intervals with both a share and elastic CPU.
+    pub pairs: u32,
 }
 
 /// A mode's step response over its rounds: medians with their intervals.
@@ -276,8 +277,9 @@ pub struct StepSummary {
     pub crossings_per_10s: Option<Estimate>,
     /// Settling time of the share after the step down, seconds.
     pub settle_after_down_secs: Option<Estimate>,
-    /// Intervals of elastic CPU above its share by more than 0.05 of the machine, per window.
-    pub overrun_intervals: Estimate,
+    /// Pairs of intervals with elastic CPU above its share by more than 0.05 of the machine,
+    /// per window.
+    pub overrun_pairs: Estimate,
 }
 
 /// Foreground figures of one window.
