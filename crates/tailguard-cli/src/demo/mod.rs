@@ -37,8 +37,8 @@ mod plan;
 mod progress;
 mod rotation;
 mod rounds;
-mod step;
 mod stats;
+mod step;
 mod summary;
 mod window;
 

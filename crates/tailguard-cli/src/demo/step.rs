@@ -229,7 +229,12 @@ mod tests {
         points.push((0.6, 1.2, 0.2, 0.2));
         points.extend([(0.6, 0.5, 0.2, 0.2); 5]);
         // Step down: the share climbs for 2 s, then holds at 0.5.
-        points.extend([(0.2, 0.3, 0.3, 0.3), (0.2, 0.3, 0.35, 0.3), (0.2, 0.3, 0.4, 0.4), (0.2, 0.3, 0.44, 0.4)]);
+        points.extend([
+            (0.2, 0.3, 0.3, 0.3),
+            (0.2, 0.3, 0.35, 0.3),
+            (0.2, 0.3, 0.4, 0.4),
+            (0.2, 0.3, 0.44, 0.4),
+        ]);
         points.extend([(0.2, 0.3, 0.5, 0.5); 8]);
         let step = response(&series(&points), 1.0).unwrap();
         assert_eq!(step.recovery_secs, Some(1.5));
@@ -243,14 +248,19 @@ mod tests {
 
     #[test]
     fn never_over_recovers_at_once_and_never_under_is_no_recovery() {
-        let calm = series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 0.4, 0.5, 0.5), (0.6, 0.4, 0.5, 0.5), (0.2, 0.3, 0.5, 0.5)]);
+        let calm =
+            series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 0.4, 0.5, 0.5), (0.6, 0.4, 0.5, 0.5), (0.2, 0.3, 0.5, 0.5)]);
         let step = response(&calm, 1.0).unwrap();
         assert_eq!(step.recovery_secs, Some(0.0));
         assert_eq!(step.crossings_per_10s, Some(0.0));
         assert_eq!(step.settle_after_down_secs, Some(0.0));
-        let stuck = series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 2.0, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5), (0.6, 2.0, 0.5, 0.5)]);
+        let stuck =
+            series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 2.0, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5), (0.6, 2.0, 0.5, 0.5)]);
         let step = response(&stuck, 1.0).unwrap();
-        assert_eq!((step.recovery_secs, step.crossings_per_10s, step.settle_after_down_secs), (None, None, None));
+        assert_eq!(
+            (step.recovery_secs, step.crossings_per_10s, step.settle_after_down_secs),
+            (None, None, None)
+        );
     }
 
     #[test]
@@ -268,10 +278,25 @@ mod tests {
     fn verdicts_judge_medians_and_set_the_adaptive_beside_the_reference() {
         let mut report = DemoReport::default();
         report.settings.target_p99_ms = 1.0;
-        let slow = series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 3.0, 0.5, 0.5), (0.6, 3.0, 0.5, 0.5), (0.6, 3.0, 0.5, 0.5), (0.6, 3.0, 0.5, 0.5), (0.6, 3.0, 0.5, 0.5), (0.6, 0.5, 0.2, 0.2), (0.6, 0.5, 0.2, 0.2)]);
+        let slow = series(&[
+            (0.2, 0.3, 0.5, 0.5),
+            (0.6, 3.0, 0.5, 0.5),
+            (0.6, 3.0, 0.5, 0.5),
+            (0.6, 3.0, 0.5, 0.5),
+            (0.6, 3.0, 0.5, 0.5),
+            (0.6, 3.0, 0.5, 0.5),
+            (0.6, 0.5, 0.2, 0.2),
+            (0.6, 0.5, 0.2, 0.2),
+        ]);
         let fast = series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5)]);
-        for (name, series, p99, cpu) in [("adapt/reference", &slow, 2.0, 0.1), ("adapt/adaptive", &fast, 1.5, 0.3)] {
-            report.runs.push(ModeResult { name: name.into(), series: series.clone(), ..ModeResult::default() });
+        for (name, series, p99, cpu) in
+            [("adapt/reference", &slow, 2.0, 0.1), ("adapt/adaptive", &fast, 1.5, 0.3)]
+        {
+            report.runs.push(ModeResult {
+                name: name.into(),
+                series: series.clone(),
+                ..ModeResult::default()
+            });
             report.modes.push(ModeSummary {
                 name: name.into(),
                 p99_ms: Estimate { median: p99, low: p99, high: p99, rounds: 1 },
@@ -287,7 +312,11 @@ mod tests {
         assert!(notes[0].starts_with("adapt/reference: scheduling p99 back under target after the step up: in 2.5 s (goal <= 2.0 s: not met)"), "{}", notes[0]);
         assert!(notes[1].contains("after the step up: in 0.0 s (goal <= 2.0 s: met)"), "{}", notes[1]);
         assert!(notes[1].contains("the share settled after the step down: not seen"), "{}", notes[1]);
-        assert!(notes[2].contains("foreground p99 1.50 ms against 2.00 ms (goal: no worse: met)"), "{}", notes[2]);
+        assert!(
+            notes[2].contains("foreground p99 1.50 ms against 2.00 ms (goal: no worse: met)"),
+            "{}",
+            notes[2]
+        );
         assert!(notes[2].contains("3.00x (goal >= 2x: met)"), "{}", notes[2]);
     }
 }
