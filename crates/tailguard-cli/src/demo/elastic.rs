@@ -83,6 +83,7 @@ fn limiter_for(
             .quiet_factor(args.quiet_factor)
             .quiet_headroom(args.quiet_headroom)
             .steal_hold(args.steal_hold)
+            .burst(args.burst)
             .controller(plan.controller)
             .latency_signal(signal)
             .grant(args.grant)

@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// tick of the last half second (/proc/stat); 0: off.
     #[arg(long, default_value_t = tailguard::elastic::DEFAULT_STEAL_HOLD)]
     steal_hold: f64,
+    /// How much fill the elastic token bucket holds, as time at the share's rate: the most
+    /// elastic work can run above its share after it could not use it (1s, DESIGN §8).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    burst: Duration,
     /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
     /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]
     #[arg(long, value_parser = parse_duration)]
@@ -328,6 +332,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .quiet_factor(quiet_factor)
                 .quiet_headroom(args.quiet_headroom)
                 .steal_hold(args.steal_hold)
+                .burst(args.burst)
                 .grant(grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind()),

@@ -393,6 +393,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "quiet_factor": config.quiet_factor,
             "quiet_headroom": config.quiet_headroom,
             "steal_hold": config.steal_hold,
+            "burst_seconds": config.burst.as_secs_f64(),
         },
         "state": {
             "share": snapshot.share,

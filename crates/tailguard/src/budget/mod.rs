@@ -30,14 +30,14 @@ pub mod cgroup;
 
 pub use cgroup::{CpuLimit, CpuLimitSource};
 
-/// Nanoseconds in one second.
-const NANOS_PER_SEC: f64 = 1e9;
-
 /// CPU-time token bucket. All amounts are CPU nanoseconds; `now_nanos` is wall time.
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
     /// CPU nanoseconds added per wall nanosecond (share × cores).
     rate: f64,
+    /// Wall nanoseconds of fill the bucket holds (one second unless made with
+    /// [`with_capacity`](Self::with_capacity)).
+    capacity_span_nanos: f64,
     capacity_nanos: i64,
     balance_nanos: i64,
     last_refill_nanos: u64,
@@ -48,9 +48,17 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket filling at `rate` CPU-nanoseconds per wall-nanosecond.
     pub fn new(rate: f64, now_nanos: u64) -> Self {
-        let capacity_nanos = capacity_for(rate);
+        Self::with_capacity(rate, std::time::Duration::from_secs(1), now_nanos)
+    }
+
+    /// A full bucket filling at `rate` that holds `span` of fill (at least 1 ns of CPU): the
+    /// most work may run above the rate after it paused. [`new`](Self::new) holds one second.
+    pub fn with_capacity(rate: f64, span: std::time::Duration, now_nanos: u64) -> Self {
+        let capacity_span_nanos = span.as_nanos() as f64;
+        let capacity_nanos = capacity_for(rate, capacity_span_nanos);
         TokenBucket {
             rate,
+            capacity_span_nanos,
             capacity_nanos,
             balance_nanos: capacity_nanos,
             last_refill_nanos: now_nanos,
@@ -81,7 +89,7 @@ impl TokenBucket {
     pub fn set_rate(&mut self, rate: f64, now_nanos: u64) {
         self.refill(now_nanos);
         self.rate = rate;
-        self.capacity_nanos = capacity_for(rate);
+        self.capacity_nanos = capacity_for(rate, self.capacity_span_nanos);
         self.balance_nanos = self.balance_nanos.min(self.capacity_nanos);
     }
 
@@ -150,9 +158,9 @@ pub fn detected_cores() -> f64 {
     CpuLimit::detect().cores
 }
 
-fn capacity_for(rate: f64) -> i64 {
-    // At most 4096 cores: fits in i64 with room to spare.
-    (rate * NANOS_PER_SEC).max(1.0) as i64
+fn capacity_for(rate: f64, span_nanos: f64) -> i64 {
+    // At most 4096 cores over minutes: fits in i64 with room to spare.
+    (rate * span_nanos).max(1.0) as i64
 }
 
 #[cfg(test)]
@@ -226,6 +234,21 @@ mod tests {
         assert!(debt < 0, "{debt}");
         bucket.forfeit(10);
         assert_eq!(bucket.balance_nanos(), debt);
+    }
+
+    #[test]
+    fn a_shorter_capacity_holds_less_fill_and_keeps_it_across_rate_changes() {
+        // 0.5 CPU-ns per ns holding 100 ms of fill: 50 ms of CPU when full.
+        let mut bucket = TokenBucket::with_capacity(0.5, std::time::Duration::from_millis(100), 0);
+        assert_eq!(bucket.capacity_nanos(), 50 * MS as i64);
+        bucket.refill(10_000 * MS);
+        assert_eq!(bucket.balance_nanos(), 50 * MS as i64);
+        bucket.set_rate(1.0, 10_000 * MS);
+        assert_eq!(bucket.capacity_nanos(), 100 * MS as i64);
+        // A grant larger than the capacity is still handed out, and its debt waited out at the
+        // rate: 50 ms held, 200 ms taken, 150 ms at 1 CPU-ns per ns.
+        assert!(bucket.try_take(200 * MS, 10_000 * MS));
+        assert_eq!(bucket.nanos_until_positive(), 150 * MS + 1);
     }
 
     #[test]

@@ -166,6 +166,12 @@ impl LimiterBuilder {
         self
     }
 
+    /// How much fill the token bucket holds (default 1 s); see [`LimiterConfig::burst`].
+    pub fn burst(mut self, span: Duration) -> Self {
+        self.config.burst = span;
+        self
+    }
+
     /// Where the adaptive controller reads the machine's stolen CPU time (default:
     /// `/proc/stat`, [`MachineSteal`]; none for a limiter on an injected [`clock`](Self::clock),
     /// whose time is not the machine's).
@@ -196,7 +202,7 @@ impl LimiterBuilder {
         // Blind start: a feedback controller grants at the floor until the window is warm.
         let share = if fixed { controller.share() } else { self.config.floor };
         let state = State {
-            bucket: TokenBucket::new(share * self.config.cores, now),
+            bucket: TokenBucket::with_capacity(share * self.config.cores, self.config.burst, now),
             controller,
             queue: WaitQueue::new(&self.tenant_weights),
             to_wake: Vec::new(),

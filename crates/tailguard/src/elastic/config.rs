@@ -112,6 +112,12 @@ pub struct LimiterConfig {
     /// work. Default [`DEFAULT_STEAL_HOLD`](super::DEFAULT_STEAL_HOLD) (5 %); 0 turns it off;
     /// allowed 0 ..= 1. The other controllers ignore it.
     pub steal_hold: f64,
+    /// How much fill the token bucket holds, as wall time at the share's rate: the most elastic
+    /// work can run above its share after it could not use it (it waited on something else, or
+    /// its threads were starved at a low OS priority). Default 1 s (DESIGN §8); allowed
+    /// 1 ms ..= 10 s. The share's rate over time does not depend on it: a grant is handed out
+    /// whenever the balance is above zero.
+    pub burst: Duration,
 }
 
 impl Default for LimiterConfig {
@@ -135,6 +141,7 @@ impl Default for LimiterConfig {
             quiet_factor: 1.5,
             quiet_headroom: 0.0,
             steal_hold: super::steal::DEFAULT_STEAL_HOLD,
+            burst: Duration::from_secs(1),
         }
     }
 }
@@ -198,6 +205,9 @@ pub enum ConfigError {
     /// `steal_hold` must be within 0 ..= 1.
     #[error("steal_hold {0} is out of range: use a fraction in 0 ..= 1 (0: off; default 0.05)")]
     StealHold(f64),
+    /// `burst` must be within 1 ms ..= 10 s.
+    #[error("burst {0:?} is out of range: use 1ms ..= 10s (default 1s)")]
+    Burst(Duration),
     /// `quiet_headroom` must be 0 (off) or within 1 ..= 10.
     #[error("quiet_headroom {0} is out of range: use 0 (off) or 1 ..= 10")]
     QuietHeadroom(f64),
@@ -260,6 +270,9 @@ impl LimiterConfig {
         if !(0.0..=1.0).contains(&self.steal_hold) {
             return Err(ConfigError::StealHold(self.steal_hold));
         }
+        if self.burst < Duration::from_millis(1) || self.burst > Duration::from_secs(10) {
+            return Err(ConfigError::Burst(self.burst));
+        }
         if let Some(initial) = self.initial_share {
             if !(initial >= self.floor && initial <= self.ceiling) {
                 return Err(ConfigError::InitialShare(initial));
@@ -305,6 +318,8 @@ mod tests {
             (LimiterConfig { quiet_headroom: 0.5, ..Default::default() }, "quiet_headroom"),
             (LimiterConfig { steal_hold: 1.5, ..Default::default() }, "steal_hold"),
             (LimiterConfig { steal_hold: f64::NAN, ..Default::default() }, "steal_hold"),
+            (LimiterConfig { burst: Duration::ZERO, ..Default::default() }, "burst"),
+            (LimiterConfig { burst: Duration::from_secs(11), ..Default::default() }, "burst"),
             (LimiterConfig { quiet_headroom: f64::NAN, ..Default::default() }, "quiet_headroom"),
         ];
         for (config, field) in cases {

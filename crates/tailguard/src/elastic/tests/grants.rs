@@ -20,6 +20,35 @@ fn grants_up_to_capacity_then_refunds_unused() {
 }
 
 #[test]
+fn a_shorter_burst_holds_less_after_a_pause_at_the_same_rate() {
+    // 0.25 of 2 cores fills 0.5 CPU-s per s. A bucket of 1 s holds five 100 ms grants after a
+    // pause (`fixed_limiter`); one of 200 ms holds 100 ms: one grant, then one per 200 ms.
+    let clock = ManualClock::new();
+    let short = Limiter::builder()
+        .cores(2.0)
+        .controller(ControllerKind::Fixed(0.25))
+        .burst(200 * MS)
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    clock.advance(10 * Duration::from_secs(1));
+    let mut taken = 0;
+    for round in 0..=10 {
+        if round > 0 {
+            clock.advance(200 * MS);
+        }
+        for handle in drain(&short) {
+            taken += 1;
+            clock.advance_cpu(100 * MS); // each grant used in full
+            drop(handle);
+        }
+    }
+    // The pause's one grant, then 2 s at 0.5 CPU-s per s: ten more.
+    assert_eq!(taken, 11);
+    assert_eq!(drain(&fixed_limiter(&clock)).len(), 5);
+}
+
+#[test]
 fn over_use_becomes_exact_debt_paid_by_later_waiters() {
     let clock = ManualClock::new();
     let limiter = fixed_limiter(&clock);
