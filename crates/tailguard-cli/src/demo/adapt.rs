@@ -81,16 +81,4 @@ mod tests {
         assert_eq!(idle.iter().map(|p| p.mode.os_priority()).collect::<Vec<_>>(), [true, true, false]);
         assert!(idle.iter().all(|p| p.loads == LOADS));
     }
-
-    #[test]
-    fn os_priority_is_refused_outside_the_adapt_scenario() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: DemoArgs,
-        }
-        let args = Wrapper::try_parse_from(["demo", "--os-priority"]).unwrap().args;
-        assert!(args.validate().unwrap_err().to_string().contains("is for --scenario adapt"));
-    }
 }

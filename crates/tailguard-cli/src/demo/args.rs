@@ -316,4 +316,11 @@ pub(crate) mod tests {
             Wrapper::try_parse_from(["demo", "--controller", "utilization"]).unwrap().args;
         assert!(peer_as_controller.validate().unwrap_err().to_string().contains("a mode of its own"));
     }
+
+    #[test]
+    fn os_priority_is_refused_outside_the_adapt_scenario() {
+        assert!(demo_args(&["--scenario", "adapt", "--os-priority"]).os_priority);
+        let compare = Wrapper::try_parse_from(["demo", "--os-priority"]).unwrap().args;
+        assert!(compare.validate().unwrap_err().to_string().contains("is for --scenario adapt"));
+    }
 }

@@ -10,9 +10,10 @@
 //! 0.08–0.1 of the machine per second where the rule gives 0.16, docs/design-notes.md).
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 /// How far back the share used is read.
-pub const USE_SPAN: std::time::Duration = std::time::Duration::from_millis(500);
+pub const USE_SPAN: Duration = Duration::from_millis(500);
 
 /// Demand during the tick under way.
 #[derive(Debug, Default)]
