@@ -111,7 +111,8 @@ fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
             "--rounds",
             "1",
         ])
-        .args(["--modes", "uncontrolled,elastic", "--interval", "250ms", "--json"])
+        // Grants of 10 ms: at the floor's share a 100 ms grant may not end within the second.
+        .args(["--modes", "uncontrolled,elastic", "--interval", "250ms", "--grant", "10ms", "--json"])
         .arg(&json_path)
         .output()
         .unwrap();

@@ -172,7 +172,7 @@ fn metrics_debug_endpoints_and_the_live_series() {
     assert!(elastic["config"]["quiet_factor"].is_number(), "{elastic}");
     assert!(elastic["state"]["working_target_seconds"].as_f64().unwrap() >= 0.001, "{elastic}");
     assert_eq!(elastic["config"]["steal_hold"], 0.05, "{elastic}");
-    assert_eq!(elastic["config"]["burst_seconds"], 1.0, "{elastic}");
+    assert_eq!(elastic["config"]["burst_seconds"], 0.1, "{elastic}");
     assert_eq!(elastic["config"]["quiet_headroom"], 0.0, "{elastic}");
 
     let tasks = server.request("GET", "/debug/tasks", b"");

@@ -113,8 +113,9 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = tailguard::elastic::DEFAULT_STEAL_HOLD)]
     pub steal_hold: f64,
     /// How much fill the elastic token bucket holds, as time at the share's rate: the most
-    /// elastic work can run above its share after it could not use it (1s, DESIGN §8).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// elastic work can run above its share after it could not use it; the longer it is, the
+    /// more CPU over the share elastic work may spend just after a cut.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub burst: Duration,
     /// Rate of the scheduling-latency probe while no elastic work asks the limiter for CPU, Hz
     /// (1 kHz while work does); 0, the default here, keeps 1 kHz always, so that every mode,

@@ -118,8 +118,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = tailguard::elastic::DEFAULT_STEAL_HOLD)]
     steal_hold: f64,
     /// How much fill the elastic token bucket holds, as time at the share's rate: the most
-    /// elastic work can run above its share after it could not use it (1s, DESIGN §8).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// elastic work can run above its share after it could not use it; the longer it is, the
+    /// more CPU over the share elastic work may spend just after a cut.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     burst: Duration,
     /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
     /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]

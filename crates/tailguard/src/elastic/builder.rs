@@ -166,7 +166,7 @@ impl LimiterBuilder {
         self
     }
 
-    /// How much fill the token bucket holds (default 1 s); see [`LimiterConfig::burst`].
+    /// How much fill the token bucket holds (default 100 ms); see [`LimiterConfig::burst`].
     pub fn burst(mut self, span: Duration) -> Self {
         self.config.burst = span;
         self

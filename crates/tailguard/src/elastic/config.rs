@@ -114,11 +114,16 @@ pub struct LimiterConfig {
     pub steal_hold: f64,
     /// How much fill the token bucket holds, as wall time at the share's rate: the most elastic
     /// work can run above its share after it could not use it (it waited on something else, or
-    /// its threads were starved at a low OS priority). Default 1 s (DESIGN §8); allowed
-    /// 1 ms ..= 10 s. The share's rate over time does not depend on it: a grant is handed out
+    /// its threads were starved at a low OS priority). Default [`DEFAULT_BURST`] (100 ms; DESIGN
+    /// §8 says 1 s, see `docs/design-notes.md` for why it is shorter); allowed 1 ms ..= 10 s. The share's rate over time does not depend on it: a grant is handed out
     /// whenever the balance is above zero.
     pub burst: Duration,
 }
+
+/// The token bucket's default fill, as wall time at the share's rate ([`LimiterConfig::burst`]):
+/// one tick of the controller. A longer fill lets elastic work spend what it saved while the
+/// share was high after the share has been cut, which the foreground pays for.
+pub const DEFAULT_BURST: Duration = Duration::from_millis(100);
 
 impl Default for LimiterConfig {
     fn default() -> Self {
@@ -141,7 +146,7 @@ impl Default for LimiterConfig {
             quiet_factor: 1.5,
             quiet_headroom: 0.0,
             steal_hold: super::steal::DEFAULT_STEAL_HOLD,
-            burst: Duration::from_secs(1),
+            burst: DEFAULT_BURST,
         }
     }
 }
@@ -206,7 +211,7 @@ pub enum ConfigError {
     #[error("steal_hold {0} is out of range: use a fraction in 0 ..= 1 (0: off; default 0.05)")]
     StealHold(f64),
     /// `burst` must be within 1 ms ..= 10 s.
-    #[error("burst {0:?} is out of range: use 1ms ..= 10s (default 1s)")]
+    #[error("burst {0:?} is out of range: use 1ms ..= 10s (default 100ms)")]
     Burst(Duration),
     /// `quiet_headroom` must be 0 (off) or within 1 ..= 10.
     #[error("quiet_headroom {0} is out of range: use 0 (off) or 1 ..= 10")]

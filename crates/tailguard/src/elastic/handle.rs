@@ -65,10 +65,10 @@ const MAX_ITERATIONS_PER_CHECK: u32 = 1 << 24;
 /// let (mut next, mut requests) = (Some(0), 0);
 /// while let Some(start) = next {
 ///     let handle = limiter.acquire(&request)?;
-///     next = export(&handle, &clock, start, 1_000);
+///     next = export(&handle, &clock, start, 400);
 ///     requests += 1;
 /// }
-/// assert_eq!(requests, 10); // 1000 keys x 100 µs in 10 ms grants
+/// assert_eq!(requests, 4); // 400 keys x 100 µs in 10 ms grants, within the 50 ms fill
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///

@@ -99,11 +99,11 @@ impl Limiter {
     ///     .controller(ControllerKind::Fixed(0.1))
     ///     .clock(clock.shared())
     ///     .build()?;
-    /// let held = limiter.try_acquire(&AcquireRequest::new())?; // the whole 100 ms capacity
+    /// let held = limiter.try_acquire(&AcquireRequest::new())?; // 100 ms from a 10 ms fill
     /// limiter.stop();
     /// assert_eq!(limiter.acquire(&AcquireRequest::new()).unwrap_err(), AcquireError::Stopped);
     /// drop(held); // a grant from before the stop still settles
-    /// assert_eq!(limiter.snapshot().balance_nanos, 100_000_000);
+    /// assert_eq!(limiter.snapshot().balance_nanos, 10_000_000);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(&self) {

@@ -17,6 +17,7 @@ fn limiter() -> Limiter {
     // Capacity 200 ms of CPU: two 100 ms grants.
     Limiter::builder()
         .cores(1.0)
+        .burst(super::tests::ONE_SECOND_FILL)
         .controller(ControllerKind::Fixed(0.2))
         .clock(ManualClock::new().shared())
         .build()

@@ -42,7 +42,7 @@ mod waiters;
 
 pub use bucket::TokenBucket;
 pub use builder::LimiterBuilder;
-pub use config::{ConfigError, ControllerKind, LimiterConfig};
+pub use config::{ConfigError, ControllerKind, DEFAULT_BURST, LimiterConfig};
 pub use controller::{Controller, ControllerInput, MIN_WORKING_TARGET};
 pub use demand::USE_SPAN;
 pub use future::AcquireFuture;

@@ -172,6 +172,7 @@ mod tests {
     fn limiter(clock: &ManualClock) -> Limiter {
         Limiter::builder()
             .cores(1.0)
+            .burst(crate::elastic::tests::ONE_SECOND_FILL)
             .controller(ControllerKind::Fixed(0.2))
             .grant(50 * MS)
             .clock(clock.shared())

@@ -17,6 +17,7 @@ const MS: Duration = Duration::from_millis(1);
 fn limiter(clock: &ManualClock) -> Limiter {
     Limiter::builder()
         .cores(1.0)
+        .burst(ONE_SECOND_FILL)
         .controller(ControllerKind::Fixed(0.5))
         .clock(clock.shared())
         .build()
@@ -143,6 +144,7 @@ fn acquire_async_timeout_fires_at_the_next_tick_without_a_grant() {
     // 5 % of one core holds 50 ms: one 100 ms grant leaves 50 ms of debt, 1 s of refill.
     let limiter = Limiter::builder()
         .cores(1.0)
+        .burst(ONE_SECOND_FILL)
         .controller(ControllerKind::Fixed(0.05))
         .clock(clock.shared())
         .build()
@@ -262,6 +264,7 @@ fn a_cancelled_waiters_uncollected_grant_goes_back_to_its_tenant_too() {
     let clock = ManualClock::new();
     let limiter = Limiter::builder()
         .cores(1.0)
+        .burst(ONE_SECOND_FILL)
         .controller(ControllerKind::Fixed(0.5))
         .clock(clock.shared())
         .build()

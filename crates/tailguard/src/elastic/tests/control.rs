@@ -20,8 +20,12 @@ fn windowed_limiter_built(
     configure: impl FnOnce(LimiterBuilder) -> LimiterBuilder,
 ) -> (Arc<WindowedHistogram>, Limiter) {
     let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
-    let builder =
-        Limiter::builder().cores(2.0).initial_share(0.5).clock(clock.shared()).latency_window(window.clone());
+    let builder = Limiter::builder()
+        .cores(2.0)
+        .burst(ONE_SECOND_FILL)
+        .initial_share(0.5)
+        .clock(clock.shared())
+        .latency_window(window.clone());
     (window, configure(builder).build().unwrap())
 }
 
@@ -56,6 +60,7 @@ fn the_limiter_steps_down_when_latency_is_over_target() {
     let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
     let limiter = Limiter::builder()
         .cores(2.0)
+        .burst(ONE_SECOND_FILL)
         .initial_share(0.5)
         .controller(ControllerKind::Reference)
         .clock(clock.shared())
@@ -81,6 +86,7 @@ fn permanent_overload_still_grants_at_the_floor() {
     let window = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
     let limiter = Limiter::builder()
         .cores(2.0)
+        .burst(ONE_SECOND_FILL)
         .initial_share(0.75)
         .clock(clock.shared())
         .latency_window(window.clone())

@@ -14,10 +14,16 @@ use crate::order::{Priority, TenantId};
 
 const MS: Duration = Duration::from_millis(1);
 
+/// The token bucket's fill in the tests that count grants against a full bucket: 1 s at the
+/// share's rate, so that a quarter of two cores holds five 100 ms grants (the default,
+/// [`DEFAULT_BURST`], holds half of one).
+pub(crate) const ONE_SECOND_FILL: Duration = Duration::from_secs(1);
+
 /// 25 % of 2 cores: fill 0.5 CPU-s per second, capacity 500 ms of CPU (five 100 ms grants).
 fn fixed_limiter(clock: &ManualClock) -> Limiter {
     Limiter::builder()
         .cores(2.0)
+        .burst(ONE_SECOND_FILL)
         .controller(ControllerKind::Fixed(0.25))
         .clock(clock.shared())
         .build()

@@ -70,6 +70,7 @@ fn tenant_weights_split_grants_in_proportion() {
     let clock = ManualClock::new();
     let limiter = Limiter::builder()
         .cores(2.0)
+        .burst(ONE_SECOND_FILL)
         .controller(ControllerKind::Fixed(0.25))
         .tenant_weight(7, std::num::NonZeroU32::new(3).unwrap())
         .clock(clock.shared())

@@ -23,6 +23,7 @@ fn counting_limiter() -> (Limiter, Arc<CountingClock>) {
     let clock = Arc::new(CountingClock { inner: ManualClock::new(), cpu_reads: AtomicU64::new(0) });
     let limiter = Limiter::builder()
         .cores(2.0)
+        .burst(ONE_SECOND_FILL)
         .controller(ControllerKind::Fixed(0.5))
         .clock(clock.clone())
         .build()
