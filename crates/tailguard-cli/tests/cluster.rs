@@ -33,6 +33,13 @@ fn a_node_killed_mid_backup_loses_nothing() {
     assert_eq!(report["verified"]["keys"], 8000, "{report}");
     let nodes = report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);
+    for node in nodes {
+        // The isolation ratio by the intervals statistic, beside the pooled one and the A/A.
+        for key in ["p99_ratio", "pooled_p99_ratio", "baseline_aa_ratio"] {
+            assert!(node.get(key).is_some(), "{key}: {node}");
+        }
+        assert!(node["baseline"].get("interval_p99_seconds").is_some(), "{node}");
+    }
     assert_eq!(
         (nodes[0]["killed_and_resumed"].as_bool(), nodes[1]["killed_and_resumed"].as_bool()),
         (Some(true), Some(false))

@@ -144,23 +144,49 @@ pub struct WindowStats {
     pub throughput: f64,
     /// 99th percentile latency, seconds (`None` without requests).
     pub p99_seconds: Option<f64>,
+    /// The median of the p99s of the window's [`INTERVAL_SECONDS`] intervals, seconds: the
+    /// demo's `intervals` statistic, which one bad second moves little (`None` without an
+    /// interval of at least [`MIN_INTERVAL_REQUESTS`] requests).
+    pub interval_p99_seconds: Option<f64>,
+}
+
+/// Length of the intervals whose p99s [`WindowStats::interval_p99_seconds`] takes the median
+/// of: the demo's interval.
+pub const INTERVAL_SECONDS: f64 = 0.5;
+/// Fewest successful requests an interval needs for its p99 to count.
+pub const MIN_INTERVAL_REQUESTS: usize = 20;
+
+/// The nearest-rank 99th percentile of `latencies`, which it sorts.
+fn p99(latencies: &mut [f64]) -> Option<f64> {
+    latencies.sort_by(f64::total_cmp);
+    let rank = ((latencies.len() as f64 * 0.99).ceil() as usize).clamp(1, latencies.len().max(1));
+    latencies.get(rank - 1).copied()
 }
 
 /// Statistics of `samples` due in `from..to` seconds.
 pub fn window(samples: &[Sample], from: f64, to: f64) -> WindowStats {
     let inside = samples.iter().filter(|s| s.at >= from && s.at < to);
-    let mut latencies: Vec<f64> = inside.clone().filter_map(|s| s.latency).collect();
-    let errors = inside.filter(|s| s.latency.is_none()).count() as u64;
-    latencies.sort_by(f64::total_cmp);
-    let p99 = (!latencies.is_empty()).then(|| {
-        let rank = ((latencies.len() as f64 * 0.99).ceil() as usize).clamp(1, latencies.len());
-        latencies[rank - 1]
-    });
+    let errors = inside.clone().filter(|s| s.latency.is_none()).count() as u64;
+    let intervals = ((to - from) / INTERVAL_SECONDS).ceil().max(0.0) as usize;
+    let mut by_interval: Vec<Vec<f64>> = vec![Vec::new(); intervals];
+    for sample in inside {
+        if let Some(latency) = sample.latency {
+            let i = ((sample.at - from) / INTERVAL_SECONDS) as usize;
+            by_interval[i.min(intervals - 1)].push(latency);
+        }
+    }
+    let interval_p99s: Vec<f64> = by_interval
+        .iter_mut()
+        .filter(|latencies| latencies.len() >= MIN_INTERVAL_REQUESTS)
+        .filter_map(|latencies| p99(latencies))
+        .collect();
+    let mut latencies: Vec<f64> = by_interval.concat();
     WindowStats {
         requests: latencies.len() as u64,
         errors,
         throughput: if to > from { latencies.len() as f64 / (to - from) } else { 0.0 },
-        p99_seconds: p99,
+        p99_seconds: p99(&mut latencies),
+        interval_p99_seconds: (!interval_p99s.is_empty()).then(|| crate::demo::stats::median(&interval_p99s)),
     }
 }
 
@@ -179,5 +205,20 @@ mod tests {
         assert_eq!((stats.requests, stats.errors, stats.p99_seconds), (200, 1, Some(198.0)));
         assert_eq!(stats.throughput, 200.0);
         assert_eq!(window(&samples, 10.0, 11.0).p99_seconds, None);
+        // All 200 fall in the first 500 ms interval; the second has none.
+        assert_eq!(stats.interval_p99_seconds, Some(198.0));
+    }
+
+    #[test]
+    fn one_bad_interval_sets_the_pooled_p99_but_not_the_median_of_interval_p99s() {
+        // Five intervals of 100 requests at 1 ms, then one whose 100 requests all took 50 ms.
+        let samples: Vec<Sample> = (0..600)
+            .map(|i| Sample { at: f64::from(i) / 200.0, latency: Some(if i >= 500 { 0.05 } else { 0.001 }) })
+            .collect();
+        let stats = window(&samples, 0.0, 3.0);
+        assert_eq!(stats.p99_seconds, Some(0.05));
+        assert_eq!(stats.interval_p99_seconds, Some(0.001));
+        // An interval under MIN_INTERVAL_REQUESTS does not count; none at all gives none.
+        assert_eq!(window(&samples[..10], 0.0, 0.5).interval_p99_seconds, None);
     }
 }

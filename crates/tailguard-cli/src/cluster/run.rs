@@ -216,7 +216,16 @@ impl<'a> Run<'a> {
                 let part_end = part.ended_at.unwrap_or(backup_end);
                 let baseline = load::window(samples, baseline_start, backup_start);
                 let during = load::window(samples, backup_start, part_end);
-                let ratio = baseline.p99_seconds.zip(during.p99_seconds).map(|(b, d)| d / b);
+                // The demo's `intervals` statistic: one bad second sets a whole window's p99.
+                let ratio =
+                    baseline.interval_p99_seconds.zip(during.interval_p99_seconds).map(|(b, d)| d / b);
+                let pooled_ratio = baseline.p99_seconds.zip(during.p99_seconds).map(|(b, d)| d / b);
+                // The baseline against itself, its second half over its first: the noise floor.
+                let halfway = (baseline_start + backup_start) / 2.0;
+                let baseline_aa_ratio = load::window(samples, baseline_start, halfway)
+                    .interval_p99_seconds
+                    .zip(load::window(samples, halfway, backup_start).interval_p99_seconds)
+                    .map(|(first, second)| second / first);
                 let (seconds, keys, raw) = part.totals();
                 NodeReport {
                     index: node.index,
@@ -229,6 +238,8 @@ impl<'a> Run<'a> {
                     baseline,
                     during_backup: during,
                     p99_ratio: ratio,
+                    pooled_p99_ratio: pooled_ratio,
+                    baseline_aa_ratio,
                     isolation_met: ratio.map(|r| r <= P99_GOAL),
                     scheduling_p99_seconds: (
                         watch::median_p99(&series, baseline_start, backup_start),

@@ -37,7 +37,7 @@ mod plan;
 mod progress;
 mod rotation;
 mod rounds;
-mod stats;
+pub(crate) mod stats;
 mod step;
 mod summary;
 mod window;
