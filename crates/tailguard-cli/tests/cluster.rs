@@ -13,7 +13,7 @@ fn a_node_killed_mid_backup_loses_nothing() {
     let output = Command::new(env!("CARGO_BIN_EXE_tailguard"))
         .args(["cluster", "--node-cpus", "1,1", "--keys", "8000", "--value-size", "64", "--seed", "7"])
         .args(["--rate", "50", "--connections", "2", "--baseline", "500ms", "--poll", "100ms"])
-        .args(["--kill-node", "0", "--kill-after", "0s"])
+        .args(["--kill-node", "0", "--kill-after", "0s", "--rounds", "2"])
         .args(["--serve-arg=--floor=0.01", "--serve-arg=--ceiling=0.01", "--serve-arg=--grant=10ms"])
         .arg("--dir")
         .arg(dir.path().join("nodes"))
@@ -36,19 +36,29 @@ fn a_node_killed_mid_backup_loses_nothing() {
     for node in nodes {
         // The isolation ratio by the intervals statistic, beside the pooled one and the A/A.
         for key in ["p99_ratio", "pooled_p99_ratio", "baseline_aa_ratio"] {
-            assert!(node.get(key).is_some(), "{key}: {node}");
+            assert!(node.get(key).is_some() && node["rounds"][0].get(key).is_some(), "{key}: {node}");
         }
-        assert!(node["baseline"].get("interval_p99_seconds").is_some(), "{node}");
+        assert!(node["rounds"][1]["baseline"].get("interval_p99_seconds").is_some(), "{node}");
     }
+    // The kill is in the first round only; both rounds backed up and verified every key.
+    let killed = |node: usize, round: usize| nodes[node]["rounds"][round]["killed_and_resumed"].as_bool();
     assert_eq!(
-        (nodes[0]["killed_and_resumed"].as_bool(), nodes[1]["killed_and_resumed"].as_bool()),
-        (Some(true), Some(false))
+        (killed(0, 0), killed(1, 0), killed(0, 1), killed(1, 1)),
+        (Some(true), Some(false), Some(false), Some(false))
     );
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{report}");
+    assert!(
+        rounds
+            .iter()
+            .all(|r| r["verification"].as_str().unwrap().starts_with("verified byte-exact: 8000 keys"))
+    );
+    assert_eq!(nodes[0]["backup_keys_per_second"]["rounds"], 2, "{report}");
     // Node 0's part is its partial file up to the resumption key, then the resumed file; the
     // segments of both nodes tile the keyspace.
     let mut segments: Vec<(u64, u64, bool, String)> = nodes
         .iter()
-        .flat_map(|n| n["segments"].as_array().unwrap().iter())
+        .flat_map(|n| n["rounds"][0]["segments"].as_array().unwrap().iter())
         .map(|s| {
             let path = s["path"].as_str().unwrap().to_owned();
             assert!(std::path::Path::new(&path).exists(), "{path}");

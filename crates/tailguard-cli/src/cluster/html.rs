@@ -18,10 +18,17 @@ pub fn render(report: &ClusterReport) -> String {
          <style>{PAGE_STYLE}</style></head><body><h1>tailguard cluster</h1><pre>{}</pre>",
         escape(&report.table())
     );
-    let x_label = format!(
-        "seconds since the run started (baseline from {:.1} s, backup {:.1}–{:.1} s)",
-        report.baseline_started_at, report.backup_started_at, report.backup_ended_at
-    );
+    let rounds: Vec<String> = report
+        .rounds
+        .iter()
+        .map(|r| {
+            format!(
+                "baseline from {:.1} s, backup {:.1}–{:.1} s",
+                r.baseline_started_at, r.backup_started_at, r.backup_ended_at
+            )
+        })
+        .collect();
+    let x_label = format!("seconds since the run started ({})", rounds.join("; "));
     let series = |pick: &dyn Fn(&NodeReport) -> Points| -> Vec<Series> {
         report
             .nodes

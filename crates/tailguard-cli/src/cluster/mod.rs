@@ -72,7 +72,12 @@ pub struct ClusterArgs {
     /// How long each node's capacity is measured.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     calibrate: Duration,
-    /// Foreground alone, before the backup: each node's baseline.
+    /// Rounds of a baseline and a backup of the whole keyspace, one after the other while the
+    /// foreground load runs throughout; figures are medians over rounds with 95 % bootstrap
+    /// intervals (3 or more give an interval; `--kill-node` acts in the first round).
+    #[arg(long, default_value = "1")]
+    rounds: std::num::NonZeroU32,
+    /// Foreground alone, before each backup: each node's baseline (its halves give the A/A).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     baseline: Duration,
     /// How often each node's limiter is read.

@@ -8,25 +8,12 @@ use super::load::{INTERVAL_SECONDS, WindowStats};
 use super::split::KeyRange;
 use super::verify::{PartsReport, Segment};
 use super::watch::LimiterPoint;
-use crate::report::P99_GOAL;
+use crate::demo::stats::median_estimate;
+use crate::report::{Estimate, P99_GOAL};
 
-/// One node's results.
+/// One node in one round: its baseline, then its part of that round's backup.
 #[derive(Clone, Debug, Serialize)]
-pub struct NodeReport {
-    /// Position in the cluster.
-    pub index: usize,
-    /// `http://host:port`.
-    pub address: String,
-    /// How a local node is confined (cgroup quota, CPUs); `None` for a node started elsewhere.
-    pub confinement: Option<String>,
-    /// Cores the node's limiter detected.
-    pub cores: f64,
-    /// Where that figure came from.
-    pub cores_source: String,
-    /// The node's part of the keyspace.
-    pub range: KeyRange,
-    /// Foreground rate offered, requests per second.
-    pub offered_rate: f64,
+pub struct NodeRound {
     /// Foreground alone.
     pub baseline: WindowStats,
     /// Foreground while the node's own part of the backup ran.
@@ -37,10 +24,8 @@ pub struct NodeReport {
     /// `during_backup.p99 / baseline.p99`: whole-window p99s, which one bad second sets.
     pub pooled_p99_ratio: Option<f64>,
     /// The baseline's second half against its first, by the statistic of `p99_ratio`: how far
-    /// the foreground alone moves (the run's noise floor).
+    /// the foreground alone moves (the round's noise floor).
     pub baseline_aa_ratio: Option<f64>,
-    /// Whether the ratio meets the isolation goal (`P99_GOAL`).
-    pub isolation_met: Option<bool>,
     /// Scheduling-latency p99 (median of the readings), seconds: baseline, during the node's part.
     pub scheduling_p99_seconds: (Option<f64>, Option<f64>),
     /// Mean elastic share during the node's part.
@@ -57,10 +42,62 @@ pub struct NodeReport {
     pub killed_and_resumed: bool,
     /// The node's files.
     pub segments: Vec<Segment>,
-    /// Share and scheduling p99 over time.
+}
+
+/// One node's results: medians over the rounds with 95 % bootstrap intervals, and each round.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeReport {
+    /// Position in the cluster.
+    pub index: usize,
+    /// `http://host:port`.
+    pub address: String,
+    /// How a local node is confined (cgroup quota, CPUs); `None` for a node started elsewhere.
+    pub confinement: Option<String>,
+    /// Cores the node's limiter detected.
+    pub cores: f64,
+    /// Where that figure came from.
+    pub cores_source: String,
+    /// The node's part of the keyspace.
+    pub range: KeyRange,
+    /// Foreground rate offered, requests per second.
+    pub offered_rate: f64,
+    /// Foreground p99 during the node's part against its baseline, by the intervals statistic.
+    pub p99_ratio: Option<Estimate>,
+    /// Whether the median ratio meets the isolation goal (`P99_GOAL`).
+    pub isolation_met: Option<bool>,
+    /// The same by the whole windows' p99s.
+    pub pooled_p99_ratio: Option<Estimate>,
+    /// The baseline's second half against its first: the noise floor.
+    pub baseline_aa_ratio: Option<Estimate>,
+    /// Mean elastic share during the node's part.
+    pub mean_share: Option<Estimate>,
+    /// Seconds after the backup's start at which the share settled.
+    pub share_settled_after_seconds: Option<Estimate>,
+    /// Keys per second of the node's backup.
+    pub backup_keys_per_second: Estimate,
+    /// Each round.
+    pub rounds: Vec<NodeRound>,
+    /// Share and scheduling p99 over the whole run.
     pub share_series: Vec<LimiterPoint>,
     /// Foreground p99 of each second of the run, seconds: `(start of the second, p99)`.
     pub foreground_p99_series: Vec<(f64, Option<f64>)>,
+}
+
+/// One round of the whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundReport {
+    /// When the baseline started, seconds since the run's start.
+    pub baseline_started_at: f64,
+    /// When the backup started, seconds since the run's start.
+    pub backup_started_at: f64,
+    /// When the last part ended, seconds since the run's start.
+    pub backup_ended_at: f64,
+    /// Wall time of the round's backup, from its start to the last part's end, seconds.
+    pub backup_seconds: f64,
+    /// Backup rate of the fastest node over the slowest's.
+    pub rate_ratio: Option<f64>,
+    /// How the round's parts were verified.
+    pub verification: String,
 }
 
 /// The whole run.
@@ -70,24 +107,27 @@ pub struct ClusterReport {
     pub keys: u64,
     /// Target foreground load, fraction of each node's measured capacity.
     pub load: f64,
-    /// Seconds of the baseline window.
+    /// Seconds of each baseline window.
     pub baseline_seconds: f64,
-    /// When the baseline started, seconds since the run's start.
-    pub baseline_started_at: f64,
-    /// When the backup started, seconds since the run's start.
-    pub backup_started_at: f64,
-    /// When the last part ended, seconds since the run's start.
-    pub backup_ended_at: f64,
-    /// Wall time of the whole backup, from the first start to the last part's end, seconds.
-    pub backup_seconds: f64,
-    /// How the parts were verified.
-    pub verification: String,
-    /// What the verification found (local nodes: every key, byte for byte).
+    /// Wall time of a whole backup, seconds.
+    pub backup_seconds: Estimate,
+    /// Backup rate of the fastest node over the slowest's.
+    pub rate_ratio: Option<Estimate>,
+    /// What the verification found in the first round (local nodes: every key, byte for byte);
+    /// every round's parts were verified the same way, or the run failed.
     pub verified: Option<PartsReport>,
     /// The isolation goal: foreground p99 at most this many times the node's own baseline.
     pub p99_goal: f64,
+    /// Each round: a baseline, then a backup of the whole keyspace.
+    pub rounds: Vec<RoundReport>,
     /// Per node.
     pub nodes: Vec<NodeReport>,
+}
+
+/// The median over rounds of the values there are, with its interval; `None` without any.
+pub fn estimate(values: impl IntoIterator<Item = Option<f64>>) -> Option<Estimate> {
+    let values: Vec<f64> = values.into_iter().flatten().filter(|v| v.is_finite()).collect();
+    (!values.is_empty()).then(|| median_estimate(&values))
 }
 
 fn ms(seconds: Option<f64>) -> String {
@@ -96,6 +136,19 @@ fn ms(seconds: Option<f64>) -> String {
 
 fn times(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"))
+}
+
+fn median(estimate: Option<Estimate>) -> Option<f64> {
+    estimate.map(|e| e.median)
+}
+
+/// `median [low–high]`, or the median alone for one round.
+fn with_interval(estimate: &Estimate, digits: usize) -> String {
+    if estimate.rounds > 1 {
+        format!("{:.digits$} [{:.digits$}–{:.digits$}]", estimate.median, estimate.low, estimate.high)
+    } else {
+        format!("{:.digits$}", estimate.median)
+    }
 }
 
 impl ClusterReport {
@@ -126,7 +179,9 @@ impl ClusterReport {
             "", "", "", "mean", "after s", "ms", "base ms", "bkup ms", "", "ratio", "", "keys/s", "MB/s", ""
         );
         for n in &self.nodes {
-            let ratio = n.p99_ratio.map_or_else(
+            // Medians over the rounds of each column.
+            let of = |pick: &dyn Fn(&NodeRound) -> Option<f64>| median(estimate(n.rounds.iter().map(pick)));
+            let ratio = median(n.p99_ratio).map_or_else(
                 || "-".to_owned(),
                 |r| format!("{r:.2}{}", if r <= self.p99_goal { "" } else { "!" }),
             );
@@ -136,17 +191,17 @@ impl ClusterReport {
                 n.index,
                 n.cores,
                 format!("{}..{}", n.range.from, n.range.to),
-                n.mean_share.map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
-                n.share_settled_after_seconds.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
-                ms(n.scheduling_p99_seconds.1),
-                ms(n.baseline.interval_p99_seconds),
-                ms(n.during_backup.interval_p99_seconds),
+                median(n.mean_share).map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
+                median(n.share_settled_after_seconds).map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
+                ms(of(&|r| r.scheduling_p99_seconds.1)),
+                ms(of(&|r| r.baseline.interval_p99_seconds)),
+                ms(of(&|r| r.during_backup.interval_p99_seconds)),
                 ratio,
-                times(n.pooled_p99_ratio),
-                times(n.baseline_aa_ratio),
-                n.backup_keys_per_second,
-                n.backup_mb_per_second,
-                if n.killed_and_resumed { "resumed" } else { "no" },
+                times(median(n.pooled_p99_ratio)),
+                times(median(n.baseline_aa_ratio)),
+                n.backup_keys_per_second.median,
+                of(&|r| Some(r.backup_mb_per_second)).unwrap_or(0.0),
+                if n.rounds.iter().any(|r| r.killed_and_resumed) { "resumed" } else { "no" },
             );
         }
         for n in &self.nodes {
@@ -158,22 +213,43 @@ impl ClusterReport {
                 n.cores_source,
                 n.confinement.as_deref().unwrap_or("started elsewhere"),
                 n.offered_rate,
-                n.during_backup.errors,
+                n.rounds.iter().map(|r| r.during_backup.errors).sum::<u64>(),
             );
         }
-        let rates: Vec<f64> = self.nodes.iter().map(|n| n.backup_keys_per_second).collect();
-        if let (Some(max), Some(min)) =
-            (rates.iter().copied().reduce(f64::max), rates.iter().copied().reduce(f64::min))
-        {
-            if min > 0.0 && rates.len() > 1 {
-                let _ = writeln!(out, "backup rate, fastest over slowest node: {:.2}x", max / min);
+        if self.rounds.len() > 1 {
+            for n in &self.nodes {
+                let interval =
+                    |e: Option<Estimate>| e.map_or_else(|| "-".to_owned(), |e| with_interval(&e, 2));
+                let per_round: Vec<String> = n.rounds.iter().map(|r| times(r.p99_ratio)).collect();
+                let _ = writeln!(
+                    out,
+                    "node {}: p99 ratio {} (rounds {}), A/A {}; settled after {} s",
+                    n.index,
+                    interval(n.p99_ratio),
+                    per_round.join(", "),
+                    interval(n.baseline_aa_ratio),
+                    n.share_settled_after_seconds.map_or_else(|| "-".to_owned(), |e| with_interval(&e, 1)),
+                );
             }
+        }
+        if let Some(ratio) = &self.rate_ratio {
+            let _ = writeln!(out, "backup rate, fastest over slowest node: {}x", with_interval(ratio, 2));
         }
         let _ = writeln!(
             out,
-            "whole backup: {} keys in {:.1} s; {}",
-            self.keys, self.backup_seconds, self.verification
+            "whole backup: {} keys in {} s; {}",
+            self.keys,
+            with_interval(&self.backup_seconds, 1),
+            self.rounds.first().map_or("", |r| r.verification.as_str())
         );
+        if self.rounds.len() > 1 {
+            let _ = writeln!(
+                out,
+                "{} rounds, each a {:.0} s baseline and a backup of the whole keyspace; medians over rounds, [95 % bootstrap intervals]",
+                self.rounds.len(),
+                self.baseline_seconds
+            );
+        }
         let _ = writeln!(
             out,
             "isolation goal: foreground p99 at most {P99_GOAL}x the node's own baseline ('!' misses it); \
@@ -181,5 +257,20 @@ impl ClusterReport {
              pooled: the whole windows' p99s; A/A: the baseline's second half over its first"
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_estimate_takes_the_values_there_are() {
+        assert_eq!(estimate([None, None]), None);
+        let e = estimate([Some(1.0), None, Some(3.0), Some(2.0), Some(f64::NAN)]).unwrap();
+        assert_eq!((e.median, e.rounds), (2.0, 3));
+        assert!(e.low <= 2.0 && e.high >= 2.0);
+        assert_eq!(with_interval(&estimate([Some(1.5)]).unwrap(), 2), "1.50");
+        assert!(with_interval(&e, 1).starts_with("2.0 ["), "{}", with_interval(&e, 1));
     }
 }

@@ -12,10 +12,11 @@ use super::http::{Client, parse_address};
 use super::load::{self, Load};
 use super::node::{LocalNode, NodePlan};
 use super::place::place;
-use super::report::{ClusterReport, NodeReport};
+use super::report::{ClusterReport, NodeReport, NodeRound, RoundReport, estimate};
 use super::split::{KeyRange, split};
 use super::verify::{Segment, verify_parts};
 use super::watch::{self, Capacity, Watch};
+use crate::demo::stats::median_estimate;
 use crate::report::P99_GOAL;
 use crate::workload::keyspace::KeyspaceConfig;
 
@@ -48,6 +49,67 @@ struct Part {
     done: bool,
     /// When the last job ended, seconds from the run's start.
     ended_at: Option<f64>,
+}
+
+/// One round as it ran: when its baseline and backup began and ended, and the parts.
+struct RoundRun {
+    baseline_start: f64,
+    backup_start: f64,
+    backup_end: f64,
+    parts: Vec<Part>,
+}
+
+/// `round N: ` before a round's progress lines when there are several, else nothing.
+fn round_label(round: usize, rounds: u32) -> String {
+    if rounds > 1 { format!("round {}: ", round + 1) } else { String::new() }
+}
+
+/// The fastest node's backup rate over the slowest's; `None` for one node or a node at zero.
+fn rate_ratio(rates: &[f64]) -> Option<f64> {
+    let max = rates.iter().copied().reduce(f64::max)?;
+    let min = rates.iter().copied().reduce(f64::min)?;
+    (rates.len() > 1 && min > 0.0).then(|| max / min)
+}
+
+/// A node's figures in one round, over its own part: once it is done, it runs no elastic work.
+fn node_round(
+    part: &Part,
+    run: &RoundRun,
+    samples: &[load::Sample],
+    series: &[watch::LimiterPoint],
+) -> NodeRound {
+    let (baseline_start, backup_start) = (run.baseline_start, run.backup_start);
+    let part_end = part.ended_at.unwrap_or(run.backup_end);
+    let baseline = load::window(samples, baseline_start, backup_start);
+    let during = load::window(samples, backup_start, part_end);
+    // The demo's `intervals` statistic: one bad second sets a whole window's p99.
+    let ratio = baseline.interval_p99_seconds.zip(during.interval_p99_seconds).map(|(b, d)| d / b);
+    let pooled_ratio = baseline.p99_seconds.zip(during.p99_seconds).map(|(b, d)| d / b);
+    // The baseline against itself, its second half over its first: the noise floor.
+    let halfway = (baseline_start + backup_start) / 2.0;
+    let baseline_aa_ratio = load::window(samples, baseline_start, halfway)
+        .interval_p99_seconds
+        .zip(load::window(samples, halfway, backup_start).interval_p99_seconds)
+        .map(|(first, second)| second / first);
+    let (keys_per_second, mb_per_second, seconds) = part.rate();
+    NodeRound {
+        baseline,
+        during_backup: during,
+        p99_ratio: ratio,
+        pooled_p99_ratio: pooled_ratio,
+        baseline_aa_ratio,
+        scheduling_p99_seconds: (
+            watch::median_p99(series, baseline_start, backup_start),
+            watch::median_p99(series, backup_start, part_end),
+        ),
+        mean_share: watch::mean_share(series, backup_start, part_end),
+        share_settled_after_seconds: watch::settled_after(series, backup_start, part_end),
+        backup_keys_per_second: keys_per_second,
+        backup_mb_per_second: mb_per_second,
+        backup_seconds: seconds,
+        killed_and_resumed: part.killed,
+        segments: part.segments.clone(),
+    }
 }
 
 /// The run's state.
@@ -169,64 +231,57 @@ impl<'a> Run<'a> {
             .zip(&rates)
             .map(|(n, &rate)| Load::start(n.addr, self.keyspace, rate, self.args.connections, self.epoch))
             .collect();
-        let baseline_start = self.now();
-        progress(self.epoch, &format!("baseline: foreground alone for {:?}", self.args.baseline));
-        std::thread::sleep(self.args.baseline);
-        let backup_start = self.now();
-        let mut parts: Vec<Part> = Vec::new();
-        for (node, range) in self.nodes.iter_mut().zip(&ranges) {
-            let status = start_backup(&mut node.client, *range, None)?;
-            progress(
-                self.epoch,
-                &format!(
-                    "node {}: backup job {} of keys {}..{}",
-                    node.index, status["id"], range.from, range.to
-                ),
-            );
-            parts.push(Part { job: status["id"].as_u64(), start: range.from, status, ..Part::default() });
+        let mut rounds: Vec<RoundRun> = Vec::new();
+        let mut outcome = Ok(());
+        for round in 0..self.args.rounds.get() {
+            match self.round(round, &ranges, &watches) {
+                Ok(run) => rounds.push(run),
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
         }
-        let outcome = self.follow(&mut parts, &ranges, backup_start, &watches);
-        let backup_end = self.now();
         let samples: Vec<Vec<load::Sample>> = loads.into_iter().map(Load::finish).collect();
         let series: Vec<Vec<watch::LimiterPoint>> = watches.into_iter().map(Watch::finish).collect();
         outcome?;
-        progress(
-            self.epoch,
-            &format!("backup done in {:.1}s; verifying the parts", backup_end - backup_start),
-        );
-        let all: Vec<Segment> = parts.iter().flat_map(|p| p.segments.iter().cloned()).collect();
-        let (verification, verified) = if self.nodes.iter().all(|n| n.local.is_some()) {
-            let report = verify_parts(&self.keyspace, &all)?;
-            let text = format!(
-                "verified byte-exact: {} keys, {} value bytes, each once, in {} files",
-                report.keys, report.value_bytes, report.files
-            );
-            (text, Some(report))
-        } else {
-            (self.verify_remote(&parts, &ranges)?, None)
-        };
+        let mut round_reports = Vec::with_capacity(rounds.len());
+        let mut verified = None;
+        for (round, run) in rounds.iter().enumerate() {
+            let all: Vec<Segment> = run.parts.iter().flat_map(|p| p.segments.iter().cloned()).collect();
+            let verification = if self.nodes.iter().all(|n| n.local.is_some()) {
+                let report = verify_parts(&self.keyspace, &all)?;
+                let text = format!(
+                    "verified byte-exact: {} keys, {} value bytes, each once, in {} files",
+                    report.keys, report.value_bytes, report.files
+                );
+                verified.get_or_insert(report);
+                text
+            } else {
+                self.verify_remote(&run.parts, &ranges)?
+            };
+            progress(self.epoch, &format!("{}{verification}", round_label(round, self.args.rounds.get())));
+            let rates: Vec<f64> = run.parts.iter().map(|p| p.rate().0).collect();
+            round_reports.push(RoundReport {
+                baseline_started_at: run.baseline_start,
+                backup_started_at: run.backup_start,
+                backup_ended_at: run.backup_end,
+                backup_seconds: run.backup_end - run.backup_start,
+                rate_ratio: rate_ratio(&rates),
+                verification,
+            });
+        }
+        let run_end = rounds.last().map_or(0.0, |r| r.backup_end);
         let nodes = self
             .nodes
             .iter()
-            .zip(parts)
+            .enumerate()
             .zip(ranges.iter().zip(rates))
             .zip(samples.iter().zip(series))
-            .map(|(((node, part), (range, rate)), (samples, series))| {
-                // A node's figures cover its own part: once it is done, it runs no elastic work.
-                let part_end = part.ended_at.unwrap_or(backup_end);
-                let baseline = load::window(samples, baseline_start, backup_start);
-                let during = load::window(samples, backup_start, part_end);
-                // The demo's `intervals` statistic: one bad second sets a whole window's p99.
-                let ratio =
-                    baseline.interval_p99_seconds.zip(during.interval_p99_seconds).map(|(b, d)| d / b);
-                let pooled_ratio = baseline.p99_seconds.zip(during.p99_seconds).map(|(b, d)| d / b);
-                // The baseline against itself, its second half over its first: the noise floor.
-                let halfway = (baseline_start + backup_start) / 2.0;
-                let baseline_aa_ratio = load::window(samples, baseline_start, halfway)
-                    .interval_p99_seconds
-                    .zip(load::window(samples, halfway, backup_start).interval_p99_seconds)
-                    .map(|(first, second)| second / first);
-                let (seconds, keys, raw) = part.totals();
+            .map(|(((i, node), (range, rate)), (samples, series))| {
+                let per_round: Vec<NodeRound> =
+                    rounds.iter().map(|run| node_round(&run.parts[i], run, samples, &series)).collect();
+                let p99_ratio = estimate(per_round.iter().map(|r| r.p99_ratio));
                 NodeReport {
                     index: node.index,
                     address: format!("http://{}", node.addr),
@@ -235,25 +290,20 @@ impl<'a> Run<'a> {
                     cores_source: node.capacity.source.clone(),
                     range: *range,
                     offered_rate: rate,
-                    baseline,
-                    during_backup: during,
-                    p99_ratio: ratio,
-                    pooled_p99_ratio: pooled_ratio,
-                    baseline_aa_ratio,
-                    isolation_met: ratio.map(|r| r <= P99_GOAL),
-                    scheduling_p99_seconds: (
-                        watch::median_p99(&series, baseline_start, backup_start),
-                        watch::median_p99(&series, backup_start, part_end),
+                    p99_ratio,
+                    isolation_met: p99_ratio.map(|r| r.median <= P99_GOAL),
+                    pooled_p99_ratio: estimate(per_round.iter().map(|r| r.pooled_p99_ratio)),
+                    baseline_aa_ratio: estimate(per_round.iter().map(|r| r.baseline_aa_ratio)),
+                    mean_share: estimate(per_round.iter().map(|r| r.mean_share)),
+                    share_settled_after_seconds: estimate(
+                        per_round.iter().map(|r| r.share_settled_after_seconds),
                     ),
-                    mean_share: watch::mean_share(&series, backup_start, part_end),
-                    share_settled_after_seconds: watch::settled_after(&series, backup_start, part_end),
-                    backup_keys_per_second: if seconds > 0.0 { keys as f64 / seconds } else { 0.0 },
-                    backup_mb_per_second: if seconds > 0.0 { raw as f64 / seconds / 1e6 } else { 0.0 },
-                    backup_seconds: seconds,
-                    killed_and_resumed: part.killed,
-                    segments: part.segments,
+                    backup_keys_per_second: median_estimate(
+                        &per_round.iter().map(|r| r.backup_keys_per_second).collect::<Vec<_>>(),
+                    ),
+                    rounds: per_round,
                     share_series: series,
-                    foreground_p99_series: (0..backup_end.ceil() as u32)
+                    foreground_p99_series: (0..run_end.ceil() as u32)
                         .map(|second| {
                             let at = f64::from(second);
                             (at, load::window(samples, at, at + 1.0).p99_seconds)
@@ -265,16 +315,43 @@ impl<'a> Run<'a> {
         Ok(ClusterReport {
             keys: self.keyspace.keys,
             load: self.args.load,
-            baseline_seconds: backup_start - baseline_start,
-            baseline_started_at: baseline_start,
-            backup_started_at: backup_start,
-            backup_ended_at: backup_end,
-            backup_seconds: backup_end - backup_start,
-            verification,
+            baseline_seconds: self.args.baseline.as_secs_f64(),
+            backup_seconds: median_estimate(
+                &round_reports.iter().map(|r| r.backup_seconds).collect::<Vec<_>>(),
+            ),
+            rate_ratio: estimate(round_reports.iter().map(|r| r.rate_ratio)),
             verified,
             p99_goal: P99_GOAL,
+            rounds: round_reports,
             nodes,
         })
+    }
+
+    /// One round: the foreground alone for the baseline, then a backup of the whole keyspace,
+    /// each node its own range (node `--kill-node` killed and resumed in the first round).
+    fn round(&mut self, round: u32, ranges: &[KeyRange], watches: &[Watch]) -> Result<RoundRun, String> {
+        let label = round_label(round as usize, self.args.rounds.get());
+        let baseline_start = self.now();
+        progress(self.epoch, &format!("{label}baseline: foreground alone for {:?}", self.args.baseline));
+        std::thread::sleep(self.args.baseline);
+        let backup_start = self.now();
+        let mut parts: Vec<Part> = Vec::new();
+        for (node, range) in self.nodes.iter_mut().zip(ranges) {
+            let status = start_backup(&mut node.client, *range, None)?;
+            progress(
+                self.epoch,
+                &format!(
+                    "{label}node {}: backup job {} of keys {}..{}",
+                    node.index, status["id"], range.from, range.to
+                ),
+            );
+            parts.push(Part { job: status["id"].as_u64(), start: range.from, status, ..Part::default() });
+        }
+        let kill = self.args.kill_node.filter(|_| round == 0);
+        self.follow(&mut parts, ranges, backup_start, watches, kill)?;
+        let backup_end = self.now();
+        progress(self.epoch, &format!("{label}backup done in {:.1}s", backup_end - backup_start));
+        Ok(RoundRun { baseline_start, backup_start, backup_end, parts })
     }
 
     /// Polls every part until all are done, killing and resuming a node when asked.
@@ -284,6 +361,7 @@ impl<'a> Run<'a> {
         ranges: &[KeyRange],
         start: f64,
         watches: &[Watch],
+        kill: Option<usize>,
     ) -> Result<(), String> {
         let mut reads = 0u64;
         while parts.iter().any(|p| !p.done) {
@@ -298,7 +376,7 @@ impl<'a> Run<'a> {
                 let id = parts[i].job.expect("a running part has a job");
                 parts[i].status = self.nodes[i].client.get_json(&format!("/jobs/{id}"))?;
                 let state = parts[i].status["state"].as_str().unwrap_or("").to_owned();
-                let kill_due = self.args.kill_node == Some(i)
+                let kill_due = kill == Some(i)
                     && !parts[i].killed
                     && self.now() - start >= self.args.kill_after.as_secs_f64();
                 match state.as_str() {
@@ -306,7 +384,7 @@ impl<'a> Run<'a> {
                         self.kill_and_resume(i, &mut parts[i], ranges[i])?;
                     }
                     "running" => {}
-                    "completed" if self.args.kill_node == Some(i) && !parts[i].killed => {
+                    "completed" if kill == Some(i) && !parts[i].killed => {
                         return Err(format!(
                             "node {i}'s part completed before the kill (--kill-after {:?}): use a larger \
                              keyspace or an earlier --kill-after",
@@ -432,6 +510,16 @@ impl<'a> Run<'a> {
 }
 
 impl Part {
+    /// Keys per second, raw megabytes per second and running seconds of the part's jobs.
+    fn rate(&self) -> (f64, f64, f64) {
+        let (seconds, keys, raw) = self.totals();
+        if seconds > 0.0 {
+            (keys as f64 / seconds, raw as f64 / seconds / 1e6, seconds)
+        } else {
+            (0.0, 0.0, seconds)
+        }
+    }
+
     /// Running seconds, keys and raw bytes of every job of the part.
     fn totals(&self) -> (f64, u64, u64) {
         let s = &self.status;
@@ -451,4 +539,23 @@ fn start_backup(client: &mut Client, range: KeyRange, resume_from: Option<u64>) 
         return Err(format!("POST /jobs/backup: {} {}", reply.status, String::from_utf8_lossy(&reply.body)));
     }
     reply.json()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_ratio_is_fastest_over_slowest_and_needs_two_moving_nodes() {
+        assert_eq!(rate_ratio(&[1000.0, 2500.0, 2000.0]), Some(2.5));
+        assert_eq!(rate_ratio(&[1000.0]), None);
+        assert_eq!(rate_ratio(&[0.0, 1000.0]), None);
+        assert_eq!(rate_ratio(&[]), None);
+    }
+
+    #[test]
+    fn rounds_are_labelled_only_when_there_are_several() {
+        assert_eq!(round_label(0, 1), "");
+        assert_eq!(round_label(1, 3), "round 2: ");
+    }
 }
