@@ -1,4 +1,5 @@
-//! Choices the demo and `serve` share: where elastic work runs and which controller steers it.
+//! Choices the demo and `serve` share: where elastic work runs, which controller steers it, and
+//! how its threads are put at the OS's idle priority.
 
 use std::fmt;
 use std::time::Duration;
@@ -59,6 +60,36 @@ impl ControllerChoice {
             ControllerChoice::Reference => "reference",
             ControllerChoice::Adaptive => "adaptive",
             ControllerChoice::Utilization => "utilization",
+        }
+    }
+}
+
+/// How elastic threads are put at the OS's idle priority (the `os-priority` modes of the demo,
+/// `--os-priority` of `serve` and the adapt scenario): `--idle-by`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum IdleBy {
+    /// Each elastic thread at `SCHED_IDLE`.
+    #[default]
+    SchedIdle,
+    /// Elastic threads in a cgroup v1 `cpu` cgroup of the lowest weight (and `cpu.idle`)
+    /// beneath the process's own (`tailguard::budget::IdleCgroup`; needs root and cgroup v1).
+    Cgroup,
+}
+
+impl IdleBy {
+    /// The choice's name as the command line takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdleBy::SchedIdle => "sched-idle",
+            IdleBy::Cgroup => "cgroup",
+        }
+    }
+
+    /// The thread priority that does it.
+    pub fn priority(self) -> tailguard::elastic::ThreadPriority {
+        match self {
+            IdleBy::SchedIdle => tailguard::elastic::ThreadPriority::Idle,
+            IdleBy::Cgroup => tailguard::elastic::ThreadPriority::IdleCgroup,
         }
     }
 }

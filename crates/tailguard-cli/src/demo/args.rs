@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::mode::Mode;
 use super::summary::Statistic;
-use crate::choices::{ControllerChoice, Placement};
+use crate::choices::{ControllerChoice, IdleBy, Placement};
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::workload::generator;
@@ -127,6 +127,12 @@ pub struct DemoArgs {
     /// utilisation peer's runs at normal priority, as its mode does.
     #[arg(long)]
     pub os_priority: bool,
+    /// How elastic threads are put at the OS's idle priority where they are (the os-priority
+    /// modes, --os-priority): each thread at SCHED_IDLE, or all in a cgroup of the lowest CPU
+    /// weight beneath this process's own (cgroup v1 and root; refused with the reason otherwise,
+    /// and the work runs at normal priority).
+    #[arg(long, value_enum, default_value_t = IdleBy::SchedIdle)]
+    pub idle_by: IdleBy,
     /// Controller of the elastic modes in the compare scenario (reference or adaptive; the
     /// utilisation peer is a mode of its own, `utilization`).
     #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]

@@ -127,7 +127,7 @@ impl ElasticRun {
         let limiter = limiter_for(plan, args, bench.cores, signal).map(LimiterBuilder::start).transpose()?;
         let meter = Arc::new(ElasticMeter::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let os_priority = plan.mode.os_priority();
+        let os_priority = plan.mode.os_priority().then(|| args.idle_by.priority());
         let (started_tx, started) = mpsc::channel();
         let new_job = |started: Option<mpsc::Sender<PathBuf>>| Job {
             limiter: limiter.clone(),
@@ -297,7 +297,8 @@ struct Job {
     meter: Arc<ElasticMeter>,
     stop: Arc<AtomicBool>,
     store: Arc<Store>,
-    os_priority: bool,
+    /// The OS's idle priority for elastic threads, and how (`None`: normal priority).
+    os_priority: Option<ThreadPriority>,
     /// Set by Ctrl-C: backups in progress are abandoned (their partial files removed).
     interrupted: Arc<AtomicBool>,
     /// Wall-time length of an uncontrolled export request: the grant size, so requests are
@@ -311,9 +312,9 @@ struct Job {
 
 impl Job {
     fn lower_priority(&self) {
-        if self.os_priority {
+        if let Some(priority) = self.os_priority {
             // Best effort: where the OS refuses, the mode runs at normal priority and says so.
-            if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
+            if let Err(error) = set_current_thread_priority(priority) {
                 tracing::warn!("cannot lower an elastic thread's priority: {error}");
             }
         }

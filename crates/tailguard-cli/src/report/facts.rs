@@ -63,10 +63,13 @@ pub fn run_settings(report: &DemoReport) -> String {
     let idle = s.idle_cpu.map_or_else(String::new, |idle| {
         format!("; the machine was {} idle during the baseline windows ({})", fmt_pct(idle), s.idle_source)
     });
+    // SCHED_IDLE is the default and goes unsaid; a cgroup is named.
+    let idle_by =
+        if s.idle_by == "cgroup" { " (idle priority by a cgroup of the lowest weight)" } else { "" };
     format!(
         "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up \
          (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); \
-         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle}. Figures are medians over \
+         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle_by}{idle}. Figures are medians over \
          rounds, [95 % bootstrap intervals] where shown; p99 x base by the {} statistic",
         report.machine.cores,
         report.machine.os,

@@ -108,6 +108,7 @@ pub(crate) fn sample_report() -> DemoReport {
             seed: 7,
             target_p99_ms: 1.0,
             elastic_on: "threads".into(),
+            idle_by: "sched-idle".into(),
             idle_cpu: Some(0.6),
             idle_source: "/proc/stat".into(),
         },

@@ -85,6 +85,10 @@ pub struct Settings {
     pub target_p99_ms: f64,
     /// Where elastic work ran: `threads` or `runtime`.
     pub elastic_on: String,
+    /// How the os-priority modes put elastic threads at the idle priority: `sched-idle` or
+    /// `cgroup` (empty in reports from before it was recorded).
+    #[serde(default)]
+    pub idle_by: String,
     /// The machine's idle CPU during the baseline runs, as a fraction of all its cores: what
     /// the elastic share of idle CPU divides by. `None` without a baseline.
     #[serde(default)]

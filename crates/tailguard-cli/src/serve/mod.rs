@@ -70,7 +70,7 @@ use self::admission::{ServeClassifier, TenantLimit};
 use self::jobs::{JobSettings, Jobs};
 use self::sampler::Series;
 use self::server::{Signals, Timeouts};
-use crate::choices::{ControllerChoice, Placement};
+use crate::choices::{ControllerChoice, IdleBy, Placement};
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::restore::KeyspaceArgs;
@@ -145,6 +145,12 @@ pub struct ServeArgs {
     /// Run elastic threads at the OS's idle priority (SCHED_IDLE) as well.
     #[arg(long)]
     os_priority: bool,
+    /// How elastic threads are put at the OS's idle priority where they are (the os-priority
+    /// modes, --os-priority): each thread at SCHED_IDLE, or all in a cgroup of the lowest CPU
+    /// weight beneath this process's own (cgroup v1 and root; refused with the reason otherwise,
+    /// and the work runs at normal priority).
+    #[arg(long, value_enum, default_value_t = IdleBy::SchedIdle)]
+    idle_by: IdleBy,
     /// Admit key-value requests through a work queue (tailguard::admission): slots sized by the
     /// runtime's run queue, ordered by tenant, then priority (header x-tailguard-priority), then
     /// arrival, with an optional wait deadline per request (header x-tailguard-deadline).
@@ -369,7 +375,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     let settings = JobSettings {
         limiter: limiter.clone(),
         placement: args.elastic_on,
-        os_priority: args.os_priority,
+        os_priority: args.os_priority.then(|| args.idle_by.priority()),
         slice: grant,
         request: if args.elastic_yield.is_zero() {
             AcquireRequest::new()

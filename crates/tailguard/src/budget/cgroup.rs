@@ -190,18 +190,18 @@ fn cgroup_limits(root: &Path, cgroups: &str, mounts: &str) -> Vec<(f64, CpuLimit
 
 /// A cgroup mount from `/proc/self/mountinfo`.
 #[derive(Debug)]
-struct Mount {
+pub(super) struct Mount {
     /// The path within the cgroup hierarchy that is mounted (not `/` inside some containers).
     root: String,
     /// Where it is mounted.
     point: String,
-    fs_type: String,
+    pub(super) fs_type: String,
     super_options: String,
 }
 
 impl Mount {
     /// `id parent major:minor root point options [optional...] - type source super-options`.
-    fn parse(line: &str) -> Option<Mount> {
+    pub(super) fn parse(line: &str) -> Option<Mount> {
         let (before, after) = line.split_once(" - ")?;
         let fields: Vec<&str> = before.split_whitespace().collect();
         let mut after = after.split_whitespace();
@@ -218,12 +218,12 @@ impl Mount {
         })
     }
 
-    fn has_option(&self, option: &str) -> bool {
+    pub(super) fn has_option(&self, option: &str) -> bool {
         self.super_options.split(',').any(|o| o == option)
     }
 
     /// The directory of cgroup `path` under this mount, below `root`.
-    fn dir_of(&self, root: &Path, path: &str) -> Option<PathBuf> {
+    pub(super) fn dir_of(&self, root: &Path, path: &str) -> Option<PathBuf> {
         // Inside a container the mount's root may be the container's own cgroup: the path is
         // then given relative to it (or is the root itself).
         let relative = path.strip_prefix(self.root.as_str()).unwrap_or(path);
@@ -250,7 +250,7 @@ impl Mount {
     }
 
     /// `path` as the process sees it (without a fixture tree's root).
-    fn shown(&self, root: &Path, path: &Path) -> PathBuf {
+    pub(super) fn shown(&self, root: &Path, path: &Path) -> PathBuf {
         path.strip_prefix(root).map_or_else(|_| path.to_path_buf(), |relative| Path::new("/").join(relative))
     }
 }
@@ -306,7 +306,7 @@ fn count_cpu_list(list: &str) -> usize {
 }
 
 /// Reads `dir/name` as text, if it exists.
-fn read(dir: &Path, name: &str) -> Option<String> {
+pub(super) fn read(dir: &Path, name: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(name)).ok()
 }
 

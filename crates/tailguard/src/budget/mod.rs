@@ -27,8 +27,10 @@
 //! `docs/design-notes.md` ("The CPU budget").
 
 pub mod cgroup;
+pub mod idle_cgroup;
 
 pub use cgroup::{CpuLimit, CpuLimitSource};
+pub use idle_cgroup::IdleCgroup;
 
 /// CPU-time token bucket. All amounts are CPU nanoseconds; `now_nanos` is wall time.
 #[derive(Clone, Debug)]

@@ -351,8 +351,8 @@ pub struct JobSettings {
     pub limiter: Option<Limiter>,
     /// Where elastic work runs.
     pub placement: Placement,
-    /// Run elastic threads at the OS's idle priority.
-    pub os_priority: bool,
+    /// Run elastic threads at the OS's idle priority, this way.
+    pub os_priority: Option<ThreadPriority>,
     /// Wall-time length of one uncontrolled export request (the grant size).
     pub slice: Duration,
     /// What elastic threads ask the limiter for (their yield interval).

@@ -13,8 +13,8 @@ pub(super) struct Runner {
 
 impl Runner {
     pub(super) fn lower_priority(&self) {
-        if self.settings.os_priority {
-            if let Err(error) = set_current_thread_priority(ThreadPriority::Idle) {
+        if let Some(priority) = self.settings.os_priority {
+            if let Err(error) = set_current_thread_priority(priority) {
                 tracing::warn!("cannot lower the {} thread's priority: {error}", self.job.kind.name());
             }
         }

@@ -14,7 +14,7 @@ fn jobs(
     let settings = JobSettings {
         limiter: None,
         placement,
-        os_priority: false,
+        os_priority: None,
         slice: Duration::from_millis(1),
         request: AcquireRequest::new().yield_every(Duration::from_micros(250)),
         backup_dir: dir.path().to_owned(),
