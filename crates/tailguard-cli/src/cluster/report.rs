@@ -142,13 +142,9 @@ fn median(estimate: Option<Estimate>) -> Option<f64> {
     estimate.map(|e| e.median)
 }
 
-/// `median [low–high]`, or the median alone for one round.
+/// `median [low–high]` with `digits` decimals, or the median alone for one round.
 fn with_interval(estimate: &Estimate, digits: usize) -> String {
-    if estimate.rounds > 1 {
-        format!("{:.digits$} [{:.digits$}–{:.digits$}]", estimate.median, estimate.low, estimate.high)
-    } else {
-        format!("{:.digits$}", estimate.median)
-    }
+    estimate.render(|v| format!("{v:.digits$}"))
 }
 
 impl ClusterReport {

@@ -136,12 +136,7 @@ impl CpuLimit {
 fn cgroup_limits(root: &Path, cgroups: &str, mounts: &str) -> Vec<(f64, CpuLimitSource)> {
     let mounts: Vec<Mount> = mounts.lines().filter_map(Mount::parse).collect();
     let mut limits = Vec::new();
-    for line in cgroups.lines() {
-        // hierarchy-id:controllers:path
-        let mut fields = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
+    for (id, controllers, path) in cgroups.lines().filter_map(cgroup_line) {
         let controllers: Vec<&str> = controllers.split(',').collect();
         if id == "0" && controllers == [""] {
             let Some(mount) = mounts.iter().find(|m| m.fs_type == "cgroup2") else { continue };
@@ -186,6 +181,12 @@ fn cgroup_limits(root: &Path, cgroups: &str, mounts: &str) -> Vec<(f64, CpuLimit
         }
     }
     limits
+}
+
+/// One line of `/proc/self/cgroup`: `hierarchy-id:controllers:path`.
+pub(super) fn cgroup_line(line: &str) -> Option<(&str, &str, &str)> {
+    let mut fields = line.splitn(3, ':');
+    Some((fields.next()?, fields.next()?, fields.next()?))
 }
 
 /// A cgroup mount from `/proc/self/mountinfo`.

@@ -32,7 +32,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::cgroup::{Mount, read};
+use super::cgroup::{Mount, cgroup_line, read};
 
 /// The lowest `cpu.shares` cgroup v1 accepts.
 pub const MIN_CPU_SHARES: u64 = 2;
@@ -76,12 +76,10 @@ impl IdleCgroup {
         let mounts = read(root, "proc/self/mountinfo")
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "cannot read /proc/self/mountinfo"))?;
         let mounts: Vec<Mount> = mounts.lines().filter_map(Mount::parse).collect();
-        let own = cgroups.lines().find_map(|line| {
-            // hierarchy-id:controllers:path
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            controllers.split(',').any(|c| c == "cpu").then_some(path)
-        });
+        let own = cgroups
+            .lines()
+            .filter_map(cgroup_line)
+            .find_map(|(_, controllers, path)| controllers.split(',').any(|c| c == "cpu").then_some(path));
         let mount = mounts.iter().find(|m| m.fs_type == "cgroup" && m.has_option("cpu"));
         let (Some(path), Some(mount)) = (own, mount) else {
             return Err(if mounts.iter().any(|m| m.fs_type == "cgroup2") {
