@@ -64,6 +64,31 @@ impl ControllerChoice {
     }
 }
 
+/// What the latency controllers steer by: `--signal`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SignalChoice {
+    /// The runtime probe's wake→poll delays (1 kHz).
+    #[default]
+    Probe,
+    /// The foreground's own tasks: each hop of a request, from its spawn (or wake) to its
+    /// poll, merged with the probe's samples, which keep the signal alive when no request runs.
+    Tasks,
+    /// The service's own request latency (from its handler's entry to the response), alone.
+    /// Pair it with a target set by the latency without elastic work (`--quiet-headroom`).
+    Requests,
+}
+
+impl SignalChoice {
+    /// The choice's name as the command line takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignalChoice::Probe => "probe",
+            SignalChoice::Tasks => "tasks",
+            SignalChoice::Requests => "requests",
+        }
+    }
+}
+
 /// How elastic threads are put at the OS's idle priority (the `os-priority` modes of the demo,
 /// `--os-priority` of `serve` and the adapt scenario): `--idle-by`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::mode::Mode;
 use super::summary::Statistic;
-use crate::choices::{ControllerChoice, IdleBy, Placement};
+use crate::choices::{ControllerChoice, IdleBy, Placement, SignalChoice};
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::workload::generator;
@@ -133,6 +133,12 @@ pub struct DemoArgs {
     /// and the work runs at normal priority).
     #[arg(long, value_enum, default_value_t = IdleBy::SchedIdle)]
     pub idle_by: IdleBy,
+    /// What the latency controllers steer by: the runtime probe's wake→poll delays, or the
+    /// foreground's own tasks (every hop of a request from spawn or wake to poll) merged with
+    /// the probe's. With `tasks` every window instruments the hops, baseline included, and the
+    /// series show the tasks' p99 per interval beside the probe's.
+    #[arg(long, value_enum, default_value_t = SignalChoice::Probe)]
+    pub signal: SignalChoice,
     /// Controller of the elastic modes in the compare scenario (reference or adaptive; the
     /// utilisation peer is a mode of its own, `utilization`).
     #[arg(long, value_enum, default_value_t = ControllerChoice::Adaptive)]

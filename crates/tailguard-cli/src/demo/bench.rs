@@ -8,15 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tailguard::clock::process_cpu_time;
-use tailguard::observe::{ProbeConfig, RuntimeProbe};
+use tailguard::histogram::{WindowConfig, WindowedHistogram};
+use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig, RuntimeProbe};
 
 use super::args::DemoArgs;
 use super::progress::Progress;
 use crate::capacity;
+use crate::choices::SignalChoice;
 use crate::error::CliError;
 use crate::workload::generator::{self, GeneratorConfig, RateSchedule};
 use crate::workload::keyspace::KeyspaceConfig;
-use crate::workload::service::{Service, WorkConfig};
+use crate::workload::service::{SelfMeasure, Service, WorkConfig};
 use crate::workload::store::Store;
 
 /// Everything the modes share.
@@ -29,6 +31,9 @@ pub struct Bench {
     pub backup_dir: PathBuf,
     pub keep_backups: bool,
     pub cancelled: Arc<AtomicBool>,
+    /// The service's own latency the limiters steer by (`--signal tasks`: its hops' scheduling
+    /// delays; `requests`: its requests' latency; `None` with the probe).
+    pub signal_window: Option<Arc<WindowedHistogram>>,
 }
 
 /// Builds the runtime, the store and the service, installs the Ctrl-C handler, and calibrates
@@ -75,7 +80,21 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
     let store = Arc::new(Store::populate(&keyspace, 16));
     let work = WorkConfig { hash_bytes_per_hop: args.hop_bytes() };
-    let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, work);
+    let measure = match args.signal {
+        SignalChoice::Probe => SelfMeasure::default(),
+        SignalChoice::Tasks => {
+            SelfMeasure { hops: Some(PollMonitor::new(PollMonitorConfig::default())?), requests: None }
+        }
+        SignalChoice::Requests => {
+            SelfMeasure { hops: None, requests: Some(Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?)) }
+        }
+    };
+    let signal_window = measure.hops.as_ref().map(|m| Arc::clone(m.scheduling_window())).or(measure.requests.clone());
+    let handle = runtime.handle().clone();
+    let service = match args.signal {
+        SignalChoice::Probe => Service::new(handle, Arc::clone(&store), keyspace, work),
+        _ => Service::measured(handle, Arc::clone(&store), keyspace, work, measure),
+    };
     progress.note("calibrating the cost of a foreground request…");
     let calibration = generator::calibrate(&service, 20_000, 2 * workers, args.keys);
     // The closed-loop burst misses what the open-loop run also pays for (the generator's
@@ -115,7 +134,7 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("tailguard-demo-{}", std::process::id())));
     std::fs::create_dir_all(&backup_dir)
         .map_err(|e| format!("cannot create {}: {e}", backup_dir.display()))?;
-    Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, keep_backups, cancelled })
+    Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, keep_backups, cancelled, signal_window })
 }
 
 /// The run was cut short by Ctrl-C (SIGINT) after printing what it had; the command exits with

@@ -13,7 +13,6 @@ use tailguard::elastic::{
     AcquireRequest, ElasticHandle, LatencySignal, Limiter, LimiterBuilder, Pacer, ThreadPriority,
     set_current_thread_priority,
 };
-use tailguard::observe::ProbeSignal;
 
 use super::args::DemoArgs;
 use super::bench::Bench;
@@ -122,7 +121,7 @@ impl ElasticRun {
         plan: &Plan,
         round: usize,
         args: &DemoArgs,
-        signal: Arc<ProbeSignal>,
+        signal: Arc<dyn LatencySignal>,
     ) -> Result<ElasticRun, CliError> {
         let limiter = limiter_for(plan, args, bench.cores, signal).map(LimiterBuilder::start).transpose()?;
         let meter = Arc::new(ElasticMeter::default());

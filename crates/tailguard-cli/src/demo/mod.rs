@@ -95,6 +95,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             target_p99_ms: args.target.as_secs_f64() * 1e3,
             elastic_on: args.elastic_on.to_string(),
             idle_by: args.idle_by.name().to_owned(),
+            signal: args.signal.name().to_owned(),
             ..Settings::default()
         },
         ..DemoReport::default()

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tailguard::clock::process_cpu_time;
-use tailguard::elastic::{ControllerKind, utilization};
+use tailguard::elastic::{ControllerKind, LatencySignal, MergedSignal, utilization};
 use tailguard::histogram::HistogramSnapshot;
 use tailguard::observe::RuntimeProbe;
 
@@ -17,6 +17,7 @@ use super::machine::CpuTimes;
 use super::plan::Plan;
 use super::progress::Progress;
 use super::summary::Measured;
+use crate::choices::SignalChoice;
 use crate::error::CliError;
 use crate::report::{self, Foreground, ModeResult, SeriesPoint};
 use crate::workload::generator::{self, GeneratorConfig, GeneratorReport, RateSchedule};
@@ -41,6 +42,20 @@ fn warmup(args: &DemoArgs, plan: &Plan, runs_elastic: bool) -> Duration {
 /// Beyond one period, the utilisation peer's warm-up covers its first tick (which starts the
 /// period) and the start of its elastic work.
 pub const PEER_WARMUP_MARGIN: Duration = Duration::from_millis(500);
+
+/// What the window's latency controllers steer by: the probe; with `--signal tasks` the
+/// service's hops merged with the probe (the same quantity, wake→poll, which the probe keeps
+/// alive between requests); with `requests` the service's request latency alone.
+fn steering_signal(bench: &Bench, args: &DemoArgs, probe: &RuntimeProbe) -> Arc<dyn LatencySignal> {
+    match (args.signal, &bench.signal_window) {
+        (SignalChoice::Tasks, Some(tasks)) => {
+            let tasks: Arc<dyn LatencySignal> = Arc::clone(tasks) as _;
+            Arc::new(MergedSignal::new(vec![probe.signal(), tasks]))
+        }
+        (SignalChoice::Requests, Some(requests)) => Arc::clone(requests) as _,
+        _ => probe.signal(),
+    }
+}
 
 /// Where one measured window stands in the run.
 pub struct Window {
@@ -89,7 +104,7 @@ pub fn run(
         GeneratorConfig::new(schedule, duration, args.seed.wrapping_add(index as u64), args.keys);
     gen_config.interval = args.interval;
     let mut elastic = if plan.mode.runs_elastic() {
-        Some(ElasticRun::start(bench, plan, window.round, args, probe.signal())?)
+        Some(ElasticRun::start(bench, plan, window.round, args, steering_signal(bench, args, &probe))?)
     } else {
         None
     };
@@ -129,6 +144,7 @@ pub fn run(
     let sampler = {
         let sampling = Arc::clone(&sampling);
         let window = Arc::clone(probe.window());
+        let tasks = bench.signal_window.clone();
         let elastic = elastic.as_ref().map(ElasticRun::observer);
         let (interval, cores, name) = (args.interval, bench.cores, label.to_owned());
         let quiet_progress = Progress::new(progress.total(), args.quiet);
@@ -137,6 +153,7 @@ pub fn run(
             let mut next = started + interval;
             let mut last_cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
             let mut last_sched = window.cumulative().snapshot();
+            let mut last_tasks = tasks.as_ref().map(|t| t.cumulative().snapshot());
             let mut last_machine = CpuTimes::now();
             while sampling.load(Ordering::Relaxed) {
                 let now = Instant::now();
@@ -149,6 +166,12 @@ pub fn run(
                 let sched = window.cumulative().snapshot();
                 let interval_sched = sched.since(&last_sched);
                 last_sched = sched;
+                let signal_p99_ms = tasks.as_ref().zip(last_tasks.as_mut()).and_then(|(tasks, last)| {
+                    let now = tasks.cumulative().snapshot();
+                    let p99 = now.since(last).p99();
+                    *last = now;
+                    p99.map(|d| d.as_secs_f64() * 1e3)
+                });
                 let cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
                 let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores);
                 last_cpu = cpu;
@@ -159,6 +182,7 @@ pub fn run(
                 last_machine = machine;
                 samples.push(Sample {
                     sched_p99_ms: interval_sched.p99().map(|d| d.as_secs_f64() * 1e3),
+                    signal_p99_ms,
                     share,
                     target_ms: target.map(|d| d.as_secs_f64() * 1e3),
                     elastic_cpu_share: elastic.as_ref().map(|_| used),
@@ -212,6 +236,7 @@ pub fn run(
 /// What the sampler saw in one interval.
 struct Sample {
     sched_p99_ms: Option<f64>,
+    signal_p99_ms: Option<f64>,
     share: Option<f64>,
     target_ms: Option<f64>,
     elastic_cpu_share: Option<f64>,
@@ -258,6 +283,7 @@ fn assemble(
                 elastic_cpu_share: sample.and_then(|s| s.elastic_cpu_share),
                 steal: sample.and_then(|s| s.steal),
                 target_ms: sample.and_then(|s| s.target_ms),
+                signal_p99_ms: sample.and_then(|s| s.signal_p99_ms),
                 offered_load: Some(interval.offered_rate_per_sec / bench.rate_at_full_load),
             }
         })

@@ -66,10 +66,12 @@ pub fn run_settings(report: &DemoReport) -> String {
     // SCHED_IDLE is the default and goes unsaid; a cgroup is named.
     let idle_by =
         if s.idle_by == "cgroup" { " (idle priority by a cgroup of the lowest weight)" } else { "" };
+    // The probe is the default and goes unsaid; the tasks' own delays are named.
+    let signal = if s.signal == "tasks" { "; steering by the foreground tasks' wake→poll delays" } else { "" };
     format!(
         "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up \
          (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); \
-         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle_by}{idle}. Figures are medians over \
+         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle_by}{signal}{idle}. Figures are medians over \
          rounds, [95 % bootstrap intervals] where shown; p99 x base by the {} statistic",
         report.machine.cores,
         report.machine.os,

@@ -109,6 +109,7 @@ pub(crate) fn sample_report() -> DemoReport {
             target_p99_ms: 1.0,
             elastic_on: "threads".into(),
             idle_by: "sched-idle".into(),
+            signal: "probe".into(),
             idle_cpu: Some(0.6),
             idle_source: "/proc/stat".into(),
         },

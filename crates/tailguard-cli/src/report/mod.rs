@@ -89,6 +89,10 @@ pub struct Settings {
     /// `cgroup` (empty in reports from before it was recorded).
     #[serde(default)]
     pub idle_by: String,
+    /// What the latency controllers steered by: `probe` or `tasks` (empty in reports from
+    /// before it was recorded).
+    #[serde(default)]
+    pub signal: String,
     /// The machine's idle CPU during the baseline runs, as a fraction of all its cores: what
     /// the elastic share of idle CPU divides by. `None` without a baseline.
     #[serde(default)]
@@ -374,6 +378,11 @@ pub struct SeriesPoint {
     /// configured one, or the adaptive controller's raised by the latency without elastic work.
     #[serde(default)]
     pub target_ms: Option<f64>,
+    /// p99 in this interval of the service's own latency the limiters steered by, ms: its
+    /// hops' wake or spawn to poll (`--signal tasks`) or its requests' latency (`requests`);
+    /// absent with the probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_p99_ms: Option<f64>,
 }
 
 /// The overload scenario: foreground offered above capacity by two weighted tenants and a

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+use tailguard::histogram::WindowedHistogram;
+use tailguard::observe::PollMonitor;
 use tracing::Instrument as _;
 
 use super::keyspace::{Key, KeyspaceConfig, Value};
@@ -90,6 +92,18 @@ pub struct Service {
     work: WorkConfig,
     /// Spawn the hops as tracked tasks (see `tailguard::task`), visible in task profiles.
     tracked: bool,
+    /// What the service measures of its own requests.
+    measure: SelfMeasure,
+}
+
+/// What a service measures of its own requests, to steer a limiter by (nothing by default).
+#[derive(Clone, Debug, Default)]
+pub struct SelfMeasure {
+    /// Every hop's wait from its spawn or wake to its poll.
+    pub hops: Option<PollMonitor>,
+    /// Every request's latency inside the service, from [`Service::call`] to its response:
+    /// what a latency layer around a server's handler records.
+    pub requests: Option<Arc<WindowedHistogram>>,
 }
 
 /// FNV-1a over `bytes` bytes taken cyclically from `seed`, starting from `state`.
@@ -114,7 +128,19 @@ pub fn hash_work(state: u64, seed: &[u8], bytes: usize) -> u64 {
 impl Service {
     /// A service over `store` whose tasks are spawned on `handle`.
     pub fn new(handle: Handle, store: Arc<Store>, keyspace: KeyspaceConfig, work: WorkConfig) -> Arc<Self> {
-        Arc::new(Self { handle, store, keyspace, work, tracked: false })
+        Self::measured(handle, store, keyspace, work, SelfMeasure::default())
+    }
+
+    /// Like [`Service::new`], recording what `measure` asks for: a latency signal of the
+    /// service's own tasks or requests.
+    pub fn measured(
+        handle: Handle,
+        store: Arc<Store>,
+        keyspace: KeyspaceConfig,
+        work: WorkConfig,
+        measure: SelfMeasure,
+    ) -> Arc<Self> {
+        Arc::new(Self { handle, store, keyspace, work, tracked: false, measure })
     }
 
     /// Like [`Service::new`], with every hop spawned as a named tracked task, so that a task
@@ -125,16 +151,19 @@ impl Service {
         keyspace: KeyspaceConfig,
         work: WorkConfig,
     ) -> Arc<Self> {
-        Arc::new(Self { handle, store, keyspace, work, tracked: true })
+        Arc::new(Self { handle, store, keyspace, work, tracked: true, measure: SelfMeasure::default() })
     }
 
     /// Spawns one hop. Tracked services run it as a named tracked task inside `span` (a child
-    /// of the caller's current span), with its wake→poll delays measured for outlier captures.
+    /// of the caller's current span), with its wake→poll delays measured for outlier captures;
+    /// monitored ones record its spawn→poll and wake→poll delays in the monitor.
     fn spawn<F>(&self, name: &str, span: impl FnOnce() -> tracing::Span, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if self.tracked {
+        if let Some(monitor) = &self.measure.hops {
+            self.handle.spawn(monitor.instrument_runnable(future));
+        } else if self.tracked {
             let future = tailguard::capture::Scheduled::new(future.instrument(span()));
             tailguard::task::Builder::new().name(name).spawn_on(future, &self.handle);
         } else {
@@ -157,6 +186,7 @@ impl Service {
     /// # Errors
     /// [`ServiceError::Dropped`] if the runtime shuts down mid-request.
     pub async fn call(self: &Arc<Self>, op: Op) -> Result<Response, ServiceError> {
+        let started = self.measure.requests.as_ref().map(|_| Instant::now());
         let key = op.key();
         // Client: encode the request.
         let (request_digest, encode) =
@@ -169,6 +199,9 @@ impl Service {
         });
         let mut response = reply_rx.await.map_err(|_| ServiceError::Dropped)??;
         response.busy += encode;
+        if let Some((requests, started)) = self.measure.requests.as_ref().zip(started) {
+            requests.record(started.elapsed());
+        }
         Ok(response)
     }
 

@@ -52,7 +52,7 @@ pub use pacer::{DEFAULT_QUANTUM, Pacer};
 pub use priority::{ThreadPriority, set_current_thread_priority};
 pub use quiet::{DRAIN_EVERY, DRAIN_TICKS, MIN_QUIET_SAMPLES, QUIET_MEMORY};
 pub use request::{AcquireError, AcquireRequest};
-pub use signal::{LatencySignal, MIN_RECENT_SAMPLES, RECENT_SPAN, SignalState, WARM_SPAN};
+pub use signal::{LatencySignal, MIN_RECENT_SAMPLES, MergedSignal, RECENT_SPAN, SignalState, WARM_SPAN};
 pub use snapshot::{HISTORY_TICKS, LimiterSnapshot, TickRecord};
 pub use steal::{DEFAULT_STEAL_HOLD, MachineSteal, STEAL_CUT_ABOVE, STEAL_SPAN, StealSource};
 pub use task::{ElasticTask, RunningTime};

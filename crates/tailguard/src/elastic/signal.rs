@@ -2,6 +2,7 @@
 //! window and of its recent part, whether the window is warm, and whether the signal went
 //! silent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::LimiterConfig;
@@ -87,6 +88,92 @@ impl LatencySignal for WindowedHistogram {
 
     fn total_snapshot(&self) -> Option<HistogramSnapshot> {
         Some(self.cumulative().snapshot())
+    }
+}
+
+/// Several latency sources read as one: each tick's window holds the samples of all of them.
+///
+/// Made to steer by the scheduling delays of the service's own tasks
+/// ([`PollMonitor::scheduling_window`](crate::observe::PollMonitor::scheduling_window) of
+/// futures wrapped by [`instrument_runnable`](crate::observe::PollMonitor::instrument_runnable))
+/// beside the runtime probe: while requests run, their samples outnumber the probe's and set the
+/// quantile; while none do, the probe's samples keep the signal alive (a signal of requests
+/// alone falls silent in an idle service, and the limiter then falls to its floor).
+///
+/// The window is warm once any source's is; it is primed once every source is; demand reaches
+/// every source. The recent part merges the sources that keep one, and so does the running
+/// total.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tailguard::elastic::{LatencySignal, MergedSignal};
+/// use tailguard::histogram::{WindowConfig, WindowedHistogram};
+///
+/// let probe = Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?);
+/// let tasks = Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?);
+/// probe.record(Duration::from_micros(100));
+/// tasks.record(Duration::from_micros(900));
+/// let signal = MergedSignal::new(vec![probe, tasks]);
+/// assert_eq!(signal.window_snapshot().histogram.count(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MergedSignal {
+    sources: Vec<Arc<dyn LatencySignal>>,
+}
+
+impl MergedSignal {
+    /// The sources read together.
+    pub fn new(sources: Vec<Arc<dyn LatencySignal>>) -> Self {
+        Self { sources }
+    }
+}
+
+impl std::fmt::Debug for MergedSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MergedSignal").field("sources", &self.sources.len()).finish()
+    }
+}
+
+/// The merge of `parts` (`None` when there are none).
+fn merged(parts: impl Iterator<Item = HistogramSnapshot>) -> Option<HistogramSnapshot> {
+    parts.reduce(|mut all, part| {
+        all.merge(&part);
+        all
+    })
+}
+
+impl LatencySignal for MergedSignal {
+    fn window_snapshot(&self) -> WindowSnapshot {
+        self.window_snapshot_with_recent(RECENT_SPAN).0
+    }
+
+    fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
+        let mut window =
+            WindowSnapshot { histogram: HistogramSnapshot::empty(), span: Duration::ZERO, warm: false };
+        let mut recents = Vec::with_capacity(self.sources.len());
+        for source in &self.sources {
+            let (part, part_recent) = source.window_snapshot_with_recent(recent);
+            window.histogram.merge(&part.histogram);
+            window.span = window.span.max(part.span);
+            window.warm |= part.warm;
+            recents.extend(part_recent);
+        }
+        (window, merged(recents.into_iter()))
+    }
+
+    fn set_wanted(&self, wanted: bool) {
+        for source in &self.sources {
+            source.set_wanted(wanted);
+        }
+    }
+
+    fn total_snapshot(&self) -> Option<HistogramSnapshot> {
+        merged(self.sources.iter().filter_map(|source| source.total_snapshot()))
+    }
+
+    fn is_primed(&self) -> bool {
+        self.sources.iter().all(|source| source.is_primed())
     }
 }
 

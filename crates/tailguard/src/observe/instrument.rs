@@ -130,6 +130,28 @@ impl PollMonitor {
         }
     }
 
+    /// Like [`instrument`](Self::instrument), for a future that is runnable from now on: one
+    /// about to be spawned. Its first poll records the delay since this call as scheduling
+    /// latency, the time the new task waited for a worker, which [`instrument`](Self::instrument)
+    /// leaves out (it cannot know when a future was spawned). Costs one more clock read.
+    ///
+    /// ```
+    /// use tailguard::observe::instrument::{PollMonitor, PollMonitorConfig};
+    ///
+    /// let monitor = PollMonitor::new(PollMonitorConfig::default())?;
+    /// let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build()?;
+    /// let task = runtime.spawn(monitor.instrument_runnable(async { 40 + 2 }));
+    /// assert_eq!(runtime.block_on(task)?, 42);
+    /// // The spawn→poll delay of its one poll:
+    /// assert_eq!(monitor.scheduling_window().snapshot().histogram.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn instrument_runnable<F: Future>(&self, future: F) -> Instrumented<F> {
+        let task = self.instrument(future);
+        task.state.stamp();
+        task
+    }
+
     /// Wake→poll delays of every instrumented task (scheduling latency), in nanoseconds.
     pub fn scheduling_window(&self) -> &Arc<WindowedHistogram> {
         &self.scheduling
@@ -522,6 +544,25 @@ mod tests {
             // The stored waker was taken by the first wake; wake through a fresh clone of ours.
             self.task.own_waker.wake_by_ref();
         }
+    }
+
+    #[test]
+    fn a_runnable_task_records_its_wait_for_the_first_poll() {
+        let clock = ManualClock::new();
+        let monitor = PollMonitor::with_clock(PollMonitorConfig::default(), clock.shared()).unwrap();
+        clock.advance(ms(1)); // a stamp never reads 0 (0 means "not woken")
+        let mut spawned = Box::pin(monitor.instrument_runnable(async { 1 }));
+        let mut created = Box::pin(monitor.instrument(async { 2 }));
+        clock.advance(ms(3)); // both wait for a worker; only the runnable one says so
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(spawned.as_mut().poll(&mut cx), Poll::Ready(1));
+        assert_eq!(created.as_mut().poll(&mut cx), Poll::Ready(2));
+        assert_eq!(spawned.stats().scheduled_polls, 1);
+        assert_eq!(spawned.stats().total_scheduling_delay, ms(3));
+        assert_eq!(created.stats().scheduled_polls, 0);
+        let scheduling = monitor.scheduling_window().snapshot().histogram;
+        assert_eq!(scheduling.count(), 1);
+        assert!(scheduling.max().unwrap() >= ms(3));
     }
 
     #[test]

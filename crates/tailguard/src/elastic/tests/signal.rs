@@ -100,3 +100,106 @@ fn a_signal_silent_from_the_start_stays_at_the_floor() {
     }
     assert!(matches!(limiter.snapshot().signal, SignalState::Silent { .. }));
 }
+
+/// A source that counts what the limiter tells it and says whether it is primed.
+struct Told {
+    window: WindowedHistogram,
+    wanted: std::sync::atomic::AtomicBool,
+    primed: std::sync::atomic::AtomicBool,
+}
+
+impl LatencySignal for Told {
+    fn window_snapshot(&self) -> crate::histogram::WindowSnapshot {
+        self.window.snapshot()
+    }
+    fn set_wanted(&self, wanted: bool) {
+        self.wanted.store(wanted, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn is_primed(&self) -> bool {
+        self.primed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn a_merged_signal_reads_every_sample_and_tells_every_source() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let clock = ManualClock::new();
+    let probe = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let tasks = Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+    let told = Arc::new(Told {
+        window: WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap(),
+        wanted: AtomicBool::new(false),
+        primed: AtomicBool::new(false),
+    });
+    // The probe's 100 samples at 100 µs are outnumbered by the requests' 1000 at 2 ms.
+    for _ in 0..100 {
+        probe.record(Duration::from_micros(100));
+    }
+    for _ in 0..1000 {
+        tasks.record(2 * MS);
+    }
+    clock.advance(100 * MS);
+    let signal = MergedSignal::new(vec![probe.clone(), tasks.clone(), told.clone()]);
+    let (window, recent) = signal.window_snapshot_with_recent(RECENT_SPAN);
+    assert_eq!(window.histogram.count(), 1100);
+    assert!(window.histogram.p99().unwrap() >= 2 * MS);
+    assert_eq!(window.span, probe.snapshot().span);
+    assert!(!window.warm);
+    // The recent part and the total merge the sources that keep them (`Told` keeps neither).
+    assert_eq!(recent.unwrap().count(), 1100);
+    assert_eq!(signal.total_snapshot().unwrap().count(), 1100);
+    // Demand reaches every source; primed only once every source is.
+    signal.set_wanted(true);
+    assert!(told.wanted.load(Ordering::Relaxed));
+    assert!(!signal.is_primed());
+    told.primed.store(true, Ordering::Relaxed);
+    assert!(signal.is_primed());
+}
+
+#[test]
+fn requests_stopping_do_not_silence_a_signal_merged_with_the_probe() {
+    // The same two sources, steering by the requests' delays alone and merged with the probe.
+    // The requests stop after 2 s: alone they fall silent, merged the probe keeps them live.
+    for merged in [false, true] {
+        let clock = ManualClock::new();
+        let window = || Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+        let (probe, tasks) = (window(), window());
+        let signal: Arc<dyn LatencySignal> = if merged {
+            Arc::new(MergedSignal::new(vec![probe.clone(), tasks.clone()]))
+        } else {
+            tasks.clone()
+        };
+        let limiter = Limiter::builder()
+            .cores(1.0)
+            .initial_share(0.75)
+            .silence(Duration::from_secs(1))
+            .clock(clock.shared())
+            .latency_signal(signal)
+            .build()
+            .unwrap();
+        let mut states = Vec::new();
+        for i in 0..60 {
+            for _ in 0..100 {
+                probe.record(Duration::from_micros(100));
+            }
+            if i < 20 {
+                for _ in 0..300 {
+                    tasks.record(Duration::from_micros(100));
+                }
+            }
+            let grants: Vec<_> = std::iter::from_fn(|| limiter.try_acquire(&AcquireRequest::new()).ok()).collect();
+            clock.advance(100 * MS);
+            drop(grants);
+            limiter.tick();
+            states.push(limiter.snapshot().signal);
+        }
+        let silent = states.iter().filter(|s| matches!(s, SignalState::Silent { .. })).count();
+        assert_eq!(states[19], SignalState::Live, "merged: {merged}");
+        if merged {
+            assert_eq!(silent, 0, "the probe keeps a merged signal live: {states:?}");
+            assert_eq!(limiter.snapshot().share, 0.75);
+        } else {
+            assert!(silent >= 20, "requests alone fall silent once they stop: {states:?}");
+        }
+    }
+}
