@@ -70,8 +70,8 @@ pub enum SignalChoice {
     /// The runtime probe's wake→poll delays (1 kHz).
     #[default]
     Probe,
-    /// The foreground's own tasks: each hop of a request, from its spawn (or wake) to its
-    /// poll, merged with the probe's samples, which keep the signal alive when no request runs.
+    /// The foreground's own tasks: each request's task, from its spawn (or wake) to its poll,
+    /// merged with the probe's samples, which keep the signal alive when no request runs.
     Tasks,
     /// The service's own request latency (from its handler's entry to the response), alone.
     /// Pair it with a target set by the latency without elastic work (`--quiet-headroom`).

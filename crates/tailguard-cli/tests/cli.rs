@@ -227,6 +227,49 @@ fn overload_scenario_reports_both_modes_with_every_figure() {
 }
 
 #[test]
+fn the_limiter_can_steer_by_the_services_own_latency() {
+    for (signal, said) in
+        [("tasks", "request tasks' wake→poll delays"), ("requests", "service's request latency")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let json_path = dir.path().join("report.json");
+        let output = tailguard()
+            .args([
+                "demo",
+                "--quiet",
+                "--duration",
+                "1s",
+                "--warmup",
+                "0s",
+                "--keys",
+                "3000",
+                "--rounds",
+                "1",
+            ])
+            .args(["--modes", "baseline,elastic", "--interval", "250ms", "--grant", "10ms"])
+            .args(["--signal", signal, "--quiet-headroom", "1.5", "--json"])
+            .arg(&json_path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains(said), "the run names its signal ({signal}):\n{stdout}");
+        let report = json(&json_path);
+        assert_eq!(report["settings"]["signal"], signal);
+        // Every window, baseline included, shows the signal's p99 per interval.
+        for run in report["runs"].as_array().unwrap() {
+            let series = run["series"].as_array().unwrap();
+            assert!(series.iter().any(|p| p["signal_p99_ms"].as_f64().is_some_and(|v| v > 0.0)), "{run}");
+        }
+        let elastic = report["runs"].as_array().unwrap().iter().find(|r| r["name"] == "elastic").unwrap();
+        assert_eq!(elastic["elastic"]["verified"], serde_json::Value::Bool(true), "{elastic}");
+    }
+    let bad = tailguard().args(["demo", "--signal", "bogus"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("probe"), "the choices are listed");
+}
+
+#[test]
 fn bad_demo_arguments_are_refused_with_a_reason() {
     let bad_mode = tailguard().args(["demo", "--modes", "baseline,static:2"]).output().unwrap();
     assert!(!bad_mode.status.success());

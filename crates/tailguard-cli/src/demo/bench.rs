@@ -31,7 +31,7 @@ pub struct Bench {
     pub backup_dir: PathBuf,
     pub keep_backups: bool,
     pub cancelled: Arc<AtomicBool>,
-    /// The service's own latency the limiters steer by (`--signal tasks`: its hops' scheduling
+    /// The service's own latency the limiters steer by (`--signal tasks`: its request tasks' scheduling
     /// delays; `requests`: its requests' latency; `None` with the probe).
     pub signal_window: Option<Arc<WindowedHistogram>>,
 }
@@ -83,13 +83,15 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let measure = match args.signal {
         SignalChoice::Probe => SelfMeasure::default(),
         SignalChoice::Tasks => {
-            SelfMeasure { hops: Some(PollMonitor::new(PollMonitorConfig::default())?), requests: None }
+            SelfMeasure { tasks: Some(PollMonitor::new(PollMonitorConfig::default())?), requests: None }
         }
-        SignalChoice::Requests => {
-            SelfMeasure { hops: None, requests: Some(Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?)) }
-        }
+        SignalChoice::Requests => SelfMeasure {
+            tasks: None,
+            requests: Some(Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?)),
+        },
     };
-    let signal_window = measure.hops.as_ref().map(|m| Arc::clone(m.scheduling_window())).or(measure.requests.clone());
+    let signal_window =
+        measure.tasks.as_ref().map(|m| Arc::clone(m.scheduling_window())).or(measure.requests.clone());
     let handle = runtime.handle().clone();
     let service = match args.signal {
         SignalChoice::Probe => Service::new(handle, Arc::clone(&store), keyspace, work),
@@ -134,7 +136,17 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("tailguard-demo-{}", std::process::id())));
     std::fs::create_dir_all(&backup_dir)
         .map_err(|e| format!("cannot create {}: {e}", backup_dir.display()))?;
-    Ok(Bench { runtime, service, store, cores, rate_at_full_load, backup_dir, keep_backups, cancelled, signal_window })
+    Ok(Bench {
+        runtime,
+        service,
+        store,
+        cores,
+        rate_at_full_load,
+        backup_dir,
+        keep_backups,
+        cancelled,
+        signal_window,
+    })
 }
 
 /// The run was cut short by Ctrl-C (SIGINT) after printing what it had; the command exits with

@@ -44,7 +44,7 @@ fn warmup(args: &DemoArgs, plan: &Plan, runs_elastic: bool) -> Duration {
 pub const PEER_WARMUP_MARGIN: Duration = Duration::from_millis(500);
 
 /// What the window's latency controllers steer by: the probe; with `--signal tasks` the
-/// service's hops merged with the probe (the same quantity, wake→poll, which the probe keeps
+/// service's request tasks merged with the probe (the same quantity, wake→poll, which the probe keeps
 /// alive between requests); with `requests` the service's request latency alone.
 fn steering_signal(bench: &Bench, args: &DemoArgs, probe: &RuntimeProbe) -> Arc<dyn LatencySignal> {
     match (args.signal, &bench.signal_window) {

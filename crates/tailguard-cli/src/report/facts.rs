@@ -66,8 +66,12 @@ pub fn run_settings(report: &DemoReport) -> String {
     // SCHED_IDLE is the default and goes unsaid; a cgroup is named.
     let idle_by =
         if s.idle_by == "cgroup" { " (idle priority by a cgroup of the lowest weight)" } else { "" };
-    // The probe is the default and goes unsaid; the tasks' own delays are named.
-    let signal = if s.signal == "tasks" { "; steering by the foreground tasks' wake→poll delays" } else { "" };
+    // The probe is the default and goes unsaid; the service's own signals are named.
+    let signal = match s.signal.as_str() {
+        "tasks" => "; steering by the request tasks' wake→poll delays",
+        "requests" => "; steering by the service's request latency",
+        _ => "",
+    };
     format!(
         "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up \
          (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); \

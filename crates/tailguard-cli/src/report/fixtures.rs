@@ -54,6 +54,7 @@ pub(crate) fn sample_report() -> DemoReport {
                 offered_load: Some(0.4),
                 steal: Some(0.02),
                 target_ms: elastic.map(|_| 1.0),
+                signal_p99_ms: None,
             })
             .collect(),
         latency_cdf: vec![(0.1, 0.2), (0.2, 0.5), (p99, 0.99), (p99 * 5.0, 1.0)],

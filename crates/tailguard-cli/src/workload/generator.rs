@@ -339,7 +339,7 @@ pub fn run_with_clock(
         offered += 1;
         recorder.in_flight.fetch_add(1, Relaxed);
         let (service2, recorder2) = (Arc::clone(service), Arc::clone(&recorder));
-        service.handle().spawn(async move {
+        service.spawn_request(async move {
             let result = service2.call(arrival.op).await;
             let done = recorder2.clock.now_nanos().saturating_sub(recorder2.start_nanos);
             match result {

@@ -5,10 +5,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tailguard::histogram::WindowedHistogram;
 use tailguard::observe::PollMonitor;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
 use super::keyspace::{Key, KeyspaceConfig, Value};
@@ -99,8 +99,13 @@ pub struct Service {
 /// What a service measures of its own requests, to steer a limiter by (nothing by default).
 #[derive(Clone, Debug, Default)]
 pub struct SelfMeasure {
-    /// Every hop's wait from its spawn or wake to its poll.
-    pub hops: Option<PollMonitor>,
+    /// Each request's own task (spawned with [`Service::spawn_request`]), from its spawn or
+    /// wake to its poll: the wait of a request arriving from outside the runtime, as a
+    /// connection's task waits when the IO driver wakes it. The hops inside a request are not
+    /// measured: a task spawned or woken by a worker runs next on that worker (tokio's LIFO
+    /// slot), and their delays of a microsecond or two would make up three quarters of the
+    /// samples.
+    pub tasks: Option<PollMonitor>,
     /// Every request's latency inside the service, from [`Service::call`] to its response:
     /// what a latency layer around a server's handler records.
     pub requests: Option<Arc<WindowedHistogram>>,
@@ -156,18 +161,27 @@ impl Service {
 
     /// Spawns one hop. Tracked services run it as a named tracked task inside `span` (a child
     /// of the caller's current span), with its wake→poll delays measured for outlier captures;
-    /// monitored ones record its spawn→poll and wake→poll delays in the monitor.
     fn spawn<F>(&self, name: &str, span: impl FnOnce() -> tracing::Span, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if let Some(monitor) = &self.measure.hops {
-            self.handle.spawn(monitor.instrument_runnable(future));
-        } else if self.tracked {
+        if self.tracked {
             let future = tailguard::capture::Scheduled::new(future.instrument(span()));
             tailguard::task::Builder::new().name(name).spawn_on(future, &self.handle);
         } else {
             self.handle.spawn(future);
+        }
+    }
+
+    /// Spawns the task of one request from outside the runtime (a client, or a connection's
+    /// task); with [`SelfMeasure::tasks`] its spawn→poll and wake→poll delays are measured.
+    pub fn spawn_request<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.measure.tasks {
+            Some(monitor) => drop(self.handle.spawn(monitor.instrument_runnable(future))),
+            None => drop(self.handle.spawn(future)),
         }
     }
 
@@ -296,6 +310,42 @@ mod tests {
         assert_eq!(removed.value, Some(value));
         assert_eq!((gone.value, gone.value_bytes), (None, 0));
         assert_eq!(store.get(Key(9)), None);
+    }
+
+    #[test]
+    fn a_measured_service_records_its_requests_and_their_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let keyspace = KeyspaceConfig { keys: 50, mean_value_bytes: 32, seed: 5 };
+        let store = Arc::new(Store::populate(&keyspace, 2));
+        let measure = SelfMeasure {
+            tasks: Some(PollMonitor::new(tailguard::observe::PollMonitorConfig::default()).unwrap()),
+            requests: Some(Arc::new(
+                WindowedHistogram::new(tailguard::histogram::WindowConfig::DEFAULT).unwrap(),
+            )),
+        };
+        let service = Service::measured(
+            runtime.handle().clone(),
+            store,
+            keyspace,
+            WorkConfig::default(),
+            measure.clone(),
+        );
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for key in 0..3 {
+            let (service2, done_tx) = (Arc::clone(&service), done_tx.clone());
+            service.spawn_request(async move {
+                let _ = done_tx.send(service2.call(Op::Get(Key(key))).await.is_ok());
+            });
+        }
+        for _ in 0..3 {
+            assert!(done_rx.recv_timeout(Duration::from_secs(30)).unwrap());
+        }
+        // Each request's latency once; each request task's spawn→poll, and its wake by the
+        // reply unless the reply came before the task first waited for it.
+        let requests = measure.requests.unwrap().cumulative().snapshot().count();
+        assert_eq!(requests, 3);
+        let tasks = measure.tasks.unwrap().scheduling_window().cumulative().snapshot().count();
+        assert!((3..=6).contains(&tasks), "spawn→poll and reply→poll of three request tasks: {tasks}");
     }
 
     #[test]

@@ -162,7 +162,8 @@ fn requests_stopping_do_not_silence_a_signal_merged_with_the_probe() {
     // The requests stop after 2 s: alone they fall silent, merged the probe keeps them live.
     for merged in [false, true] {
         let clock = ManualClock::new();
-        let window = || Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
+        let window =
+            || Arc::new(WindowedHistogram::with_clock(WindowConfig::DEFAULT, clock.shared()).unwrap());
         let (probe, tasks) = (window(), window());
         let signal: Arc<dyn LatencySignal> = if merged {
             Arc::new(MergedSignal::new(vec![probe.clone(), tasks.clone()]))
@@ -187,7 +188,8 @@ fn requests_stopping_do_not_silence_a_signal_merged_with_the_probe() {
                     tasks.record(Duration::from_micros(100));
                 }
             }
-            let grants: Vec<_> = std::iter::from_fn(|| limiter.try_acquire(&AcquireRequest::new()).ok()).collect();
+            let grants: Vec<_> =
+                std::iter::from_fn(|| limiter.try_acquire(&AcquireRequest::new()).ok()).collect();
             clock.advance(100 * MS);
             drop(grants);
             limiter.tick();
