@@ -53,6 +53,12 @@ fn short_demo_reports_every_mode_and_its_backups_restore() {
         assert_eq!(elastic["verified"], serde_json::Value::Bool(true), "{run}");
         assert!(run["foreground"]["requests"].as_u64().unwrap() > 0);
         assert!(!run["series"].as_array().unwrap().is_empty());
+        // Where the latency went: no part's p99 exceeds the whole latency's.
+        let (foreground, parts) = (&run["foreground"], &run["foreground"]["parts_p99_ms"]);
+        for part in ["lag", "queue", "served"] {
+            let p99 = parts[part].as_f64().unwrap();
+            assert!(p99 > 0.0 && p99 <= foreground["p99_ms"].as_f64().unwrap(), "{foreground}");
+        }
     }
     let modes = report["modes"].as_array().unwrap();
     let names: Vec<&str> = modes.iter().map(|m| m["name"].as_str().unwrap()).collect();

@@ -19,8 +19,8 @@ use super::progress::Progress;
 use super::summary::Measured;
 use crate::choices::SignalChoice;
 use crate::error::CliError;
-use crate::report::{self, Foreground, ModeResult, SeriesPoint};
-use crate::workload::generator::{self, GeneratorConfig, GeneratorReport, RateSchedule};
+use crate::report::{self, Foreground, LatencyPartsMs, ModeResult, SeriesPoint};
+use crate::workload::generator::{self, GeneratorConfig, GeneratorReport, LatencyParts, RateSchedule};
 
 /// The longest warm-up of the baseline: it has no limiter to settle, only the generator and the
 /// probe's window.
@@ -233,6 +233,12 @@ pub fn run(
     Ok(WindowRun { measured: Measured { result, latency: fg.latency }, cut_short: fg.cancelled, abandoned })
 }
 
+/// The parts of a latency in milliseconds.
+fn parts_ms(parts: LatencyParts) -> LatencyPartsMs {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    LatencyPartsMs { lag: ms(parts.lag), queue: ms(parts.queue), served: ms(parts.served) }
+}
+
 /// What the sampler saw in one interval.
 struct Sample {
     sched_p99_ms: Option<f64>,
@@ -284,6 +290,7 @@ fn assemble(
                 steal: sample.and_then(|s| s.steal),
                 target_ms: sample.and_then(|s| s.target_ms),
                 signal_p99_ms: sample.and_then(|s| s.signal_p99_ms),
+                fg_parts_p99_ms: Some(parts_ms(interval.parts)),
                 offered_load: Some(interval.offered_rate_per_sec / bench.rate_at_full_load),
             }
         })
@@ -304,6 +311,7 @@ fn assemble(
             failed: fg.failed,
             late_starts: fg.late_starts,
             max_start_lag_ms: fg.max_start_lag.as_secs_f64() * 1e3,
+            parts_p99_ms: Some(parts_ms(fg.parts)),
         },
         sched_p99_ms: window.sched_p99_ms,
         process_cpu_share: window.process_cpu_share,

@@ -23,6 +23,7 @@ pub(crate) fn sample_report() -> DemoReport {
             max_start_lag_ms: 0.1,
             offered: 10_000,
             failed: 0,
+            parts_p99_ms: None,
         },
         sched_p99_ms: Some(p99 / 2.0),
         process_cpu_share: 0.4 + elastic.unwrap_or(0.0),
@@ -55,6 +56,7 @@ pub(crate) fn sample_report() -> DemoReport {
                 steal: Some(0.02),
                 target_ms: elastic.map(|_| 1.0),
                 signal_p99_ms: None,
+                fg_parts_p99_ms: None,
             })
             .collect(),
         latency_cdf: vec![(0.1, 0.2), (0.2, 0.5), (p99, 0.99), (p99 * 5.0, 1.0)],

@@ -317,6 +317,22 @@ pub struct Foreground {
     pub late_starts: u64,
     /// The generator's largest lag behind its schedule, ms.
     pub max_start_lag_ms: f64,
+    /// Where the latency went: the p99 of each of its parts (absent in reports from before
+    /// they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts_p99_ms: Option<LatencyPartsMs>,
+}
+
+/// The p99 of each consecutive part of the foreground requests' latency, ms. Each is its own
+/// part's p99: they do not add up to the latency's p99, but none exceeds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyPartsMs {
+    /// From the scheduled arrival to the load generator's dispatch: its own lag.
+    pub lag: Option<f64>,
+    /// From the dispatch to the request task's first poll: the wait for a runtime worker.
+    pub queue: Option<f64>,
+    /// From that poll to the response: the service's own latency.
+    pub served: Option<f64>,
 }
 
 /// Elastic figures of one window.
@@ -383,6 +399,9 @@ pub struct SeriesPoint {
     /// absent with the probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal_p99_ms: Option<f64>,
+    /// The p99 of each part of the foreground's latency in this interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fg_parts_p99_ms: Option<LatencyPartsMs>,
 }
 
 /// The overload scenario: foreground offered above capacity by two weighted tenants and a

@@ -213,10 +213,49 @@ impl Iterator for Arrivals {
     }
 }
 
+/// The three consecutive parts of a request's latency, recorded apart.
+#[derive(Debug, Default)]
+struct PartHistograms {
+    lag: Histogram,
+    queue: Histogram,
+    served: Histogram,
+}
+
+impl PartHistograms {
+    fn record(&self, [lag, queue, served]: [u64; 3]) {
+        self.lag.record(lag);
+        self.queue.record(queue);
+        self.served.record(served);
+    }
+
+    fn p99s(&self) -> LatencyParts {
+        LatencyParts {
+            lag: self.lag.snapshot().p99(),
+            queue: self.queue.snapshot().p99(),
+            served: self.served.snapshot().p99(),
+        }
+    }
+}
+
+/// The p99 of each part of the completed requests' latency. Each is its own part's p99: they
+/// do not add up to the latency's p99, but each is at most that (a part of every request is at
+/// most its whole latency).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LatencyParts {
+    /// From the scheduled arrival to the dispatch: the generator's own lag behind its schedule
+    /// (its thread waking from its sleep, competing for a CPU).
+    pub lag: Option<Duration>,
+    /// From the dispatch to the request task's first poll: its wait for a worker of the runtime.
+    pub queue: Option<Duration>,
+    /// From the first poll to the response: the service's own latency.
+    pub served: Option<Duration>,
+}
+
 /// Counters and histograms of one interval, filled while the run goes on.
 #[derive(Debug, Default)]
 struct IntervalSlot {
     latency: Histogram,
+    parts: PartHistograms,
     offered: AtomicU64,
     completed: AtomicU64,
     late_starts: AtomicU64,
@@ -229,6 +268,7 @@ struct Recorder {
     start_nanos: u64,
     interval_nanos: u64,
     total: Histogram,
+    parts: PartHistograms,
     slots: Vec<IntervalSlot>,
     failed: AtomicU64,
     in_flight: AtomicU64,
@@ -260,6 +300,8 @@ pub struct IntervalReport {
     pub late_starts: u64,
     /// Latency (completion − scheduled arrival) of the requests completed in the interval.
     pub latency: Quantiles,
+    /// The p99 of each part of their latency.
+    pub parts: LatencyParts,
 }
 
 /// The result of a run.
@@ -283,6 +325,8 @@ pub struct GeneratorReport {
     pub elapsed: Duration,
     /// The time series.
     pub intervals: Vec<IntervalReport>,
+    /// The p99 of each part of every completed request's latency.
+    pub parts: LatencyParts,
 }
 
 /// Runs the open-loop generator on the calling (blocking) thread: dispatches each arrival at
@@ -313,6 +357,7 @@ pub fn run_with_clock(
         clock: Arc::clone(&clock),
         interval_nanos,
         total: Histogram::new(),
+        parts: PartHistograms::default(),
         slots: (0..slots).map(|_| IntervalSlot::default()).collect(),
         failed: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
@@ -339,15 +384,22 @@ pub fn run_with_clock(
         offered += 1;
         recorder.in_flight.fetch_add(1, Relaxed);
         let (service2, recorder2) = (Arc::clone(service), Arc::clone(&recorder));
+        let dispatched = clock.now_nanos();
         service.spawn_request(async move {
+            let first_poll = recorder2.clock.now_nanos();
             let result = service2.call(arrival.op).await;
-            let done = recorder2.clock.now_nanos().saturating_sub(recorder2.start_nanos);
+            let done_at = recorder2.clock.now_nanos();
+            let done = done_at.saturating_sub(recorder2.start_nanos);
             match result {
                 Ok(_) => {
                     let latency = done.saturating_sub(arrival.offset_nanos);
+                    let parts =
+                        [lag, first_poll.saturating_sub(dispatched), done_at.saturating_sub(first_poll)];
                     recorder2.total.record(latency);
+                    recorder2.parts.record(parts);
                     let slot = recorder2.slot(done);
                     slot.latency.record(latency);
+                    slot.parts.record(parts);
                     slot.completed.fetch_add(1, Relaxed);
                 }
                 Err(_) => {
@@ -384,6 +436,7 @@ pub fn run_with_clock(
                 },
                 late_starts: slot.late_starts.load(Relaxed),
                 latency: slot.latency.snapshot().summary(),
+                parts: slot.parts.p99s(),
             }
         })
         .collect();
@@ -398,6 +451,7 @@ pub fn run_with_clock(
         cancelled: was_cancelled,
         elapsed,
         intervals,
+        parts: recorder.parts.p99s(),
     }
 }
 
@@ -541,6 +595,9 @@ mod tests {
         assert_eq!(report.late_starts, report.offered);
         assert_eq!(report.max_start_lag, Duration::from_nanos(10_000_000_000 - first));
         assert_eq!(report.latency.max().map(|d| d >= Duration::from_secs(8)), Some(true));
+        // The clock stood still after the jump: the whole latency was the generator's lag.
+        assert!(report.parts.lag.is_some_and(|d| d >= Duration::from_secs(8)), "{:?}", report.parts);
+        assert_eq!((report.parts.queue, report.parts.served), (Some(Duration::ZERO), Some(Duration::ZERO)));
         assert_eq!(
             report.intervals[1].completed, report.completed,
             "completions at 10 s land in the last interval"
@@ -576,6 +633,14 @@ mod tests {
         assert_eq!(rates, vec![400.0, 400.0, 1_200.0, 1_200.0]);
         assert_eq!(report.intervals.iter().map(|i| i.offered).sum::<u64>(), expected);
         assert!(report.latency.p99().is_some());
+        // Each part of every request is at most its whole latency, and so is each part's p99.
+        for (parts, p99) in std::iter::once((report.parts, report.latency.p99()))
+            .chain(report.intervals.iter().map(|i| (i.parts, i.latency.p99)))
+        {
+            for part in [parts.lag, parts.queue, parts.served] {
+                assert!(part.is_some() && part <= p99, "{parts:?} against p99 {p99:?}");
+            }
+        }
         let cal = calibrate(&service, 200, 4, 1_000);
         assert_eq!(cal.requests, 200);
         assert!(cal.cpu_per_request > Duration::ZERO && cal.rate_for_load(0.4) > 0.0, "{cal:?}");
