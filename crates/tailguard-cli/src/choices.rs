@@ -73,6 +73,9 @@ pub enum SignalChoice {
     /// The foreground's own tasks: each request's task, from its spawn (or wake) to its poll,
     /// merged with the probe's samples, which keep the signal alive when no request runs.
     Tasks,
+    /// The runtime probe merged with a thread probe: how late a plain OS thread wakes from a
+    /// timer (a load generator's, an IO thread's), which the runtime's own delays do not show.
+    Threads,
     /// The service's own request latency (from its handler's entry to the response), alone.
     /// Pair it with a target set by the latency without elastic work (`--quiet-headroom`).
     Requests,
@@ -84,6 +87,7 @@ impl SignalChoice {
         match self {
             SignalChoice::Probe => "probe",
             SignalChoice::Tasks => "tasks",
+            SignalChoice::Threads => "threads",
             SignalChoice::Requests => "requests",
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tailguard::clock::process_cpu_time;
 use tailguard::histogram::{WindowConfig, WindowedHistogram};
+use tailguard::observe::thread_probe::ThreadProbe;
 use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig, RuntimeProbe};
 
 use super::args::DemoArgs;
@@ -31,9 +32,12 @@ pub struct Bench {
     pub backup_dir: PathBuf,
     pub keep_backups: bool,
     pub cancelled: Arc<AtomicBool>,
-    /// The service's own latency the limiters steer by (`--signal tasks`: its request tasks' scheduling
-    /// delays; `requests`: its requests' latency; `None` with the probe).
+    /// The latency beside the runtime probe's the limiters steer by: the request tasks'
+    /// scheduling delays (`--signal tasks`), the requests' latency (`requests`), a thread
+    /// probe's overshoot (`threads`); `None` with the probe alone.
     pub signal_window: Option<Arc<WindowedHistogram>>,
+    /// The thread probe of `--signal threads`, running for the whole run.
+    _thread_probe: Option<ThreadProbe>,
 }
 
 /// Builds the runtime, the store and the service, installs the Ctrl-C handler, and calibrates
@@ -80,8 +84,12 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
     let store = Arc::new(Store::populate(&keyspace, 16));
     let work = WorkConfig { hash_bytes_per_hop: args.hop_bytes() };
+    let thread_probe = match args.signal {
+        SignalChoice::Threads => Some(ThreadProbe::start(ProbeConfig::default())?),
+        _ => None,
+    };
     let measure = match args.signal {
-        SignalChoice::Probe => SelfMeasure::default(),
+        SignalChoice::Probe | SignalChoice::Threads => SelfMeasure::default(),
         SignalChoice::Tasks => {
             SelfMeasure { tasks: Some(PollMonitor::new(PollMonitorConfig::default())?), requests: None }
         }
@@ -90,11 +98,17 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
             requests: Some(Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?)),
         },
     };
-    let signal_window =
-        measure.tasks.as_ref().map(|m| Arc::clone(m.scheduling_window())).or(measure.requests.clone());
+    let signal_window = measure
+        .tasks
+        .as_ref()
+        .map(|m| Arc::clone(m.scheduling_window()))
+        .or(measure.requests.clone())
+        .or(thread_probe.as_ref().map(|p| Arc::clone(p.window())));
     let handle = runtime.handle().clone();
     let service = match args.signal {
-        SignalChoice::Probe => Service::new(handle, Arc::clone(&store), keyspace, work),
+        SignalChoice::Probe | SignalChoice::Threads => {
+            Service::new(handle, Arc::clone(&store), keyspace, work)
+        }
         _ => Service::measured(handle, Arc::clone(&store), keyspace, work, measure),
     };
     progress.note("calibrating the cost of a foreground request…");
@@ -146,6 +160,7 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         keep_backups,
         cancelled,
         signal_window,
+        _thread_probe: thread_probe,
     })
 }
 

@@ -44,13 +44,14 @@ fn warmup(args: &DemoArgs, plan: &Plan, runs_elastic: bool) -> Duration {
 pub const PEER_WARMUP_MARGIN: Duration = Duration::from_millis(500);
 
 /// What the window's latency controllers steer by: the probe; with `--signal tasks` the
-/// service's request tasks merged with the probe (the same quantity, wake→poll, which the probe keeps
-/// alive between requests); with `requests` the service's request latency alone.
+/// service's request tasks merged with the probe (the same quantity, wake→poll, which the probe
+/// keeps alive between requests); with `threads` a thread probe's overshoot merged with it; with
+/// `requests` the service's request latency alone.
 fn steering_signal(bench: &Bench, args: &DemoArgs, probe: &RuntimeProbe) -> Arc<dyn LatencySignal> {
     match (args.signal, &bench.signal_window) {
-        (SignalChoice::Tasks, Some(tasks)) => {
-            let tasks: Arc<dyn LatencySignal> = Arc::clone(tasks) as _;
-            Arc::new(MergedSignal::new(vec![probe.signal(), tasks]))
+        (SignalChoice::Tasks | SignalChoice::Threads, Some(beside)) => {
+            let beside: Arc<dyn LatencySignal> = Arc::clone(beside) as _;
+            Arc::new(MergedSignal::new(vec![probe.signal(), beside]))
         }
         (SignalChoice::Requests, Some(requests)) => Arc::clone(requests) as _,
         _ => probe.signal(),

@@ -70,6 +70,7 @@ pub fn run_settings(report: &DemoReport) -> String {
     let signal = match s.signal.as_str() {
         "tasks" => "; steering by the request tasks' wake→poll delays",
         "requests" => "; steering by the service's request latency",
+        "threads" => "; steering by the runtime probe and a thread probe",
         _ => "",
     };
     format!(
