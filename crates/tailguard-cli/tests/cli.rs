@@ -234,9 +234,11 @@ fn overload_scenario_reports_both_modes_with_every_figure() {
 
 #[test]
 fn the_limiter_can_steer_by_the_services_own_latency() {
-    for (signal, said) in
-        [("tasks", "request tasks' wake→poll delays"), ("requests", "service's request latency")]
-    {
+    for (signal, said) in [
+        ("tasks", "request tasks' wake→poll delays"),
+        ("threads", "runtime probe and a thread probe"),
+        ("requests", "service's request latency"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let json_path = dir.path().join("report.json");
         let output = tailguard()
