@@ -98,32 +98,28 @@ fn short_demo_reports_every_mode_and_its_backups_restore() {
     assert!(!other_seed.status.success(), "a backup must not match another keyspace");
 }
 
-#[test]
-fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
+/// A one-round demo of 1 s windows on 3000 keys with 250 ms intervals and 10 ms grants (at the
+/// floor's share a 100 ms grant may not end within the second), and `extra` flags; asserts it
+/// succeeded and returns its stdout and JSON report.
+fn short_demo(extra: &[&str]) -> (String, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("report.json");
     let output = tailguard()
-        .args([
-            "demo",
-            "--quiet",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0s",
-            "--keys",
-            "3000",
-            "--elastic-on",
-            "runtime",
-            "--rounds",
-            "1",
-        ])
-        // Grants of 10 ms: at the floor's share a 100 ms grant may not end within the second.
-        .args(["--modes", "uncontrolled,elastic", "--interval", "250ms", "--grant", "10ms", "--json"])
+        .args(["demo", "--quiet", "--duration", "1s", "--warmup", "0s", "--keys", "3000", "--rounds", "1"])
+        .args(["--interval", "250ms", "--grant", "10ms"])
+        .args(extra)
+        .arg("--json")
         .arg(&json_path)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report = json(&json_path);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    (stdout, json(&json_path))
+}
+
+#[test]
+fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
+    let (_, report) = short_demo(&["--elastic-on", "runtime", "--modes", "uncontrolled,elastic"]);
     assert_eq!(report["settings"]["elastic_on"], "runtime");
     for run in report["runs"].as_array().unwrap() {
         assert_eq!(run["elastic"]["verified"], serde_json::Value::Bool(true), "{run}");
@@ -239,30 +235,9 @@ fn the_limiter_can_steer_by_the_services_own_latency() {
         ("threads", "runtime probe and a thread probe"),
         ("requests", "service's request latency"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let json_path = dir.path().join("report.json");
-        let output = tailguard()
-            .args([
-                "demo",
-                "--quiet",
-                "--duration",
-                "1s",
-                "--warmup",
-                "0s",
-                "--keys",
-                "3000",
-                "--rounds",
-                "1",
-            ])
-            .args(["--modes", "baseline,elastic", "--interval", "250ms", "--grant", "10ms"])
-            .args(["--signal", signal, "--quiet-headroom", "1.5", "--json"])
-            .arg(&json_path)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        let (stdout, report) =
+            short_demo(&["--modes", "baseline,elastic", "--signal", signal, "--quiet-headroom", "1.5"]);
         assert!(stdout.contains(said), "the run names its signal ({signal}):\n{stdout}");
-        let report = json(&json_path);
         assert_eq!(report["settings"]["signal"], signal);
         // Every window, baseline included, shows the signal's p99 per interval.
         for run in report["runs"].as_array().unwrap() {

@@ -134,10 +134,10 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value_t = IdleBy::SchedIdle)]
     pub idle_by: IdleBy,
     /// What the latency controllers steer by: the runtime probe's wake→poll delays; the
-    /// foreground's own request tasks (spawn or wake to poll) merged with the probe's; or the
-    /// service's request latency alone (pair it with --quiet-headroom). With `tasks` or
-    /// `requests` every window measures them, baseline included, and the series show their p99
-    /// per interval beside the probe's.
+    /// foreground's own request tasks (spawn or wake to poll) merged with the probe's; a thread
+    /// probe's timer overshoot merged with it; or the service's request latency alone (pair it
+    /// with --quiet-headroom). Every window measures the chosen source, baseline included, and
+    /// the series show its p99 per interval beside the probe's.
     #[arg(long, value_enum, default_value_t = SignalChoice::Probe)]
     pub signal: SignalChoice,
     /// Controller of the elastic modes in the compare scenario (reference or adaptive; the

@@ -84,19 +84,18 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
     let store = Arc::new(Store::populate(&keyspace, 16));
     let work = WorkConfig { hash_bytes_per_hop: args.hop_bytes() };
-    let thread_probe = match args.signal {
-        SignalChoice::Threads => Some(ThreadProbe::start(ProbeConfig::default())?),
-        _ => None,
-    };
-    let measure = match args.signal {
-        SignalChoice::Probe | SignalChoice::Threads => SelfMeasure::default(),
+    // What the service measures of itself, or the thread probe, for `--signal`.
+    let (measure, thread_probe) = match args.signal {
+        SignalChoice::Probe => (SelfMeasure::default(), None),
+        SignalChoice::Threads => (SelfMeasure::default(), Some(ThreadProbe::start(ProbeConfig::default())?)),
         SignalChoice::Tasks => {
-            SelfMeasure { tasks: Some(PollMonitor::new(PollMonitorConfig::default())?), requests: None }
+            let tasks = Some(PollMonitor::new(PollMonitorConfig::default())?);
+            (SelfMeasure { tasks, requests: None }, None)
         }
-        SignalChoice::Requests => SelfMeasure {
-            tasks: None,
-            requests: Some(Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?)),
-        },
+        SignalChoice::Requests => {
+            let requests = Some(Arc::new(WindowedHistogram::new(WindowConfig::DEFAULT)?));
+            (SelfMeasure { tasks: None, requests }, None)
+        }
     };
     let signal_window = measure
         .tasks
@@ -104,13 +103,7 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         .map(|m| Arc::clone(m.scheduling_window()))
         .or(measure.requests.clone())
         .or(thread_probe.as_ref().map(|p| Arc::clone(p.window())));
-    let handle = runtime.handle().clone();
-    let service = match args.signal {
-        SignalChoice::Probe | SignalChoice::Threads => {
-            Service::new(handle, Arc::clone(&store), keyspace, work)
-        }
-        _ => Service::measured(handle, Arc::clone(&store), keyspace, work, measure),
-    };
+    let service = Service::measured(runtime.handle().clone(), Arc::clone(&store), keyspace, work, measure);
     progress.note("calibrating the cost of a foreground request…");
     let calibration = generator::calibrate(&service, 20_000, 2 * workers, args.keys);
     // The closed-loop burst misses what the open-loop run also pays for (the generator's

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tailguard::clock::process_cpu_time;
 use tailguard::elastic::{ControllerKind, LatencySignal, MergedSignal, utilization};
-use tailguard::histogram::HistogramSnapshot;
+use tailguard::histogram::{HistogramSnapshot, WindowedHistogram};
 use tailguard::observe::RuntimeProbe;
 
 use super::args::DemoArgs;
@@ -145,7 +145,7 @@ pub fn run(
     let sampler = {
         let sampling = Arc::clone(&sampling);
         let window = Arc::clone(probe.window());
-        let tasks = bench.signal_window.clone();
+        let beside = bench.signal_window.clone();
         let elastic = elastic.as_ref().map(ElasticRun::observer);
         let (interval, cores, name) = (args.interval, bench.cores, label.to_owned());
         let quiet_progress = Progress::new(progress.total(), args.quiet);
@@ -154,7 +154,7 @@ pub fn run(
             let mut next = started + interval;
             let mut last_cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
             let mut last_sched = window.cumulative().snapshot();
-            let mut last_tasks = tasks.as_ref().map(|t| t.cumulative().snapshot());
+            let mut last_beside = beside.as_ref().map(|w| w.cumulative().snapshot());
             let mut last_machine = CpuTimes::now();
             while sampling.load(Ordering::Relaxed) {
                 let now = Instant::now();
@@ -164,15 +164,11 @@ pub fn run(
                 }
                 next += interval;
                 // The interval's own p99: the limiter's window would show it 2.5 s late.
-                let sched = window.cumulative().snapshot();
-                let interval_sched = sched.since(&last_sched);
-                last_sched = sched;
-                let signal_p99_ms = tasks.as_ref().zip(last_tasks.as_mut()).and_then(|(tasks, last)| {
-                    let now = tasks.cumulative().snapshot();
-                    let p99 = now.since(last).p99();
-                    *last = now;
-                    p99.map(|d| d.as_secs_f64() * 1e3)
-                });
+                let sched_p99_ms = interval_p99_ms(&window, &mut last_sched);
+                let signal_p99_ms = beside
+                    .as_ref()
+                    .zip(last_beside.as_mut())
+                    .and_then(|(beside, last)| interval_p99_ms(beside, last));
                 let cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
                 let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores);
                 last_cpu = cpu;
@@ -182,7 +178,7 @@ pub fn run(
                 let steal = last_machine.zip(machine).and_then(|(before, after)| after.steal_since(&before));
                 last_machine = machine;
                 samples.push(Sample {
-                    sched_p99_ms: interval_sched.p99().map(|d| d.as_secs_f64() * 1e3),
+                    sched_p99_ms,
                     signal_p99_ms,
                     share,
                     target_ms: target.map(|d| d.as_secs_f64() * 1e3),
@@ -232,6 +228,14 @@ pub fn run(
     let mut result = assemble(bench, plan, &fg, &samples, elastic_result, &window_figures);
     (result.round, result.position) = (window.round as u32 + 1, window.position as u32 + 1);
     Ok(WindowRun { measured: Measured { result, latency: fg.latency }, cut_short: fg.cancelled, abandoned })
+}
+
+/// The p99 of `window`'s samples since `last`, ms; `last` moves to now.
+fn interval_p99_ms(window: &WindowedHistogram, last: &mut HistogramSnapshot) -> Option<f64> {
+    let now = window.cumulative().snapshot();
+    let p99 = now.since(last).p99();
+    *last = now;
+    p99.map(|d| d.as_secs_f64() * 1e3)
 }
 
 /// The parts of a latency in milliseconds.

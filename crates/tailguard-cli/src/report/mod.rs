@@ -89,8 +89,8 @@ pub struct Settings {
     /// `cgroup` (empty in reports from before it was recorded).
     #[serde(default)]
     pub idle_by: String,
-    /// What the latency controllers steered by: `probe` or `tasks` (empty in reports from
-    /// before it was recorded).
+    /// What the latency controllers steered by: `probe`, `tasks`, `threads` or `requests`
+    /// (empty in reports from before it was recorded).
     #[serde(default)]
     pub signal: String,
     /// The machine's idle CPU during the baseline runs, as a fraction of all its cores: what

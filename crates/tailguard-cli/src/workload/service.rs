@@ -131,7 +131,8 @@ pub fn hash_work(state: u64, seed: &[u8], bytes: usize) -> u64 {
 }
 
 impl Service {
-    /// A service over `store` whose tasks are spawned on `handle`.
+    /// A service over `store` whose tasks are spawned on `handle`, measuring nothing of itself.
+    #[cfg(test)]
     pub fn new(handle: Handle, store: Arc<Store>, keyspace: KeyspaceConfig, work: WorkConfig) -> Arc<Self> {
         Self::measured(handle, store, keyspace, work, SelfMeasure::default())
     }

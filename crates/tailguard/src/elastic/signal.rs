@@ -143,22 +143,29 @@ fn merged(parts: impl Iterator<Item = HistogramSnapshot>) -> Option<HistogramSna
     })
 }
 
+/// The windows of `parts` as one: every sample, the longest span, warm if any is.
+fn merged_window(parts: impl Iterator<Item = WindowSnapshot>) -> WindowSnapshot {
+    let empty = WindowSnapshot { histogram: HistogramSnapshot::empty(), span: Duration::ZERO, warm: false };
+    parts.fold(empty, |mut all, part| {
+        all.histogram.merge(&part.histogram);
+        all.span = all.span.max(part.span);
+        all.warm |= part.warm;
+        all
+    })
+}
+
 impl LatencySignal for MergedSignal {
     fn window_snapshot(&self) -> WindowSnapshot {
-        self.window_snapshot_with_recent(RECENT_SPAN).0
+        merged_window(self.sources.iter().map(|source| source.window_snapshot()))
     }
 
     fn window_snapshot_with_recent(&self, recent: Duration) -> (WindowSnapshot, Option<HistogramSnapshot>) {
-        let mut window =
-            WindowSnapshot { histogram: HistogramSnapshot::empty(), span: Duration::ZERO, warm: false };
         let mut recents = Vec::with_capacity(self.sources.len());
-        for source in &self.sources {
+        let window = merged_window(self.sources.iter().map(|source| {
             let (part, part_recent) = source.window_snapshot_with_recent(recent);
-            window.histogram.merge(&part.histogram);
-            window.span = window.span.max(part.span);
-            window.warm |= part.warm;
             recents.extend(part_recent);
-        }
+            part
+        }));
         (window, merged(recents.into_iter()))
     }
 
