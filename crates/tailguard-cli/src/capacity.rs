@@ -32,12 +32,30 @@ pub fn whole_cpus(cores: f64) -> usize {
 /// 5 % share, a foreground p99 spike every 4 s, one per 100 ms grant (docs/design-notes.md,
 /// "A cluster run").
 pub fn default_grant(limit: &CpuLimit) -> Duration {
-    match limit.source {
-        CpuLimitSource::CgroupV1Quota { .. } | CpuLimitSource::CgroupV2Quota { .. } => {
-            GRANT_PER_QUOTA_CORE.mul_f64(limit.cores).clamp(Duration::from_millis(1), DEFAULT_GRANT)
-        }
-        _ => DEFAULT_GRANT,
+    if is_quota(limit) {
+        GRANT_PER_QUOTA_CORE.mul_f64(limit.cores).clamp(Duration::from_millis(1), DEFAULT_GRANT)
+    } else {
+        DEFAULT_GRANT
     }
+}
+
+/// The token bucket's fill under a cgroup CPU quota: a full bucket then holds
+/// `share × cores × 10 ms`, never more than one quota grant ([`GRANT_PER_QUOTA_CORE`] per core).
+pub const QUOTA_BURST: Duration = Duration::from_millis(10);
+
+/// The bucket's fill when none is given: the library's default (100 ms at the share's rate),
+/// or [`QUOTA_BURST`] under a cgroup CPU quota. A bucket left full between jobs is spent at
+/// once when the next job starts, on top of the foreground: at a share of 0.4 of 0.5 cores,
+/// 20 ms of CPU in the first period, which with the foreground's 20 ms reached the quota, and
+/// CFS stalled the whole cgroup for 7–16 ms at the start of each backup (docs/design-notes.md,
+/// "A cluster run").
+pub fn default_burst(limit: &CpuLimit) -> Duration {
+    if is_quota(limit) { QUOTA_BURST } else { tailguard::elastic::DEFAULT_BURST }
+}
+
+/// Whether the capacity is a cgroup CPU quota's.
+fn is_quota(limit: &CpuLimit) -> bool {
+    matches!(limit.source, CpuLimitSource::CgroupV1Quota { .. } | CpuLimitSource::CgroupV2Quota { .. })
 }
 
 /// The adaptive controller's quiet factor when none is given: 1.5, or 0 (off) under a cgroup
@@ -48,10 +66,7 @@ pub fn default_grant(limit: &CpuLimit) -> Duration {
 /// climbed to 0.44 and the foreground p99 to 80× its baseline (docs/design-notes.md, "The
 /// machine's own latency").
 pub fn default_quiet_factor(limit: &CpuLimit) -> f64 {
-    match limit.source {
-        CpuLimitSource::CgroupV1Quota { .. } | CpuLimitSource::CgroupV2Quota { .. } => 0.0,
-        _ => DEFAULT_QUIET_FACTOR,
-    }
+    if is_quota(limit) { 0.0 } else { DEFAULT_QUIET_FACTOR }
 }
 
 /// The quiet factor where no quota binds (the library's default).
@@ -93,5 +108,17 @@ mod tests {
         assert_eq!(default_grant(&limit(2.0, CpuLimitSource::Affinity)), DEFAULT_GRANT);
         let cpuset = limit(2.0, CpuLimitSource::Cpuset { path: PathBuf::from("/c") });
         assert_eq!(default_grant(&cpuset), DEFAULT_GRANT);
+        assert_eq!(default_burst(&cpuset), tailguard::elastic::DEFAULT_BURST);
+    }
+
+    #[test]
+    fn a_quota_s_bucket_holds_no_more_than_a_grant() {
+        let v1 = limit(0.5, CpuLimitSource::CgroupV1Quota { path: PathBuf::from("/q") });
+        assert_eq!(default_burst(&v1), QUOTA_BURST);
+        // Full at the ceiling's rate, the bucket holds less than one grant of the quota.
+        let full = QUOTA_BURST.mul_f64(0.75 * v1.cores);
+        assert!(full <= default_grant(&v1), "{full:?}");
+        let v2 = limit(1.5, CpuLimitSource::CgroupV2Quota { path: PathBuf::from("/q") });
+        assert_eq!(default_burst(&v2), QUOTA_BURST);
     }
 }

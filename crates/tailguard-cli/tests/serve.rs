@@ -173,6 +173,8 @@ fn metrics_debug_endpoints_and_the_live_series() {
     assert!(elastic["state"]["working_target_seconds"].as_f64().unwrap() >= 0.001, "{elastic}");
     assert_eq!(elastic["config"]["steal_hold"], 0.05, "{elastic}");
     assert_eq!(elastic["config"]["burst_seconds"], 0.1, "{elastic}");
+    // The process's CPU so far: the cluster coordinator reads a node's load from it.
+    assert!(elastic["state"]["process_cpu_seconds"].as_f64().unwrap() > 0.0, "{elastic}");
     assert_eq!(elastic["config"]["quiet_headroom"], 0.0, "{elastic}");
 
     let tasks = server.request("GET", "/debug/tasks", b"");
@@ -458,6 +460,7 @@ fn metrics_are_histograms_counters_and_gauges_in_base_units_each_with_help() {
         "tailguard_admission_tenant_requests_total",
         "tailguard_elastic_granted_cpu_seconds_total",
         "tailguard_elastic_job_cpu_seconds_total",
+        "process_cpu_seconds_total",
         "tailguard_elastic_share",
         "tailguard_admission_slots",
         "tailguard_run_queue_tokio_alive_tasks",

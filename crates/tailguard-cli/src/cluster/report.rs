@@ -30,6 +30,14 @@ pub struct NodeRound {
     pub scheduling_p99_seconds: (Option<f64>, Option<f64>),
     /// Mean elastic share during the node's part.
     pub mean_share: Option<f64>,
+    /// CPU the node's process used during the baseline (its foreground, with the limiter's own
+    /// probe and sampler), as a fraction of its cores.
+    pub baseline_cpu_fraction: Option<f64>,
+    /// CPU elastic work used under its grants during the node's part, fraction of its cores.
+    pub elastic_cpu_fraction: Option<f64>,
+    /// `elastic_cpu_fraction` over what the baseline left idle (`1 − baseline_cpu_fraction`):
+    /// the demo's "of idle".
+    pub elastic_of_idle: Option<f64>,
     /// Seconds after the backup's start at which the share settled.
     pub share_settled_after_seconds: Option<f64>,
     /// Keys per second of the node's backup (its jobs' running time).
@@ -71,6 +79,10 @@ pub struct NodeReport {
     pub baseline_aa_ratio: Option<Estimate>,
     /// Mean elastic share during the node's part.
     pub mean_share: Option<Estimate>,
+    /// The node's CPU use during the baseline, fraction of its cores: what `--load` became.
+    pub baseline_cpu_fraction: Option<Estimate>,
+    /// Elastic CPU during the node's part over the CPU its baseline left idle.
+    pub elastic_of_idle: Option<Estimate>,
     /// Seconds after the backup's start at which the share settled.
     pub share_settled_after_seconds: Option<Estimate>,
     /// Keys per second of the node's backup.
@@ -134,6 +146,10 @@ fn ms(seconds: Option<f64>) -> String {
     seconds.map_or_else(|| "-".to_owned(), |s| format!("{:.2}", s * 1e3))
 }
 
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or_else(|| "-".to_owned(), |f| format!("{:.1}%", f * 100.0))
+}
+
 fn times(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"))
 }
@@ -153,11 +169,13 @@ impl ClusterReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<4} {:>6} {:>13} {:>7} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>5} {:>9} {:>9} {:>8}",
+            "{:<4} {:>6} {:>13} {:>6} {:>7} {:>7} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>5} {:>9} {:>9} {:>8}",
             "node",
             "cores",
             "keys",
+            "fg CPU",
             "share",
+            "elastic",
             "settled",
             "sched p99",
             "fg p99",
@@ -171,8 +189,23 @@ impl ClusterReport {
         );
         let _ = writeln!(
             out,
-            "{:<4} {:>6} {:>13} {:>7} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>5} {:>9} {:>9} {:>8}",
-            "", "", "", "mean", "after s", "ms", "base ms", "bkup ms", "", "ratio", "", "keys/s", "MB/s", ""
+            "{:<4} {:>6} {:>13} {:>6} {:>7} {:>7} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>5} {:>9} {:>9} {:>8}",
+            "",
+            "",
+            "",
+            "base",
+            "mean",
+            "of idle",
+            "after s",
+            "ms",
+            "base ms",
+            "bkup ms",
+            "",
+            "ratio",
+            "",
+            "keys/s",
+            "MB/s",
+            ""
         );
         for n in &self.nodes {
             // Medians over the rounds of each column.
@@ -183,11 +216,13 @@ impl ClusterReport {
             );
             let _ = writeln!(
                 out,
-                "{:<4} {:>6.2} {:>13} {:>7} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>5} {:>9.0} {:>9.2} {:>8}",
+                "{:<4} {:>6.2} {:>13} {:>6} {:>7} {:>7} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>5} {:>9.0} {:>9.2} {:>8}",
                 n.index,
                 n.cores,
                 format!("{}..{}", n.range.from, n.range.to),
-                median(n.mean_share).map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
+                percent(median(n.baseline_cpu_fraction)),
+                percent(median(n.mean_share)),
+                percent(median(n.elastic_of_idle)),
                 median(n.share_settled_after_seconds).map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
                 ms(of(&|r| r.scheduling_p99_seconds.1)),
                 ms(of(&|r| r.baseline.interval_p99_seconds)),
@@ -250,7 +285,9 @@ impl ClusterReport {
             out,
             "isolation goal: foreground p99 at most {P99_GOAL}x the node's own baseline ('!' misses it); \
              fg p99: the median of its {INTERVAL_SECONDS} s intervals' p99s, as the demo's intervals statistic; \
-             pooled: the whole windows' p99s; A/A: the baseline's second half over its first"
+             pooled: the whole windows' p99s; A/A: the baseline's second half over its first; \
+             fg CPU: the node's CPU use in its baselines, of its cores; elastic: elastic CPU during the part, \
+             of what the baseline left idle"
         );
         out
     }

@@ -11,7 +11,7 @@ use super::ClusterArgs;
 use super::http::{Client, parse_address};
 use super::load::{self, Load};
 use super::node::{LocalNode, NodePlan};
-use super::place::place;
+use super::place::{pin_self, place};
 use super::report::{ClusterReport, NodeReport, NodeRound, RoundReport, estimate};
 use super::split::{KeyRange, split};
 use super::verify::{Segment, verify_parts};
@@ -22,6 +22,12 @@ use crate::workload::keyspace::KeyspaceConfig;
 
 /// How often the backup's progress is read (and printed, every fourth read).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Open-loop trials that correct each node's foreground rate to `--load` of its CPU.
+const LOAD_TRIALS: usize = 3;
+/// How far (relative) a trial's CPU use may be from the load before the rate is corrected.
+const LOAD_TOLERANCE: f64 = 0.1;
+/// Time given the trial's clients to start before the node's CPU is read.
+const LOAD_TRIAL_LEAD: Duration = Duration::from_millis(300);
 /// The longest a backup part may run before the run gives up on it.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -64,6 +70,13 @@ fn round_label(round: usize, rounds: u32) -> String {
     if rounds > 1 { format!("round {}: ", round + 1) } else { String::new() }
 }
 
+/// The rate at which a node uses `load` of its cores, after a trial at `rate` used `used` of
+/// them (CPU per request taken as the trial's); `None` when the trial was within
+/// `LOAD_TOLERANCE` of the load already.
+fn corrected_rate(rate: f64, used: f64, load: f64) -> Option<f64> {
+    (used > 0.0 && (used / load - 1.0).abs() > LOAD_TOLERANCE).then(|| rate * load / used)
+}
+
 /// The fastest node's backup rate over the slowest's; `None` for one node or a node at zero.
 fn rate_ratio(rates: &[f64]) -> Option<f64> {
     let max = rates.iter().copied().reduce(f64::max)?;
@@ -77,6 +90,7 @@ fn node_round(
     run: &RoundRun,
     samples: &[load::Sample],
     series: &[watch::LimiterPoint],
+    cores: f64,
 ) -> NodeRound {
     let (baseline_start, backup_start) = (run.baseline_start, run.backup_start);
     let part_end = part.ended_at.unwrap_or(run.backup_end);
@@ -92,6 +106,8 @@ fn node_round(
         .zip(load::window(samples, halfway, backup_start).interval_p99_seconds)
         .map(|(first, second)| second / first);
     let (keys_per_second, mb_per_second, seconds) = part.rate();
+    let baseline_cpu = watch::cpu_fraction(series, baseline_start, backup_start, cores, |p| p.cpu_seconds);
+    let elastic_cpu = watch::cpu_fraction(series, backup_start, part_end, cores, |p| p.elastic_cpu_seconds);
     NodeRound {
         baseline,
         during_backup: during,
@@ -103,6 +119,9 @@ fn node_round(
             watch::median_p99(series, backup_start, part_end),
         ),
         mean_share: watch::mean_share(series, backup_start, part_end),
+        baseline_cpu_fraction: baseline_cpu,
+        elastic_cpu_fraction: elastic_cpu,
+        elastic_of_idle: baseline_cpu.zip(elastic_cpu).and_then(|(b, e)| (b < 1.0).then(|| e / (1.0 - b))),
         share_settled_after_seconds: watch::settled_after(series, backup_start, part_end),
         backup_keys_per_second: keys_per_second,
         backup_mb_per_second: mb_per_second,
@@ -179,6 +198,14 @@ impl<'a> Run<'a> {
                 );
                 nodes.push((local.addr, Some(local)));
             }
+            // The load generators off the nodes' CPUs, where a whole CPU is left for them.
+            if let Some(free) = placement.as_ref().and_then(|p| p.free.as_deref()) {
+                let message = match pin_self(free) {
+                    Ok(()) => format!("the coordinator runs on CPUs {free}, apart from the nodes"),
+                    Err(e) => format!("the coordinator runs on any CPU ({e})"),
+                };
+                progress(epoch, &message);
+            }
         } else {
             for text in &args.remote {
                 nodes.push((parse_address(text)?, None));
@@ -211,17 +238,7 @@ impl<'a> Run<'a> {
         let ranges = split(self.keyspace.keys, &weights)?;
         let rates: Vec<f64> = match self.args.rate {
             Some(rate) => vec![rate; self.nodes.len()],
-            None => self
-                .nodes
-                .iter()
-                .map(|n| {
-                    let connections = 2 * crate::capacity::whole_cpus(n.capacity.cores);
-                    let capacity =
-                        load::measure_capacity(n.addr, &self.keyspace, connections, self.args.calibrate);
-                    progress(self.epoch, &format!("node {}: capacity {capacity:.0} req/s", n.index));
-                    capacity * self.args.load
-                })
-                .collect(),
+            None => self.foreground_rates(),
         };
         let watches: Vec<Watch> =
             self.nodes.iter().map(|n| Watch::start(n.addr, self.args.poll, self.epoch)).collect();
@@ -279,8 +296,10 @@ impl<'a> Run<'a> {
             .zip(ranges.iter().zip(rates))
             .zip(samples.iter().zip(series))
             .map(|(((i, node), (range, rate)), (samples, series))| {
-                let per_round: Vec<NodeRound> =
-                    rounds.iter().map(|run| node_round(&run.parts[i], run, samples, &series)).collect();
+                let per_round: Vec<NodeRound> = rounds
+                    .iter()
+                    .map(|run| node_round(&run.parts[i], run, samples, &series, node.capacity.cores))
+                    .collect();
                 let p99_ratio = estimate(per_round.iter().map(|r| r.p99_ratio));
                 NodeReport {
                     index: node.index,
@@ -295,6 +314,8 @@ impl<'a> Run<'a> {
                     pooled_p99_ratio: estimate(per_round.iter().map(|r| r.pooled_p99_ratio)),
                     baseline_aa_ratio: estimate(per_round.iter().map(|r| r.baseline_aa_ratio)),
                     mean_share: estimate(per_round.iter().map(|r| r.mean_share)),
+                    baseline_cpu_fraction: estimate(per_round.iter().map(|r| r.baseline_cpu_fraction)),
+                    elastic_of_idle: estimate(per_round.iter().map(|r| r.elastic_of_idle)),
                     share_settled_after_seconds: estimate(
                         per_round.iter().map(|r| r.share_settled_after_seconds),
                     ),
@@ -325,6 +346,84 @@ impl<'a> Run<'a> {
             rounds: round_reports,
             nodes,
         })
+    }
+
+    /// Each node's foreground rate for `--load`: the rate at which the node's process uses that
+    /// fraction of its cores. A closed-loop burst gives a first estimate (its requests per
+    /// second × the load), but paced requests cost each more CPU than back-to-back ones (a
+    /// wake-up each, nothing batched), so open-loop trials at every node together measure the
+    /// CPU each node uses and correct its rate, until it is within `LOAD_TOLERANCE` of the load
+    /// or after `LOAD_TRIALS` trials. A node that does not report its CPU keeps the estimate.
+    fn foreground_rates(&mut self) -> Vec<f64> {
+        let load = self.args.load;
+        let mut rates: Vec<f64> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let connections = 2 * crate::capacity::whole_cpus(n.capacity.cores);
+                let capacity =
+                    load::measure_capacity(n.addr, &self.keyspace, connections, self.args.calibrate);
+                progress(self.epoch, &format!("node {}: capacity {capacity:.0} req/s back to back", n.index));
+                capacity * load
+            })
+            .collect();
+        let mut settled = vec![false; rates.len()];
+        for _ in 0..LOAD_TRIALS {
+            if settled.iter().all(|s| *s) {
+                break;
+            }
+            let loads: Vec<Load> = self
+                .nodes
+                .iter()
+                .zip(&rates)
+                .map(|(n, &rate)| Load::start(n.addr, self.keyspace, rate, self.args.connections, self.epoch))
+                .collect();
+            // Past the clients' start, then over the trial.
+            std::thread::sleep(LOAD_TRIAL_LEAD);
+            let before: Vec<Option<watch::LimiterPoint>> =
+                self.nodes.iter_mut().map(|n| watch::read(&mut n.client, self.epoch)).collect();
+            std::thread::sleep(self.args.calibrate);
+            let after: Vec<Option<watch::LimiterPoint>> =
+                self.nodes.iter_mut().map(|n| watch::read(&mut n.client, self.epoch)).collect();
+            for load in loads {
+                load.finish();
+            }
+            for (i, node) in self.nodes.iter().enumerate() {
+                if settled[i] {
+                    continue;
+                }
+                let readings: Vec<watch::LimiterPoint> = before[i].into_iter().chain(after[i]).collect();
+                let used =
+                    watch::cpu_fraction(&readings, 0.0, f64::MAX, node.capacity.cores, |p| p.cpu_seconds);
+                let Some(used) = used else {
+                    progress(
+                        self.epoch,
+                        &format!("node {i}: reports no process CPU; keeping {:.0} req/s", rates[i]),
+                    );
+                    settled[i] = true;
+                    continue;
+                };
+                let corrected = corrected_rate(rates[i], used, load);
+                progress(
+                    self.epoch,
+                    &format!(
+                        "node {i}: {:.0} req/s used {:.0} % of its {} cores{}",
+                        rates[i],
+                        used * 100.0,
+                        node.capacity.cores,
+                        corrected.map_or_else(String::new, |r| format!(
+                            "; {r:.0} req/s for {:.0} %",
+                            load * 100.0
+                        )),
+                    ),
+                );
+                match corrected {
+                    Some(rate) => rates[i] = rate,
+                    None => settled[i] = true,
+                }
+            }
+        }
+        rates
     }
 
     /// One round: the foreground alone for the baseline, then a backup of the whole keyspace,
@@ -551,6 +650,16 @@ mod tests {
         assert_eq!(rate_ratio(&[1000.0]), None);
         assert_eq!(rate_ratio(&[0.0, 1000.0]), None);
         assert_eq!(rate_ratio(&[]), None);
+    }
+
+    #[test]
+    fn a_trial_off_the_load_corrects_the_rate_in_proportion() {
+        // 3400 req/s used 65 % of the node where 40 % was asked: 40/65 of the rate.
+        let rate = corrected_rate(3400.0, 0.65, 0.4).unwrap();
+        assert!((rate - 3400.0 * 0.4 / 0.65).abs() < 1e-9, "{rate}");
+        assert!(corrected_rate(1000.0, 0.2, 0.4).unwrap() > 1000.0, "too little load: more");
+        assert_eq!(corrected_rate(3400.0, 0.43, 0.4), None, "within a tenth of the load");
+        assert_eq!(corrected_rate(3400.0, 0.0, 0.4), None, "nothing measured");
     }
 
     #[test]

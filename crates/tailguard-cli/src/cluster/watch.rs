@@ -20,6 +20,13 @@ pub struct LimiterPoint {
     pub share: f64,
     /// Scheduling-latency p99 of the latest tick, seconds (`None` before the first window).
     pub p99_seconds: Option<f64>,
+    /// The same over the window's recent part, which the adaptive controller steers by.
+    pub recent_p99_seconds: Option<f64>,
+    /// CPU seconds the node's process has used since it started (`None` from a node that does
+    /// not report it).
+    pub cpu_seconds: Option<f64>,
+    /// CPU seconds elastic work has used under its grants since the node started.
+    pub elastic_cpu_seconds: Option<f64>,
 }
 
 /// A node's capacity as it reports it.
@@ -50,8 +57,20 @@ pub fn capacity(client: &mut Client) -> Result<Capacity, String> {
 fn point(client: &mut Client, at: f64) -> Option<LimiterPoint> {
     let elastic = client.get_json("/debug/elastic").ok()?;
     let share = elastic["state"]["share"].as_f64()?;
-    let p99_seconds = elastic["history"].as_array()?.last().and_then(|tick| tick["p99_seconds"].as_f64());
-    Some(LimiterPoint { at, share, p99_seconds })
+    let tick = elastic["history"].as_array()?.last();
+    Some(LimiterPoint {
+        at,
+        share,
+        p99_seconds: tick.and_then(|tick| tick["p99_seconds"].as_f64()),
+        recent_p99_seconds: tick.and_then(|tick| tick["recent_p99_seconds"].as_f64()),
+        cpu_seconds: elastic["state"]["process_cpu_seconds"].as_f64(),
+        elastic_cpu_seconds: elastic["state"]["used_cpu_seconds"].as_f64(),
+    })
+}
+
+/// One reading of the node at `client`, now; `None` when it does not answer.
+pub fn read(client: &mut Client, epoch: Instant) -> Option<LimiterPoint> {
+    point(client, epoch.elapsed().as_secs_f64())
 }
 
 /// Samples one node's limiter every `interval` until finished (a node that does not answer
@@ -114,6 +133,23 @@ pub fn settled_after(points: &[LimiterPoint], from: f64, to: f64) -> Option<f64>
     })
 }
 
+/// How fast a CPU counter of the readings (`counter`) grew over `from..to`, as a fraction of
+/// `cores`: from the first reading inside to the last. `None` with fewer than two readings, or
+/// when the counter went back (the node was restarted in between).
+pub fn cpu_fraction(
+    points: &[LimiterPoint],
+    from: f64,
+    to: f64,
+    cores: f64,
+    counter: impl Fn(&LimiterPoint) -> Option<f64>,
+) -> Option<f64> {
+    let mut inside = points.iter().filter(|p| p.at >= from && p.at <= to);
+    let first = inside.next()?;
+    let last = inside.last()?;
+    let (used, seconds) = (counter(last)? - counter(first)?, last.at - first.at);
+    (used >= 0.0 && seconds > 0.0 && cores > 0.0).then(|| used / (seconds * cores))
+}
+
 /// The median of the readings' p99 in `from..to`, seconds.
 pub fn median_p99(points: &[LimiterPoint], from: f64, to: f64) -> Option<f64> {
     let mut p99s: Vec<f64> =
@@ -136,7 +172,14 @@ mod tests {
         shares
             .iter()
             .enumerate()
-            .map(|(i, &share)| LimiterPoint { at: i as f64, share, p99_seconds: Some(i as f64 / 1000.0) })
+            .map(|(i, &share)| LimiterPoint {
+                at: i as f64,
+                share,
+                p99_seconds: Some(i as f64 / 1000.0),
+                recent_p99_seconds: None,
+                cpu_seconds: None,
+                elastic_cpu_seconds: None,
+            })
             .collect()
     }
 
@@ -150,5 +193,24 @@ mod tests {
         assert_eq!(settled_after(&points(&[0.5, 0.5]), 0.0, 2.0), None);
         assert_eq!(median_p99(&rising, 0.0, 3.0), Some(0.001));
         assert!((mean_share(&rising, 7.0, 9.0).unwrap() - 0.295).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cpu_use_is_the_counter_s_growth_over_the_window_per_core() {
+        // A node of half a core whose process used 0.2 CPU seconds per second, its elastic work
+        // 0.05, until it was restarted at second 4 and its counters began again.
+        let mut series = points(&[0.1; 6]);
+        for (p, cpu) in series.iter_mut().zip([10.0, 10.2, 10.4, 10.6, 0.1, 0.3]) {
+            p.cpu_seconds = Some(cpu);
+            p.elastic_cpu_seconds = Some(cpu / 4.0);
+        }
+        let process = |p: &LimiterPoint| p.cpu_seconds;
+        let fraction = cpu_fraction(&series, 0.0, 3.0, 0.5, process).unwrap();
+        assert!((fraction - 0.4).abs() < 1e-9, "{fraction}");
+        let elastic = cpu_fraction(&series, 1.0, 3.0, 0.5, |p| p.elastic_cpu_seconds).unwrap();
+        assert!((elastic - 0.1).abs() < 1e-9, "{elastic}");
+        assert_eq!(cpu_fraction(&series, 0.0, 5.0, 0.5, process), None, "the counter went back");
+        assert_eq!(cpu_fraction(&series, 2.0, 2.5, 0.5, process), None, "one reading");
+        assert_eq!(cpu_fraction(&points(&[0.1, 0.1]), 0.0, 1.0, 0.5, process), None, "not reported");
     }
 }

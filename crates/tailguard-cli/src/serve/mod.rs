@@ -119,9 +119,11 @@ pub struct ServeArgs {
     steal_hold: f64,
     /// How much fill the elastic token bucket holds, as time at the share's rate: the most
     /// elastic work can run above its share after it could not use it; the longer it is, the
-    /// more CPU over the share elastic work may spend just after a cut.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
-    burst: Duration,
+    /// more CPU over the share elastic work may spend just after a cut [default: 100ms, or 10ms
+    /// under a cgroup CPU quota, so a job that starts on a full bucket does not spend the
+    /// period's quota at once]
+    #[arg(long, value_parser = parse_duration)]
+    burst: Option<Duration>,
     /// CPU time granted to one elastic request [default: 100ms, or under a cgroup CPU quota
     /// 10ms per core of quota (at least 1ms), so one grant never spends a period's quota]
     #[arg(long, value_parser = parse_duration)]
@@ -304,6 +306,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     let cpu_limit = crate::capacity::detect();
     let cores = cpu_limit.cores;
     let grant = args.grant.unwrap_or_else(|| crate::capacity::default_grant(&cpu_limit));
+    let burst = args.burst.unwrap_or_else(|| crate::capacity::default_burst(&cpu_limit));
     let quiet_factor = args.quiet_factor.unwrap_or_else(|| crate::capacity::default_quiet_factor(&cpu_limit));
     // Outlier capture: a layer on the global subscriber (every worker thread enters spans). It
     // is installed first, so that the startup's own lines are logged.
@@ -320,7 +323,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         crate::arenas::Arenas::Refused => tracing::warn!("malloc arenas: the allocator refused the cap"),
     }
     crate::capacity::log(&cpu_limit);
-    tracing::info!("elastic grant: {}", humantime(grant));
+    tracing::info!("elastic grant: {}, bucket fill: {}", humantime(grant), humantime(burst));
     tracing::info!("quiet factor: {quiet_factor}");
     let workers = args.workers.unwrap_or(crate::capacity::whole_cpus(cores));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -339,7 +342,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .quiet_factor(quiet_factor)
                 .quiet_headroom(args.quiet_headroom)
                 .steal_hold(args.steal_hold)
-                .burst(args.burst)
+                .burst(burst)
                 .grant(grant)
                 .share_bounds(args.floor, args.ceiling)
                 .controller(args.controller.kind()),

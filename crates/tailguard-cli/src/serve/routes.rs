@@ -407,11 +407,13 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "working_target_seconds": snapshot.working_target.as_secs_f64(),
             "quiet_p99_seconds": snapshot.quiet_p99.map(|p| p.as_secs_f64()),
             "steal": snapshot.steal,
+            "process_cpu_seconds": tailguard::clock::process_cpu_time().as_secs_f64(),
         },
         "history": recent.iter().map(|t| json!({
             "at_seconds": t.at.as_secs_f64(),
             "share": t.share,
             "p99_seconds": t.p99.map(|p| p.as_secs_f64()),
+            "recent_p99_seconds": t.recent_p99.map(|p| p.as_secs_f64()),
             "waiting_fraction": t.waiting_fraction,
             "used_fraction": t.used_fraction,
         })).collect::<Vec<_>>(),

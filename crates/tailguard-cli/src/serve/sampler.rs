@@ -127,6 +127,12 @@ pub fn render_metrics(app: &App) -> String {
         "CPU seconds used by the server's elastic jobs (backups, scans). Never reset.",
     )
     .value(&[], app.series.elastic_cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+    out.family(
+        "process_cpu_seconds_total",
+        Kind::Counter,
+        "Total user and system CPU time spent by the server process, in seconds.",
+    )
+    .value(&[], tailguard::clock::process_cpu_time().as_secs_f64());
     if let Some(queue) = &app.queue {
         tailguard::admission::export::write(&mut out, &queue.snapshot());
     }

@@ -20,6 +20,9 @@ pub struct TickRecord {
     pub share: f64,
     /// The latency quantile read (`None` before the window is warm or while empty).
     pub p99: Option<Duration>,
+    /// The same quantile over the window's recent part, which the adaptive controller steers
+    /// by (`None` while that part is empty).
+    pub recent_p99: Option<Duration>,
     /// Fraction of the tick during which work waited for a grant.
     pub waiting_fraction: f64,
     /// CPU granted during the ticks of the last [`USE_SPAN`](super::USE_SPAN) as a fraction of
