@@ -145,7 +145,7 @@ pub fn cpu_fraction(
 ) -> Option<f64> {
     let mut inside = points.iter().filter(|p| p.at >= from && p.at <= to);
     let first = inside.next()?;
-    let last = inside.last()?;
+    let last = inside.next_back()?;
     let (used, seconds) = (counter(last)? - counter(first)?, last.at - first.at);
     (used >= 0.0 && seconds > 0.0 && cores > 0.0).then(|| used / (seconds * cores))
 }
