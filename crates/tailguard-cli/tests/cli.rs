@@ -118,6 +118,34 @@ fn short_demo(extra: &[&str]) -> (String, serde_json::Value) {
 }
 
 #[test]
+fn the_adapt_scenario_steps_the_load_for_every_controller_and_for_the_foreground_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json");
+    let output = tailguard()
+        .args(["demo", "--quiet", "--scenario", "adapt", "--duration", "3s", "--warmup", "0s"])
+        .args(["--keys", "3000", "--rounds", "1", "--interval", "250ms", "--grant", "10ms", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report = json(&json_path);
+    let names: Vec<&str> =
+        report["runs"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    // The baseline twice (its A/A pair), every controller once.
+    assert_eq!(names.iter().filter(|&&n| n == "adapt/baseline").count(), 2, "{names:?}");
+    for name in ["adapt/reference", "adapt/adaptive", "adapt/utilization"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    // Every window, the baseline's included, saw the step up and says how it answered it.
+    for run in report["runs"].as_array().unwrap() {
+        assert!(run["step"]["pairs"].is_number(), "{}: {}", run["name"], run["step"]);
+    }
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect();
+    assert!(notes.iter().any(|n| n.starts_with("adapt/baseline (no elastic work)")), "{notes:?}");
+}
+
+#[test]
 fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
     let (_, report) = short_demo(&["--elastic-on", "runtime", "--modes", "uncontrolled,elastic"]);
     assert_eq!(report["settings"]["elastic_on"], "runtime");

@@ -123,6 +123,17 @@ pub fn verdicts(report: &DemoReport) -> Vec<String> {
     let secs = |s: f64| format!("{s:.1} s");
     for mode in &report.modes {
         let Some(step) = &mode.step else { continue };
+        if mode.elastic.is_none() {
+            // The foreground alone: the machine's own crossings, the floor for the controllers'.
+            notes.push(format!(
+                "{} (no elastic work): scheduling p99 over target after the step up for {}; then {} intervals over target per 10 s; foreground p99 {} ms — what the machine does alone through the same steps",
+                mode.name,
+                step.recovery_secs.map_or_else(|| "-".to_owned(), |r| r.render(secs)),
+                step.crossings_per_10s.map_or_else(|| "-".to_owned(), |c| c.render(|x| format!("{x:.1}"))),
+                mode.p99_ms.render(|x| format!("{x:.2}")),
+            ));
+            continue;
+        }
         let within = |figure: &Option<Estimate>, limit: f64| {
             figure.map_or_else(
                 || "not seen".to_owned(),
@@ -318,5 +329,29 @@ mod tests {
             notes[2]
         );
         assert!(notes[2].contains("3.00x (goal >= 2x: met)"), "{}", notes[2]);
+    }
+
+    #[test]
+    fn the_baseline_s_crossings_are_the_machine_s_own() {
+        let mut report = DemoReport::default();
+        report.settings.target_p99_ms = 1.0;
+        // The foreground alone crosses once in the high phase, after being under at the step.
+        let alone =
+            series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5), (0.6, 1.5, 0.5, 0.5)]);
+        report.runs.push(ModeResult {
+            name: "adapt/baseline".into(),
+            series: alone,
+            ..ModeResult::default()
+        });
+        report.modes.push(ModeSummary {
+            name: "adapt/baseline".into(),
+            p99_ms: Estimate { median: 0.8, low: 0.8, high: 0.8, rounds: 1 },
+            ..ModeSummary::default()
+        });
+        summarize(&mut report);
+        let notes = verdicts(&report);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("adapt/baseline (no elastic work): scheduling p99 over target after the step up for 0.0 s; then 6.7 intervals over target per 10 s; foreground p99 0.80 ms"), "{}", notes[0]);
+        assert!(!notes[0].contains("share"), "no share to settle: {}", notes[0]);
     }
 }
