@@ -133,7 +133,7 @@ fn the_adapt_scenario_steps_the_load_for_every_controller_and_for_the_foreground
     let names: Vec<&str> =
         report["runs"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     // The baseline twice (its A/A pair), every controller once.
-    assert_eq!(names.iter().filter(|&&n| n == "adapt/baseline").count(), 2, "{names:?}");
+    assert_eq!(names.iter().filter(|&&n| n == "baseline").count(), 2, "{names:?}");
     for name in ["adapt/reference", "adapt/adaptive", "adapt/utilization"] {
         assert!(names.contains(&name), "{names:?}");
     }
@@ -142,7 +142,7 @@ fn the_adapt_scenario_steps_the_load_for_every_controller_and_for_the_foreground
         assert!(run["step"]["pairs"].is_number(), "{}: {}", run["name"], run["step"]);
     }
     let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect();
-    assert!(notes.iter().any(|n| n.starts_with("adapt/baseline (no elastic work)")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.starts_with("baseline (no elastic work)")), "{notes:?}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::report::DemoReport;
 /// The foreground load of each phase, as a fraction of the machine.
 pub const LOADS: [f64; 3] = [0.2, 0.6, 0.2];
 
-/// The foreground alone through the same steps (`adapt/baseline`, twice per round as in the
+/// The foreground alone through the same steps (`baseline`, twice per round as in the
 /// compare scenario: its A/A pair), then one plan per controller, each stepping the load through
 /// [`LOADS`]: the reference, the adaptive (both at SCHED_IDLE too with `--os-priority`, named
 /// `adapt+os-priority/…`), and the utilisation peer. The baseline's step response is the
@@ -57,7 +57,7 @@ pub fn plans(args: &DemoArgs) -> Vec<Plan> {
 }
 
 /// The name of the adapt scenario's baseline.
-pub const BASELINE: &str = "adapt/baseline";
+pub const BASELINE: &str = "baseline";
 
 /// Runs the rounds and adds their figures to `report`.
 ///
@@ -86,19 +86,14 @@ mod tests {
     fn os_priority_puts_the_latency_controllers_at_sched_idle_and_names_them_so() {
         let plain = plans(&demo_args(&["--scenario", "adapt"]));
         let names: Vec<&str> = plain.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["adapt/baseline", "adapt/reference", "adapt/adaptive", "adapt/utilization"]);
+        assert_eq!(names, ["baseline", "adapt/reference", "adapt/adaptive", "adapt/utilization"]);
         assert!(plain.iter().all(|p| !p.mode.os_priority()));
         assert_eq!(plain[0].mode, Mode::Baseline, "the foreground alone, through the same steps");
         let idle = plans(&demo_args(&["--scenario", "adapt", "--os-priority"]));
         let names: Vec<&str> = idle.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            [
-                "adapt/baseline",
-                "adapt+os-priority/reference",
-                "adapt+os-priority/adaptive",
-                "adapt/utilization"
-            ]
+            ["baseline", "adapt+os-priority/reference", "adapt+os-priority/adaptive", "adapt/utilization"]
         );
         assert_eq!(idle.iter().map(|p| p.mode.os_priority()).collect::<Vec<_>>(), [false, true, true, false]);
         assert!(idle.iter().all(|p| p.loads == LOADS));

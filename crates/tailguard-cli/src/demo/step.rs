@@ -338,20 +338,16 @@ mod tests {
         // The foreground alone crosses once in the high phase, after being under at the step.
         let alone =
             series(&[(0.2, 0.3, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5), (0.6, 0.5, 0.5, 0.5), (0.6, 1.5, 0.5, 0.5)]);
-        report.runs.push(ModeResult {
-            name: "adapt/baseline".into(),
-            series: alone,
-            ..ModeResult::default()
-        });
+        report.runs.push(ModeResult { name: "baseline".into(), series: alone, ..ModeResult::default() });
         report.modes.push(ModeSummary {
-            name: "adapt/baseline".into(),
+            name: "baseline".into(),
             p99_ms: Estimate { median: 0.8, low: 0.8, high: 0.8, rounds: 1 },
             ..ModeSummary::default()
         });
         summarize(&mut report);
         let notes = verdicts(&report);
         assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(notes[0].starts_with("adapt/baseline (no elastic work): scheduling p99 over target after the step up for 0.0 s; then 6.7 intervals over target per 10 s; foreground p99 0.80 ms"), "{}", notes[0]);
+        assert!(notes[0].starts_with("baseline (no elastic work): scheduling p99 over target after the step up for 0.0 s; then 6.7 intervals over target per 10 s; foreground p99 0.80 ms"), "{}", notes[0]);
         assert!(!notes[0].contains("share"), "no share to settle: {}", notes[0]);
     }
 }
