@@ -33,7 +33,8 @@
 //!   reference's small steps, so it is as stable as the reference where it matters.
 //! - Over target now (the recent p99, or the window's when there is no recent part) beyond the
 //!   band it cuts at `DOWN_GAIN_PER_SEC × min(e, MAX_ERROR)` per second (at least the reference
-//!   down step). While that p99 already falls (by more than `FALLING` a tick), earlier cuts are
+//!   down step), from the share elastic work used over the last 500 ms when that was less (not
+//!   under half the share): a cut of an allotment it could not use would change nothing. While that p99 already falls (by more than `FALLING` a tick), earlier cuts are
 //!   still reaching it, so the cut is scaled by `DAMPING`.
 //! - The window over target but the recent part back under it: it holds. The window only
 //!   remembers; cutting on it is what made a 2.5 s window undershoot.
@@ -108,6 +109,9 @@ pub const MIN_WORKING_TARGET: Duration = Duration::from_micros(50);
 pub(crate) const DEMAND_FRACTION: f64 = 0.10;
 /// Fraction of its share elastic work must have used to earn an increase.
 pub(crate) const USED_FRACTION: f64 = 0.50;
+/// The least fraction of its share a cut may start from when elastic work used less (one
+/// reading of the grants over 500 ms is coarse: a grant or two).
+pub(crate) const CUT_FROM_USE_LEAST: f64 = 0.5;
 /// Adaptive decay of an unused share toward the inactive point, share per second (2 %/s).
 pub(crate) const DECAY_PER_SEC: f64 = 0.02;
 /// Fall of the share toward the floor while the signal is silent, share per second: from the
@@ -283,6 +287,19 @@ impl Controller {
         }
     }
 
+    /// Where the adaptive variant's cut starts: the share elastic work used over the last
+    /// [`USE_SPAN`](super::USE_SPAN) when it used less than its share, never under
+    /// `CUT_FROM_USE_LEAST` of it; the share when nothing was granted (no reading). A cut of an
+    /// allotment elastic work could not use — held back by the foreground, at `SCHED_IDLE` —
+    /// changes nothing until the share has come down to its use, seconds at the cut rate.
+    fn used_share(&self, used_fraction: f64) -> f64 {
+        if used_fraction > 0.0 {
+            self.share * used_fraction.clamp(CUT_FROM_USE_LEAST, 1.0)
+        } else {
+            self.share
+        }
+    }
+
     fn adaptive(&mut self, p99_nanos: f64, input: ControllerInput, secs: f64) -> f64 {
         // Elastic work is not blamed for the latency the machine has without it.
         let quiet = input.quiet_p99.map_or(0.0, |quiet| quiet.as_nanos() as f64);
@@ -316,7 +333,7 @@ impl Controller {
                     step = (step * DAMPING).max(delta * self.down_factor);
                 }
             }
-            self.share - step
+            self.used_share(input.used_fraction) - step
         } else if p99_nanos > target {
             // Back under target now; the window still remembers: earlier cuts are working.
             self.share
@@ -506,6 +523,27 @@ mod tests {
         let before = controller.share();
         let unused = ControllerInput { used_fraction: 0.1, ..input(250, true) };
         assert_eq!(controller.tick(unused), before);
+    }
+
+    #[test]
+    fn adaptive_cuts_from_the_share_elastic_work_used() {
+        let over = |used_fraction| ControllerInput { used_fraction, ..input(2_000, true) };
+        let cut_from = |used_fraction| {
+            let mut controller = Controller::new(&config(ControllerKind::Adaptive, 0.5));
+            0.5 - controller.tick(over(used_fraction))
+        };
+        // Used all of its share: the cut starts from the share.
+        let full = cut_from(1.0);
+        assert!(full > 0.0 && full < 0.05, "{full}");
+        // Used 40 % of it (held back by the foreground): the cut starts from half the share, the
+        // deepest a single reading may take it, and takes the same step from there.
+        assert!((cut_from(0.4) - (0.25 + full)).abs() < 1e-9, "{}", cut_from(0.4));
+        assert!((cut_from(0.8) - (0.1 + full)).abs() < 1e-9, "{}", cut_from(0.8));
+        // Nothing granted in the span: no reading, the cut starts from the share.
+        assert!((cut_from(0.0) - full).abs() < 1e-9);
+        // The reference (CockroachDB's rule) is unchanged.
+        let mut reference = Controller::new(&config(ControllerKind::Reference, 0.5));
+        assert!(reference.tick(over(0.4)) > 0.49);
     }
 
     #[test]
