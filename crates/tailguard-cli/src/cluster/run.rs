@@ -242,12 +242,7 @@ impl<'a> Run<'a> {
         };
         let watches: Vec<Watch> =
             self.nodes.iter().map(|n| Watch::start(n.addr, self.args.poll, self.epoch)).collect();
-        let loads: Vec<Load> = self
-            .nodes
-            .iter()
-            .zip(&rates)
-            .map(|(n, &rate)| Load::start(n.addr, self.keyspace, rate, self.args.connections, self.epoch))
-            .collect();
+        let loads = self.start_loads(&rates);
         let mut rounds: Vec<RoundRun> = Vec::new();
         let mut outcome = Ok(());
         for round in 0..self.args.rounds.get() {
@@ -348,6 +343,15 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// Open-loop foreground load at every node, at its rate in `rates`.
+    fn start_loads(&self, rates: &[f64]) -> Vec<Load> {
+        self.nodes
+            .iter()
+            .zip(rates)
+            .map(|(n, &rate)| Load::start(n.addr, self.keyspace, rate, self.args.connections, self.epoch))
+            .collect()
+    }
+
     /// Each node's foreground rate for `--load`: the rate at which the node's process uses that
     /// fraction of its cores. A closed-loop burst gives a first estimate (its requests per
     /// second × the load), but paced requests cost each more CPU than back-to-back ones (a
@@ -372,12 +376,7 @@ impl<'a> Run<'a> {
             if settled.iter().all(|s| *s) {
                 break;
             }
-            let loads: Vec<Load> = self
-                .nodes
-                .iter()
-                .zip(&rates)
-                .map(|(n, &rate)| Load::start(n.addr, self.keyspace, rate, self.args.connections, self.epoch))
-                .collect();
+            let loads = self.start_loads(&rates);
             // Past the clients' start, then over the trial.
             std::thread::sleep(LOAD_TRIAL_LEAD);
             let before: Vec<Option<watch::LimiterPoint>> =
