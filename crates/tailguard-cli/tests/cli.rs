@@ -53,6 +53,17 @@ fn short_demo_reports_every_mode_and_its_backups_restore() {
         assert_eq!(elastic["verified"], serde_json::Value::Bool(true), "{run}");
         assert!(run["foreground"]["requests"].as_u64().unwrap() > 0);
         assert!(!run["series"].as_array().unwrap().is_empty());
+        // The limiter's ticks, timed from the measured window's start (1 s long, no warm-up);
+        // none without a limiter.
+        match run["ticks"].as_array() {
+            Some(ticks) => {
+                assert_ne!(run["name"], "uncontrolled");
+                let last = ticks.last().unwrap()["t_secs"].as_f64().unwrap();
+                assert!((0.5..1.5).contains(&last), "{last}");
+                assert!(ticks.iter().all(|t| (0.05..=0.75).contains(&t["share"].as_f64().unwrap())), "{run}");
+            }
+            None => assert_eq!(run["name"], "uncontrolled"),
+        }
         // Where the latency went: no part's p99 exceeds the whole latency's.
         let (foreground, parts) = (&run["foreground"], &run["foreground"]["parts_p99_ms"]);
         for part in ["lag", "queue", "served"] {

@@ -176,6 +176,9 @@ fn metrics_debug_endpoints_and_the_live_series() {
     // The process's CPU so far: the cluster coordinator reads a node's load from it.
     assert!(elastic["state"]["process_cpu_seconds"].as_f64().unwrap() > 0.0, "{elastic}");
     assert_eq!(elastic["config"]["quiet_headroom"], 0.0, "{elastic}");
+    // The knee is a share or null (none remembered), never absent.
+    let knee = &elastic["state"]["knee"];
+    assert!(knee.is_null() || knee.as_f64().is_some_and(|k| (0.05..=0.75).contains(&k)), "{elastic}");
 
     let tasks = server.request("GET", "/debug/tasks", b"");
     assert_eq!(tasks.status, 200);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use tailguard::clock::{Clock, SystemClock};
 use tailguard::elastic::{
-    AcquireRequest, ElasticHandle, LatencySignal, Limiter, LimiterBuilder, Pacer, ThreadPriority,
-    set_current_thread_priority,
+    AcquireRequest, ElasticHandle, LatencySignal, Limiter, LimiterBuilder, LimiterSnapshot, Pacer,
+    ThreadPriority, TickRecord, set_current_thread_priority,
 };
 
 use super::args::DemoArgs;
@@ -44,6 +44,8 @@ struct WorkerOutput {
 pub struct Finished {
     /// The figures over the measured time.
     pub report: report::Elastic,
+    /// The limiter's ticks up to the end of the measured window (empty without a limiter).
+    pub ticks: Vec<report::TickPoint>,
     /// Backups abandoned unfinished on Ctrl-C (no file of theirs is left).
     pub abandoned: u64,
 }
@@ -64,6 +66,10 @@ pub struct ElasticRun {
     measured_from: (Instant, MeterReading, Duration),
     /// The same when measurement ended (`None` while it runs).
     measured_to: Option<(Instant, MeterReading, Duration)>,
+    /// When the limiter started: its ticks are timed from it.
+    limiter_started: Instant,
+    /// The limiter's ticks, read when measurement ended.
+    ticks: Vec<report::TickPoint>,
 }
 
 /// The limiter a plan's elastic work runs under, not yet started (`None`: the mode has none):
@@ -101,14 +107,9 @@ impl Observer {
         self.meter.read().cpu_nanos
     }
 
-    /// The share the limiter allows now, of all cores; `None` without a limiter.
-    pub fn share(&self) -> Option<f64> {
-        self.limiter.as_ref().map(|l| l.snapshot().share)
-    }
-
-    /// The target the limiter's controller steers by (`None` without a limiter).
-    pub fn working_target(&self) -> Option<Duration> {
-        self.limiter.as_ref().map(|l| l.snapshot().working_target)
+    /// The limiter's state now (share, working target, knee); `None` without a limiter.
+    pub fn limiter(&self) -> Option<LimiterSnapshot> {
+        self.limiter.as_ref().map(Limiter::snapshot)
     }
 }
 
@@ -124,6 +125,7 @@ impl ElasticRun {
         signal: Arc<dyn LatencySignal>,
     ) -> Result<ElasticRun, CliError> {
         let limiter = limiter_for(plan, args, bench.cores, signal).map(LimiterBuilder::start).transpose()?;
+        let limiter_started = Instant::now();
         let meter = Arc::new(ElasticMeter::default());
         let stop = Arc::new(AtomicBool::new(false));
         let os_priority = plan.mode.os_priority().then(|| args.idle_by.priority());
@@ -191,6 +193,8 @@ impl ElasticRun {
             first_backups,
             measured_from,
             measured_to: None,
+            limiter_started,
+            ticks: Vec::new(),
         })
     }
 
@@ -209,6 +213,25 @@ impl ElasticRun {
     /// request, ~every grant), so the reading may lag the window's end by up to one grant.
     pub fn end_measurement(&mut self) {
         self.measured_to = Some((Instant::now(), self.meter.read(), used_by(self.limiter.as_ref())));
+        self.ticks = self.limiter.as_ref().map(|l| self.tick_points(&l.history())).unwrap_or_default();
+    }
+
+    /// The limiter's `history` as report points, timed from the start of the measured window.
+    fn tick_points(&self, history: &[TickRecord]) -> Vec<report::TickPoint> {
+        let offset = self.measured_from.0.saturating_duration_since(self.limiter_started).as_secs_f64();
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        history
+            .iter()
+            .map(|t| report::TickPoint {
+                t_secs: t.at.as_secs_f64() - offset,
+                share: t.share,
+                p99_ms: ms(t.p99),
+                recent_p99_ms: ms(t.recent_p99),
+                waiting_fraction: t.waiting_fraction,
+                used_fraction: t.used_fraction,
+                knee: t.knee,
+            })
+            .collect()
     }
 
     /// A read-only view for the sampler.
@@ -222,11 +245,15 @@ impl ElasticRun {
     ///
     /// After Ctrl-C the limiter is stopped first, so that workers waiting for a grant return at
     /// once and abandon their backups in progress.
-    pub fn finish(self, bench: &Bench) -> Result<Finished, CliError> {
+    pub fn finish(mut self, bench: &Bench) -> Result<Finished, CliError> {
         let (ended, last, accounted) = self
             .measured_to
             .unwrap_or_else(|| (Instant::now(), self.meter.read(), used_by(self.limiter.as_ref())));
         self.stop.store(true, Ordering::Relaxed);
+        let ticks = match &self.measured_to {
+            Some(_) => std::mem::take(&mut self.ticks),
+            None => self.limiter.as_ref().map(|l| self.tick_points(&l.history())).unwrap_or_default(),
+        };
         let reading = last.since(&self.measured_from.1);
         let measured = ended.duration_since(self.measured_from.0).max(Duration::from_millis(1));
         let interrupted = self.interrupted.load(Ordering::Relaxed);
@@ -281,7 +308,7 @@ impl ElasticRun {
             verified,
             mean_share: None,
         };
-        Ok(Finished { report, abandoned })
+        Ok(Finished { report, abandoned, ticks })
     }
 }
 

@@ -172,8 +172,8 @@ pub fn run(
                 let cpu = elastic.as_ref().map_or(0, |e| e.cpu_nanos());
                 let used = (cpu - last_cpu) as f64 / (interval.as_secs_f64() * 1e9 * cores);
                 last_cpu = cpu;
-                let share = elastic.as_ref().and_then(|e| e.share());
-                let target = elastic.as_ref().and_then(|e| e.working_target());
+                let limiter = elastic.as_ref().and_then(|e| e.limiter());
+                let share = limiter.as_ref().map(|l| l.share);
                 let machine = CpuTimes::now();
                 let steal = last_machine.zip(machine).and_then(|(before, after)| after.steal_since(&before));
                 last_machine = machine;
@@ -181,7 +181,8 @@ pub fn run(
                     sched_p99_ms,
                     signal_p99_ms,
                     share,
-                    target_ms: target.map(|d| d.as_secs_f64() * 1e3),
+                    target_ms: limiter.as_ref().map(|l| l.working_target.as_secs_f64() * 1e3),
+                    knee: limiter.as_ref().and_then(|l| l.knee),
                     elastic_cpu_share: elastic.as_ref().map(|_| used),
                     steal,
                 });
@@ -209,11 +210,11 @@ pub fn run(
     }
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.join().map_err(|_| "the sampler thread panicked")?;
-    let mut abandoned = 0;
+    let (mut abandoned, mut ticks) = (0, Vec::new());
     let elastic_result = match elastic {
         Some(run) => {
             let finished = run.finish(bench)?;
-            abandoned = finished.abandoned;
+            (abandoned, ticks) = (finished.abandoned, finished.ticks);
             Some(finished.report)
         }
         None => None,
@@ -226,6 +227,7 @@ pub fn run(
         machine_steal,
     };
     let mut result = assemble(bench, plan, &fg, &samples, elastic_result, &window_figures);
+    result.ticks = ticks;
     (result.round, result.position) = (window.round as u32 + 1, window.position as u32 + 1);
     Ok(WindowRun { measured: Measured { result, latency: fg.latency }, cut_short: fg.cancelled, abandoned })
 }
@@ -250,6 +252,7 @@ struct Sample {
     signal_p99_ms: Option<f64>,
     share: Option<f64>,
     target_ms: Option<f64>,
+    knee: Option<f64>,
     elastic_cpu_share: Option<f64>,
     steal: Option<f64>,
 }
@@ -294,6 +297,7 @@ fn assemble(
                 elastic_cpu_share: sample.and_then(|s| s.elastic_cpu_share),
                 steal: sample.and_then(|s| s.steal),
                 target_ms: sample.and_then(|s| s.target_ms),
+                knee: sample.and_then(|s| s.knee),
                 signal_p99_ms: sample.and_then(|s| s.signal_p99_ms),
                 fg_parts_p99_ms: Some(parts_ms(interval.parts)),
                 offered_load: Some(interval.offered_rate_per_sec / bench.rate_at_full_load),
@@ -326,6 +330,7 @@ fn assemble(
         step: None,
         series,
         latency_cdf: cdf(latency),
+        ticks: Vec::new(),
     }
 }
 

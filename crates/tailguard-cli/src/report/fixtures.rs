@@ -55,11 +55,27 @@ pub(crate) fn sample_report() -> DemoReport {
                 offered_load: Some(0.4),
                 steal: Some(0.02),
                 target_ms: elastic.map(|_| 1.0),
+                knee: elastic.map(|share| share * 1.1),
                 signal_p99_ms: None,
                 fg_parts_p99_ms: None,
             })
             .collect(),
         latency_cdf: vec![(0.1, 0.2), (0.2, 0.5), (p99, 0.99), (p99 * 5.0, 1.0)],
+        ticks: elastic
+            .map(|share| {
+                (0..5)
+                    .map(|i| TickPoint {
+                        t_secs: f64::from(i) * 0.1 - 0.2,
+                        share,
+                        p99_ms: Some(p99 / 2.0),
+                        recent_p99_ms: Some(p99 / 3.0),
+                        waiting_fraction: 0.5,
+                        used_fraction: 0.9,
+                        knee: Some(share * 1.1),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let estimate = |median: f64, low: f64, high: f64| Estimate { median, low, high, rounds: 2 };
     let ratios = |e: Estimate| Some(Ratios { pooled: Some(e), window: Some(e), intervals: Some(e) });

@@ -255,6 +255,30 @@ pub struct ModeResult {
     pub series: Vec<SeriesPoint>,
     /// Foreground latency CDF: `(latency_ms, fraction of requests at or below it)`.
     pub latency_cdf: Vec<(f64, f64)>,
+    /// The limiter's controller ticks from its start (the warm-up included) to the end of the
+    /// measured window; empty for modes without a limiter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticks: Vec<TickPoint>,
+}
+
+/// One controller tick of a mode's limiter, as the JSON report keeps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TickPoint {
+    /// Seconds from the start of the measured window (negative during the warm-up).
+    pub t_secs: f64,
+    /// The share after the tick, of all cores.
+    pub share: f64,
+    /// The window's latency quantile the controller read, ms.
+    pub p99_ms: Option<f64>,
+    /// The same over the window's recent part, ms.
+    pub recent_p99_ms: Option<f64>,
+    /// Fraction of the tick during which elastic work waited for a grant.
+    pub waiting_fraction: f64,
+    /// CPU granted over the last 500 ms as a fraction of what the share allowed.
+    pub used_fraction: f64,
+    /// The adaptive controller's knee after the tick, when it remembers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knee: Option<f64>,
 }
 
 /// One window's response to the load steps of the adapt scenario (`demo/step.rs`).
@@ -394,6 +418,10 @@ pub struct SeriesPoint {
     /// configured one, or the adaptive controller's raised by the latency without elastic work.
     #[serde(default)]
     pub target_ms: Option<f64>,
+    /// The share at which the adaptive controller last saw latency go over target, while it
+    /// held the share under it or remembered it, at the end of the interval; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knee: Option<f64>,
     /// p99 in this interval of the service's own latency the limiters steered by, ms: its
     /// hops' wake or spawn to poll (`--signal tasks`) or its requests' latency (`requests`);
     /// absent with the probe.

@@ -407,6 +407,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "working_target_seconds": snapshot.working_target.as_secs_f64(),
             "quiet_p99_seconds": snapshot.quiet_p99.map(|p| p.as_secs_f64()),
             "steal": snapshot.steal,
+            "knee": snapshot.knee,
             "process_cpu_seconds": tailguard::clock::process_cpu_time().as_secs_f64(),
         },
         "history": recent.iter().map(|t| json!({
@@ -416,6 +417,7 @@ async fn debug_elastic(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             "recent_p99_seconds": t.recent_p99.map(|p| p.as_secs_f64()),
             "waiting_fraction": t.waiting_fraction,
             "used_fraction": t.used_fraction,
+            "knee": t.knee,
         })).collect::<Vec<_>>(),
     }))
 }

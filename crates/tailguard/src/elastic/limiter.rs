@@ -222,6 +222,7 @@ impl Limiter {
             working_target: state.controller.working_target(),
             quiet_p99: state.quiet.quantile(self.shared.config.quantile),
             steal: state.steal.latest(),
+            knee: state.controller.knee(),
             warm: state.signal.warm,
             controller: self.shared.config.controller,
             ticks: state.ticks,

@@ -28,6 +28,9 @@ pub struct TickRecord {
     /// CPU granted during the ticks of the last [`USE_SPAN`](super::USE_SPAN) as a fraction of
     /// what the share allowed in them.
     pub used_fraction: f64,
+    /// The adaptive controller's knee after the tick, while it holds the share under it or
+    /// remembers it (`elastic/knee.rs`); `None` otherwise.
+    pub knee: Option<f64>,
 }
 
 /// A point-in-time view of the limiter. Totals are monotonically increasing, never reset.
@@ -60,6 +63,11 @@ pub struct LimiterSnapshot {
     /// newest half second, as of the last tick (adaptive controller with
     /// [`steal_hold`](super::LimiterConfig::steal_hold) on; `elastic/steal.rs`).
     pub steal: Option<f64>,
+    /// The share at which the adaptive controller last saw latency go over target, while it
+    /// holds the share under it or remembers it (`elastic/knee.rs`); `None` for the other
+    /// controllers and when no knee is remembered. A share that does not climb though latency
+    /// is far under target is most often held here.
+    pub knee: Option<f64>,
     /// Whether the latency window has held [`WARM_SPAN`](super::WARM_SPAN) of samples, or its full length if
     /// shorter (before: blind start).
     pub warm: bool,

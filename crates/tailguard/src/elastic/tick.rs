@@ -89,7 +89,8 @@ impl Shared {
         let p99 = state.signal.latest_p99;
         let (waiting_fraction, used_fraction) = (demand.waiting_fraction, demand.used_fraction);
         let recent_p99 = reading.recent_p99;
-        state.history.push(TickRecord { at, share, p99, recent_p99, waiting_fraction, used_fraction });
+        let knee = state.controller.knee();
+        state.history.push(TickRecord { at, share, p99, recent_p99, waiting_fraction, used_fraction, knee });
         #[cfg(feature = "metrics")]
         super::metrics::record(&super::metrics::TickMetrics {
             share,

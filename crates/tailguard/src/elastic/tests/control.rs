@@ -250,7 +250,9 @@ fn the_quiet_headroom_brings_the_working_target_down_to_a_multiple_of_the_quiet_
             tick_with(&clock, &window, &limiter, quiet);
         }
         let target = limiter.snapshot().working_target;
-        let handle = limiter.try_acquire(&AcquireRequest::new().grant(10 * MS)).unwrap();
+        // The work takes all its share's 500 ms (0.5 of 2 cores): its share does not follow a
+        // lower use down.
+        let handle = limiter.try_acquire(&AcquireRequest::new().grant(500 * MS)).unwrap();
         let before = limiter.snapshot().share;
         for _ in 0..5 {
             tick_with(&clock, &window, &limiter, loaded);
