@@ -244,6 +244,35 @@ fn against(estimate: &Estimate, goal: f64, met: bool) -> String {
     }
 }
 
+/// A window in which the hypervisor stole more than this fraction of the machine's CPU time is
+/// the host's as much as its mode's: a baseline on the project's VMs steals 0–0.5 % when the
+/// host is quiet, and the same baseline's p99 triples in windows with 10 % or more.
+pub const STEAL_NOTE: f64 = 0.02;
+
+/// A note naming the windows in which the host stole more than [`STEAL_NOTE`] of the CPU, per
+/// mode, with the most stolen; `None` when none did (or steal was not read).
+pub fn steal_note(report: &DemoReport) -> Option<String> {
+    let stolen = |r: &&ModeResult| r.machine_steal.is_some_and(|s| s > STEAL_NOTE);
+    let most = report.runs.iter().filter(stolen).filter_map(|r| r.machine_steal).fold(0.0, f64::max);
+    let per_mode: Vec<String> = report
+        .modes
+        .iter()
+        .filter_map(|mode| {
+            let runs = report.runs.iter().filter(|r| r.name == mode.name);
+            let (total, hit) = runs.fold((0, 0), |(n, k), r| (n + 1, k + usize::from(stolen(&r))));
+            (hit > 0).then(|| format!("{} {hit} of {total}", mode.name))
+        })
+        .collect();
+    (!per_mode.is_empty()).then(|| {
+        format!(
+            "host steal: the hypervisor took more than {} of the CPU in some windows (up to {}: {}); their figures are the host's as much as the modes' — judge on a quieter run",
+            fmt_pct(STEAL_NOTE),
+            fmt_pct(most),
+            per_mode.join(", ")
+        )
+    })
+}
+
 /// Whether a mode's elastic work is steered by a controller that the verdicts judge: tailguard's
 /// (`elastic…`) or the utilisation peer (`utilization…`).
 fn controlled(name: &str) -> bool {
@@ -277,6 +306,7 @@ pub fn verdicts(report: &DemoReport) -> Vec<String> {
             }
         ));
     }
+    notes.extend(steal_note(report));
     let peer = report.modes.iter().find(|m| m.name.starts_with("utilization") && m.elastic.is_some());
     let controlled_modes = report.modes.iter().filter(|m| controlled(&m.name));
     for mode in controlled_modes {
@@ -498,6 +528,23 @@ mod tests {
         );
         // No peer in the run: no line about it.
         assert!(!notes.iter().any(|n| n.contains("utilisation peer")), "{notes:?}");
+    }
+
+    #[test]
+    fn windows_the_host_stole_from_are_named_per_mode() {
+        let mut report = crate::report::fixtures::sample_report();
+        for run in &mut report.runs {
+            run.machine_steal = Some(0.01);
+        }
+        assert_eq!(steal_note(&report), None, "1 % is a quiet host");
+        let elastic: Vec<usize> =
+            (0..report.runs.len()).filter(|&i| report.runs[i].name == "elastic").collect();
+        report.runs[elastic[0]].machine_steal = Some(0.12);
+        let baseline = report.runs.iter().position(|r| r.name == "baseline").unwrap();
+        report.runs[baseline].machine_steal = Some(0.05);
+        let note = steal_note(&report).unwrap();
+        assert!(note.contains("up to 12.0%: baseline 1 of 4, elastic 1 of 2)"), "{note}");
+        assert!(verdicts(&report).contains(&note));
     }
 
     #[test]
