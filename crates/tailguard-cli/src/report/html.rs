@@ -7,7 +7,7 @@ use super::facts::{
     Rows, mode_rows, overload_class_rows, overload_mode_rows, overload_settings, run_settings,
 };
 use super::svg::{BarChart, Bars, Chart, Point, Scale, Scatter, Series, escape};
-use super::{DemoReport, ModeResult, Overload, SeriesPoint, fmt_ms, fmt_pct};
+use super::{DemoReport, ModeResult, Overload, SeriesPoint, TickPoint, fmt_ms, fmt_pct};
 
 /// The pages' style sheet.
 pub const PAGE_STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1400px;color:#222}\
@@ -70,6 +70,19 @@ pub fn render_html(report: &DemoReport) -> String {
     page.push_str(
         &time_chart("Elastic share allowed", "share of all cores", Scale::Linear, |p| p.share).render(),
     );
+    let ticks = tick_series(&typical);
+    if !ticks.is_empty() {
+        let chart = Chart {
+            title: "Elastic share at every controller tick, and the knee",
+            x_label: "seconds since measurement began (the warm-up before 0)",
+            y_label: "share of all cores",
+            x_scale: Scale::Linear,
+            y_scale: Scale::Linear,
+            series: ticks,
+            reference: None,
+        };
+        page.push_str(&chart.render());
+    }
     page.push_str(
         &time_chart("Elastic CPU used", "share of all cores", Scale::Linear, |p| p.elastic_cpu_share)
             .render(),
@@ -193,6 +206,24 @@ fn series_of(modes: &[&ModeResult], pick: fn(&SeriesPoint) -> Option<f64>) -> Ve
         .collect()
 }
 
+/// Per mode with a limiter, its share at every tick, and the adaptive controller's knee while it
+/// remembered one (a line of its own, in the mode's colour).
+fn tick_series(modes: &[&ModeResult]) -> Vec<Series> {
+    let mut out = Vec::new();
+    for (i, mode) in modes.iter().enumerate().filter(|(_, m)| !m.ticks.is_empty()) {
+        let line = |what: &str, pick: fn(&TickPoint) -> Option<f64>| Series {
+            name: format!("{} {what}", mode.name),
+            colour: i,
+            points: mode.ticks.iter().map(|t| (t.t_secs, pick(t))).collect(),
+        };
+        out.push(line("share", |t| Some(t.share)));
+        if mode.ticks.iter().any(|t| t.knee.is_some()) {
+            out.push(line("knee", |t| t.knee));
+        }
+    }
+    out
+}
+
 /// One series per mode from its latency CDF, each fraction mapped by `y`.
 fn cdf_series(modes: &[&ModeResult], y: fn(f64) -> Option<f64>) -> Vec<Series> {
     modes
@@ -303,9 +334,12 @@ mod tests {
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(!html.contains("<script"), "no scripts");
         assert!(!html.contains("src=\"http"), "no external resources");
-        // The scatter, five time series, two distribution charts; the offered load never
-        // varies here.
-        assert_eq!(html.matches("<svg").count(), 8);
+        // The scatter, five time series and the ticks, two distribution charts; the offered
+        // load never varies here.
+        assert_eq!(html.matches("<svg").count(), 9);
+        // The ticks of the modes with a limiter, with the knee where one was remembered.
+        assert!(html.contains("Elastic share at every controller tick"));
+        assert!(html.contains("elastic share") && html.contains("elastic knee"), "{html}");
         assert!(html.contains("Elastic work done against foreground p99"));
         // Uncontrolled, elastic and static:0.25 as points, the baseline with the A/A interval.
         assert_eq!(html.matches("class=\"point\"").count(), 4, "{html}");
@@ -321,7 +355,7 @@ mod tests {
         for run in report.runs.iter_mut().filter(|r| r.name == "elastic") {
             run.series[5].offered_load = Some(0.6);
         }
-        assert_eq!(render_html(&report).matches("<svg").count(), 9);
+        assert_eq!(render_html(&report).matches("<svg").count(), 10);
     }
 
     #[test]
