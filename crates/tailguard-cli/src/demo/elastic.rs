@@ -246,14 +246,12 @@ impl ElasticRun {
     /// After Ctrl-C the limiter is stopped first, so that workers waiting for a grant return at
     /// once and abandon their backups in progress.
     pub fn finish(mut self, bench: &Bench) -> Result<Finished, CliError> {
-        let (ended, last, accounted) = self
-            .measured_to
-            .unwrap_or_else(|| (Instant::now(), self.meter.read(), used_by(self.limiter.as_ref())));
+        if self.measured_to.is_none() {
+            self.end_measurement();
+        }
+        let (ended, last, accounted) = self.measured_to.expect("measurement ended just above");
+        let ticks = std::mem::take(&mut self.ticks);
         self.stop.store(true, Ordering::Relaxed);
-        let ticks = match &self.measured_to {
-            Some(_) => std::mem::take(&mut self.ticks),
-            None => self.limiter.as_ref().map(|l| self.tick_points(&l.history())).unwrap_or_default(),
-        };
         let reading = last.since(&self.measured_from.1);
         let measured = ended.duration_since(self.measured_from.0).max(Duration::from_millis(1));
         let interrupted = self.interrupted.load(Ordering::Relaxed);
