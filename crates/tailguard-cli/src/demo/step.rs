@@ -119,7 +119,8 @@ pub fn summarize(report: &mut DemoReport) {
 /// scenario's goals, then the adaptive controller beside the reference (foreground p99 no
 /// worse, at least twice the elastic CPU: the same load schedule leaves both the same idle CPU).
 pub fn verdicts(report: &DemoReport) -> Vec<String> {
-    let mut notes: Vec<String> = super::summary::steal_note(report).into_iter().collect();
+    let mut notes: Vec<String> =
+        super::summary::rerun_note(report).into_iter().chain(super::summary::steal_note(report)).collect();
     let secs = |s: f64| format!("{s:.1} s");
     for mode in &report.modes {
         let Some(step) = &mode.step else { continue };

@@ -244,15 +244,17 @@ fn against(estimate: &Estimate, goal: f64, met: bool) -> String {
     }
 }
 
-/// A window in which the hypervisor stole more than this fraction of the machine's CPU time is
-/// the host's as much as its mode's: a baseline on the project's VMs steals 0–0.5 % when the
-/// host is quiet, and the same baseline's p99 triples in windows with 10 % or more.
+/// Steal above which a window counts as the host's, in reports from before `--stolen-over` was
+/// recorded: a baseline on the project's VMs steals 0–0.5 % when the host is quiet, and the
+/// same baseline's p99 triples in windows with 10 % or more.
 pub const STEAL_NOTE: f64 = 0.02;
 
-/// A note naming the windows in which the host stole more than [`STEAL_NOTE`] of the CPU, per
-/// mode, with the most stolen; `None` when none did (or steal was not read).
+/// A note naming the windows kept in which the host stole more than `--stolen-over` of the CPU
+/// (or [`STEAL_NOTE`]), per mode, with the most stolen; `None` when none did (or steal was not
+/// read).
 pub fn steal_note(report: &DemoReport) -> Option<String> {
-    let stolen = |r: &&ModeResult| r.machine_steal.is_some_and(|s| s > STEAL_NOTE);
+    let over = report.settings.stolen_over.unwrap_or(STEAL_NOTE);
+    let stolen = |r: &&ModeResult| super::rounds::stolen(r, over);
     let most = report.runs.iter().filter(stolen).filter_map(|r| r.machine_steal).fold(0.0, f64::max);
     let per_mode: Vec<String> = report
         .modes
@@ -263,12 +265,41 @@ pub fn steal_note(report: &DemoReport) -> Option<String> {
             (hit > 0).then(|| format!("{} {hit} of {total}", mode.name))
         })
         .collect();
+    let rerun = match report.settings.rerun_stolen {
+        0 => String::new(),
+        1 => " after a rerun".to_owned(),
+        n => format!(" after {n} reruns"),
+    };
     (!per_mode.is_empty()).then(|| {
         format!(
-            "host steal: the hypervisor took more than {} of the CPU in some windows (up to {}: {}); their figures are the host's as much as the modes' — judge on a quieter run",
-            fmt_pct(STEAL_NOTE),
+            "host steal: the hypervisor took more than {} of the CPU in some windows{rerun} (up to {}: {}); their figures are the host's as much as the modes' — judge on a quieter run",
+            fmt_pct(over),
             fmt_pct(most),
             per_mode.join(", ")
+        )
+    })
+}
+
+/// A note saying how many windows were measured again because the host stole from them, per
+/// mode; `None` when none was.
+pub fn rerun_note(report: &DemoReport) -> Option<String> {
+    let over = report.settings.stolen_over.unwrap_or(STEAL_NOTE);
+    let mut per_mode: Vec<(&str, usize)> = Vec::new();
+    for window in &report.rerun {
+        match per_mode.iter_mut().find(|(name, _)| *name == window.name) {
+            Some((_, count)) => *count += 1,
+            None => per_mode.push((&window.name, 1)),
+        }
+    }
+    (!per_mode.is_empty()).then(|| {
+        let list: Vec<String> = per_mode.iter().map(|(name, count)| format!("{name} {count}")).collect();
+        let most = report.rerun.iter().map(|w| w.machine_steal).fold(0.0, f64::max);
+        format!(
+            "measured again: {} window(s) in which the host stole more than {} of the CPU (up to {}: {}); the figures are the reruns', the JSON keeps the windows set aside (`rerun`)",
+            report.rerun.len(),
+            fmt_pct(over),
+            fmt_pct(most),
+            list.join(", ")
         )
     })
 }
@@ -306,6 +337,7 @@ pub fn verdicts(report: &DemoReport) -> Vec<String> {
             }
         ));
     }
+    notes.extend(rerun_note(report));
     notes.extend(steal_note(report));
     let peer = report.modes.iter().find(|m| m.name.starts_with("utilization") && m.elastic.is_some());
     let controlled_modes = report.modes.iter().filter(|m| controlled(&m.name));
@@ -400,7 +432,7 @@ fn beside_peer(report: &DemoReport, mode: &ModeSummary, peer: &ModeSummary) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Elastic, Foreground, SeriesPoint};
+    use crate::report::{Elastic, Foreground, RerunWindow, SeriesPoint};
     use tailguard::histogram::Histogram;
 
     /// A window whose requests take `fast` µs, except 2 % that take `slow` µs (so its p99 is
@@ -534,16 +566,46 @@ mod tests {
     fn windows_the_host_stole_from_are_named_per_mode() {
         let mut report = crate::report::fixtures::sample_report();
         for run in &mut report.runs {
-            run.machine_steal = Some(0.01);
+            run.machine_steal = Some(0.004);
         }
-        assert_eq!(steal_note(&report), None, "1 % is a quiet host");
+        assert_eq!(steal_note(&report), None, "under --stolen-over is a quiet host");
         let elastic: Vec<usize> =
             (0..report.runs.len()).filter(|&i| report.runs[i].name == "elastic").collect();
         report.runs[elastic[0]].machine_steal = Some(0.12);
         let baseline = report.runs.iter().position(|r| r.name == "baseline").unwrap();
-        report.runs[baseline].machine_steal = Some(0.05);
+        report.runs[baseline].machine_steal = Some(0.01);
         let note = steal_note(&report).unwrap();
-        assert!(note.contains("up to 12.0%: baseline 1 of 4, elastic 1 of 2)"), "{note}");
+        assert!(
+            note.contains("more than 0.5% of the CPU in some windows after 2 reruns (up to 12.0%: baseline 1 of 4, elastic 1 of 2)"),
+            "{note}"
+        );
+        assert!(verdicts(&report).contains(&note));
+        // A report from before the limit was recorded: 2 %, and no reruns.
+        (report.settings.stolen_over, report.settings.rerun_stolen) = (None, 0);
+        let note = steal_note(&report).unwrap();
+        assert!(
+            note.contains("more than 2.0% of the CPU in some windows (up to 12.0%: elastic 1 of 2)"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn windows_measured_again_are_counted_per_mode() {
+        let mut report = crate::report::fixtures::sample_report();
+        assert_eq!(rerun_note(&report), None);
+        let stolen = |name: &str, steal: f64| RerunWindow {
+            name: name.into(),
+            round: 1,
+            machine_steal: steal,
+            fg_p99_ms: 3.0,
+            elastic_cpu_share: None,
+        };
+        report.rerun = vec![stolen("baseline", 0.03), stolen("elastic", 0.2), stolen("baseline", 0.01)];
+        let note = rerun_note(&report).unwrap();
+        assert!(
+            note.contains("3 window(s) in which the host stole more than 0.5% of the CPU (up to 20.0%: baseline 2, elastic 1)"),
+            "{note}"
+        );
         assert!(verdicts(&report).contains(&note));
     }
 

@@ -131,6 +131,8 @@ pub(crate) fn sample_report() -> DemoReport {
             signal: "probe".into(),
             idle_cpu: Some(0.6),
             idle_source: "/proc/stat".into(),
+            rerun_stolen: 2,
+            stolen_over: Some(0.005),
         },
         runs,
         modes: vec![
@@ -141,6 +143,7 @@ pub(crate) fn sample_report() -> DemoReport {
         ],
         noise: ratios(estimate(1.02, 0.9, 1.1)),
         notes: vec!["a note <with> markup & such".into()],
+        rerun: Vec::new(),
         overload: None,
     }
 }

@@ -45,9 +45,42 @@ pub struct DemoReport {
     /// Notes that explain the figures (the verdicts, what limited a goal, warnings about the
     /// run).
     pub notes: Vec<String>,
+    /// Windows measured again because the host stole from them (`--rerun-stolen`), in the order
+    /// they ran; the figures above are those of their reruns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rerun: Vec<RerunWindow>,
     /// The overload scenario (`--scenario overload`); `None` for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overload: Option<Overload>,
+}
+
+/// A window measured again because the hypervisor stole more than `--stolen-over` of the CPU
+/// during it: what it showed, on record beside its rerun.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RerunWindow {
+    /// Its mode.
+    pub name: String,
+    /// Its round, from 1.
+    pub round: u32,
+    /// CPU time stolen over the window, as a share of the machine's.
+    pub machine_steal: f64,
+    /// The foreground's p99 over the window, ms.
+    pub fg_p99_ms: f64,
+    /// Elastic CPU as a share of the machine; `None` for a mode without elastic work.
+    pub elastic_cpu_share: Option<f64>,
+}
+
+impl RerunWindow {
+    /// The record of `window`.
+    pub fn of(window: &ModeResult) -> Self {
+        RerunWindow {
+            name: window.name.clone(),
+            round: window.round,
+            machine_steal: window.machine_steal.unwrap_or(0.0),
+            fg_p99_ms: window.foreground.p99_ms,
+            elastic_cpu_share: window.elastic.as_ref().map(|e| e.cpu_share),
+        }
+    }
 }
 
 /// The machine the run was taken on.
@@ -103,6 +136,13 @@ pub struct Settings {
     /// process's own CPU, where `/proc/stat` cannot be read).
     #[serde(default)]
     pub idle_source: String,
+    /// How often a window the host stole from was measured again (`--rerun-stolen`).
+    #[serde(default)]
+    pub rerun_stolen: u32,
+    /// Steal above which a window's figures count as the host's (`--stolen-over`), as a share
+    /// of the machine's CPU time; `None` in reports from before it was recorded.
+    #[serde(default)]
+    pub stolen_over: Option<f64>,
 }
 
 /// A figure over rounds: the median, and a 95 % bootstrap interval over the rounds.
