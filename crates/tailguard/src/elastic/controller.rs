@@ -188,8 +188,6 @@ pub struct Controller {
     knee: KneeMemory,
     /// The utilisation peer's state (only for [`ControllerKind::Utilization`]).
     utilization: Option<UtilizationRule>,
-    /// The last tick lowered the share only to release allotment elastic work did not use.
-    released: bool,
 }
 
 impl Controller {
@@ -223,7 +221,6 @@ impl Controller {
                 }
                 _ => None,
             },
-            released: false,
         }
     }
 
@@ -249,15 +246,6 @@ impl Controller {
         self.knee.knee()
     }
 
-    /// Whether the last tick lowered the share only to release allotment elastic work was not
-    /// using (the adaptive variant without demand: the decay, and the fall toward its use). Such
-    /// a step is no cut: grants in flight are sized for work that used less, and ending them
-    /// (as a cut for latency does, [`CUT_FORFEITS`](super::CUT_FORFEITS)) would make the work
-    /// wait, which reads as demand and climbs the share back, tick after tick.
-    pub fn released(&self) -> bool {
-        self.released
-    }
-
     /// Sets the share by hand (clamped to `[floor, ceiling]`); ignored by `Fixed`.
     pub fn set_share(&mut self, share: f64) {
         if !matches!(self.kind, ControllerKind::Fixed(_)) && share.is_finite() {
@@ -267,7 +255,6 @@ impl Controller {
 
     /// Advances one tick and returns the new share.
     pub fn tick(&mut self, input: ControllerInput) -> f64 {
-        self.released = false;
         if let Some(rule) = &mut self.utilization {
             // The peer reads CPU, not latency: neither p99 nor silence concerns it.
             self.share = rule.tick(self.share, input.elapsed, input.cpu);
@@ -384,7 +371,6 @@ impl Controller {
                 let level = self.share * input.used_fraction * USE_HEADROOM;
                 step = step.max((self.share - level) * (TRACK_USE_PER_SEC * secs).min(1.0));
             }
-            self.released = true;
             (self.share - step).max(self.inactive)
         } else {
             self.share

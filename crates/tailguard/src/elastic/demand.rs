@@ -26,18 +26,13 @@ pub(super) struct Demand {
     refused: bool,
     /// CPU granted this tick, in nanoseconds.
     granted_nanos: u64,
-    /// What the grants settled this tick used beyond what they were granted, in nanoseconds:
-    /// negative for the rest they left unused (returned to the bucket, or forfeited after a
-    /// cut). Granted plus this is the CPU elastic work used.
-    settled_diff_nanos: i64,
     /// Grants handed out and not yet settled (or refunded).
     held: u64,
     /// A grant was held at some time during this tick.
     busy: bool,
-    /// The ticks of the last [`USE_SPAN`]: when each ended, the CPU elastic work used in it
-    /// (granted, corrected by what the grants settled in it used) and what the rate allowed,
-    /// in nanoseconds.
-    recent: VecDeque<(u64, i64, f64)>,
+    /// The ticks of the last [`USE_SPAN`]: when each ended, the CPU granted in it and what the
+    /// rate allowed, in nanoseconds.
+    recent: VecDeque<(u64, u64, f64)>,
 }
 
 /// One tick's demand, as the controller reads it.
@@ -47,9 +42,8 @@ pub(super) struct DemandReading {
     pub(super) waiting_now: bool,
     /// Fraction of the tick (0 ..= 1) during which work waited; 1 after a refusal.
     pub(super) waiting_fraction: f64,
-    /// CPU used during the ticks of the last [`USE_SPAN`] as a fraction of what the rate
-    /// allowed in them (may exceed 1): each grant counts when granted, and what it left unused
-    /// (or used beyond it) when it settles.
+    /// CPU granted during the ticks of the last [`USE_SPAN`] as a fraction of what the rate
+    /// allowed in them (may exceed 1).
     pub(super) used_fraction: f64,
     /// Some CPU was granted during this tick.
     pub(super) granted: bool,
@@ -87,15 +81,12 @@ impl Demand {
 
     /// A grant of `nanos` was never collected: it does not count.
     pub(super) fn ungranted(&mut self, nanos: u64) {
-        self.settled(nanos, 0);
+        self.granted_nanos = self.granted_nanos.saturating_sub(nanos);
+        self.settled();
     }
 
-    /// A grant's work ended (its handle was dropped): of the `granted_nanos` it was granted, it
-    /// used `used_nanos`.
-    pub(super) fn settled(&mut self, granted_nanos: u64, used_nanos: u64) {
-        let diff = i128::from(used_nanos) - i128::from(granted_nanos);
-        let diff = diff.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-        self.settled_diff_nanos = self.settled_diff_nanos.saturating_add(diff);
+    /// A grant's work ended (its handle was dropped).
+    pub(super) fn settled(&mut self) {
         self.held = self.held.saturating_sub(1);
     }
 
@@ -109,23 +100,17 @@ impl Demand {
         }
         let waiting_fraction =
             if self.refused { 1.0 } else { (self.waited_nanos as f64 / elapsed_nanos as f64).min(1.0) };
-        let used =
-            i64::try_from(self.granted_nanos).unwrap_or(i64::MAX).saturating_add(self.settled_diff_nanos);
-        self.recent.push_back((now, used, rate * elapsed_nanos as f64));
+        self.recent.push_back((now, self.granted_nanos, rate * elapsed_nanos as f64));
         let span_start = now.saturating_sub(crate::clock::duration_nanos(USE_SPAN));
         while self.recent.front().is_some_and(|&(end, _, _)| end <= span_start) {
             self.recent.pop_front();
         }
-        let (used, allowed) = self
-            .recent
-            .iter()
-            .fold((0i64, 0.0), |(u, a), &(_, used, allowed)| (u.saturating_add(used), a + allowed));
+        let (granted, allowed) =
+            self.recent.iter().fold((0u64, 0.0), |(g, a), &(_, granted, allowed)| (g + granted, a + allowed));
         let reading = DemandReading {
             waiting_now: !empty || self.refused,
             waiting_fraction,
-            // A grant of an earlier span that settles unused can take more than this span
-            // granted.
-            used_fraction: used.max(0) as f64 / allowed.max(1.0),
+            used_fraction: granted as f64 / allowed.max(1.0),
             granted: self.granted_nanos > 0,
             quiet: !self.busy,
         };
@@ -133,7 +118,6 @@ impl Demand {
         self.busy = self.held > 0;
         self.waited_nanos = 0;
         self.granted_nanos = 0;
-        self.settled_diff_nanos = 0;
         self.refused = false;
         reading
     }
@@ -171,7 +155,7 @@ mod tests {
         for tick in 0..20u64 {
             if tick % 2 == 0 {
                 demand.granted(100_000_000);
-                demand.settled(100_000_000, 100_000_000);
+                demand.settled();
             }
             readings.push(demand.end_tick(false, tick * TICK, (tick + 1) * TICK, 0.6));
         }
@@ -186,34 +170,5 @@ mod tests {
             let reading = demand.end_tick(true, tick * TICK, (tick + 1) * TICK, 0.6);
             assert_eq!(reading.used_fraction == 0.0, tick >= 23, "tick {tick}: {}", reading.used_fraction);
         }
-    }
-
-    #[test]
-    fn what_a_grant_left_unused_does_not_count_as_used() {
-        // 0.6 CPU-ns per ns allows 300 ms over the span. Every tick a 100 ms grant is taken; the
-        // one before it settles having used 20 ms (its work ended early, at SCHED_IDLE or at a
-        // cut): 20 ms a tick are used, not 100.
-        let mut demand = Demand::default();
-        let mut reading = None;
-        for tick in 0..10u64 {
-            if tick > 0 {
-                demand.settled(100_000_000, 20_000_000);
-            }
-            demand.granted(100_000_000);
-            reading = Some(demand.end_tick(false, tick * TICK, (tick + 1) * TICK, 0.6));
-        }
-        let used = reading.unwrap().used_fraction;
-        assert!((used - 100.0 / 300.0).abs() < 1e-9, "{used}");
-        // Over-use counts too: grants of 10 ms that each used 50 ms.
-        for tick in 10..20u64 {
-            demand.settled(10_000_000, 50_000_000);
-            demand.granted(10_000_000);
-            reading = Some(demand.end_tick(false, tick * TICK, (tick + 1) * TICK, 0.6));
-        }
-        let used = reading.unwrap().used_fraction;
-        assert!((used - 250.0 / 300.0).abs() < 1e-9, "{used}");
-        // The rest of a grant of an earlier span settling now never reads below nothing.
-        demand.settled(1_000_000_000, 0);
-        assert_eq!(demand.end_tick(true, 20 * TICK, 21 * TICK, 0.6).used_fraction, 0.0);
     }
 }

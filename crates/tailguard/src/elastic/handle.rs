@@ -276,7 +276,10 @@ impl ElasticHandle {
 impl Drop for ElasticHandle {
     fn drop(&mut self) {
         let used = self.pre_work_nanos.get() + self.measure();
-        self.shared.settle(self.granted_nanos, used, self.cut());
+        // After a cut the grant's unused rest is forfeited, as the bucket's balance was: giving
+        // it back would let the work resume at the old share.
+        let granted = if self.cut() { self.granted_nanos.min(used) } else { self.granted_nanos };
+        self.shared.settle(granted, used);
     }
 }
 

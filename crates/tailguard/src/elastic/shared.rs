@@ -229,17 +229,13 @@ impl Shared {
         any
     }
 
-    /// Settles a finished handle that was granted `granted_nanos` and used `used_nanos`, and
-    /// passes returned tokens on. After a cut (`forfeit_rest`) the grant's unused rest is
-    /// forfeited, as the bucket's balance was: giving it back would let the work resume at the
-    /// old share.
-    pub(crate) fn settle(&self, granted_nanos: u64, used_nanos: u64, forfeit_rest: bool) {
+    /// Settles a finished handle and passes returned tokens on.
+    pub(crate) fn settle(&self, granted_nanos: u64, used_nanos: u64) {
         self.total_used_nanos.fetch_add(used_nanos, Ordering::Relaxed);
         let now = self.clock.now_nanos();
         let mut state = self.lock();
-        let returned_from = if forfeit_rest { granted_nanos.min(used_nanos) } else { granted_nanos };
-        state.bucket.settle(returned_from, used_nanos, now);
-        state.demand.settled(granted_nanos, used_nanos);
+        state.bucket.settle(granted_nanos, used_nanos, now);
+        state.demand.settled();
         if self.grant_waiters(&mut state, now) {
             self.changed.notify_all();
         }

@@ -16,8 +16,7 @@ use crate::observe::sampling::SAMPLING_LINGER;
 /// A cut of more than this fraction of the share in one tick forfeits the bucket's unspent
 /// balance and ends the grants in flight at their next meter read (about 1 ms of work), their
 /// unused rest forfeited too. Reference-sized steps (0.02 % of the machine per tick) stay
-/// below it, and the adaptive controller's release of allotment unused without demand
-/// ([`Controller::released`](super::Controller::released)) is no cut.
+/// below it.
 pub const CUT_FORFEITS: f64 = 0.01;
 
 impl Shared {
@@ -69,10 +68,9 @@ impl Shared {
         // signal makes the controller fall to the floor.
         let share = state.share(&self.config);
         state.bucket.set_rate(share * self.config.cores, now);
-        if share < previous * (1.0 - CUT_FORFEITS) && !state.controller.released() {
-            // A real cut (not a reference-sized trim, nor a release of allotment the work did
-            // not use): unspent tokens of the old share would let elastic work run on at that
-            // share for up to a second after latency went over.
+        if share < previous * (1.0 - CUT_FORFEITS) {
+            // A real cut (not a reference-sized trim): unspent tokens of the old share would let
+            // elastic work run on at that share for up to a second after latency went over.
             state.bucket.forfeit(now);
             // Grants in flight were sized for the old share: they end at their next check.
             self.cuts.fetch_add(1, Ordering::Relaxed);

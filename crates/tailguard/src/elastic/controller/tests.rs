@@ -2,7 +2,6 @@
 //! the same plants — a smooth one and one with a knee.
 
 use super::*;
-use crate::elastic::CUT_FORFEITS;
 
 const TICK: Duration = Duration::from_millis(100);
 const MS: u64 = 1_000_000;
@@ -199,24 +198,6 @@ fn adaptive_share_follows_down_what_elastic_work_used() {
     assert!((after(0.55, 1) - (0.6 - DECAY_PER_SEC * 0.1)).abs() < 1e-9);
     // Nothing granted in the span (no work): the slow decay only.
     assert!((after(0.0, 1) - (0.6 - DECAY_PER_SEC * 0.1)).abs() < 1e-9);
-}
-
-#[test]
-fn a_release_of_unused_allotment_is_told_apart_from_a_cut() {
-    let mut controller = Controller::new(&config(ControllerKind::Adaptive, 0.6));
-    // No demand, 0.24 of the machine used: the share falls, and it is a release.
-    let released = controller.tick(ControllerInput { used_fraction: 0.4, ..input(200, false) });
-    assert!(released < 0.6 * (1.0 - CUT_FORFEITS) && controller.released(), "{released}");
-    // Over target: a cut, not a release.
-    let cut = controller.tick(input(4_000, false));
-    assert!(cut < released && !controller.released(), "{cut}");
-    // A climb is neither.
-    controller.tick(input(200, true));
-    assert!(!controller.released());
-    // The reference's decay never releases (its steps are under CUT_FORFEITS anyway).
-    let mut reference = Controller::new(&config(ControllerKind::Reference, 0.6));
-    reference.tick(input(200, false));
-    assert!(!reference.released());
 }
 
 #[test]

@@ -175,25 +175,6 @@ fn a_cut_ends_the_grants_in_flight_and_forfeits_their_rest() {
 }
 
 #[test]
-fn a_release_of_unused_allotment_leaves_the_grants_in_flight_alone() {
-    let clock = ManualClock::new();
-    let (window, limiter) = windowed_limiter(&clock);
-    let tick_with = |latency: Duration| tick_with(&clock, &window, &limiter, latency);
-    for _ in 0..10 {
-        tick_with(Duration::from_micros(200));
-    }
-    // One 50 ms grant in the span where 500 ms were allowed, nobody waiting: the share falls
-    // toward 1.25 × what was used, by more than CUT_FORFEITS. No cut: the grant runs on.
-    let share = limiter.snapshot().share;
-    let grant = limiter.try_acquire(&AcquireRequest::new().grant(Duration::from_millis(50))).unwrap();
-    clock.advance_cpu(5 * MS);
-    assert!(!grant.over_limit());
-    let released = tick_with(Duration::from_micros(200));
-    assert!(released < share * (1.0 - CUT_FORFEITS), "{released} against {share}");
-    assert!(!grant.over_limit(), "a release ended the grant");
-}
-
-#[test]
 fn latency_the_machine_has_without_elastic_work_raises_the_working_target() {
     let clock = ManualClock::new();
     let (window, limiter) = windowed_limiter_with(&clock, 1.5);
