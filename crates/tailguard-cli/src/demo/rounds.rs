@@ -87,6 +87,7 @@ pub fn run(
     let rounds = args.rounds.get() as usize;
     let duration = args.duration();
     let (mut measured, mut abandoned, mut cut_short) = (Vec::new(), 0, None);
+    let reruns = Reruns { most: args.rerun_stolen(), over: args.stolen_over, cancelled: &bench.cancelled };
     'rounds: for round in 0..rounds {
         for (position, slot) in rotation::order(slots.len(), round).into_iter().enumerate() {
             if bench.cancelled.load(Ordering::Relaxed) {
@@ -97,8 +98,6 @@ pub fn run(
             let label =
                 if rounds > 1 { format!("{} (round {})", plan.name, round + 1) } else { plan.name.clone() };
             let window = Window { index, round, position, label };
-            let reruns =
-                Reruns { most: args.rerun_stolen(), over: args.stolen_over, cancelled: &bench.cancelled };
             let run = reruns.measure(&window, progress, &mut report.rerun, || {
                 window::run(bench, args, plan, duration, &window, progress)
             })?;

@@ -284,22 +284,22 @@ pub fn steal_note(report: &DemoReport) -> Option<String> {
 /// mode; `None` when none was.
 pub fn rerun_note(report: &DemoReport) -> Option<String> {
     let over = report.settings.stolen_over.unwrap_or(STEAL_NOTE);
-    let mut per_mode: Vec<(&str, usize)> = Vec::new();
-    for window in &report.rerun {
-        match per_mode.iter_mut().find(|(name, _)| *name == window.name) {
-            Some((_, count)) => *count += 1,
-            None => per_mode.push((&window.name, 1)),
-        }
-    }
+    let per_mode: Vec<String> = report
+        .modes
+        .iter()
+        .filter_map(|mode| {
+            let count = report.rerun.iter().filter(|w| w.name == mode.name).count();
+            (count > 0).then(|| format!("{} {count}", mode.name))
+        })
+        .collect();
     (!per_mode.is_empty()).then(|| {
-        let list: Vec<String> = per_mode.iter().map(|(name, count)| format!("{name} {count}")).collect();
         let most = report.rerun.iter().map(|w| w.machine_steal).fold(0.0, f64::max);
         format!(
             "measured again: {} window(s) in which the host stole more than {} of the CPU (up to {}: {}); the figures are the reruns', the JSON keeps the windows set aside (`rerun`)",
             report.rerun.len(),
             fmt_pct(over),
             fmt_pct(most),
-            list.join(", ")
+            per_mode.join(", ")
         )
     })
 }
