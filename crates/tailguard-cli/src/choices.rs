@@ -130,3 +130,20 @@ pub fn probe_config(idle_rate_hz: u32) -> tailguard::observe::ProbeConfig {
         ..tailguard::observe::ProbeConfig::default()
     }
 }
+
+/// The foreground's runtime: `workers` threads named `name`, each pinned to a CPU of its own
+/// when `pin` is set (`tailguard::placement::pin_workers`: beside `SCHED_IDLE` elastic work,
+/// Linux may otherwise queue two workers on one CPU while the other runs idle-priority work).
+///
+/// # Errors
+///
+/// The runtime cannot start, or the CPUs the process may use cannot be read.
+pub fn foreground_runtime(workers: usize, name: &str, pin: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers).thread_name(name).enable_all();
+    if pin {
+        let pins = tailguard::placement::pin_workers(&mut builder, workers, name)?;
+        tracing::info!("runtime workers pinned to CPUs {:?}", pins.cpus());
+    }
+    builder.build()
+}

@@ -165,9 +165,13 @@ fn the_adapt_scenario_steps_the_load_for_every_controller_and_for_the_foreground
 }
 
 #[test]
-fn elastic_backups_can_run_as_tasks_in_the_foreground_runtime() {
-    let (_, report) = short_demo(&["--elastic-on", "runtime", "--modes", "uncontrolled,elastic"]);
+fn elastic_backups_can_run_as_tasks_in_a_runtime_pinned_one_worker_per_cpu() {
+    // In a runtime whose workers are pinned one per CPU, which the report says.
+    let (stdout, report) =
+        short_demo(&["--elastic-on", "runtime", "--modes", "uncontrolled,elastic", "--pin-workers"]);
     assert_eq!(report["settings"]["elastic_on"], "runtime");
+    assert_eq!(report["settings"]["pin_workers"], true);
+    assert!(stdout.contains("runtime workers pinned one per CPU"), "{stdout}");
     for run in report["runs"].as_array().unwrap() {
         assert_eq!(run["elastic"]["verified"], serde_json::Value::Bool(true), "{run}");
         assert!(run["elastic"]["requests"].as_u64().unwrap() >= 1);

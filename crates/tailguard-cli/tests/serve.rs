@@ -57,7 +57,8 @@ fn key_value_requests_and_bad_input_get_clear_answers_and_the_service_stays_up()
 
 #[test]
 fn a_backup_is_watched_verified_and_restored_and_a_scan_completes() {
-    let server = Server::start(&["--keys", KEYS, "--value-size", "64"]);
+    // Its runtime's workers pinned one per CPU: the whole job path runs the same.
+    let server = Server::start(&["--keys", KEYS, "--value-size", "64", "--pin-workers"]);
     let original = server.request("GET", "/kv/5", b"").body;
 
     let started = server.request("POST", "/jobs/backup", b"");

@@ -50,6 +50,8 @@
 //! - [`order`]: who goes first — the tenant and priority both queues share, and their one order.
 //! - [`budget`]: the CPU budget — a token bucket of CPU time, and the cores a share is of.
 //! - [`elastic`]: the controller, grants, pacers, elastic tasks, OS priority.
+//! - [`placement`]: runtime workers pinned one per CPU, so that they never queue behind each
+//!   other while idle-priority elastic work has the other CPU.
 //! - [`admission`]: foreground admission — a work queue whose slots follow the run queue, with
 //!   deadlines and per-tenant CPU caps.
 //! - [`prometheus`]: Prometheus text of latency histograms and CPU-second counters, which the
@@ -134,6 +136,7 @@ pub mod guard;
 pub mod histogram;
 pub mod observe;
 pub mod order;
+pub mod placement;
 pub mod prometheus;
 pub mod sim;
 mod sync;

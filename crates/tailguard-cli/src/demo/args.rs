@@ -174,6 +174,11 @@ pub struct DemoArgs {
     /// Worker threads of the foreground runtime (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Pin each worker of the foreground runtime to a CPU of its own
+    /// (`tailguard::placement::pin_workers`): beside elastic work at `SCHED_IDLE`, Linux may
+    /// otherwise queue two workers on one CPU while the other CPU runs idle-priority work.
+    #[arg(long)]
+    pub pin_workers: bool,
     /// Keep the last complete backup of each worker in this directory (for `tailguard restore`);
     /// by default backups go to a temporary directory that is removed.
     #[arg(long)]

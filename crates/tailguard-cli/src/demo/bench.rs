@@ -51,11 +51,7 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     capacity::log(&limit);
     let cores = limit.cores;
     let workers = args.workers.unwrap_or(capacity::whole_cpus(cores));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("foreground")
-        .enable_all()
-        .build()
+    let runtime = crate::choices::foreground_runtime(workers, "foreground", args.pin_workers)
         .map_err(|e| format!("cannot start the foreground runtime: {e}"))?;
     let cancelled = Arc::new(AtomicBool::new(false));
     {
@@ -82,7 +78,7 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     }
     progress.note(&format!("building {} keys of ~{} B (seed {})…", args.keys, args.value_size, args.seed));
     let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
-    let store = Arc::new(Store::populate(&keyspace, 16));
+    let store = Arc::new(Store::populate(&keyspace));
     let work = WorkConfig { hash_bytes_per_hop: args.hop_bytes() };
     // What the service measures of itself, or the thread probe, for `--signal`.
     let (measure, thread_probe) = match args.signal {

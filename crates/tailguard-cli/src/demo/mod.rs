@@ -96,6 +96,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             elastic_on: args.elastic_on.to_string(),
             idle_by: args.idle_by.name().to_owned(),
             signal: args.signal.name().to_owned(),
+            pin_workers: args.pin_workers,
             rerun_stolen: args.rerun_stolen(),
             stolen_over: Some(args.stolen_over),
             ..Settings::default()

@@ -73,10 +73,11 @@ pub fn run_settings(report: &DemoReport) -> String {
         "threads" => "; steering by the runtime probe and a thread probe",
         _ => "",
     };
+    let pinned = if s.pin_workers { "; runtime workers pinned one per CPU" } else { "" };
     format!(
         "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up \
          (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); \
-         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle_by}{signal}{idle}. Figures are medians over \
+         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle_by}{signal}{pinned}{idle}. Figures are medians over \
          rounds, [95 % bootstrap intervals] where shown; p99 x base by the {} statistic",
         report.machine.cores,
         report.machine.os,

@@ -131,6 +131,7 @@ pub(crate) fn sample_report() -> DemoReport {
             signal: "probe".into(),
             idle_cpu: Some(0.6),
             idle_source: "/proc/stat".into(),
+            pin_workers: false,
             rerun_stolen: 2,
             stolen_over: Some(0.005),
         },

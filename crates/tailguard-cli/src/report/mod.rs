@@ -136,6 +136,9 @@ pub struct Settings {
     /// process's own CPU, where `/proc/stat` cannot be read).
     #[serde(default)]
     pub idle_source: String,
+    /// Whether the foreground runtime's workers were pinned one per CPU (`--pin-workers`).
+    #[serde(default)]
+    pub pin_workers: bool,
     /// How often a window the host stole from was measured again (`--rerun-stolen`).
     #[serde(default)]
     pub rerun_stolen: u32,

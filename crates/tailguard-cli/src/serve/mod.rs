@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// Worker threads of the server's runtime (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Pin each runtime worker to a CPU of its own: beside elastic jobs at `SCHED_IDLE`
+    /// (`--os-priority`), Linux may otherwise queue two workers on one CPU while the other CPU
+    /// runs idle-priority work. For a server that has its CPUs to itself.
+    #[arg(long)]
+    pin_workers: bool,
     /// Run elastic jobs without the limiter.
     #[arg(long)]
     no_control: bool,
@@ -326,11 +331,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     tracing::info!("elastic grant: {}, bucket fill: {}", humantime(grant), humantime(burst));
     tracing::info!("quiet factor: {quiet_factor}");
     let workers = args.workers.unwrap_or(crate::capacity::whole_cpus(cores));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("tailguard-serve")
-        .enable_all()
-        .build()?;
+    let runtime = crate::choices::foreground_runtime(workers, "tailguard-serve", args.pin_workers)?;
     // The probe, the limiter and (`--admission`) the work queue; the sampler thread exports.
     let mut builder = Tailguard::builder()
         .cores(cores)
@@ -364,7 +365,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
 
     let keyspace = args.keyspace.config();
     tracing::info!("loading {} keys…", args.keyspace.keys);
-    let store = Arc::new(Store::populate(&keyspace, 64));
+    let store = Arc::new(Store::populate(&keyspace));
     let service =
         Service::tracked(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
     let backup_dir = match &args.backup_dir {
