@@ -142,7 +142,7 @@ pub fn foreground_runtime(workers: usize, name: &str, pin: bool) -> std::io::Res
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(workers).thread_name(name).enable_all();
     if pin {
-        let pins = tailguard::placement::pin_workers(&mut builder, workers, name)?;
+        let pins = tailguard::placement::pin_workers(&mut builder, workers)?;
         tracing::info!("runtime workers pinned to CPUs {:?}", pins.cpus());
     }
     builder.build()

@@ -10,8 +10,9 @@
 //! the other (docs/design-notes.md, "Runtime workers stacked on one CPU beside SCHED_IDLE
 //! work").
 //!
-//! [`pin_workers`] leaves the kernel no such choice: worker `i` may run only on CPU `i` of the
-//! CPUs this process may use, where a waking worker preempts idle-priority work at once. The
+//! [`pin_workers`] leaves the kernel no such choice: each worker may run only on a CPU of its
+//! own among those this process may use, where a waking worker preempts idle-priority work at
+//! once. The
 //! cost is the kernel's freedom to move a worker away from a CPU that other normal-priority
 //! work keeps busy, so it suits a service that has its CPUs to itself (a container's cpuset, a
 //! dedicated machine).
@@ -20,7 +21,7 @@
 //! # #[cfg(feature = "tokio")] {
 //! let mut builder = tokio::runtime::Builder::new_multi_thread();
 //! let cpus = tailguard::placement::allowed_cpus()?;
-//! let pins = tailguard::placement::pin_workers(&mut builder, cpus.len(), "service")?;
+//! let pins = tailguard::placement::pin_workers(&mut builder, cpus.len())?;
 //! let runtime = builder.enable_all().build()?;
 //! assert_eq!(pins.cpus().len(), cpus.len());
 //! # drop(runtime);
@@ -29,9 +30,9 @@
 //! ```
 
 use std::io;
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", not(loom)))]
 use std::sync::Arc;
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", not(loom)))]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The CPUs the calling thread may run on (its affinity mask), in increasing order.
@@ -53,46 +54,58 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     sys::pin_current_thread(cpu)
 }
 
-/// What [`pin_workers`] set up: which CPU each worker takes, and whether every worker took it.
-#[cfg(feature = "tokio")]
+/// What [`pin_workers`] set up: which CPUs the workers take, and how many have taken theirs.
+#[cfg(all(feature = "tokio", not(loom)))]
 #[derive(Clone, Debug)]
 pub struct PinnedWorkers {
     cpus: Vec<usize>,
-    failed: Arc<AtomicUsize>,
+    state: Arc<PinState>,
 }
 
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", not(loom)))]
+#[derive(Debug, Default)]
+struct PinState {
+    /// Workers that went idle for the first time: the next one takes `cpus[next % len]`.
+    next: AtomicUsize,
+    pinned: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+#[cfg(all(feature = "tokio", not(loom)))]
 impl PinnedWorkers {
-    /// The CPU of each worker, by the worker's index.
+    /// The CPUs the workers take, in the order they first go idle.
     pub fn cpus(&self) -> &[usize] {
         &self.cpus
     }
 
-    /// How many workers could not be pinned when they started (the process's CPUs changed
-    /// between [`pin_workers`] and the runtime's start); they run wherever the kernel puts them.
+    /// Workers pinned so far (a worker pins itself the first time it goes idle).
+    pub fn pinned(&self) -> usize {
+        self.state.pinned.load(Ordering::Acquire)
+    }
+
+    /// Workers that could not be pinned (the process's CPUs changed after [`pin_workers`]);
+    /// they run wherever the kernel puts them.
     pub fn failed(&self) -> usize {
-        self.failed.load(Ordering::Relaxed)
+        self.state.failed.load(Ordering::Acquire)
     }
 }
 
-/// Gives `builder` `workers` worker threads, named `name-0`, `name-1`, …, and pins worker `i` to
-/// the `i`-th CPU this process may use (round robin when there are more workers than CPUs).
+/// Gives `builder` `workers` worker threads and pins each to a CPU of its own: the `i`-th
+/// worker to go idle for the first time takes the `i`-th CPU this process may use (round robin
+/// when there are more workers than CPUs).
 ///
-/// Tokio starts a multi-thread runtime's workers first, so the threads numbered under `workers`
-/// are the workers; threads its blocking pool starts later keep the whole affinity mask. A
-/// worker that hands its work to another thread (`block_in_place`) leaves that thread unpinned.
-/// This sets the builder's `worker_threads`, `thread_name_fn` and `on_thread_start`.
+/// A worker pins itself in the runtime's park hook, which only the scheduler's workers run, so
+/// the threads of the blocking pool keep the whole affinity mask; an idle runtime's workers
+/// all park at once, and a busy one's within their first idle moment. A thread that takes over
+/// a worker's queue after `block_in_place` takes the next CPU in the round. This sets the
+/// builder's `worker_threads` and `on_thread_park`.
 ///
 /// # Errors
 ///
 /// `workers` is 0 ([`io::ErrorKind::InvalidInput`]), or the affinity mask cannot be read
 /// ([`allowed_cpus`]).
-#[cfg(feature = "tokio")]
-pub fn pin_workers(
-    builder: &mut tokio::runtime::Builder,
-    workers: usize,
-    name: &str,
-) -> io::Result<PinnedWorkers> {
+#[cfg(all(feature = "tokio", not(loom)))]
+pub fn pin_workers(builder: &mut tokio::runtime::Builder, workers: usize) -> io::Result<PinnedWorkers> {
     if workers == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "a runtime needs at least one worker"));
     }
@@ -101,27 +114,19 @@ pub fn pin_workers(
         return Err(io::Error::other("the process may run on no CPU"));
     }
     let cpus: Vec<usize> = (0..workers).map(|i| allowed[i % allowed.len()]).collect();
-    let pinned = PinnedWorkers { cpus: cpus.clone(), failed: Arc::new(AtomicUsize::new(0)) };
-    let started = AtomicUsize::new(0);
-    let prefix = format!("{name}-");
-    let failed = Arc::clone(&pinned.failed);
-    builder
-        .worker_threads(workers)
-        // Names are given on the spawning thread, in the order tokio starts its threads; the
-        // hook below runs on each new thread, in whatever order they get going.
-        .thread_name_fn({
-            let prefix = prefix.clone();
-            move || format!("{prefix}{}", started.fetch_add(1, Ordering::Relaxed))
-        })
-        .on_thread_start(move || {
-            let index =
-                std::thread::current().name().and_then(|n| n.strip_prefix(&prefix)?.parse::<usize>().ok());
-            if let Some(&cpu) = index.and_then(|i| cpus.get(i))
-                && pin_current_thread(cpu).is_err()
-            {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+    let pinned = PinnedWorkers { cpus: cpus.clone(), state: Arc::new(PinState::default()) };
+    let state = Arc::clone(&pinned.state);
+    builder.worker_threads(workers).on_thread_park(move || {
+        thread_local! {
+            static PINNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if PINNED.replace(true) {
+            return;
+        }
+        let cpu = cpus[state.next.fetch_add(1, Ordering::Relaxed) % cpus.len()];
+        let outcome = if pin_current_thread(cpu).is_ok() { &state.pinned } else { &state.failed };
+        outcome.fetch_add(1, Ordering::Release);
+    });
     Ok(pinned)
 }
 
@@ -191,42 +196,42 @@ mod tests {
         assert_eq!(allowed_cpus().unwrap(), allowed, "only the pinned thread changed");
     }
 
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", not(loom)))]
     #[test]
     fn workers_are_pinned_one_per_cpu_and_blocking_threads_are_not() {
         let allowed = allowed_cpus().unwrap();
         let workers = allowed.len() + 1;
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        let pins = pin_workers(&mut builder, workers, "pin-test").unwrap();
+        let pins = pin_workers(&mut builder, workers).unwrap();
         assert_eq!(pins.cpus().len(), workers);
         assert_eq!(pins.cpus()[allowed.len()], allowed[0], "round robin past the last CPU");
         let runtime = builder.build().unwrap();
-        // Every task runs on a worker, and a worker pins itself before it does any work.
-        let seen: Vec<(String, Vec<usize>)> = runtime.block_on(async {
-            let tasks: Vec<_> = (0..64)
-                .map(|_| {
-                    tokio::spawn(async {
-                        let thread = std::thread::current().name().unwrap_or_default().to_owned();
-                        (thread, allowed_cpus().unwrap())
-                    })
-                })
-                .collect();
+        // An idle runtime's workers park at once, and pin themselves when they do; the wait is
+        // for that, bounded so that a worker that never parks fails the test instead of hanging.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pins.pinned() + pins.failed() < workers {
+            assert!(std::time::Instant::now() < deadline, "{} of {workers} pinned", pins.pinned());
+            std::thread::yield_now();
+        }
+        assert_eq!(pins.failed(), 0);
+        let seen: Vec<Vec<usize>> = runtime.block_on(async {
+            let tasks: Vec<_> = (0..64).map(|_| tokio::spawn(async { allowed_cpus().unwrap() })).collect();
             let mut seen = Vec::new();
             for task in tasks {
                 seen.push(task.await.unwrap());
             }
             seen
         });
-        for (thread, cpus) in &seen {
-            let index: usize = thread.strip_prefix("pin-test-").unwrap().parse().unwrap();
-            assert!(index < workers, "{thread}");
-            assert_eq!(cpus, &vec![pins.cpus()[index]], "{thread}");
+        for cpus in &seen {
+            assert!(
+                cpus.len() == 1 && allowed.contains(&cpus[0]),
+                "a task ran on a worker pinned to {cpus:?}"
+            );
         }
         let blocking = runtime
             .block_on(async { tokio::task::spawn_blocking(|| allowed_cpus().unwrap()).await.unwrap() });
         assert_eq!(blocking, allowed, "a blocking-pool thread keeps the whole mask");
-        assert_eq!(pins.failed(), 0);
         let mut none = tokio::runtime::Builder::new_multi_thread();
-        assert_eq!(pin_workers(&mut none, 0, "x").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(pin_workers(&mut none, 0).unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 }
