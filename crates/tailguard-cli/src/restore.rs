@@ -46,7 +46,7 @@ pub struct RestoreArgs {
 /// Runs `tailguard restore`.
 pub fn run(args: &RestoreArgs) -> Result<(), CliError> {
     let keyspace = args.keyspace.config();
-    let store = Arc::new(Store::populate(&keyspace));
+    let store = Arc::new(Store::populate(&keyspace, 16));
     let report = verify(&args.path, &store).map_err(|e| format!("{}: {e}", args.path.display()))?;
     println!(
         "{}: restored {} keys ({} value bytes, {} chunks); equal to the source keyspace (seed {})",

@@ -12,10 +12,9 @@
 //!
 //! [`pin_workers`] leaves the kernel no such choice: each worker may run only on a CPU of its
 //! own among those this process may use, where a waking worker preempts idle-priority work at
-//! once. The
-//! cost is the kernel's freedom to move a worker away from a CPU that other normal-priority
-//! work keeps busy, so it suits a service that has its CPUs to itself (a container's cpuset, a
-//! dedicated machine).
+//! once. The cost is the kernel's freedom to move a worker away from a CPU that other
+//! normal-priority work keeps busy, so it suits a service that has its CPUs to itself (a
+//! container's cpuset, a dedicated machine).
 //!
 //! ```
 //! # #[cfg(feature = "tokio")] {

@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn a_killed_nodes_partial_file_and_its_resumption_verify_with_the_other_parts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::populate(&KEYSPACE);
+        let store = Store::populate(&KEYSPACE, 4);
         let partial = write(&store, &dir.path().join("a-1"), 0, 40, Some(20));
         let resumed = write(&store, &dir.path().join("a-2"), 20, 40, None);
         let other = write(&store, &dir.path().join("b-1"), 40, 100, None);
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn a_value_that_differs_from_the_keyspace_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::populate(&KEYSPACE);
+        let store = Store::populate(&KEYSPACE, 4);
         store.put(Key(70), b"changed".to_vec().into());
         let first = write(&store, &dir.path().join("a"), 0, 50, None);
         let second = write(&store, &dir.path().join("b"), 50, 100, None);

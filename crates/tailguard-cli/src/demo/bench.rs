@@ -78,7 +78,7 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     }
     progress.note(&format!("building {} keys of ~{} B (seed {})…", args.keys, args.value_size, args.seed));
     let keyspace = KeyspaceConfig { keys: args.keys, mean_value_bytes: args.value_size, seed: args.seed };
-    let store = Arc::new(Store::populate(&keyspace));
+    let store = Arc::new(Store::populate(&keyspace, 16));
     let work = WorkConfig { hash_bytes_per_hop: args.hop_bytes() };
     // What the service measures of itself, or the thread probe, for `--signal`.
     let (measure, thread_probe) = match args.signal {

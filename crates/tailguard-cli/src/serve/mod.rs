@@ -365,7 +365,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
 
     let keyspace = args.keyspace.config();
     tracing::info!("loading {} keys…", args.keyspace.keys);
-    let store = Arc::new(Store::populate(&keyspace));
+    let store = Arc::new(Store::populate(&keyspace, 64));
     let service =
         Service::tracked(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
     let backup_dir = match &args.backup_dir {

@@ -579,7 +579,7 @@ mod tests {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let keyspace = KeyspaceConfig { keys: 100, mean_value_bytes: 16, seed: 2 };
-        let store = Arc::new(Store::populate(&keyspace));
+        let store = Arc::new(Store::populate(&keyspace, 1));
         let service =
             Service::new(runtime.handle().clone(), store, keyspace, WorkConfig { hash_bytes_per_hop: 16 });
         let cfg = GeneratorConfig::new(RateSchedule::constant(50.0).unwrap(), Duration::from_secs(2), 5, 100);
@@ -618,7 +618,7 @@ mod tests {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let keyspace = KeyspaceConfig { keys: 1_000, mean_value_bytes: 64, seed: 2 };
-        let store = Arc::new(Store::populate(&keyspace));
+        let store = Arc::new(Store::populate(&keyspace, 4));
         let work = WorkConfig { hash_bytes_per_hop: 256 };
         let service = Service::new(runtime.handle().clone(), store, keyspace, work);
         let schedule = RateSchedule::piecewise(vec![(1.0, 400.0), (1.0, 1_200.0)]).unwrap();

@@ -22,7 +22,7 @@
 //!
 //! ```ignore
 //! let keyspace = KeyspaceConfig::default();
-//! let store = Arc::new(Store::populate(&keyspace));
+//! let store = Arc::new(Store::populate(&keyspace, 64));
 //! let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
 //! let calibration = calibrate(&service, 20_000, 64, keyspace.keys);
 //! let schedule = RateSchedule::constant(calibration.rate_for_load(0.4))?;
@@ -67,7 +67,7 @@ mod tests {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let keyspace = KeyspaceConfig { keys: 5_000, mean_value_bytes: 128, seed: 42 };
-        let store = Arc::new(Store::populate(&keyspace));
+        let store = Arc::new(Store::populate(&keyspace, 8));
         let work = WorkConfig { hash_bytes_per_hop: 512 };
         let service = Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, work);
         let calibration = calibrate(&service, 500, 8, keyspace.keys);
@@ -120,7 +120,7 @@ mod tests {
     fn measure() {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         let keyspace = KeyspaceConfig::default();
-        let store = Arc::new(Store::populate(&keyspace));
+        let store = Arc::new(Store::populate(&keyspace, 64));
         let service =
             Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
         let cal = calibrate(&service, 20_000, 64, keyspace.keys);

@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn scan_digests_and_indexes_every_key_and_paces_each() {
         let keyspace = KeyspaceConfig { keys: 1_050, mean_value_bytes: 100, seed: 4 };
-        let store = Store::populate(&keyspace);
+        let store = Store::populate(&keyspace, 3);
         let mut paced = 0u64;
         let summary = catch_up_scan(&store, 100, &mut || paced += 1);
         assert_eq!((summary.keys, paced), (1_050, 1_050));
@@ -159,6 +159,6 @@ mod tests {
     fn size_classes() {
         assert_eq!([size_class(0), size_class(1), size_class(2), size_class(3)], [0, 0, 1, 1]);
         assert_eq!([size_class(255), size_class(256)], [7, 8]);
-        assert_eq!(catch_up_scan(&Store::new(), 0, &mut || ()).ranges, vec![]);
+        assert_eq!(catch_up_scan(&Store::new(1, 1), 0, &mut || ()).ranges, vec![]);
     }
 }

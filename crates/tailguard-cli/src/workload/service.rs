@@ -274,7 +274,7 @@ mod tests {
     fn requests_travel_the_path_and_puts_keep_the_data() {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
         let keyspace = KeyspaceConfig { keys: 50, mean_value_bytes: 32, seed: 5 };
-        let store = Arc::new(Store::populate(&keyspace));
+        let store = Arc::new(Store::populate(&keyspace, 2));
         let service =
             Service::new(runtime.handle().clone(), Arc::clone(&store), keyspace, WorkConfig::default());
         let (get, put, missing) = runtime.block_on(async {
@@ -317,7 +317,7 @@ mod tests {
     fn a_measured_service_records_its_requests_and_their_tasks() {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
         let keyspace = KeyspaceConfig { keys: 50, mean_value_bytes: 32, seed: 5 };
-        let store = Arc::new(Store::populate(&keyspace));
+        let store = Arc::new(Store::populate(&keyspace, 2));
         let measure = SelfMeasure {
             tasks: Some(PollMonitor::new(tailguard::observe::PollMonitorConfig::default()).unwrap()),
             requests: Some(Arc::new(

@@ -1,77 +1,102 @@
-//! The in-memory key-value store: a lock-free ordered map, as an LSM engine's memtable is.
-//!
-//! Readers take no lock, so a scan whose thread the OS preempts holds nothing a foreground
-//! request waits for. That matters when elastic work runs at `SCHED_IDLE`: the store was once
-//! range-sharded `RwLock<BTreeMap>`s, and a backup or catch-up scan preempted while it held a
-//! shard's read lock kept the foreground's writers (and, behind a waiting writer, its readers)
-//! blocked until the scan's thread ran again — on a busy machine, up to 7 ms of a runtime
-//! worker's time (docs/design-notes.md, "Elastic work at SCHED_IDLE must hold no lock the
-//! foreground waits for").
+//! The in-memory key-value store: range-sharded `RwLock<BTreeMap>`s with ordered scans.
 
-use crossbeam_skiplist::SkipMap;
+use std::collections::BTreeMap;
+use std::sync::{PoisonError, RwLock};
 
 use super::keyspace::{Key, KeyspaceConfig, Value};
 
-/// An ordered in-memory store that gets, puts and scans share without locks.
-#[derive(Debug, Default)]
+/// An ordered in-memory store, split into shards of contiguous key ranges so that gets and
+/// puts on different ranges never contend, while a scan walks the shards in order.
+#[derive(Debug)]
 pub struct Store {
-    map: SkipMap<Key, Value>,
+    shards: Vec<RwLock<BTreeMap<Key, Value>>>,
+    /// Keys `[i * keys_per_shard, (i+1) * keys_per_shard)` live in shard `i`; the last shard
+    /// also takes every larger key.
+    keys_per_shard: u64,
 }
 
 impl Store {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store whose shards split `0..key_bound` evenly (larger keys go to the last).
+    pub fn new(shards: usize, key_bound: u64) -> Self {
+        let shards = shards.max(1);
+        let keys_per_shard = key_bound.div_ceil(shards as u64).max(1);
+        Self { shards: (0..shards).map(|_| RwLock::new(BTreeMap::new())).collect(), keys_per_shard }
     }
 
     /// A store holding every key of `keyspace` with its canonical value.
-    pub fn populate(keyspace: &KeyspaceConfig) -> Self {
-        let store = Self::new();
+    pub fn populate(keyspace: &KeyspaceConfig, shards: usize) -> Self {
+        let store = Self::new(shards, keyspace.keys);
         for (key, value) in keyspace.entries() {
             store.put(key, value);
         }
         store
     }
 
-    /// The value of `key`, if present.
-    pub fn get(&self, key: Key) -> Option<Value> {
-        self.map.get(&key).map(|entry| entry.value().clone())
+    #[inline]
+    fn shard_index(&self, key: Key) -> usize {
+        ((key.0 / self.keys_per_shard) as usize).min(self.shards.len() - 1)
     }
 
-    /// Stores `value` under `key`, replacing any value it had.
-    pub fn put(&self, key: Key, value: Value) {
-        self.map.insert(key, value);
+    /// The value of `key`, if present.
+    pub fn get(&self, key: Key) -> Option<Value> {
+        let shard = self.shards[self.shard_index(key)].read().unwrap_or_else(PoisonError::into_inner);
+        shard.get(&key).cloned()
+    }
+
+    /// Stores `value` under `key`, returning the previous value.
+    pub fn put(&self, key: Key, value: Value) -> Option<Value> {
+        let mut shard = self.shards[self.shard_index(key)].write().unwrap_or_else(PoisonError::into_inner);
+        shard.insert(key, value)
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: Key) -> Option<Value> {
-        self.map.remove(&key).map(|entry| entry.value().clone())
+        let mut shard = self.shards[self.shard_index(key)].write().unwrap_or_else(PoisonError::into_inner);
+        shard.remove(&key)
     }
 
-    /// Number of keys (not an atomic snapshot while writers run).
+    /// Number of keys (a sum over shards, not an atomic snapshot).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 
-    /// Number of keys in `from..until` (`until` `None`: to the end), values untouched.
+    /// Number of keys in `from..until` (`until` `None`: to the end), counted shard by shard
+    /// under each read lock, values untouched.
     pub fn count_range(&self, from: Key, until: Option<Key>) -> u64 {
-        match until {
-            Some(until) if until <= from => 0,
-            Some(until) => self.map.range(from..until).count() as u64,
-            None => self.map.range(from..).count() as u64,
+        let last = until.map_or(self.shards.len() - 1, |u| self.shard_index(Key(u.0.saturating_sub(1))));
+        let mut count = 0u64;
+        for shard in &self.shards[self.shard_index(from)..=last.max(self.shard_index(from))] {
+            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            count += match until {
+                Some(until) if until <= from => 0,
+                Some(until) => shard.range(from..until).count() as u64,
+                None => shard.range(from..).count() as u64,
+            };
         }
+        count
     }
 
     /// Whether the store holds no key.
     #[allow(dead_code)] // the pair of `len`, kept for clippy's `len_without_is_empty`
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
-    /// Up to `max` entries in key order starting at `from` (inclusive), appended to `out`
-    /// (values are reference-counted, so copying is cheap).
+    /// Up to `max` entries in key order starting at `from` (inclusive), appended to `out`.
+    ///
+    /// Each shard's read lock is held only while copying its part of the batch (values are
+    /// reference-counted, so copying is cheap); callers process the batch without any lock.
     pub fn scan_into(&self, from: Key, max: usize, out: &mut Vec<(Key, Value)>) {
-        out.extend(self.map.range(from..).take(max).map(|entry| (*entry.key(), entry.value().clone())));
+        let mut remaining = max;
+        for shard in &self.shards[self.shard_index(from)..] {
+            if remaining == 0 {
+                return;
+            }
+            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            let before = out.len();
+            out.extend(shard.range(from..).take(remaining).map(|(k, v)| (*k, v.clone())));
+            remaining -= out.len() - before;
+        }
     }
 }
 
@@ -122,7 +147,7 @@ mod tests {
     #[test]
     fn batches_walk_every_key_once_in_order() {
         let keyspace = KeyspaceConfig { keys: 100, mean_value_bytes: 8, seed: 3 };
-        let store = Store::populate(&keyspace);
+        let store = Store::populate(&keyspace, 7);
         let mut batches = store.batches(Key(5), 16);
         let mut seen = Vec::new();
         while let Some(batch) = batches.next_batch() {
@@ -138,7 +163,7 @@ mod tests {
     #[test]
     fn scan_walks_shards_in_order_from_the_resumption_key() {
         let keyspace = KeyspaceConfig { keys: 100, mean_value_bytes: 8, seed: 3 };
-        let store = Store::populate(&keyspace);
+        let store = Store::populate(&keyspace, 7);
         assert_eq!(store.len(), 100);
         let mut out = Vec::new();
         store.scan_into(Key(10), 30, &mut out);
@@ -152,13 +177,12 @@ mod tests {
 
     #[test]
     fn get_put_and_keys_beyond_the_bound() {
-        let store = Store::new();
+        let store = Store::new(4, 16);
         assert!(store.is_empty());
         let v: Value = vec![1, 2, 3].into();
-        store.put(Key(1_000), v.clone());
-        assert_eq!(store.get(Key(1_000)), Some(v));
-        store.put(Key(1_000), vec![9].into());
-        assert_eq!(store.len(), 1, "a put of a key present replaces its value");
+        assert_eq!(store.put(Key(1_000), v.clone()), None);
+        assert_eq!(store.get(Key(1_000)), Some(v.clone()));
+        assert_eq!(store.put(Key(1_000), vec![9].into()), Some(v));
         assert_eq!(store.get(Key(2)), None);
         assert_eq!(store.remove(Key(1_000)), Some(vec![9].into()));
         assert_eq!(store.remove(Key(1_000)), None);

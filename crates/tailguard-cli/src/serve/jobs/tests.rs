@@ -10,7 +10,7 @@ fn jobs(
     runtime: &tokio::runtime::Runtime,
 ) -> (Jobs, Arc<Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::populate(&KeyspaceConfig { keys, mean_value_bytes: 40, seed: 9 }));
+    let store = Arc::new(Store::populate(&KeyspaceConfig { keys, mean_value_bytes: 40, seed: 9 }, 4));
     let settings = JobSettings {
         limiter: None,
         placement,

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use tailguard::clock::ManualClock;
 
 fn store(keys: u64) -> Arc<Store> {
-    Arc::new(Store::populate(&KeyspaceConfig { keys, mean_value_bytes: 48, seed: 11 }))
+    Arc::new(Store::populate(&KeyspaceConfig { keys, mean_value_bytes: 48, seed: 11 }, 4))
 }
 
 fn backup_with(store: &Arc<Store>, path: &Path, mut stop_after: impl FnMut() -> u64) -> BackupStats {
@@ -106,7 +106,7 @@ fn export_resumes_exactly_where_it_stopped() {
     assert_eq!((first.chunk.keys(), first.resume, first.end), (3, Some(Key(3)), ExportEnd::Preempted));
     let rest = export(&store, first.resume, &mut || false);
     assert_eq!((rest.chunk.keys(), rest.resume, rest.end), (7, None, ExportEnd::Done));
-    let empty = export(&Store::new(), None, &mut || true);
+    let empty = export(&Store::new(2, 10), None, &mut || true);
     assert_eq!((empty.chunk.keys(), empty.resume, empty.end), (0, None, ExportEnd::Done));
 }
 
@@ -121,7 +121,7 @@ fn verify_names_the_first_difference() {
     store.put(Key(42), KeyspaceConfig { keys: 100, mean_value_bytes: 48, seed: 11 }.value_of(Key(42)));
     store.put(Key(100), vec![0].into());
     assert!(matches!(verify(&path, &store), Err(VerifyError::Missing(Key(100)))));
-    let smaller = Store::new();
+    let smaller = Store::new(1, 100);
     for (k, v) in restore(&path).unwrap().entries.into_iter().filter(|(k, _)| k.0 != 5) {
         smaller.put(k, v);
     }
