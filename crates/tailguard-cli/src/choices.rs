@@ -93,6 +93,53 @@ impl SignalChoice {
     }
 }
 
+/// How the demo's load generator dispatches requests: `--generator-priority`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum GeneratorPriority {
+    /// At `SCHED_FIFO` (priority 1), ahead of the service's threads, as clients on other
+    /// machines would be: its dispatch never waits for a CPU behind a runtime worker. Needs
+    /// root (`CAP_SYS_NICE`); refused, the generator runs at normal priority and the report
+    /// says so.
+    #[default]
+    Realtime,
+    /// At the normal policy, competing with the service for the CPU: a request's lag (its
+    /// scheduled arrival to its dispatch) then includes waits behind the runtime's workers.
+    Normal,
+}
+
+impl GeneratorPriority {
+    /// The choice's name as the command line takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GeneratorPriority::Realtime => "realtime",
+            GeneratorPriority::Normal => "normal",
+        }
+    }
+
+    /// The priority the dispatching thread asks for; `None`: it stays as it is.
+    pub fn priority(self) -> Option<tailguard::elastic::ThreadPriority> {
+        match self {
+            GeneratorPriority::Realtime => Some(tailguard::elastic::ThreadPriority::Realtime(1)),
+            GeneratorPriority::Normal => None,
+        }
+    }
+
+    /// The priority the generator will get: this choice's, when the OS grants it to a thread
+    /// (tried on one of its own), else `None` with the reason.
+    pub fn granted(self) -> (Option<tailguard::elastic::ThreadPriority>, Option<String>) {
+        let Some(priority) = self.priority() else { return (None, None) };
+        let tried = std::thread::spawn(move || {
+            tailguard::elastic::PriorityGuard::enter(priority).map(drop).map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the thread that tried it panicked".to_owned()));
+        match tried {
+            Ok(()) => (Some(priority), None),
+            Err(error) => (None, Some(error)),
+        }
+    }
+}
+
 /// How elastic threads are put at the OS's idle priority (the `os-priority` modes of the demo,
 /// `--os-priority` of `serve` and the adapt scenario): `--idle-by`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::mode::Mode;
 use super::summary::Statistic;
-use crate::choices::{ControllerChoice, IdleBy, Placement, SignalChoice};
+use crate::choices::{ControllerChoice, GeneratorPriority, IdleBy, Placement, SignalChoice};
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::workload::generator;
@@ -179,6 +179,12 @@ pub struct DemoArgs {
     /// otherwise queue two workers on one CPU while the other CPU runs idle-priority work.
     #[arg(long)]
     pub pin_workers: bool,
+    /// The load generator's priority while it dispatches: `realtime` (SCHED_FIFO, ahead of the
+    /// service's threads, as clients on other machines are; needs root, else it falls back to
+    /// normal and says so) or `normal` (competing with the service for the CPU, so a request's
+    /// lag before dispatch includes waits behind the runtime's workers).
+    #[arg(long, value_enum, default_value_t = GeneratorPriority::Realtime)]
+    pub generator_priority: GeneratorPriority,
     /// Keep the last complete backup of each worker in this directory (for `tailguard restore`);
     /// by default backups go to a temporary directory that is removed.
     #[arg(long)]

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tailguard::clock::process_cpu_time;
+use tailguard::elastic::ThreadPriority;
 use tailguard::histogram::{WindowConfig, WindowedHistogram};
 use tailguard::observe::thread_probe::ThreadProbe;
 use tailguard::observe::{PollMonitor, PollMonitorConfig, ProbeConfig, RuntimeProbe};
@@ -36,6 +37,11 @@ pub struct Bench {
     /// scheduling delays (`--signal tasks`), the requests' latency (`requests`), a thread
     /// probe's overshoot (`threads`); `None` with the probe alone.
     pub signal_window: Option<Arc<WindowedHistogram>>,
+    /// The priority the load generator dispatches at (`--generator-priority`, when the OS
+    /// granted it); `None`: the calling thread's own.
+    pub dispatch_priority: Option<ThreadPriority>,
+    /// Why the priority asked for was refused, when it was.
+    pub dispatch_refused: Option<String>,
     /// The thread probe of `--signal threads`, running for the whole run.
     _thread_probe: Option<ThreadProbe>,
 }
@@ -53,6 +59,13 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let workers = args.workers.unwrap_or(capacity::whole_cpus(cores));
     let runtime = crate::choices::foreground_runtime(workers, "foreground", args.pin_workers)
         .map_err(|e| format!("cannot start the foreground runtime: {e}"))?;
+    let (dispatch_priority, dispatch_refused) = args.generator_priority.granted();
+    if let Some(reason) = &dispatch_refused {
+        tracing::warn!(
+            %reason,
+            "the load generator runs at normal priority: its dispatch may wait behind the service's threads"
+        );
+    }
     let cancelled = Arc::new(AtomicBool::new(false));
     {
         // The first Ctrl-C stops the run in order; a second one exits at once.
@@ -108,12 +121,13 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
     let trial = Duration::from_millis(1500);
     let probe = RuntimeProbe::start(runtime.handle(), ProbeConfig::default())?;
     let cpu_before = process_cpu_time();
-    let trial_config = GeneratorConfig::new(
+    let mut trial_config = GeneratorConfig::new(
         RateSchedule::constant(estimate)?,
         trial,
         args.seed ^ 0x0074_7269_616c,
         args.keys,
     );
+    trial_config.dispatch_priority = dispatch_priority;
     let trial_report = generator::run(&service, &trial_config, Duration::from_secs(1), &|| {
         cancelled.load(Ordering::Relaxed)
     });
@@ -149,6 +163,8 @@ pub fn set_up(args: &DemoArgs, progress: &Progress) -> Result<Bench, CliError> {
         keep_backups,
         cancelled,
         signal_window,
+        dispatch_priority,
+        dispatch_refused,
         _thread_probe: thread_probe,
     })
 }

@@ -48,6 +48,7 @@ use std::sync::atomic::Ordering;
 pub use self::args::{DemoArgs, Scenario};
 pub use self::bench::Interrupted;
 use self::progress::Progress;
+use crate::choices::GeneratorPriority;
 use crate::error::CliError;
 use crate::report::{self, DemoReport, Machine, Settings};
 
@@ -97,6 +98,10 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             idle_by: args.idle_by.name().to_owned(),
             signal: args.signal.name().to_owned(),
             pin_workers: args.pin_workers,
+            generator_priority: match bench.dispatch_priority {
+                Some(_) => args.generator_priority.name().to_owned(),
+                None => GeneratorPriority::Normal.name().to_owned(),
+            },
             rerun_stolen: args.rerun_stolen(),
             stolen_over: Some(args.stolen_over),
             ..Settings::default()
@@ -112,6 +117,14 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         let _ = std::fs::remove_dir_all(&bench.backup_dir);
     }
     report.notes.extend(warnings(&report));
+    if let Some(reason) = &bench.dispatch_refused {
+        report.notes.push(format!(
+            "the load generator ran at normal priority ({} refused: {reason}): a request's lag before \
+             dispatch includes waits behind the service's threads, more with elastic work beside them \
+             (docs/design-notes.md); run as root for --generator-priority realtime",
+            args.generator_priority.name()
+        ));
+    }
     write_report(&report, args, &progress)?;
     if report.runs.iter().filter_map(|m| m.elastic.as_ref()).any(|e| e.verified == Some(false)) {
         return Err("a backup did not verify against the source data".into());

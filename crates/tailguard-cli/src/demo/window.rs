@@ -104,6 +104,7 @@ pub fn run(
     let mut gen_config =
         GeneratorConfig::new(schedule, duration, args.seed.wrapping_add(index as u64), args.keys);
     gen_config.interval = args.interval;
+    gen_config.dispatch_priority = bench.dispatch_priority;
     let mut elastic = if plan.mode.runs_elastic() {
         Some(ElasticRun::start(bench, plan, window.round, args, steering_signal(bench, args, &probe))?)
     } else {

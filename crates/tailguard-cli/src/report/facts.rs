@@ -74,10 +74,16 @@ pub fn run_settings(report: &DemoReport) -> String {
         _ => "",
     };
     let pinned = if s.pin_workers { "; runtime workers pinned one per CPU" } else { "" };
+    // Realtime is the default and goes unsaid; a generator competing with the service is named.
+    let generator = if s.generator_priority == "realtime" {
+        ""
+    } else {
+        "; the load generator at normal priority (a request's lag includes waits behind the service's threads)"
+    };
     format!(
         "{} cores ({}); {} round(s), each mode measured for {:.0} s per round after a {:.0} s warm-up \
          (the baseline twice per round, after at most 1 s); foreground load {} ({:.0} req/s offered); \
-         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle_by}{signal}{pinned}{idle}. Figures are medians over \
+         {} keys; seed {}; target sched p99 {} ms; elastic work on {}{idle_by}{signal}{pinned}{generator}{idle}. Figures are medians over \
          rounds, [95 % bootstrap intervals] where shown; p99 x base by the {} statistic",
         report.machine.cores,
         report.machine.os,

@@ -132,6 +132,7 @@ pub(crate) fn sample_report() -> DemoReport {
             idle_cpu: Some(0.6),
             idle_source: "/proc/stat".into(),
             pin_workers: false,
+            generator_priority: "realtime".to_owned(),
             rerun_stolen: 2,
             stolen_over: Some(0.005),
         },

@@ -139,6 +139,11 @@ pub struct Settings {
     /// Whether the foreground runtime's workers were pinned one per CPU (`--pin-workers`).
     #[serde(default)]
     pub pin_workers: bool,
+    /// The load generator's priority while it dispatched: `realtime` (SCHED_FIFO) or `normal`
+    /// (`--generator-priority`, or its fallback where the OS refused it); empty in reports from
+    /// before it was recorded, whose generator ran at normal priority.
+    #[serde(default)]
+    pub generator_priority: String,
     /// How often a window the host stole from was measured again (`--rerun-stolen`).
     #[serde(default)]
     pub rerun_stolen: u32,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tailguard::clock::{SharedClock, SystemClock, duration_nanos, process_cpu_time};
+use tailguard::elastic::{PriorityGuard, ThreadPriority};
 use tailguard::histogram::{Histogram, HistogramSnapshot, Quantiles};
 
 use super::keyspace::Key;
@@ -147,6 +148,10 @@ pub struct GeneratorConfig {
     pub interval: Duration,
     /// A request dispatched later than this after its scheduled time counts as a late start.
     pub late_threshold: Duration,
+    /// The priority the dispatching thread runs at while it dispatches (its own is put back
+    /// after); `None`: as it is. At `Realtime` the dispatch never waits for a CPU behind the
+    /// service's own threads, as clients on other machines would not.
+    pub dispatch_priority: Option<ThreadPriority>,
 }
 
 impl GeneratorConfig {
@@ -160,6 +165,7 @@ impl GeneratorConfig {
             put_fraction: 0.1,
             interval: Duration::from_secs(1),
             late_threshold: Duration::from_millis(1),
+            dispatch_priority: None,
         }
     }
 
@@ -363,6 +369,9 @@ pub fn run_with_clock(
         in_flight: AtomicU64::new(0),
     });
     let late_nanos = duration_nanos(config.late_threshold);
+    // Refused, the run goes on at the thread's own priority: callers that must know ask first
+    // (`GeneratorPriority::granted`).
+    let _priority = config.dispatch_priority.and_then(|priority| PriorityGuard::enter(priority).ok());
     let (mut offered, mut late_starts, mut max_lag_nanos, mut was_cancelled) = (0u64, 0u64, 0u64, false);
     for arrival in config.arrivals() {
         if cancelled() {

@@ -219,6 +219,13 @@ pub enum ConfigError {
     /// `quiet_factor` must be 0 (off) or within 1 ..= 10.
     #[error("quiet_factor {0} is out of range: use 0 (off) or 1 ..= 10 (default 1.5)")]
     QuietFactor(f64),
+    /// Elastic threads may not run at a real-time priority: they would come before the
+    /// foreground they must yield to.
+    #[error(
+        "elastic_priority {0:?} would put elastic work ahead of the foreground: use \
+         ThreadPriority::Idle, IdleCgroup or a nice value"
+    )]
+    ElasticPriority(super::priority::ThreadPriority),
 }
 
 impl LimiterConfig {
@@ -283,6 +290,9 @@ impl LimiterConfig {
                 return Err(ConfigError::InitialShare(initial));
             }
         }
+        if let Some(priority @ super::priority::ThreadPriority::Realtime(_)) = self.elastic_priority {
+            return Err(ConfigError::ElasticPriority(priority));
+        }
         Ok(())
     }
 
@@ -326,6 +336,13 @@ mod tests {
             (LimiterConfig { burst: Duration::ZERO, ..Default::default() }, "burst"),
             (LimiterConfig { burst: Duration::from_secs(11), ..Default::default() }, "burst"),
             (LimiterConfig { quiet_headroom: f64::NAN, ..Default::default() }, "quiet_headroom"),
+            (
+                LimiterConfig {
+                    elastic_priority: Some(super::super::priority::ThreadPriority::Realtime(1)),
+                    ..Default::default()
+                },
+                "elastic_priority",
+            ),
         ];
         for (config, field) in cases {
             let message = config.validate().unwrap_err().to_string();

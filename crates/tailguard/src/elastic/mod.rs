@@ -11,7 +11,8 @@
 //! - [`ElasticTask`]: elastic work as a task of the service's own runtime
 //!   ([`Limiter::elastic`]), its grants charged with its own running time.
 //! - [`Pacer`]: run-to-completion work, sync and async.
-//! - [`priority`]: OS priority (`SCHED_IDLE`, nice) for elastic threads.
+//! - [`priority`]: OS priority (`SCHED_IDLE`, nice) for elastic threads; `SCHED_FIFO` for a
+//!   thread that must come first.
 //! - With the `metrics` feature, each tick exports share, p99, waiters and debt
 //!   (`tailguard_elastic_*`) through the `metrics` facade, and [`metrics::write`] renders the
 //!   granted/used CPU counters in seconds as Prometheus text.
@@ -49,7 +50,7 @@ pub use future::AcquireFuture;
 pub use handle::ElasticHandle;
 pub use limiter::Limiter;
 pub use pacer::{DEFAULT_QUANTUM, Pacer};
-pub use priority::{ThreadPriority, set_current_thread_priority};
+pub use priority::{PriorityGuard, ThreadPriority, current_thread_priority, set_current_thread_priority};
 pub use quiet::{DRAIN_EVERY, DRAIN_TICKS, MIN_QUIET_SAMPLES, QUIET_MEMORY};
 pub use request::{AcquireError, AcquireRequest};
 pub use signal::{LatencySignal, MIN_RECENT_SAMPLES, MergedSignal, RECENT_SPAN, SignalState, WARM_SPAN};

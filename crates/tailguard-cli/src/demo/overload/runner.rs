@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tailguard::admission::{Deadline, Permit, Request, WorkQueue, WorkQueueConfig, WorkQueueSnapshot};
 use tailguard::clock::{Clock, SystemClock, duration_nanos, process_cpu_time};
+use tailguard::elastic::PriorityGuard;
 use tailguard::histogram::Histogram;
 
 use super::{DRAIN, LATE, QueueMode, SIGNAL_SAMPLE, SLOT_SAMPLE};
@@ -229,6 +230,8 @@ pub(super) struct Dispatched {
 /// Dispatches the schedule open-loop on the calling thread, each arrival a task on the
 /// service's runtime, and takes the readings at the window's start and end.
 fn dispatch(setup: &Setup<'_>, shared: &Arc<Shared>) -> Dispatched {
+    // As the generator's: clients on other machines do not wait behind the service's threads.
+    let _priority = setup.bench.dispatch_priority.and_then(|p| PriorityGuard::enter(p).ok());
     let cancelled = || setup.bench.cancelled.load(Relaxed);
     let late_nanos = duration_nanos(LATE);
     let planned_end = shared.window_end_nanos.load(Relaxed);
