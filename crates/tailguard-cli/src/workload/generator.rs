@@ -335,6 +335,22 @@ pub struct GeneratorReport {
     pub parts: LatencyParts,
 }
 
+/// The timer slack Linux gives a sleep of a thread of the normal policy by default: its wake
+/// may come this much after the time asked for, so that nearby timers fire together.
+pub const NORMAL_TIMER_SLACK: Duration = Duration::from_micros(50);
+
+/// What a dispatcher adds to each sleep: a real-time thread gets no timer slack from the
+/// kernel and would wake for nearly every arrival — a normal thread woke once per three or
+/// four at 20 % load — each wake preempting the service's threads (docs/design-notes.md), so
+/// it sleeps [`NORMAL_TIMER_SLACK`] longer and dispatches in the batches a normal thread did.
+/// Nothing is added to a normal thread's sleeps (`None`: no guard), whose slack is the kernel's.
+pub fn dispatch_slack(priority: Option<&PriorityGuard>) -> Duration {
+    match priority.map(PriorityGuard::priority) {
+        Some(ThreadPriority::Realtime(_)) => NORMAL_TIMER_SLACK,
+        _ => Duration::ZERO,
+    }
+}
+
 /// Runs the open-loop generator on the calling (blocking) thread: dispatches each arrival at
 /// its scheduled time as a client task on the service's runtime, records each latency from the
 /// scheduled time, then waits up to `drain` for the requests still in flight.
@@ -371,7 +387,8 @@ pub fn run_with_clock(
     let late_nanos = duration_nanos(config.late_threshold);
     // Refused, the run goes on at the thread's own priority: callers that must know ask first
     // (`GeneratorPriority::granted`).
-    let _priority = config.dispatch_priority.and_then(|priority| PriorityGuard::enter(priority).ok());
+    let priority = config.dispatch_priority.and_then(|priority| PriorityGuard::enter(priority).ok());
+    let slack = dispatch_slack(priority.as_ref());
     let (mut offered, mut late_starts, mut max_lag_nanos, mut was_cancelled) = (0u64, 0u64, 0u64, false);
     for arrival in config.arrivals() {
         if cancelled() {
@@ -380,7 +397,7 @@ pub fn run_with_clock(
         }
         let now = clock.now_nanos().saturating_sub(recorder.start_nanos);
         if arrival.offset_nanos > now {
-            std::thread::sleep(Duration::from_nanos(arrival.offset_nanos - now));
+            std::thread::sleep(Duration::from_nanos(arrival.offset_nanos - now) + slack);
         }
         let lag = clock.now_nanos().saturating_sub(recorder.start_nanos).saturating_sub(arrival.offset_nanos);
         max_lag_nanos = max_lag_nanos.max(lag);
@@ -527,6 +544,28 @@ mod tests {
     }
 
     #[test]
+    fn a_real_time_dispatcher_sleeps_with_a_normal_threads_slack_and_gets_its_priority_back() {
+        let (inside, slack, after) = std::thread::spawn(|| {
+            let guard = PriorityGuard::enter(ThreadPriority::Realtime(1));
+            let inside = tailguard::elastic::current_thread_priority().unwrap();
+            let slack = dispatch_slack(guard.as_ref().ok());
+            drop(guard);
+            (inside, slack, tailguard::elastic::current_thread_priority().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, ThreadPriority::Nice(0));
+        if inside == ThreadPriority::Realtime(1) {
+            assert_eq!(slack, NORMAL_TIMER_SLACK);
+        } else {
+            eprintln!("NOT RUN on this host: SCHED_FIFO refused; a normal dispatcher adds no slack");
+            assert_eq!(slack, Duration::ZERO);
+        }
+        // A normal thread's sleeps get the kernel's slack: nothing is added.
+        assert_eq!(dispatch_slack(None), Duration::ZERO);
+    }
+
+    #[test]
     fn same_seed_same_schedule_other_seed_differs() {
         let schedule = RateSchedule::constant(5_000.0).unwrap();
         let a: Vec<Arrival> = config(schedule.clone(), 2, 9).arrivals().collect();
@@ -633,8 +672,12 @@ mod tests {
         let schedule = RateSchedule::piecewise(vec![(1.0, 400.0), (1.0, 1_200.0)]).unwrap();
         let mut cfg = GeneratorConfig::new(schedule, Duration::from_millis(400), 3, 1_000);
         cfg.interval = Duration::from_millis(100);
+        // Dispatched at SCHED_FIFO where the OS grants it; the thread is itself again after.
+        cfg.dispatch_priority = Some(ThreadPriority::Realtime(1));
         let expected = cfg.arrivals().count() as u64;
+        let before = tailguard::elastic::current_thread_priority().unwrap();
         let report = run(&service, &cfg, Duration::from_secs(10), &|| false);
+        assert_eq!(tailguard::elastic::current_thread_priority().unwrap(), before);
         assert_eq!(report.offered, expected);
         assert_eq!(report.completed + report.failed, expected);
         assert_eq!(report.intervals.len(), 4);

@@ -73,6 +73,7 @@ pub fn current_thread_priority() -> io::Result<ThreadPriority> {
 #[derive(Debug)]
 #[must_use = "the old priority comes back when the guard drops"]
 pub struct PriorityGuard {
+    priority: ThreadPriority,
     previous: ThreadPriority,
     /// The guard belongs to the thread it changed.
     _not_send: std::marker::PhantomData<*const ()>,
@@ -87,7 +88,12 @@ impl PriorityGuard {
     pub fn enter(priority: ThreadPriority) -> io::Result<Self> {
         let previous = current_thread_priority()?;
         set_current_thread_priority(priority)?;
-        Ok(PriorityGuard { previous, _not_send: std::marker::PhantomData })
+        Ok(PriorityGuard { priority, previous, _not_send: std::marker::PhantomData })
+    }
+
+    /// The priority the guard holds the thread at.
+    pub fn priority(&self) -> ThreadPriority {
+        self.priority
     }
 }
 

@@ -16,7 +16,7 @@ use crate::demo::progress::Progress;
 use crate::error::CliError;
 use crate::report::{OverloadClass, OverloadMode, QueueStats, TenantShare, fmt_ms};
 use crate::workload::arrivals::{Class, OverloadSchedule};
-use crate::workload::generator::Arrival;
+use crate::workload::generator::{Arrival, dispatch_slack};
 use crate::workload::service::Service;
 
 /// One class's counters over a mode's window. Monotonically increasing, never reset.
@@ -231,7 +231,8 @@ pub(super) struct Dispatched {
 /// service's runtime, and takes the readings at the window's start and end.
 fn dispatch(setup: &Setup<'_>, shared: &Arc<Shared>) -> Dispatched {
     // As the generator's: clients on other machines do not wait behind the service's threads.
-    let _priority = setup.bench.dispatch_priority.and_then(|p| PriorityGuard::enter(p).ok());
+    let priority = setup.bench.dispatch_priority.and_then(|p| PriorityGuard::enter(p).ok());
+    let slack = dispatch_slack(priority.as_ref());
     let cancelled = || setup.bench.cancelled.load(Relaxed);
     let late_nanos = duration_nanos(LATE);
     let planned_end = shared.window_end_nanos.load(Relaxed);
@@ -250,7 +251,7 @@ fn dispatch(setup: &Setup<'_>, shared: &Arc<Shared>) -> Dispatched {
             if now >= at || cancelled() {
                 return;
             }
-            std::thread::sleep(Duration::from_nanos(at - now).min(Duration::from_millis(10)));
+            std::thread::sleep(Duration::from_nanos(at - now).min(Duration::from_millis(10)) + slack);
         }
     };
     for (class, arrival) in setup.schedule.arrivals() {
