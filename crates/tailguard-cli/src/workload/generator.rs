@@ -545,16 +545,17 @@ mod tests {
 
     #[test]
     fn a_real_time_dispatcher_sleeps_with_a_normal_threads_slack_and_gets_its_priority_back() {
-        let (inside, slack, after) = std::thread::spawn(|| {
+        let (before, inside, slack, after) = std::thread::spawn(|| {
+            let before = tailguard::elastic::current_thread_priority().unwrap();
             let guard = PriorityGuard::enter(ThreadPriority::Realtime(1));
             let inside = tailguard::elastic::current_thread_priority().unwrap();
             let slack = dispatch_slack(guard.as_ref().ok());
             drop(guard);
-            (inside, slack, tailguard::elastic::current_thread_priority().unwrap())
+            (before, inside, slack, tailguard::elastic::current_thread_priority().unwrap())
         })
         .join()
         .unwrap();
-        assert_eq!(after, ThreadPriority::Nice(0));
+        assert_eq!(after, before);
         if inside == ThreadPriority::Realtime(1) {
             assert_eq!(slack, NORMAL_TIMER_SLACK);
         } else {

@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn a_priority_guard_puts_the_old_priority_back_also_on_unwind() {
         let outcome = std::thread::spawn(|| {
-            set_current_thread_priority(ThreadPriority::Nice(3)).unwrap();
+            set_current_thread_priority(ThreadPriority::Nice(19)).unwrap();
             let entered = match PriorityGuard::enter(ThreadPriority::Realtime(1)) {
                 Ok(guard) => {
                     let inside = current_thread_priority().unwrap();
@@ -289,13 +289,13 @@ mod tests {
             (Ok((inside, after_unwind)), after) => {
                 assert_eq!(inside, ThreadPriority::Realtime(1));
                 assert_eq!(after_unwind, ThreadPriority::Realtime(1));
-                assert_eq!(after, ThreadPriority::Nice(3));
+                assert_eq!(after, ThreadPriority::Nice(19));
             }
             // Without CAP_SYS_NICE or an RLIMIT_RTPRIO: the refusal leaves the thread as it was.
             (Err(error), after) => {
                 eprintln!("NOT RUN on this host: SCHED_FIFO refused: {error}");
                 assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied, "{error}");
-                assert_eq!(after, ThreadPriority::Nice(3));
+                assert_eq!(after, ThreadPriority::Nice(19));
             }
         }
     }
