@@ -8,9 +8,10 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tailguard::clock::{SharedClock, SystemClock, duration_nanos, process_cpu_time};
-use tailguard::elastic::{PriorityGuard, ThreadPriority};
+use tailguard::elastic::ThreadPriority;
 use tailguard::histogram::{Histogram, HistogramSnapshot, Quantiles};
 
+use super::dispatch::Dispatcher;
 use super::keyspace::Key;
 use super::service::{Op, Service};
 
@@ -335,22 +336,6 @@ pub struct GeneratorReport {
     pub parts: LatencyParts,
 }
 
-/// The timer slack Linux gives a sleep of a thread of the normal policy by default: its wake
-/// may come this much after the time asked for, so that nearby timers fire together.
-pub const NORMAL_TIMER_SLACK: Duration = Duration::from_micros(50);
-
-/// What a dispatcher adds to each sleep: a real-time thread gets no timer slack from the
-/// kernel and would wake for nearly every arrival — a normal thread woke once per three or
-/// four at 20 % load — each wake preempting the service's threads (docs/design-notes.md), so
-/// it sleeps [`NORMAL_TIMER_SLACK`] longer and dispatches in the batches a normal thread did.
-/// Nothing is added to a normal thread's sleeps (`None`: no guard), whose slack is the kernel's.
-pub fn dispatch_slack(priority: Option<&PriorityGuard>) -> Duration {
-    match priority.map(PriorityGuard::priority) {
-        Some(ThreadPriority::Realtime(_)) => NORMAL_TIMER_SLACK,
-        _ => Duration::ZERO,
-    }
-}
-
 /// Runs the open-loop generator on the calling (blocking) thread: dispatches each arrival at
 /// its scheduled time as a client task on the service's runtime, records each latency from the
 /// scheduled time, then waits up to `drain` for the requests still in flight.
@@ -387,8 +372,7 @@ pub fn run_with_clock(
     let late_nanos = duration_nanos(config.late_threshold);
     // Refused, the run goes on at the thread's own priority: callers that must know ask first
     // (`GeneratorPriority::granted`).
-    let priority = config.dispatch_priority.and_then(|priority| PriorityGuard::enter(priority).ok());
-    let slack = dispatch_slack(priority.as_ref());
+    let (_priority, slack) = Dispatcher::enter(config.dispatch_priority);
     let (mut offered, mut late_starts, mut max_lag_nanos, mut was_cancelled) = (0u64, 0u64, 0u64, false);
     for arrival in config.arrivals() {
         if cancelled() {
@@ -541,29 +525,6 @@ mod tests {
 
     fn config(schedule: RateSchedule, secs: u64, seed: u64) -> GeneratorConfig {
         GeneratorConfig::new(schedule, Duration::from_secs(secs), seed, 1_000)
-    }
-
-    #[test]
-    fn a_real_time_dispatcher_sleeps_with_a_normal_threads_slack_and_gets_its_priority_back() {
-        let (before, inside, slack, after) = std::thread::spawn(|| {
-            let before = tailguard::elastic::current_thread_priority().unwrap();
-            let guard = PriorityGuard::enter(ThreadPriority::Realtime(1));
-            let inside = tailguard::elastic::current_thread_priority().unwrap();
-            let slack = dispatch_slack(guard.as_ref().ok());
-            drop(guard);
-            (before, inside, slack, tailguard::elastic::current_thread_priority().unwrap())
-        })
-        .join()
-        .unwrap();
-        assert_eq!(after, before);
-        if inside == ThreadPriority::Realtime(1) {
-            assert_eq!(slack, NORMAL_TIMER_SLACK);
-        } else {
-            eprintln!("NOT RUN on this host: SCHED_FIFO refused; a normal dispatcher adds no slack");
-            assert_eq!(slack, Duration::ZERO);
-        }
-        // A normal thread's sleeps get the kernel's slack: nothing is added.
-        assert_eq!(dispatch_slack(None), Duration::ZERO);
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   open-loop and reports latency from the *scheduled* arrival, overall and per interval
 //!   (offered rate, throughput, late starts, p50/p99/p99.9); [`calibrate`](generator::calibrate) measures the CPU per
 //!   request and [`Calibration::rate_for_load`](generator::Calibration::rate_for_load) turns a load into a rate.
+//! - [`dispatch`]: [`Dispatcher`](dispatch::Dispatcher) — a dispatching thread's priority (`SCHED_FIFO` for the
+//!   demo's generator) and the timer slack its sleeps get.
 //! - [`backup`]: [`export`](backup::export) (one preemptible request: stops when `stop()` says so, returns a
 //!   chunk and a resumption key), [`BackupDriver`](backup::BackupDriver) (re-issues requests, one grant each, writes
 //!   `PATH.partial` then renames to `PATH`), [`restore`](backup::restore) and [`verify`](backup::verify).
@@ -39,6 +41,7 @@
 
 pub mod arrivals;
 pub mod backup;
+pub mod dispatch;
 pub mod generator;
 pub mod keyspace;
 pub mod scan;

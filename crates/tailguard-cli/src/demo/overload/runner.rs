@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use tailguard::admission::{Deadline, Permit, Request, WorkQueue, WorkQueueConfig, WorkQueueSnapshot};
 use tailguard::clock::{Clock, SystemClock, duration_nanos, process_cpu_time};
-use tailguard::elastic::PriorityGuard;
 use tailguard::histogram::Histogram;
 
 use super::{DRAIN, LATE, QueueMode, SIGNAL_SAMPLE, SLOT_SAMPLE};
@@ -16,7 +15,8 @@ use crate::demo::progress::Progress;
 use crate::error::CliError;
 use crate::report::{OverloadClass, OverloadMode, QueueStats, TenantShare, fmt_ms};
 use crate::workload::arrivals::{Class, OverloadSchedule};
-use crate::workload::generator::{Arrival, dispatch_slack};
+use crate::workload::dispatch::Dispatcher;
+use crate::workload::generator::Arrival;
 use crate::workload::service::Service;
 
 /// One class's counters over a mode's window. Monotonically increasing, never reset.
@@ -231,8 +231,7 @@ pub(super) struct Dispatched {
 /// service's runtime, and takes the readings at the window's start and end.
 fn dispatch(setup: &Setup<'_>, shared: &Arc<Shared>) -> Dispatched {
     // As the generator's: clients on other machines do not wait behind the service's threads.
-    let priority = setup.bench.dispatch_priority.and_then(|p| PriorityGuard::enter(p).ok());
-    let slack = dispatch_slack(priority.as_ref());
+    let (_priority, slack) = Dispatcher::enter(setup.bench.dispatch_priority);
     let cancelled = || setup.bench.cancelled.load(Relaxed);
     let late_nanos = duration_nanos(LATE);
     let planned_end = shared.window_end_nanos.load(Relaxed);
