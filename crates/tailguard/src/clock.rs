@@ -88,6 +88,59 @@ pub fn process_cpu_time() -> Duration {
     Duration::from_nanos(sys::process_cpu_nanos())
 }
 
+/// The CPU clock of one thread, taken on that thread and readable from any thread of the
+/// process.
+///
+/// [`thread_cpu_time`] reads the calling thread's own clock. A `ThreadCpuClock` lets a sampler
+/// tell what a pool of worker threads has used at any instant, to the nanosecond, without the
+/// workers publishing counters as they go: a counter a worker bumps once per grant moves in
+/// steps of a grant, so an interval shorter than a few grants shows more, or less, than was
+/// used in it. A read costs a system call, as [`thread_cpu_time`] does.
+///
+/// Read it only while its thread lives. Once the thread has exited a read fails, or, should the
+/// OS have given the thread's id to a new thread by then, reads the new one.
+///
+/// # Examples
+///
+/// ```
+/// use tailguard::clock::ThreadCpuClock;
+///
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+/// let worker = std::thread::spawn(move || {
+///     tx.send(ThreadCpuClock::current()).unwrap();
+///     let mut x = 0u64;
+///     for i in 0..1_000_000u64 {
+///         x = x.wrapping_mul(31).wrapping_add(i);
+///     }
+///     std::hint::black_box(x);
+///     done_rx.recv().unwrap(); // stays alive until its clock has been read
+/// });
+/// if let Some(clock) = rx.recv().unwrap() {
+///     // Read from this thread while the worker runs or waits.
+///     let used = clock.elapsed().expect("the worker is alive");
+///     assert!(used.as_nanos() > 0);
+/// }
+/// done_tx.send(()).unwrap();
+/// worker.join().unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadCpuClock(sys::CpuClockId);
+
+impl ThreadCpuClock {
+    /// The calling thread's CPU clock; `None` where the OS offers none that another thread can
+    /// read (Linux does).
+    pub fn current() -> Option<Self> {
+        sys::current_cpu_clock().map(ThreadCpuClock)
+    }
+
+    /// The CPU time the thread has used so far; `None` when the clock cannot be read (the
+    /// thread has exited).
+    pub fn elapsed(&self) -> Option<Duration> {
+        sys::read_cpu_clock(self.0).map(Duration::from_nanos)
+    }
+}
+
 /// A clock moved by hand, for deterministic tests.
 ///
 /// Clones share the same time: advancing one advances all. The CPU reading is a single counter
@@ -195,16 +248,38 @@ fn system_unix_nanos() -> u64 {
 #[cfg(unix)]
 mod sys {
 
-    fn read(clock: libc::clockid_t) -> u64 {
+    /// Reads `clock`; `None` when the OS refuses (a thread's clock after the thread exited).
+    fn try_read(clock: libc::clockid_t) -> Option<u64> {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a valid, writable timespec and `clock` is one of the clock ids that
-        // every supported Unix defines; clock_gettime writes only into `ts`.
+        // SAFETY: `ts` is a valid, writable timespec; clock_gettime writes only into it, and
+        // for a clock id that names no clock (or a thread that is gone) it fails with EINVAL.
         let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-        if rc != 0 {
-            return 0;
-        }
         // Both fields are non-negative for these clocks.
-        (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+        (rc == 0).then(|| (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64))
+    }
+
+    fn read(clock: libc::clockid_t) -> u64 {
+        try_read(clock).unwrap_or(0)
+    }
+
+    pub(super) type CpuClockId = libc::clockid_t;
+
+    #[cfg(target_os = "linux")]
+    pub(super) fn current_cpu_clock() -> Option<CpuClockId> {
+        let mut id: libc::clockid_t = 0;
+        // SAFETY: pthread_self() names the calling thread, alive for the whole call, and
+        // pthread_getcpuclockid writes only into `id`, a valid, writable clockid_t.
+        let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+        (rc == 0).then_some(id)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn current_cpu_clock() -> Option<CpuClockId> {
+        None
+    }
+
+    pub(super) fn read_cpu_clock(id: CpuClockId) -> Option<u64> {
+        try_read(id)
     }
 
     #[inline]
@@ -240,6 +315,18 @@ mod sys {
     /// No portable per-thread CPU clock: fall back to wall time, which over-counts.
     pub(super) fn thread_cpu_nanos() -> u64 {
         monotonic_nanos()
+    }
+
+    /// No thread's CPU clock can be read from another thread here.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum CpuClockId {}
+
+    pub(super) fn current_cpu_clock() -> Option<CpuClockId> {
+        None
+    }
+
+    pub(super) fn read_cpu_clock(id: CpuClockId) -> Option<u64> {
+        match id {}
     }
 
     pub(super) fn process_cpu_nanos() -> u64 {
@@ -279,6 +366,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Another thread's reading of a worker's clock lies between two of the worker's own.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn thread_cpu_clock_reads_another_thread() {
+        use std::sync::mpsc::channel;
+        let (to_main, from_worker) = channel();
+        let (to_worker, from_main) = channel::<()>();
+        let worker = std::thread::spawn(move || {
+            let clock = ThreadCpuClock::current().expect("Linux has per-thread CPU clocks");
+            let mut x = 0u64;
+            for i in 0..200_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+            to_main.send((clock, thread_cpu_time())).unwrap();
+            from_main.recv().unwrap();
+            thread_cpu_time()
+        });
+        let (clock, before) = from_worker.recv().unwrap();
+        let read = clock.elapsed().expect("the worker is alive");
+        to_worker.send(()).unwrap();
+        let after = worker.join().unwrap();
+        assert!(before <= read && read <= after, "{before:?} <= {read:?} <= {after:?}");
+        assert!(before > Duration::ZERO);
+        assert_ne!(Some(clock), ThreadCpuClock::current(), "each thread has its own clock");
+    }
 
     #[test]
     fn manual_clock_clones_share_time() {
