@@ -146,8 +146,11 @@ impl Drop for CpuAccount<'_> {
         let Some(clock) = self.clock else { return self.charge_since_last() };
         let mut threads = self.meter.threads.lock().unwrap_or_else(|e| e.into_inner());
         // Charged and deregistered under the lock the meter's reads take.
+        let entry = (clock, self.last_nanos);
         self.charge_since_last();
-        threads.retain(|(registered, _)| *registered != clock);
+        if let Some(at) = threads.iter().position(|registered| *registered == entry) {
+            threads.swap_remove(at);
+        }
     }
 }
 

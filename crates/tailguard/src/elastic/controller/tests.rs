@@ -27,7 +27,21 @@ fn input(p99_micros: u64, waiting: bool) -> ControllerInput {
 
 /// A table of ticks: (p99 µs, waiting, expected share after the tick).
 fn run_table(kind: ControllerKind, initial: f64, table: &[(u64, bool, f64)]) {
-    let mut controller = Controller::new(&config(kind, initial));
+    check_table(Controller::new(&config(kind, initial)), table);
+}
+
+/// An adaptive controller at `share` that has steered for [`KNEE_ARM`](super::super::knee::KNEE_ARM),
+/// holding the share (work waits but did not use its allotment), so a violation may set a knee.
+fn armed_adaptive(share: f64) -> Controller {
+    let mut controller = Controller::new(&config(ControllerKind::Adaptive, share));
+    let hold = ControllerInput { used_fraction: 0.0, ..input(900, true) };
+    for _ in 0..10 {
+        assert_eq!(controller.tick(hold), share);
+    }
+    controller
+}
+
+fn check_table(mut controller: Controller, table: &[(u64, bool, f64)]) {
     for (i, &(p99, waiting, expected)) in table.iter().enumerate() {
         let share = controller.tick(input(p99, waiting));
         assert!((share - expected).abs() < 1e-9, "tick {i}: share {share} != expected {expected}");
@@ -111,9 +125,8 @@ fn fixed_never_moves() {
 
 #[test]
 fn adaptive_rules_in_a_table() {
-    run_table(
-        ControllerKind::Adaptive,
-        0.50,
+    check_table(
+        armed_adaptive(0.50),
         &[
             // Far under target (e = ln 0.25): climbs by 0.08 * 1.386 * 0.1.
             (250, true, 0.5 + 0.08 * 4f64.ln() * 0.1),
