@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tailguard::clock::{Clock, ManualClock, SharedClock, SystemClock, process_cpu_time};
+use tailguard::clock::{Clock, ManualClock, SharedClock, SystemClock, ThreadCpuClock, process_cpu_time};
 
 fn clocks(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock");
@@ -14,6 +14,10 @@ fn clocks(c: &mut Criterion) {
     group.bench_function("std_instant_now", |b| b.iter(|| black_box(Instant::now())));
     group.bench_function("system_thread_cpu_nanos", |b| b.iter(|| black_box(SystemClock.thread_cpu_nanos())));
     group.bench_function("process_cpu_time", |b| b.iter(|| black_box(process_cpu_time())));
+    // A thread's clock read by id, as a sampler reads another thread's (same system call).
+    if let Some(clock) = ThreadCpuClock::current() {
+        group.bench_function("thread_cpu_clock_elapsed", |b| b.iter(|| black_box(clock.elapsed())));
+    }
     let manual = ManualClock::new();
     group.bench_function("manual_now_nanos", |b| b.iter(|| black_box(manual.now_nanos())));
     group.finish();

@@ -327,8 +327,7 @@ impl Controller {
         let stolen = self.steal_hold > 0.0
             && input.steal.is_some_and(|steal| steal >= self.steal_hold)
             && now_nanos <= target * STEAL_CUT_ABOVE;
-        let used = self.used_share(input.used_fraction);
-        self.knee.observe(now_nanos > target && !stolen, self.share, used, secs);
+        self.knee.observe(now_nanos > target && !stolen, self.share, secs);
         let last_now = self.last_recent_nanos.or(self.last_p99_nanos);
         let delta = self.delta_per_sec * secs;
         let demand = input.waiting_now || input.waiting_fraction >= DEMAND_FRACTION;
@@ -344,7 +343,7 @@ impl Controller {
                     step = (step * DAMPING).max(delta * self.down_factor);
                 }
             }
-            used - step
+            self.used_share(input.used_fraction) - step
         } else if p99_nanos > target {
             // Back under target now; the window still remembers: earlier cuts are working.
             self.share

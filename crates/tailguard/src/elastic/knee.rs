@@ -1,5 +1,5 @@
-//! The adaptive controller's memory of the knee: the share elastic work used when latency last
-//! went over the target.
+//! The adaptive controller's memory of the knee: the share at which latency last went over the
+//! target.
 //!
 //! Scheduling latency against the elastic share is flat, then steep: it stays far under the
 //! target until the CPU runs out, then climbs within a few hundredths of share. A controller that
@@ -7,13 +7,8 @@
 //! overshoots by the climb rate times the signal's lag, is cut back, and climbs fast again — a
 //! limit cycle with a violation every few seconds, each paid for by the foreground.
 //!
-//! [`KneeMemory`] remembers the share elastic work used (over the last
-//! [`USE_SPAN`](super::USE_SPAN)) when the last violation the controller climbed into began (the
-//! share rose by more than [`CLIMBED`] in the last [`CLIMB_SPAN`] or so). What elastic work used,
-//! not its allotment: where the work could not use its share (at `SCHED_IDLE`, beside a busy
-//! foreground) a knee at the share put the hold and the stop of the first cut above the work's
-//! use, so that neither bound it, and latency went over again every second or two with the share
-//! coming down by 15 % each time. A violation
+//! [`KneeMemory`] remembers the share at which the last violation the controller climbed into
+//! began (the share rose by more than [`CLIMBED`] in the last [`CLIMB_SPAN`] or so). A violation
 //! with the share standing still or falling is not a knee of the controller's making — the
 //! foreground grew, or the machine stalled — and leaves the memory as it was: remembering it would
 //! pin the share wherever it happened to be, the floor included. After a knee the violation's cut
@@ -94,17 +89,15 @@ impl KneeMemory {
         self.knee
     }
 
-    /// Records one tick: whether latency is over target now, the share the tick ran at, and the
-    /// share elastic work used of it (`used ≤ share`; the share itself where the use is unknown).
-    pub(crate) fn observe(&mut self, over: bool, share: f64, used: f64, secs: f64) {
+    /// Records one tick: whether latency is over target now and the share the tick ran at.
+    pub(crate) fn observe(&mut self, over: bool, share: f64, secs: f64) {
         let was_over = std::mem::replace(&mut self.over, over);
         let climbed = self.track_low(share, secs);
         // (Tolerant of the rounding in a sum of tick lengths.)
         let armed = self.armed_secs >= KNEE_ARM.as_secs_f64() - 1e-9;
         self.armed_secs = (self.armed_secs + secs).min(KNEE_ARM.as_secs_f64());
-        let knee = used.min(share);
-        if over && !was_over && climbed && armed && knee > self.floor * (1.0 + KNEE_BAND) {
-            self.knee = Some(knee);
+        if over && !was_over && climbed && armed && share > self.floor * (1.0 + KNEE_BAND) {
+            self.knee = Some(share);
             self.holding = true;
             self.since_secs = 0.0;
             self.calm_secs = 0.0;
@@ -177,37 +170,25 @@ mod tests {
     /// A memory that saw the share climb from half of `knee` and a violation begin at `knee`.
     fn violated_at(knee: f64) -> KneeMemory {
         let mut memory = KneeMemory::new(0.05);
-        memory.observe(false, knee / 2.0, knee / 2.0, 1.0);
-        memory.observe(true, knee, knee, 0.5);
+        memory.observe(false, knee / 2.0, 1.0);
+        memory.observe(true, knee, 0.5);
         assert_eq!(memory.knee(), Some(knee));
         memory
-    }
-
-    #[test]
-    fn the_knee_is_where_the_work_ran_not_its_allotment() {
-        // At SCHED_IDLE under a heavy foreground, work used 0.27 of a 0.72 share when latency
-        // went over: the knee is 0.27, and the first cut goes under it at once.
-        let mut memory = KneeMemory::new(0.05);
-        memory.observe(false, 0.5, 0.27, 1.0);
-        memory.observe(true, 0.72, 0.27, 0.1);
-        assert_eq!(memory.knee(), Some(0.27));
-        assert!((memory.limit(0.72, 0.6, 0.1, 0.0001) - 0.27 * (1.0 - KNEE_MARGIN)).abs() < 1e-12);
-        assert!((memory.limit(0.72, 0.1, 0.1, 0.0001) - 0.27 * (1.0 - KNEE_BAND)).abs() < 1e-12);
     }
 
     #[test]
     fn no_knee_in_the_first_second() {
         // The first climb out of the floor and a violation right after it: cut, not remembered.
         let mut memory = KneeMemory::new(0.05);
-        memory.observe(false, 0.05, 0.05, 0.1);
-        memory.observe(true, 0.136, 0.136, 0.1);
+        memory.observe(false, 0.05, 0.1);
+        memory.observe(true, 0.136, 0.1);
         assert_eq!(memory.knee(), None);
         assert_eq!(memory.limit(0.12, 0.2, 0.1, 0.0001), 0.2);
         // Armed after KNEE_ARM: the next climb into a violation sets the knee.
         for _ in 0..8 {
-            memory.observe(false, 0.12, 0.12, 0.1);
+            memory.observe(false, 0.12, 0.1);
         }
-        memory.observe(true, 0.2, 0.2, 0.1);
+        memory.observe(true, 0.2, 0.1);
         assert_eq!(memory.knee(), Some(0.2));
     }
 
@@ -222,17 +203,17 @@ mod tests {
     fn a_violation_sets_the_knee_once_per_episode() {
         let mut memory = violated_at(0.4);
         // Still over while the share is cut: the knee stays where the violation began.
-        memory.observe(true, 0.35, 0.35, 0.1);
+        memory.observe(true, 0.35, 0.1);
         assert_eq!(memory.knee(), Some(0.4));
-        memory.observe(false, 0.3, 0.3, 0.1);
+        memory.observe(false, 0.3, 0.1);
         // A new violation after a climb moves the knee down ...
-        memory.observe(true, 0.32, 0.32, 0.1);
+        memory.observe(true, 0.32, 0.1);
         assert_eq!(memory.knee(), Some(0.32));
         // ... one with the share standing still does not.
         for _ in 0..50 {
-            memory.observe(false, 0.2, 0.2, 0.1);
+            memory.observe(false, 0.2, 0.1);
         }
-        memory.observe(true, 0.2, 0.2, 0.1);
+        memory.observe(true, 0.2, 0.1);
         assert_eq!(memory.knee(), Some(0.32));
     }
 
@@ -244,16 +225,16 @@ mod tests {
         assert!((memory.limit(0.38, 0.385, 0.1, 0.0001) - 0.38).abs() < 1e-12);
         // Once the first cut has settled, far below the knee the climb is fast, up to the slow
         // zone (0.34).
-        memory.observe(false, 0.38, 0.38, 0.5);
-        memory.observe(false, 0.38, 0.38, 0.5);
+        memory.observe(false, 0.38, 0.5);
+        memory.observe(false, 0.38, 0.5);
         assert!((memory.limit(0.2, 0.25, 0.1, 0.0001) - 0.25).abs() < 1e-12);
         assert!((memory.limit(0.33, 0.36, 0.1, 0.0001) - 0.34).abs() < 1e-12);
         // The hold lifts after KNEE_MEMORY (half-second ticks add up exactly).
         for _ in 0..17 {
-            memory.observe(false, 0.38, 0.38, 0.5);
+            memory.observe(false, 0.38, 0.5);
         }
         assert!((memory.limit(0.38, 0.39, 0.1, 0.0001) - 0.38).abs() < 1e-12);
-        memory.observe(false, 0.38, 0.38, 0.5);
+        memory.observe(false, 0.38, 0.5);
         // In the slow zone: 1.5 % of the knee per second, never below the smallest step.
         let capped = memory.limit(0.38, 0.39, 0.1, 0.0001);
         assert!((capped - (0.38 + 0.015 * 0.4 * 0.1)).abs() < 1e-12, "{capped}");
@@ -266,18 +247,18 @@ mod tests {
     fn forgotten_after_the_memory_past_it_without_violation() {
         let mut memory = violated_at(0.4);
         for _ in 0..20 {
-            memory.observe(false, 0.38, 0.38, 0.5);
+            memory.observe(false, 0.38, 0.5);
         }
         // Below the knee, once the hold is over, time does not count.
         for _ in 0..100 {
-            memory.observe(false, 0.39, 0.39, 0.5);
+            memory.observe(false, 0.39, 0.5);
         }
         assert_eq!(memory.knee(), Some(0.4));
         for _ in 0..19 {
-            memory.observe(false, 0.41, 0.41, 0.5);
+            memory.observe(false, 0.41, 0.5);
         }
         assert_eq!(memory.knee(), Some(0.4));
-        memory.observe(false, 0.41, 0.41, 0.5);
+        memory.observe(false, 0.41, 0.5);
         assert_eq!(memory.knee(), None);
     }
 
@@ -286,8 +267,8 @@ mod tests {
         let mut memory = violated_at(0.4);
         // A deep cut asked for while the signal still shows the violation: not under 0.34.
         assert!((memory.limit(0.38, 0.1, 0.1, 0.0001) - 0.34).abs() < 1e-12);
-        memory.observe(true, 0.34, 0.34, 0.5);
-        memory.observe(true, 0.34, 0.34, 0.5);
+        memory.observe(true, 0.34, 0.5);
+        memory.observe(true, 0.34, 0.5);
         // Still over after KNEE_SETTLE: the knee has moved; cuts go on.
         assert_eq!(memory.limit(0.34, 0.2, 0.1, 0.0001), 0.2);
         assert_eq!(memory.knee(), Some(0.4));
@@ -299,15 +280,15 @@ mod tests {
         // the machine stalled. No knee, no hold, no limit on the cut or the climb after it.
         let mut memory = KneeMemory::new(0.05);
         for _ in 0..10 {
-            memory.observe(false, 0.2, 0.2, 0.5);
+            memory.observe(false, 0.2, 0.5);
         }
-        memory.observe(true, 0.2, 0.2, 0.5);
+        memory.observe(true, 0.2, 0.5);
         assert_eq!(memory.knee(), None);
         assert_eq!(memory.limit(0.2, 0.3, 0.1, 0.0001), 0.3);
         // Nor is one just above the floor, climbed into or not.
         let mut memory = KneeMemory::new(0.05);
-        memory.observe(false, 0.05, 0.05, 1.0);
-        memory.observe(true, 0.055, 0.055, 0.5);
+        memory.observe(false, 0.05, 1.0);
+        memory.observe(true, 0.055, 0.5);
         assert_eq!(memory.knee(), None);
     }
 }

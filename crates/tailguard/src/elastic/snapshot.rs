@@ -63,8 +63,8 @@ pub struct LimiterSnapshot {
     /// newest half second, as of the last tick (adaptive controller with
     /// [`steal_hold`](super::LimiterConfig::steal_hold) on; `elastic/steal.rs`).
     pub steal: Option<f64>,
-    /// The share elastic work used when the adaptive controller last saw latency go over
-    /// target (at most the share then), while it holds the share under it or remembers it (`elastic/knee.rs`); `None` for the other
+    /// The share at which the adaptive controller last saw latency go over target, while it
+    /// holds the share under it or remembers it (`elastic/knee.rs`); `None` for the other
     /// controllers and when no knee is remembered. A share that does not climb though latency
     /// is far under target is most often held here.
     pub knee: Option<f64>,
