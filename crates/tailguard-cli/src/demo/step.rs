@@ -12,9 +12,9 @@
 //! - **overrun**: pairs of consecutive intervals over which elastic CPU ran more than
 //!   [`OVERRUN_GOAL`] of the machine above the share — a share that fell while grants issued at
 //!   the old one still ran. A pair spans many ticks (1 s at the default `--interval`), so each
-//!   is an overrun for longer than a tick; a single interval would also count the grants'
-//!   granularity (at a share of 0.14 of 2 cores, a 500 ms interval holds one 100 ms grant or
-//!   two: 0.1 or 0.2 of the machine).
+//!   is an overrun for longer than a tick. The elastic CPU of an interval is read from the
+//!   elastic threads' CPU clocks (`demo/meter.rs`); counted once per 100 ms grant, as it was,
+//!   it moved in steps of 0.1 of a 2-core machine per interval, as large as the goal.
 //!
 //! The target of an interval is the one the controller steered by (`target_ms`: the adaptive
 //! controller's may be raised by the latency the machine has without elastic work), else the
