@@ -249,7 +249,7 @@ fn system_unix_nanos() -> u64 {
 mod sys {
 
     /// Reads `clock`; `None` when the OS refuses (a thread's clock after the thread exited).
-    fn try_read(clock: libc::clockid_t) -> Option<u64> {
+    pub(super) fn read_cpu_clock(clock: libc::clockid_t) -> Option<u64> {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid, writable timespec; clock_gettime writes only into it, and
         // for a clock id that names no clock (or a thread that is gone) it fails with EINVAL.
@@ -259,7 +259,7 @@ mod sys {
     }
 
     fn read(clock: libc::clockid_t) -> u64 {
-        try_read(clock).unwrap_or(0)
+        read_cpu_clock(clock).unwrap_or(0)
     }
 
     pub(super) type CpuClockId = libc::clockid_t;
@@ -276,10 +276,6 @@ mod sys {
     #[cfg(not(target_os = "linux"))]
     pub(super) fn current_cpu_clock() -> Option<CpuClockId> {
         None
-    }
-
-    pub(super) fn read_cpu_clock(id: CpuClockId) -> Option<u64> {
-        try_read(id)
     }
 
     #[inline]
