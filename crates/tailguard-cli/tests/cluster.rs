@@ -31,6 +31,13 @@ fn a_node_killed_mid_backup_loses_nothing() {
 
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["verified"]["keys"], 8000, "{report}");
+    // The clients ran at SCHED_FIFO (the default), or the run said why they could not.
+    let priority = report["generator_priority"].as_str().unwrap();
+    assert!(
+        priority == "realtime" || stderr.contains("the foreground clients run at normal priority"),
+        "{priority}: {stderr}"
+    );
+    assert!(stdout.contains(&format!("foreground clients at {priority} priority")), "{stdout}");
     let nodes = report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);
     for node in nodes {

@@ -2,6 +2,10 @@
 //! (each PUT writes the key's canonical value, so the store never drifts from the keyspace
 //! the backup is verified against), latency measured from each request's scheduled time so
 //! queueing is never hidden; and the closed-loop burst that measures a node's capacity.
+//!
+//! The open-loop clients may run at a real-time priority (`--generator-priority`, as the demo's
+//! generator): on the nodes' own CPUs they then never wait behind a node's threads to send a
+//! request or to read its answer, as clients on other machines do not.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -12,7 +16,10 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use tailguard::elastic::ThreadPriority;
+
 use super::http::Client;
+use crate::workload::dispatch::Dispatcher;
 use crate::workload::keyspace::{Key, KeyspaceConfig};
 
 /// Share of requests that are PUTs.
@@ -82,13 +89,14 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts `rate` requests per second at `addr`, spread over `connections` clients; times are
-    /// taken from `epoch`.
+    /// Starts `rate` requests per second at `addr`, spread over `connections` clients, each at
+    /// `priority` (`None`: as the coordinator runs); times are taken from `epoch`.
     pub fn start(
         addr: SocketAddr,
         keyspace: KeyspaceConfig,
         rate: f64,
         connections: usize,
+        priority: Option<ThreadPriority>,
         epoch: Instant,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -100,6 +108,8 @@ impl Load {
             .map(|i| {
                 let (stop, samples, next) = (Arc::clone(&stop), Arc::clone(&samples), Arc::clone(&next));
                 std::thread::spawn(move || {
+                    // One request at a time per client, so nothing to batch: no slack is added.
+                    let _dispatcher = Dispatcher::enter(priority).0;
                     let mut client = Client::new(addr);
                     let mut rng = ChaCha8Rng::seed_from_u64(0x10ad ^ i as u64);
                     while !stop.load(Relaxed) {

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::choices::GeneratorPriority;
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::restore::KeyspaceArgs;
@@ -69,6 +70,12 @@ pub struct ClusterArgs {
     /// is up to 100 ms) delays the requests due meanwhile without starving the pacing.
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Priority of the foreground clients (the open-loop load; the capacity burst and the
+    /// coordinator's reads run at normal priority). `realtime`: `SCHED_FIFO`, ahead of the
+    /// nodes' threads on the CPUs they share, as clients on other machines would be; needs root,
+    /// and falls back to `normal` with a note.
+    #[arg(long, value_enum, default_value_t = GeneratorPriority::Realtime)]
+    generator_priority: GeneratorPriority,
     /// How long each node's capacity is measured.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     calibrate: Duration,

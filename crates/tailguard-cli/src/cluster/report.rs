@@ -106,7 +106,8 @@ pub struct RoundReport {
     pub backup_ended_at: f64,
     /// Wall time of the round's backup, from its start to the last part's end, seconds.
     pub backup_seconds: f64,
-    /// Backup rate of the fastest node over the slowest's.
+    /// Backup rate of the node with the most cores over the one with the fewest (nodes of equal
+    /// cores: the fastest over the slowest).
     pub rate_ratio: Option<f64>,
     /// How the round's parts were verified.
     pub verification: String,
@@ -119,11 +120,14 @@ pub struct ClusterReport {
     pub keys: u64,
     /// Target foreground load, fraction of each node's measured capacity.
     pub load: f64,
+    /// The foreground clients' priority as they ran (`realtime` or `normal`).
+    pub generator_priority: String,
     /// Seconds of each baseline window.
     pub baseline_seconds: f64,
     /// Wall time of a whole backup, seconds.
     pub backup_seconds: Estimate,
-    /// Backup rate of the fastest node over the slowest's.
+    /// Backup rate of the node with the most cores over the one with the fewest (nodes of equal
+    /// cores: the fastest over the slowest).
     pub rate_ratio: Option<Estimate>,
     /// What the verification found in the first round (local nodes: every key, byte for byte);
     /// every round's parts were verified the same way, or the run failed.
@@ -264,7 +268,11 @@ impl ClusterReport {
             }
         }
         if let Some(ratio) = &self.rate_ratio {
-            let _ = writeln!(out, "backup rate, fastest over slowest node: {}x", with_interval(ratio, 2));
+            let _ = writeln!(
+                out,
+                "backup rate, the node of most cores over the node of fewest: {}x",
+                with_interval(ratio, 2)
+            );
         }
         let _ = writeln!(
             out,
@@ -287,7 +295,8 @@ impl ClusterReport {
              fg p99: the median of its {INTERVAL_SECONDS} s intervals' p99s, as the demo's intervals statistic; \
              pooled: the whole windows' p99s; A/A: the baseline's second half over its first; \
              fg CPU: the node's CPU use in its baselines, of its cores; elastic: elastic CPU during the part, \
-             of what the baseline left idle"
+             of what the baseline left idle; foreground clients at {} priority",
+            self.generator_priority
         );
         out
     }

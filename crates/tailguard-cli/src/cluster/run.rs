@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tailguard::elastic::ThreadPriority;
 
 use super::ClusterArgs;
 use super::http::{Client, parse_address};
@@ -16,6 +17,7 @@ use super::report::{ClusterReport, NodeReport, NodeRound, RoundReport, estimate}
 use super::split::{KeyRange, split};
 use super::verify::{Segment, verify_parts};
 use super::watch::{self, Capacity, Watch};
+use crate::choices::GeneratorPriority;
 use crate::demo::stats::median_estimate;
 use crate::report::P99_GOAL;
 use crate::workload::keyspace::KeyspaceConfig;
@@ -77,11 +79,21 @@ fn corrected_rate(rate: f64, used: f64, load: f64) -> Option<f64> {
     (used > 0.0 && (used / load - 1.0).abs() > LOAD_TOLERANCE).then(|| rate * load / used)
 }
 
-/// The fastest node's backup rate over the slowest's; `None` for one node or a node at zero.
-fn rate_ratio(rates: &[f64]) -> Option<f64> {
+/// The backup rate of the node with the most cores over that of the node with the fewest — the
+/// issue's figure: a faster small node is a ratio under 1, not a good one; where every node has
+/// the same cores, the fastest over the slowest. `None` for one node or a node at zero.
+fn rate_ratio(rates: &[f64], cores: &[f64]) -> Option<f64> {
+    if rates.len() < 2 || rates.len() != cores.len() || rates.iter().any(|&r| r <= 0.0) {
+        return None;
+    }
+    let biggest = (0..cores.len()).max_by(|&a, &b| cores[a].total_cmp(&cores[b]))?;
+    let smallest = (0..cores.len()).min_by(|&a, &b| cores[a].total_cmp(&cores[b]))?;
+    if cores[biggest] > cores[smallest] {
+        return Some(rates[biggest] / rates[smallest]);
+    }
     let max = rates.iter().copied().reduce(f64::max)?;
     let min = rates.iter().copied().reduce(f64::min)?;
-    (rates.len() > 1 && min > 0.0).then(|| max / min)
+    Some(max / min)
 }
 
 /// A node's figures in one round, over its own part: once it is done, it runs no elastic work.
@@ -136,6 +148,8 @@ pub struct Run<'a> {
     args: &'a ClusterArgs,
     keyspace: KeyspaceConfig,
     nodes: Vec<Node>,
+    /// The foreground clients' priority, as granted (`None`: normal).
+    priority: Option<ThreadPriority>,
     epoch: Instant,
 }
 
@@ -222,7 +236,11 @@ impl<'a> Run<'a> {
                 Ok(Node { index, addr, local, capacity, client })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Run { args, keyspace, nodes, epoch })
+        let (priority, refused) = args.generator_priority.granted();
+        if let Some(reason) = refused {
+            progress(epoch, &format!("the foreground clients run at normal priority: {reason}"));
+        }
+        Ok(Run { args, keyspace, nodes, priority, epoch })
     }
 
     fn now(&self) -> f64 {
@@ -279,7 +297,7 @@ impl<'a> Run<'a> {
                 backup_started_at: run.backup_start,
                 backup_ended_at: run.backup_end,
                 backup_seconds: run.backup_end - run.backup_start,
-                rate_ratio: rate_ratio(&rates),
+                rate_ratio: rate_ratio(&rates, &weights),
                 verification,
             });
         }
@@ -331,6 +349,11 @@ impl<'a> Run<'a> {
         Ok(ClusterReport {
             keys: self.keyspace.keys,
             load: self.args.load,
+            generator_priority: match self.priority {
+                Some(_) => self.args.generator_priority.name(),
+                None => GeneratorPriority::Normal.name(),
+            }
+            .to_owned(),
             baseline_seconds: self.args.baseline.as_secs_f64(),
             backup_seconds: median_estimate(
                 &round_reports.iter().map(|r| r.backup_seconds).collect::<Vec<_>>(),
@@ -348,7 +371,9 @@ impl<'a> Run<'a> {
         self.nodes
             .iter()
             .zip(rates)
-            .map(|(n, &rate)| Load::start(n.addr, self.keyspace, rate, self.args.connections, self.epoch))
+            .map(|(n, &rate)| {
+                Load::start(n.addr, self.keyspace, rate, self.args.connections, self.priority, self.epoch)
+            })
             .collect()
     }
 
@@ -644,11 +669,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_ratio_is_fastest_over_slowest_and_needs_two_moving_nodes() {
-        assert_eq!(rate_ratio(&[1000.0, 2500.0, 2000.0]), Some(2.5));
-        assert_eq!(rate_ratio(&[1000.0]), None);
-        assert_eq!(rate_ratio(&[0.0, 1000.0]), None);
-        assert_eq!(rate_ratio(&[]), None);
+    fn rate_ratio_is_the_biggest_node_over_the_smallest_and_needs_two_moving_nodes() {
+        // By cores, whichever is faster: a small node that outran the big one is under 1.
+        assert_eq!(rate_ratio(&[1000.0, 2500.0, 2000.0], &[0.5, 1.0, 2.0]), Some(2.0));
+        assert_eq!(rate_ratio(&[3000.0, 1500.0], &[0.5, 1.0]), Some(0.5));
+        // Nodes of equal cores: the fastest over the slowest.
+        assert_eq!(rate_ratio(&[1000.0, 2500.0], &[1.0, 1.0]), Some(2.5));
+        assert_eq!(rate_ratio(&[1000.0], &[1.0]), None);
+        assert_eq!(rate_ratio(&[0.0, 1000.0], &[0.5, 1.0]), None);
+        assert_eq!(rate_ratio(&[], &[]), None);
     }
 
     #[test]
