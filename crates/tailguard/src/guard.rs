@@ -65,7 +65,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::admission::{self, WorkQueue, WorkQueueConfig};
-use crate::elastic::{self, Limiter, LimiterBuilder};
+use crate::elastic::{self, LatencySignal, Limiter, LimiterBuilder};
 use crate::histogram::WindowedHistogram;
 use crate::observe::{self, ProbeConfig, RuntimeProbe};
 
@@ -115,6 +115,8 @@ pub struct TailguardBuilder {
     cores: Option<f64>,
     probe: ProbeConfig,
     limiter: LimiterBuilder,
+    /// What the limiter steers by instead of the probe's window.
+    signal: Option<Arc<dyn LatencySignal>>,
     work_queue: Option<WorkQueueConfig>,
     #[cfg(feature = "metrics")]
     export: MetricsExport,
@@ -125,6 +127,7 @@ impl std::fmt::Debug for TailguardBuilder {
         f.debug_struct("TailguardBuilder")
             .field("cores", &self.cores)
             .field("probe", &self.probe)
+            .field("own_signal", &self.signal.is_some())
             .field("work_queue", &self.work_queue)
             .finish_non_exhaustive()
     }
@@ -150,6 +153,18 @@ impl TailguardBuilder {
     /// latency window are set at start: the cores of [`cores`](Self::cores), the probe's window.
     pub fn limiter(mut self, limiter: LimiterBuilder) -> Self {
         self.limiter = limiter;
+        self
+    }
+
+    /// What the limiter steers by instead of the runtime probe's window: the service's own
+    /// request latency, say, a [`WindowedHistogram`] its handlers record into (pair it with a
+    /// working target relative to the latency without elastic work,
+    /// [`LimiterBuilder::quiet_headroom`]). The probe still runs and its window is still
+    /// [`scheduling_latency`](Tailguard::scheduling_latency), but the limiter no longer tells
+    /// it when elastic work waits, so it keeps the idle rate of its [`ProbeConfig`]. Default:
+    /// the probe's window.
+    pub fn latency_signal(mut self, signal: Arc<dyn LatencySignal>) -> Self {
+        self.signal = Some(signal);
         self
     }
 
@@ -189,8 +204,12 @@ impl TailguardBuilder {
             parts.queue_thread = queue.take_sampler();
             parts.queue = Some(queue);
         }
-        // The limiter steers by the probe and tells it when to sample at its full rate.
-        let signal = parts.probe.as_ref().map(RuntimeProbe::signal).expect("the probe started above");
+        // The limiter steers by the probe and tells it when to sample at its full rate, unless
+        // it was given a signal of its own.
+        let signal = match self.signal {
+            Some(signal) => signal,
+            None => parts.probe.as_ref().map(RuntimeProbe::signal).expect("the probe started above"),
+        };
         let (limiter, thread) = self.limiter.cores(cores).latency_signal(signal).start_joinable()?;
         parts.limiter = Some(limiter);
         parts.limiter_thread = Some(thread);
@@ -270,6 +289,7 @@ impl Tailguard {
             cores: None,
             probe: ProbeConfig::default(),
             limiter: Limiter::builder(),
+            signal: None,
             work_queue: None,
             #[cfg(feature = "metrics")]
             export: MetricsExport::default(),
@@ -306,5 +326,27 @@ impl Tailguard {
     /// Stops every part and joins every thread it started; dropping the handle does the same.
     pub fn shutdown(self) {
         drop(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::WindowConfig;
+
+    #[test]
+    fn the_limiter_steers_by_a_signal_given_instead_of_the_probes() {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        // Request latencies of 40 ms: the probe of an idle runtime sees nothing like it.
+        let requests = Arc::new(WindowedHistogram::new(WindowConfig::default()).unwrap());
+        for _ in 0..100 {
+            requests.record(Duration::from_millis(40));
+        }
+        let guard = Tailguard::builder().cores(1.0).latency_signal(requests).start(runtime.handle()).unwrap();
+        guard.limiter().tick();
+        let p99 = guard.limiter().snapshot().latest_p99;
+        assert!(p99.is_some_and(|p| p >= Duration::from_millis(30)), "{p99:?}");
+        guard.shutdown();
     }
 }
