@@ -331,6 +331,8 @@ impl Tailguard {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::histogram::WindowConfig;
 

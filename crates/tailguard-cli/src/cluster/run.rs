@@ -79,9 +79,9 @@ fn corrected_rate(rate: f64, used: f64, load: f64) -> Option<f64> {
     (used > 0.0 && (used / load - 1.0).abs() > LOAD_TOLERANCE).then(|| rate * load / used)
 }
 
-/// The backup rate of the node with the most cores over that of the node with the fewest — the
-/// issue's figure: a faster small node is a ratio under 1, not a good one; where every node has
-/// the same cores, the fastest over the slowest. `None` for one node or a node at zero.
+/// The backup rate of the node with the most cores over that of the node with the fewest (a
+/// small node that ran faster is a ratio under 1, not a good one); where every node has the
+/// same cores, the fastest over the slowest. `None` for one node or a node at zero.
 fn rate_ratio(rates: &[f64], cores: &[f64]) -> Option<f64> {
     if rates.len() < 2 || rates.len() != cores.len() || rates.iter().any(|&r| r <= 0.0) {
         return None;
