@@ -124,6 +124,12 @@ impl GeneratorPriority {
         }
     }
 
+    /// The name of the priority the generator ran at: this choice's when the OS `granted` it,
+    /// else `normal`.
+    pub fn ran_as(self, granted: Option<tailguard::elastic::ThreadPriority>) -> &'static str {
+        if granted.is_some() { self.name() } else { GeneratorPriority::Normal.name() }
+    }
+
     /// The priority the generator will get: this choice's, when the OS grants it to a thread
     /// (tried on one of its own), else `None` with the reason.
     pub fn granted(self) -> (Option<tailguard::elastic::ThreadPriority>, Option<String>) {

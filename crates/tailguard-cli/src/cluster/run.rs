@@ -17,7 +17,6 @@ use super::report::{ClusterReport, NodeReport, NodeRound, RoundReport, estimate}
 use super::split::{KeyRange, split};
 use super::verify::{Segment, verify_parts};
 use super::watch::{self, Capacity, Watch};
-use crate::choices::GeneratorPriority;
 use crate::demo::stats::median_estimate;
 use crate::report::P99_GOAL;
 use crate::workload::keyspace::KeyspaceConfig;
@@ -349,11 +348,7 @@ impl<'a> Run<'a> {
         Ok(ClusterReport {
             keys: self.keyspace.keys,
             load: self.args.load,
-            generator_priority: match self.priority {
-                Some(_) => self.args.generator_priority.name(),
-                None => GeneratorPriority::Normal.name(),
-            }
-            .to_owned(),
+            generator_priority: self.args.generator_priority.ran_as(self.priority).to_owned(),
             baseline_seconds: self.args.baseline.as_secs_f64(),
             backup_seconds: median_estimate(
                 &round_reports.iter().map(|r| r.backup_seconds).collect::<Vec<_>>(),

@@ -48,7 +48,6 @@ use std::sync::atomic::Ordering;
 pub use self::args::{DemoArgs, Scenario};
 pub use self::bench::Interrupted;
 use self::progress::Progress;
-use crate::choices::GeneratorPriority;
 use crate::error::CliError;
 use crate::report::{self, DemoReport, Machine, Settings};
 
@@ -98,10 +97,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             idle_by: args.idle_by.name().to_owned(),
             signal: args.signal.name().to_owned(),
             pin_workers: args.pin_workers,
-            generator_priority: match bench.dispatch_priority {
-                Some(_) => args.generator_priority.name().to_owned(),
-                None => GeneratorPriority::Normal.name().to_owned(),
-            },
+            generator_priority: args.generator_priority.ran_as(bench.dispatch_priority).to_owned(),
             rerun_stolen: args.rerun_stolen(),
             stolen_over: Some(args.stolen_over),
             ..Settings::default()
