@@ -1,7 +1,58 @@
 //! `tailguard cluster` end to end: two local serve nodes, one distributed backup, node 0 killed
-//! with SIGKILL mid-backup, restarted, and its range resumed; the parts verify byte-exact.
+//! with SIGKILL mid-backup, restarted, and its range resumed; the parts verify byte-exact. And
+//! a coordinator killed with SIGKILL takes its nodes down with it.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn nodes_stop_when_their_coordinator_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_tailguard"))
+        .args(["cluster", "--node-cpus", "1,1", "--keys", "2000", "--value-size", "64"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut addresses: Vec<SocketAddr> = Vec::new();
+    for line in BufReader::new(coordinator.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split(" listens on http://").nth(1) {
+            addresses.push(rest.split_whitespace().next().unwrap().parse().unwrap());
+        }
+        if addresses.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(addresses.len(), 2, "both nodes listen");
+    assert!(TcpStream::connect(addresses[0]).is_ok(), "node 0 serves");
+    let pid = coordinator.id();
+    coordinator.kill().unwrap();
+    coordinator.wait().unwrap();
+    // Each node stops at the end of its standard input, the coordinator's pipe: it closes
+    // to new connections at once, and exits once its requests in flight are done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for addr in addresses {
+        while TcpStream::connect(addr).is_ok() {
+            assert!(Instant::now() < deadline, "the node on {addr} still serves after its coordinator died");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Where the nodes ran in cgroups of their own (root), each empties as its node exits; the
+    // test removes them as the next run would.
+    let cgroups = std::fs::read_dir("/sys/fs/cgroup/cpu").into_iter().flatten().flatten();
+    for cgroup in
+        cgroups.filter(|e| e.file_name().to_string_lossy().starts_with(&format!("tailguard-cluster-{pid}-")))
+    {
+        while let Err(e) = std::fs::remove_dir(cgroup.path()) {
+            assert!(Instant::now() < deadline, "{} still holds a node: {e}", cgroup.path().display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
 
 #[test]
 fn a_node_killed_mid_backup_loses_nothing() {

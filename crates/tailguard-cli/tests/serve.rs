@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Server, restore_refuses};
+use support::{GUARD, Server, restore_refuses};
 
 const KEYS: &str = "3000";
 
@@ -224,6 +224,21 @@ fn sigterm_during_a_backup_stops_it_at_a_resumption_point_and_marks_its_output_i
         // The backup beat the signal; it must then be complete.
         assert!(stderr.contains("stopped"), "{stderr}");
     }
+}
+
+#[test]
+fn with_stop_on_stdin_eof_the_server_stops_when_the_other_end_of_its_stdin_closes() {
+    let mut server = Server::start(&["--keys", "500", "--stop-on-stdin-eof"]);
+    let mut stderr = server.stderr();
+    assert_eq!(server.request("GET", "/kv/1", b"").status, 200, "it serves while the pipe is open");
+    assert_eq!(server.wait_exit(std::time::Duration::ZERO), None, "and keeps running");
+    // The parent's end closes, as it does when the parent dies, SIGKILL included.
+    drop(server.child.stdin.take());
+    let status = server.wait_exit(GUARD).expect("the server stops at the end of its standard input");
+    assert!(status.success(), "exit {status:?}");
+    let log = stderr.all(GUARD);
+    assert!(log.contains("the end of standard input: finishing requests"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
 }
 
 #[test]

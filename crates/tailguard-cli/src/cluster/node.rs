@@ -16,6 +16,8 @@ use crate::workload::keyspace::KeyspaceConfig;
 
 /// Where cgroup v1's cpu controller is mounted.
 const CGROUP_V1_CPU: &str = "/sys/fs/cgroup/cpu";
+/// How the node cgroups' names start: `tailguard-cluster-PID-nodeI`, PID the coordinator's.
+const CGROUP_PREFIX: &str = "tailguard-cluster-";
 /// CFS period of the quotas this module sets, microseconds (the kernel's default).
 const CFS_PERIOD_MICROS: u64 = 100_000;
 /// How long a starting node may take to print its address.
@@ -141,6 +143,38 @@ impl Drop for LocalNode {
     }
 }
 
+/// Removes the node cgroups under `root` of earlier runs whose coordinator is no longer `alive`
+/// (one killed before it could remove them); one a process still holds stays, as the kernel
+/// refuses to remove it. Returns the cgroups removed.
+pub fn remove_stale_cgroups(root: &Path, alive: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let Some(owner) = cgroup_owner(&entry.file_name().to_string_lossy()) else { continue };
+        if alive(owner) {
+            continue;
+        }
+        match std::fs::remove_dir(entry.path()) {
+            Ok(()) => removed.push(entry.path()),
+            Err(e) => tracing::warn!("cannot remove the stale cgroup {}: {e}", entry.path().display()),
+        }
+    }
+    removed
+}
+
+/// [`remove_stale_cgroups`] in the cpu controller's hierarchy, a coordinator alive while its
+/// `/proc` entry is.
+pub fn remove_stale_node_cgroups() -> Vec<PathBuf> {
+    remove_stale_cgroups(Path::new(CGROUP_V1_CPU), |pid| Path::new("/proc").join(pid.to_string()).exists())
+}
+
+/// The coordinator's PID in a node cgroup's name, `tailguard-cluster-PID-nodeI`.
+fn cgroup_owner(name: &str) -> Option<u32> {
+    let (pid, node) = name.strip_prefix(CGROUP_PREFIX)?.split_once("-node")?;
+    node.parse::<usize>().ok()?;
+    pid.parse().ok()
+}
+
 /// Makes the node's cgroup, and chooses its CPUs: its own where placed, else (without a
 /// cgroup) the first `ceil(cores)`.
 fn confinement(plan: &NodePlan, confine: Confine) -> Result<Confinement, String> {
@@ -169,7 +203,7 @@ fn confinement(plan: &NodePlan, confine: Confine) -> Result<Confinement, String>
 /// A cgroup v1 cpu cgroup with a CFS quota of the node's cores.
 fn make_cgroup(plan: &NodePlan) -> Result<PathBuf, String> {
     let dir =
-        Path::new(CGROUP_V1_CPU).join(format!("tailguard-cluster-{}-node{}", std::process::id(), plan.index));
+        Path::new(CGROUP_V1_CPU).join(format!("{CGROUP_PREFIX}{}-node{}", std::process::id(), plan.index));
     std::fs::create_dir(&dir).map_err(|e| format!("cannot create cgroup {}: {e}", dir.display()))?;
     let quota = (plan.cores * CFS_PERIOD_MICROS as f64).round() as u64;
     let written = std::fs::write(dir.join("cpu.cfs_period_us"), CFS_PERIOD_MICROS.to_string())
@@ -209,6 +243,8 @@ fn spawn(
         k.seed.to_string(),
         "--workers".into(),
         crate::capacity::whole_cpus(plan.cores).to_string(),
+        // Down with the coordinator, however it ends: it holds the pipe's other end.
+        "--stop-on-stdin-eof".into(),
     ];
     serve.extend(plan.serve_args.iter().cloned());
     let mut program: Vec<std::ffi::OsString> = Vec::new();
@@ -233,7 +269,7 @@ fn spawn(
     };
     let mut child = command
         .args(&serve)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -258,5 +294,53 @@ fn spawn(
             let status = child.wait().map_err(|e| e.to_string())?;
             Err(format!("node {} did not start ({status}); its log is {}", plan.index, log_path.display()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_node_cgroups_of_a_coordinator_gone_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let names = [
+            "tailguard-cluster-100-node0",
+            "tailguard-cluster-100-node1",
+            "tailguard-cluster-200-node0", // its coordinator runs
+            "tailguard-cluster-300-nodex", // not a node's
+            "other-100-node0",
+        ];
+        for name in names {
+            std::fs::create_dir(root.path().join(name)).unwrap();
+        }
+        // A cgroup still holding a process cannot be removed: here, one not empty.
+        std::fs::create_dir(root.path().join("tailguard-cluster-400-node0")).unwrap();
+        std::fs::write(root.path().join("tailguard-cluster-400-node0/cgroup.procs"), "1").unwrap();
+
+        let mut removed = remove_stale_cgroups(root.path(), |pid| pid == 200);
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                root.path().join("tailguard-cluster-100-node0"),
+                root.path().join("tailguard-cluster-100-node1")
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "other-100-node0",
+                "tailguard-cluster-200-node0",
+                "tailguard-cluster-300-nodex",
+                "tailguard-cluster-400-node0"
+            ]
+        );
+        assert_eq!(remove_stale_cgroups(&root.path().join("absent"), |_| false), Vec::<PathBuf>::new());
     }
 }

@@ -146,6 +146,23 @@ pub fn estimate(values: impl IntoIterator<Item = Option<f64>>) -> Option<Estimat
     (!values.is_empty()).then(|| median_estimate(&values))
 }
 
+/// The backup rate of the node with the most cores over that of the node with the fewest (a
+/// small node that ran faster is a ratio under 1, not a good one); where every node has the
+/// same cores, the fastest over the slowest. `None` for one node or a node at zero.
+pub fn rate_ratio(rates: &[f64], cores: &[f64]) -> Option<f64> {
+    if rates.len() < 2 || rates.len() != cores.len() || rates.iter().any(|&r| r <= 0.0) {
+        return None;
+    }
+    let biggest = (0..cores.len()).max_by(|&a, &b| cores[a].total_cmp(&cores[b]))?;
+    let smallest = (0..cores.len()).min_by(|&a, &b| cores[a].total_cmp(&cores[b]))?;
+    if cores[biggest] > cores[smallest] {
+        return Some(rates[biggest] / rates[smallest]);
+    }
+    let max = rates.iter().copied().reduce(f64::max)?;
+    let min = rates.iter().copied().reduce(f64::min)?;
+    Some(max / min)
+}
+
 fn ms(seconds: Option<f64>) -> String {
     seconds.map_or_else(|| "-".to_owned(), |s| format!("{:.2}", s * 1e3))
 }
@@ -305,6 +322,18 @@ impl ClusterReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_ratio_is_the_biggest_node_over_the_smallest_and_needs_two_moving_nodes() {
+        // By cores, whichever is faster: a small node that outran the big one is under 1.
+        assert_eq!(rate_ratio(&[1000.0, 2500.0, 2000.0], &[0.5, 1.0, 2.0]), Some(2.0));
+        assert_eq!(rate_ratio(&[3000.0, 1500.0], &[0.5, 1.0]), Some(0.5));
+        // Nodes of equal cores: the fastest over the slowest.
+        assert_eq!(rate_ratio(&[1000.0, 2500.0], &[1.0, 1.0]), Some(2.5));
+        assert_eq!(rate_ratio(&[1000.0], &[1.0]), None);
+        assert_eq!(rate_ratio(&[0.0, 1000.0], &[0.5, 1.0]), None);
+        assert_eq!(rate_ratio(&[], &[]), None);
+    }
 
     #[test]
     fn an_estimate_takes_the_values_there_are() {

@@ -11,9 +11,9 @@ use tailguard::elastic::ThreadPriority;
 use super::ClusterArgs;
 use super::http::{Client, parse_address};
 use super::load::{self, Load};
-use super::node::{LocalNode, NodePlan};
+use super::node::{Confine, LocalNode, NodePlan, remove_stale_node_cgroups};
 use super::place::{pin_self, place};
-use super::report::{ClusterReport, NodeReport, NodeRound, RoundReport, estimate};
+use super::report::{ClusterReport, NodeReport, NodeRound, RoundReport, estimate, rate_ratio};
 use super::split::{KeyRange, split};
 use super::verify::{Segment, verify_parts};
 use super::watch::{self, Capacity, Watch};
@@ -76,23 +76,6 @@ fn round_label(round: usize, rounds: u32) -> String {
 /// `LOAD_TOLERANCE` of the load already.
 fn corrected_rate(rate: f64, used: f64, load: f64) -> Option<f64> {
     (used > 0.0 && (used / load - 1.0).abs() > LOAD_TOLERANCE).then(|| rate * load / used)
-}
-
-/// The backup rate of the node with the most cores over that of the node with the fewest (a
-/// small node that ran faster is a ratio under 1, not a good one); where every node has the
-/// same cores, the fastest over the slowest. `None` for one node or a node at zero.
-fn rate_ratio(rates: &[f64], cores: &[f64]) -> Option<f64> {
-    if rates.len() < 2 || rates.len() != cores.len() || rates.iter().any(|&r| r <= 0.0) {
-        return None;
-    }
-    let biggest = (0..cores.len()).max_by(|&a, &b| cores[a].total_cmp(&cores[b]))?;
-    let smallest = (0..cores.len()).min_by(|&a, &b| cores[a].total_cmp(&cores[b]))?;
-    if cores[biggest] > cores[smallest] {
-        return Some(rates[biggest] / rates[smallest]);
-    }
-    let max = rates.iter().copied().reduce(f64::max)?;
-    let min = rates.iter().copied().reduce(f64::min)?;
-    Some(max / min)
 }
 
 /// A node's figures in one round, over its own part: once it is done, it runs no elastic work.
@@ -175,6 +158,11 @@ impl<'a> Run<'a> {
             }
             if let Some(kill) = args.kill_node.filter(|&k| k >= count) {
                 return Err(format!("--kill-node {kill}: there are nodes 0..{count}"));
+            }
+            if args.confine != Confine::Affinity {
+                for stale in remove_stale_node_cgroups() {
+                    progress(epoch, &format!("removed {}, left by an earlier run", stale.display()));
+                }
             }
             let dir = args.dir.clone().unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("tailguard-cluster-{}", std::process::id()))
@@ -662,18 +650,6 @@ fn start_backup(client: &mut Client, range: KeyRange, resume_from: Option<u64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_ratio_is_the_biggest_node_over_the_smallest_and_needs_two_moving_nodes() {
-        // By cores, whichever is faster: a small node that outran the big one is under 1.
-        assert_eq!(rate_ratio(&[1000.0, 2500.0, 2000.0], &[0.5, 1.0, 2.0]), Some(2.0));
-        assert_eq!(rate_ratio(&[3000.0, 1500.0], &[0.5, 1.0]), Some(0.5));
-        // Nodes of equal cores: the fastest over the slowest.
-        assert_eq!(rate_ratio(&[1000.0, 2500.0], &[1.0, 1.0]), Some(2.5));
-        assert_eq!(rate_ratio(&[1000.0], &[1.0]), None);
-        assert_eq!(rate_ratio(&[0.0, 1000.0], &[0.5, 1.0]), None);
-        assert_eq!(rate_ratio(&[], &[]), None);
-    }
 
     #[test]
     fn a_trial_off_the_load_corrects_the_rate_in_proportion() {

@@ -203,6 +203,11 @@ pub struct ServeArgs {
     /// finish; then the connections left are closed and the process exits.
     #[arg(long, default_value = "5s", value_parser = parse_timeout)]
     shutdown_timeout: Duration,
+    /// Stop as on SIGTERM when standard input reaches its end: a supervisor that starts the
+    /// server with a pipe it never writes to takes the server down with it however the
+    /// supervisor ends, SIGKILL included. With standard input at `/dev/null` it stops at once.
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
     /// glibc malloc arenas (0: the allocator's default, eight per core). Fewer arenas keep the
     /// resident set flat over a long run; `MALLOC_ARENA_MAX` in the environment wins.
     #[arg(long, default_value_t = crate::arenas::DEFAULT_ARENAS)]
@@ -425,8 +430,14 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         request_body: args.request_body_timeout,
         idle: args.idle_timeout,
     };
-    let served =
-        runtime.block_on(serve(Arc::clone(&app), args.listen, &backup_dir, timeouts, args.shutdown_timeout));
+    let served = runtime.block_on(serve(
+        Arc::clone(&app),
+        args.listen,
+        &backup_dir,
+        timeouts,
+        args.shutdown_timeout,
+        args.stop_on_stdin_eof,
+    ));
     sampler_stop.store(true, Ordering::Relaxed);
     sampler.thread().unpark();
     let _ = sampler.join();
@@ -481,8 +492,10 @@ async fn serve(
     backup_dir: &std::path::Path,
     timeouts: Timeouts,
     shutdown_timeout: Duration,
+    stop_on_stdin_eof: bool,
 ) -> Result<(), CliError> {
-    let mut signals = Signals::install().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+    let mut signals = Signals::install(stop_on_stdin_eof)
+        .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;

@@ -39,6 +39,8 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--backup-dir"])
             .arg(&backup_dir)
             .args(args)
+            // Held open in `child.stdin` (for `--stop-on-stdin-eof`) until taken or dropped.
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
