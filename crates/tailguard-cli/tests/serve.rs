@@ -242,6 +242,28 @@ fn with_stop_on_stdin_eof_the_server_stops_when_the_other_end_of_its_stdin_close
 }
 
 #[test]
+fn the_end_of_stdin_while_stopping_on_a_signal_does_not_cut_the_drain_short() {
+    let mut server = Server::start(&["--keys", "500", "--stop-on-stdin-eof", "--shutdown-timeout", "1s"]);
+    let mut stderr = server.stderr();
+    // A request in flight for the drain to wait on: its body never comes.
+    let mut stalled = std::net::TcpStream::connect(server.addr).unwrap();
+    std::io::Write::write_all(
+        &mut stalled,
+        b"PUT /kv/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+    )
+    .unwrap();
+    server.signal("TERM");
+    assert!(stderr.wait_for("SIGTERM: finishing requests", GUARD), "{:?}", stderr.seen);
+    // As when a Ctrl-C ends the supervisor too: its end of the pipe closes while the server drains.
+    drop(server.child.stdin.take());
+    let status = server.wait_exit(GUARD).expect("the server exits at the drain's deadline");
+    let log = stderr.all(GUARD);
+    assert!(status.success(), "exit {status:?}: {log}");
+    assert!(log.contains("closed 1 connections still open"), "{log}");
+    assert!(!log.contains("a second signal ("), "{log}");
+}
+
+#[test]
 fn with_admission_requests_carry_tenant_priority_and_deadline_and_the_queue_is_visible() {
     let server =
         Server::start(&["--keys", "500", "--admission", "--tenant-weight", "1=3", "--tenant-cap", "2=0.5"]);

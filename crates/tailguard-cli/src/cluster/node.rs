@@ -146,7 +146,7 @@ impl Drop for LocalNode {
 /// Removes the node cgroups under `root` of earlier runs whose coordinator is no longer `alive`
 /// (one killed before it could remove them); one a process still holds stays, as the kernel
 /// refuses to remove it. Returns the cgroups removed.
-pub fn remove_stale_cgroups(root: &Path, alive: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+fn remove_stale_cgroups(root: &Path, alive: impl Fn(u32) -> bool) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut removed = Vec::new();
     for entry in entries.flatten() {

@@ -322,7 +322,9 @@ impl Signals {
         })
     }
 
-    /// The next signal's name ([`STDIN_CLOSED`] for the end of standard input, once).
+    /// The next signal's name, or [`STDIN_CLOSED`] for the end of standard input. That stops
+    /// the server only as the first: once it is stopping, only a second signal cuts the drain
+    /// short (a supervisor killed by the Ctrl-C that also reached the server closes the pipe).
     pub async fn next(&mut self) -> &'static str {
         let stdin_closed = async {
             match self.stdin_closed.as_mut() {
@@ -337,9 +339,7 @@ impl Signals {
             _ = self.terminate.recv() => "SIGTERM",
             () = stdin_closed => STDIN_CLOSED,
         };
-        if name == STDIN_CLOSED {
-            self.stdin_closed = None;
-        }
+        self.stdin_closed = None;
         name
     }
 }
