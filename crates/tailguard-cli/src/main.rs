@@ -18,6 +18,7 @@ mod logging;
 mod report;
 mod restore;
 mod serve;
+mod signals;
 mod workload;
 
 mod duration;
@@ -62,6 +63,9 @@ fn main() -> ExitCode {
             eprintln!("tailguard: {error}");
             if error.is::<demo::Interrupted>() {
                 return ExitCode::from(demo::Interrupted::EXIT_STATUS);
+            }
+            if error.is::<cluster::Interrupted>() {
+                return ExitCode::from(cluster::Interrupted::EXIT_STATUS);
             }
             ExitCode::FAILURE
         }

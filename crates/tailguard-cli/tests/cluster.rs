@@ -1,6 +1,7 @@
 //! `tailguard cluster` end to end: two local serve nodes, one distributed backup, node 0 killed
 //! with SIGKILL mid-backup, restarted, and its range resumed; the parts verify byte-exact. And
-//! a coordinator killed with SIGKILL takes its nodes down with it.
+//! a coordinator killed with SIGKILL takes its nodes down with it, while one sent SIGTERM stops
+//! in order and reports the rounds it had done.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -52,6 +53,57 @@ fn nodes_stop_when_their_coordinator_is_killed() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+#[test]
+fn sigterm_stops_the_run_in_order_and_reports_the_rounds_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_tailguard"))
+        .args(["cluster", "--node-cpus", "1,1", "--keys", "2000", "--value-size", "64", "--rounds", "50"])
+        .args(["--rate", "50", "--connections", "2", "--baseline", "200ms", "--poll", "100ms"])
+        .arg("--dir")
+        .arg(dir.path().join("nodes"))
+        .arg("--json")
+        .arg(&report_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(coordinator.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("round 1: backup done") {
+            break;
+        }
+    }
+    assert!(seen.contains("round 1: backup done"), "{seen}");
+    // To the coordinator alone (its nodes run on until it stops them).
+    let sent = Command::new("kill").args(["-TERM", &coordinator.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let output = coordinator.wait_with_output().unwrap();
+    let stderr = format!("{seen}{}", rest.join().unwrap());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let rounds = report["rounds"].as_array().unwrap();
+    assert!((1..50).contains(&rounds.len()), "{report}");
+    assert!(
+        rounds
+            .iter()
+            .all(|r| r["verification"].as_str().unwrap().starts_with("verified byte-exact: 2000 keys"))
+    );
+    let interrupted = report["interrupted"].as_str().unwrap();
+    assert!(
+        interrupted.contains(&format!("the report covers the {} rounds done", rounds.len())),
+        "{interrupted}"
+    );
+    assert!(stdout.contains(interrupted), "{stdout}");
 }
 
 #[test]

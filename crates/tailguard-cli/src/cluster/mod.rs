@@ -17,6 +17,7 @@ mod html;
 mod http;
 mod load;
 mod node;
+mod part;
 mod place;
 mod report;
 mod run;
@@ -25,6 +26,8 @@ mod verify;
 mod watch;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -33,6 +36,7 @@ use crate::choices::GeneratorPriority;
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::restore::KeyspaceArgs;
+use crate::signals::Signals;
 
 pub use self::node::Confine;
 
@@ -123,7 +127,14 @@ pub fn run(args: &ClusterArgs) -> Result<(), CliError> {
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err("--rate must be a positive number of requests per second".to_owned().into());
     }
-    let report = run::Run::new(args)?.execute()?;
+    let stop = watch_signals().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+    let report = match run::Run::new(args, Arc::clone(&stop)).and_then(run::Run::execute) {
+        Ok(report) => report,
+        Err(e) if stop.load(Ordering::Relaxed) => {
+            return Err(Interrupted(format!("before a round was done ({e})")).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     print!("{}", report.table());
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -135,9 +146,48 @@ pub fn run(args: &ClusterArgs) -> Result<(), CliError> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("cluster: page written to {}", path.display());
     }
+    if let Some(interrupted) = report.interrupted {
+        return Err(Interrupted(interrupted).into());
+    }
     match &report.verified {
         Some(_) => Ok(()),
         None if report.nodes.iter().all(|n| n.confinement.is_none()) => Ok(()),
         None => Err("the backup's parts were not verified".to_owned().into()),
     }
+}
+
+/// The run was stopped by SIGINT or SIGTERM, after printing (and writing) the report of the
+/// rounds it had done; the command exits with status [`Interrupted::EXIT_STATUS`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(String);
+
+impl Interrupted {
+    /// The exit status of a stopped run, as the demo's.
+    pub const EXIT_STATUS: u8 = crate::demo::Interrupted::EXIT_STATUS;
+}
+
+/// Handles SIGINT and SIGTERM from now on: the first sets the flag returned, and the run stops
+/// at its next step (a pause, a poll), stops its load and its nodes and reports the rounds
+/// done; a second exits at once, the nodes then stopping on their own (their standard input
+/// closes).
+fn watch_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut signals = {
+        let _entered = runtime.enter();
+        Signals::install(false)?
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    std::thread::Builder::new().name("cluster-signals".into()).spawn(move || {
+        runtime.block_on(async {
+            let first = signals.next().await;
+            flag.store(true, Ordering::Relaxed);
+            eprintln!("cluster: {first}: stopping; the report will cover the rounds done (a second signal exits at once)");
+            let second = signals.next().await;
+            eprintln!("cluster: a second signal ({second}): exiting now");
+            std::process::exit(i32::from(Interrupted::EXIT_STATUS));
+        });
+    })?;
+    Ok(stop)
 }

@@ -138,6 +138,8 @@ pub struct ClusterReport {
     pub rounds: Vec<RoundReport>,
     /// Per node.
     pub nodes: Vec<NodeReport>,
+    /// Why the run ended before its last round (a signal), if it did.
+    pub interrupted: Option<String>,
 }
 
 /// The median over rounds of the values there are, with its interval; `None` without any.
@@ -301,7 +303,7 @@ impl ClusterReport {
         if self.rounds.len() > 1 {
             let _ = writeln!(
                 out,
-                "{} rounds, each a {:.0} s baseline and a backup of the whole keyspace; medians over rounds, [95 % bootstrap intervals]",
+                "{} rounds, each a {} s baseline and a backup of the whole keyspace; medians over rounds, [95 % bootstrap intervals]",
                 self.rounds.len(),
                 self.baseline_seconds
             );
@@ -315,6 +317,9 @@ impl ClusterReport {
              of what the baseline left idle; foreground clients at {} priority",
             self.generator_priority
         );
+        if let Some(interrupted) = &self.interrupted {
+            let _ = writeln!(out, "{interrupted}");
+        }
         out
     }
 }

@@ -3,15 +3,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use tailguard::elastic::ThreadPriority;
 
 use super::ClusterArgs;
 use super::http::{Client, parse_address};
 use super::load::{self, Load};
 use super::node::{Confine, LocalNode, NodePlan, remove_stale_node_cgroups};
+use super::part::{Part, cancel, start_backup};
 use super::place::{pin_self, place};
 use super::report::{ClusterReport, NodeReport, NodeRound, RoundReport, estimate, rate_ratio};
 use super::split::{KeyRange, split};
@@ -31,6 +33,13 @@ const LOAD_TOLERANCE: f64 = 0.1;
 const LOAD_TRIAL_LEAD: Duration = Duration::from_millis(300);
 /// The longest a backup part may run before the run gives up on it.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How often a pause looks for a signal's request to stop.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// How long a failed step waits for a signal that may have caused it: a Ctrl-C reaches the
+/// nodes too, and a request can fail before the coordinator's own handler has run.
+const SIGNAL_GRACE: Duration = Duration::from_millis(500);
+/// The error of a step cut short by a signal.
+const STOPPED: &str = "stopped by a signal";
 
 /// A node of the run, local or remote.
 struct Node {
@@ -39,23 +48,6 @@ struct Node {
     local: Option<LocalNode>,
     capacity: Capacity,
     client: Client,
-}
-
-/// A node's part of the backup as it goes.
-#[derive(Default)]
-struct Part {
-    job: Option<u64>,
-    /// Where the current job starts within the range.
-    start: u64,
-    /// The latest status of the current job.
-    status: Value,
-    /// Running seconds, keys and raw bytes of jobs ended before the current one.
-    earlier: (f64, u64, u64),
-    segments: Vec<Segment>,
-    killed: bool,
-    done: bool,
-    /// When the last job ended, seconds from the run's start.
-    ended_at: Option<f64>,
 }
 
 /// One round as it ran: when its baseline and backup began and ended, and the parts.
@@ -132,6 +124,8 @@ pub struct Run<'a> {
     nodes: Vec<Node>,
     /// The foreground clients' priority, as granted (`None`: normal).
     priority: Option<ThreadPriority>,
+    /// Set by the first SIGINT or SIGTERM: stop at the next step and report the rounds done.
+    stop: Arc<AtomicBool>,
     epoch: Instant,
 }
 
@@ -144,7 +138,7 @@ impl<'a> Run<'a> {
     ///
     /// # Errors
     /// A message when a node cannot be started or reached.
-    pub fn new(args: &'a ClusterArgs) -> Result<Self, String> {
+    pub fn new(args: &'a ClusterArgs, stop: Arc<AtomicBool>) -> Result<Self, String> {
         let keyspace = args.keyspace.config();
         let epoch = Instant::now();
         let mut nodes = Vec::new();
@@ -227,11 +221,29 @@ impl<'a> Run<'a> {
         if let Some(reason) = refused {
             progress(epoch, &format!("the foreground clients run at normal priority: {reason}"));
         }
-        Ok(Run { args, keyspace, nodes, priority, epoch })
+        Ok(Run { args, keyspace, nodes, priority, stop, epoch })
     }
 
     fn now(&self) -> f64 {
         self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Sleeps for `duration`, or until a signal asks the run to stop; `false` if one did.
+    fn pause(&self, duration: Duration) -> bool {
+        let end = Instant::now() + duration;
+        while !self.stop.load(Relaxed) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(STOP_POLL));
+        }
+        false
+    }
+
+    /// After a step failed: whether a signal stopped the run (given `SIGNAL_GRACE` to arrive).
+    fn stopped_by_signal(&self) -> bool {
+        !self.pause(SIGNAL_GRACE)
     }
 
     /// Runs the experiment and returns its report.
@@ -253,6 +265,7 @@ impl<'a> Run<'a> {
         for round in 0..self.args.rounds.get() {
             match self.round(round, &ranges, &watches) {
                 Ok(run) => rounds.push(run),
+                Err(_) if self.stopped_by_signal() => break,
                 Err(e) => {
                     outcome = Err(e);
                     break;
@@ -262,6 +275,16 @@ impl<'a> Run<'a> {
         let samples: Vec<Vec<load::Sample>> = loads.into_iter().map(Load::finish).collect();
         let series: Vec<Vec<watch::LimiterPoint>> = watches.into_iter().map(Watch::finish).collect();
         outcome?;
+        let interrupted = self.stop.load(Relaxed).then(|| {
+            format!(
+                "stopped by a signal in round {}: the report covers the {} rounds done",
+                rounds.len() + 1,
+                rounds.len()
+            )
+        });
+        if rounds.is_empty() {
+            return Err(STOPPED.to_owned());
+        }
         let mut round_reports = Vec::with_capacity(rounds.len());
         let mut verified = None;
         for (round, run) in rounds.iter().enumerate() {
@@ -346,6 +369,7 @@ impl<'a> Run<'a> {
             p99_goal: P99_GOAL,
             rounds: round_reports,
             nodes,
+            interrupted,
         })
     }
 
@@ -389,11 +413,14 @@ impl<'a> Run<'a> {
             std::thread::sleep(LOAD_TRIAL_LEAD);
             let before: Vec<Option<watch::LimiterPoint>> =
                 self.nodes.iter_mut().map(|n| watch::read(&mut n.client, self.epoch)).collect();
-            std::thread::sleep(self.args.calibrate);
+            let stopped = !self.pause(self.args.calibrate);
             let after: Vec<Option<watch::LimiterPoint>> =
                 self.nodes.iter_mut().map(|n| watch::read(&mut n.client, self.epoch)).collect();
             for load in loads {
                 load.finish();
+            }
+            if stopped {
+                break;
             }
             for (i, node) in self.nodes.iter().enumerate() {
                 if settled[i] {
@@ -439,7 +466,9 @@ impl<'a> Run<'a> {
         let label = round_label(round as usize, self.args.rounds.get());
         let baseline_start = self.now();
         progress(self.epoch, &format!("{label}baseline: foreground alone for {:?}", self.args.baseline));
-        std::thread::sleep(self.args.baseline);
+        if !self.pause(self.args.baseline) {
+            return Err(STOPPED.to_owned());
+        }
         let backup_start = self.now();
         let mut parts: Vec<Part> = Vec::new();
         for (node, range) in self.nodes.iter_mut().zip(ranges) {
@@ -454,7 +483,14 @@ impl<'a> Run<'a> {
             parts.push(Part { job: status["id"].as_u64(), start: range.from, status, ..Part::default() });
         }
         let kill = self.args.kill_node.filter(|_| round == 0);
-        self.follow(&mut parts, ranges, backup_start, watches, kill)?;
+        if let Err(e) = self.follow(&mut parts, ranges, backup_start, watches, kill) {
+            if self.stopped_by_signal() {
+                for (node, part) in self.nodes.iter_mut().zip(&parts) {
+                    cancel(&mut node.client, part);
+                }
+            }
+            return Err(e);
+        }
         let backup_end = self.now();
         progress(self.epoch, &format!("{label}backup done in {:.1}s", backup_end - backup_start));
         Ok(RoundRun { baseline_start, backup_start, backup_end, parts })
@@ -471,7 +507,9 @@ impl<'a> Run<'a> {
     ) -> Result<(), String> {
         let mut reads = 0u64;
         while parts.iter().any(|p| !p.done) {
-            std::thread::sleep(PROGRESS_INTERVAL);
+            if !self.pause(PROGRESS_INTERVAL) {
+                return Err(STOPPED.to_owned());
+            }
             if self.now() - start > BACKUP_TIMEOUT.as_secs_f64() {
                 return Err(format!("the backup did not finish within {BACKUP_TIMEOUT:?}"));
             }
@@ -613,38 +651,6 @@ impl<'a> Run<'a> {
         }
         Ok(format!("each node verified its part against its own store: {keys} keys in all"))
     }
-}
-
-impl Part {
-    /// Keys per second, raw megabytes per second and running seconds of the part's jobs.
-    fn rate(&self) -> (f64, f64, f64) {
-        let (seconds, keys, raw) = self.totals();
-        if seconds > 0.0 {
-            (keys as f64 / seconds, raw as f64 / seconds / 1e6, seconds)
-        } else {
-            (0.0, 0.0, seconds)
-        }
-    }
-
-    /// Running seconds, keys and raw bytes of every job of the part.
-    fn totals(&self) -> (f64, u64, u64) {
-        let s = &self.status;
-        (
-            self.earlier.0 + s["elapsed_seconds"].as_f64().unwrap_or(0.0),
-            self.earlier.1 + s["keys"].as_u64().unwrap_or(0),
-            self.earlier.2 + s["raw_bytes"].as_u64().unwrap_or(0),
-        )
-    }
-}
-
-/// Starts a backup of `range` (from `resume_from` on) on a node.
-fn start_backup(client: &mut Client, range: KeyRange, resume_from: Option<u64>) -> Result<Value, String> {
-    let body = json!({ "from": range.from, "to": range.to, "resume_from": resume_from }).to_string();
-    let reply = client.request("POST", "/jobs/backup", body.as_bytes())?;
-    if reply.status != 202 {
-        return Err(format!("POST /jobs/backup: {} {}", reply.status, String::from_utf8_lossy(&reply.body)));
-    }
-    reply.json()
 }
 
 #[cfg(test)]

@@ -69,11 +69,12 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use self::admission::{ServeClassifier, TenantLimit};
 use self::jobs::{JobSettings, Jobs};
 use self::sampler::Series;
-use self::server::{Signals, Timeouts};
+use self::server::Timeouts;
 use crate::choices::{ControllerChoice, IdleBy, Placement};
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::restore::KeyspaceArgs;
+use crate::signals::Signals;
 use crate::workload::service::{Service, WorkConfig};
 use crate::workload::store::Store;
 
