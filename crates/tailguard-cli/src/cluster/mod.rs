@@ -130,8 +130,9 @@ pub fn run(args: &ClusterArgs) -> Result<(), CliError> {
     let stop = watch_signals().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let report = match run::Run::new(args, Arc::clone(&stop)).and_then(run::Run::execute) {
         Ok(report) => report,
-        Err(e) if stop.load(Ordering::Relaxed) => {
-            return Err(Interrupted(format!("before a round was done ({e})")).into());
+        // What failed then failed for the signal (a node it stopped, a pause it cut short).
+        Err(_) if stop.load(Ordering::Relaxed) => {
+            return Err(Interrupted("stopped by a signal before a round was done".to_owned()).into());
         }
         Err(e) => return Err(e.into()),
     };
