@@ -275,9 +275,10 @@ impl<'a> Run<'a> {
         let samples: Vec<Vec<load::Sample>> = loads.into_iter().map(Load::finish).collect();
         let series: Vec<Vec<watch::LimiterPoint>> = watches.into_iter().map(Watch::finish).collect();
         outcome?;
-        let interrupted = self.stop.load(Relaxed).then(|| {
+        let planned = self.args.rounds.get() as usize;
+        let interrupted = (self.stop.load(Relaxed) && rounds.len() < planned).then(|| {
             format!(
-                "stopped by a signal in round {}: the report covers the {} rounds done",
+                "stopped by a signal in round {}: the report covers {} of {planned} rounds",
                 rounds.len() + 1,
                 rounds.len()
             )
