@@ -100,7 +100,7 @@ fn sigterm_stops_the_run_in_order_and_reports_the_rounds_done() {
     );
     let interrupted = report["interrupted"].as_str().unwrap();
     assert!(
-        interrupted.contains(&format!("the report covers the {} rounds done", rounds.len())),
+        interrupted.contains(&format!("the report covers {} of 50 rounds", rounds.len())),
         "{interrupted}"
     );
     assert!(stdout.contains(interrupted), "{stdout}");
