@@ -11,7 +11,7 @@ pub struct Signals {
 }
 
 /// The name [`Signals::next`] gives the end of standard input.
-pub const STDIN_CLOSED: &str = "the end of standard input";
+const STDIN_CLOSED: &str = "the end of standard input";
 
 impl Signals {
     /// Installs the handlers (from then on these signals no longer end the process by
